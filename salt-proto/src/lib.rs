@@ -1,0 +1,1 @@
+//! SaltStack wire payloads and crypto (placeholder).

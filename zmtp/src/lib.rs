@@ -1,0 +1,25 @@
+//! A pure-Rust ZeroMQ: a sans-IO ZMTP 3.1 codec and connection core, and tokio sockets on top,
+//! wire-compatible with libzmq 4.x.
+//!
+//! # Organisation
+//!
+//! ```text
+//! bytes <-> codec (sans-IO) <-> proto::Connection (sans-IO) <-> socket patterns <-> Socket (tokio)
+//! ```
+//!
+//! - [`codec`]: greeting, frames, commands and metadata. No IO, no clock, never panics on peer bytes.
+//! - [`proto`]: the connection state machine: greeting → mechanism handshake → READY → traffic and
+//!   heartbeats. Time is passed in; tests and fuzzers drive it without sockets.
+//! - [`Socket`]: the tokio socket API. Each socket type is a routing strategy over one shared set of
+//!   peer pipes (`socket::pattern`); `socket::engine` drives a `Connection` over a stream.
+//! - [`Message`]: multipart messages as [`bytes::Bytes`] frames, received without copies.
+
+pub mod codec;
+mod message;
+pub mod proto;
+pub mod socket;
+pub mod transport;
+
+pub use message::Message;
+pub use proto::SocketType;
+pub use socket::{Error, Options, Socket};

@@ -1,0 +1,453 @@
+//! [`Connection`]: the state machine of one ZMTP peer, deterministic and without IO.
+//!
+//! # Driving contract
+//!
+//! Inputs are `handle_*` and `send_*` calls; outputs are `poll_*` calls:
+//!
+//! - [`Connection::handle_input`] with bytes read from the peer and the current time;
+//! - [`Connection::handle_timeout`] when [`Connection::poll_timeout`]'s instant has passed;
+//! - [`Connection::send_message`] and [`Connection::send_subscription`] once [`Event::Ready`] was seen;
+//! - [`Connection::poll_transmit`] gives the bytes to write, in order, until it returns `None`;
+//! - [`Connection::poll_event`] gives what the peer said (ready, messages, subscriptions).
+//!
+//! An `Err` from a `handle_*` call is final: the connection is closed, [`Connection::poll_transmit`]
+//! may still hold an ERROR command worth flushing, and nothing else will come out of it.
+//!
+//! States: `ExpectGreeting` (our greeting is queued at construction) → `Handshake` (the security
+//! mechanism's own states) → `Ready` (traffic and heartbeats) → `Closed`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use super::mechanism::{Handshake, Step};
+use super::{ConnectionError, SocketType};
+use crate::codec::{frame, metadata, Command, Frame, FrameDecoder, Greeting, MechanismName, Metadata};
+use crate::Message;
+
+/// Frame bodies at least this large are queued by reference instead of being copied into the
+/// write buffer.
+const ZERO_COPY_THRESHOLD: usize = 8 * 1024;
+
+/// ZMTP 3.1 heartbeat settings (libzmq's ZMQ_HEARTBEAT_IVL / _TTL / _TIMEOUT).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    /// Send a PING this often once ready; `None` sends none.
+    pub interval: Option<Duration>,
+    /// The TTL announced in our PINGs: how long the peer may wait for our traffic.
+    pub ttl: Option<Duration>,
+    /// How long after a PING we wait for any traffic before dropping the peer; defaults to
+    /// `interval`.
+    pub timeout: Option<Duration>,
+}
+
+/// What a connection needs to know about its own side.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our socket type, announced in READY and checked against the peer's.
+    pub socket_type: SocketType,
+    /// Our routing id, announced as `Identity` (empty: none).
+    pub routing_id: Bytes,
+    /// The security mechanism (NULL only, for now).
+    pub mechanism: MechanismName,
+    /// Whether we are the mechanism's server.
+    pub as_server: bool,
+    /// Largest message (all frames together) accepted from the peer; `None` is unlimited.
+    pub max_msg_size: Option<u64>,
+    /// Heartbeats.
+    pub heartbeat: HeartbeatConfig,
+    /// Close the connection if the handshake has not finished this long after it started.
+    pub handshake_timeout: Option<Duration>,
+    /// Extra properties (`X-...`) announced in READY.
+    pub properties: Metadata,
+}
+
+impl Config {
+    /// Defaults for a socket of type `socket_type`: NULL, no heartbeats, 30 s handshake timeout.
+    pub fn new(socket_type: SocketType) -> Config {
+        Config {
+            socket_type,
+            routing_id: Bytes::new(),
+            mechanism: MechanismName::NULL,
+            as_server: false,
+            max_msg_size: None,
+            heartbeat: HeartbeatConfig::default(),
+            handshake_timeout: Some(Duration::from_secs(30)),
+            properties: Metadata::new(),
+        }
+    }
+
+    fn ready_metadata(&self) -> Metadata {
+        let mut m = Metadata::new();
+        // Both names are valid constants, so insert cannot fail; ignore the Result.
+        let _ = m.insert(metadata::SOCKET_TYPE, Bytes::from_static(self.socket_type.as_str().as_bytes()));
+        if matches!(self.socket_type, SocketType::Req | SocketType::Dealer | SocketType::Router)
+            || !self.routing_id.is_empty()
+        {
+            let _ = m.insert(metadata::IDENTITY, self.routing_id.clone());
+        }
+        for (name, value) in self.properties.iter() {
+            let _ = m.insert(name, value.clone());
+        }
+        m
+    }
+}
+
+/// What we learned about the peer in the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The peer's socket type.
+    pub socket_type: SocketType,
+    /// The peer's `Identity` property (empty when it sent none).
+    pub routing_id: Bytes,
+    /// All properties the peer sent.
+    pub metadata: Metadata,
+    /// The ZMTP version from the peer's greeting.
+    pub version: (u8, u8),
+}
+
+/// What the peer said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake finished; messages may flow.
+    Ready(PeerInfo),
+    /// A whole message.
+    Message(Message),
+    /// The peer subscribed (PUB and XPUB only), by command or by a `0x01` message.
+    Subscribe(Bytes),
+    /// The peer cancelled a subscription (PUB and XPUB only).
+    Cancel(Bytes),
+}
+
+#[derive(Debug)]
+enum State {
+    ExpectGreeting,
+    Handshake { peer_version: (u8, u8), handshake: Handshake },
+    Ready { peer_version: (u8, u8) },
+    Closed,
+}
+
+/// One peer's protocol state. See the module docs for the driving contract.
+#[derive(Debug)]
+pub struct Connection {
+    config: Config,
+    state: State,
+    decoder: FrameDecoder,
+    out: BytesMut,
+    chunks: VecDeque<Bytes>,
+    events: VecDeque<Event>,
+    partial: Message,
+    partial_size: u64,
+    commands: Vec<Command>,
+    handshake_deadline: Option<Instant>,
+    last_recv: Instant,
+    next_ping: Option<Instant>,
+    ping_outstanding: Option<Instant>,
+    peer_ttl: Option<Duration>,
+}
+
+impl Connection {
+    /// A new connection whose greeting is already queued for transmission.
+    pub fn new(config: Config, now: Instant) -> Connection {
+        let mut out = BytesMut::with_capacity(256);
+        Greeting::new(config.mechanism, config.as_server).encode(&mut out);
+        Connection {
+            decoder: FrameDecoder::new(config.max_msg_size.unwrap_or(u64::MAX)),
+            handshake_deadline: config.handshake_timeout.map(|t| now + t),
+            config,
+            state: State::ExpectGreeting,
+            out,
+            chunks: VecDeque::new(),
+            events: VecDeque::new(),
+            partial: Message::new(),
+            partial_size: 0,
+            commands: Vec::new(),
+            last_recv: now,
+            next_ping: None,
+            ping_outstanding: None,
+            peer_ttl: None,
+        }
+    }
+
+    /// Whether messages may be sent.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.state, State::Ready { .. })
+    }
+
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+
+    /// Feeds bytes read from the peer. Consumes what it can from `src`; payloads share its memory.
+    pub fn handle_input(&mut self, src: &mut BytesMut, now: Instant) -> Result<(), ConnectionError> {
+        if !src.is_empty() {
+            self.last_recv = now;
+            self.ping_outstanding = None;
+        }
+        let result = self.process(src, now);
+        if let Err(e) = &result {
+            self.fail(e);
+            src.clear();
+        }
+        result
+    }
+
+    fn process(&mut self, src: &mut BytesMut, now: Instant) -> Result<(), ConnectionError> {
+        loop {
+            match &mut self.state {
+                State::Closed => {
+                    src.clear();
+                    return Ok(());
+                }
+                State::ExpectGreeting => {
+                    let Some(greeting) = Greeting::decode(src)? else { return Ok(()) };
+                    src.advance(Greeting::SIZE);
+                    if greeting.mechanism != self.config.mechanism {
+                        return Err(ConnectionError::PeerIncompatible(format!(
+                            "peer wants mechanism {}, we use {}",
+                            greeting.mechanism, self.config.mechanism
+                        )));
+                    }
+                    let handshake = Handshake::start(
+                        self.config.mechanism,
+                        &self.config.ready_metadata(),
+                        &mut self.commands,
+                    )?;
+                    self.flush_commands();
+                    self.state = State::Handshake { peer_version: greeting.version, handshake };
+                }
+                State::Handshake { peer_version, handshake } => {
+                    let peer_version = *peer_version;
+                    let Some(frame) = self.decoder.decode(src)? else { return Ok(()) };
+                    let Frame::Command(body) = frame else {
+                        return Err(ConnectionError::PeerMisbehaved(
+                            "message frame before the handshake finished".into(),
+                        ));
+                    };
+                    let step = handshake.on_command(Command::decode(body)?, &mut self.commands)?;
+                    self.flush_commands();
+                    if let Step::Done(metadata) = step {
+                        let info = self.check_peer(metadata, peer_version)?;
+                        self.state = State::Ready { peer_version };
+                        self.handshake_deadline = None;
+                        self.next_ping = self.config.heartbeat.interval.map(|i| now + i);
+                        self.events.push_back(Event::Ready(info));
+                    }
+                }
+                State::Ready { .. } => {
+                    let budget = self.config.max_msg_size.map_or(u64::MAX, |m| m - self.partial_size.min(m));
+                    self.decoder.set_max_frame(budget);
+                    let Some(frame) = self.decoder.decode(src)? else { return Ok(()) };
+                    match frame {
+                        Frame::Command(body) => self.on_command(Command::decode(body)?)?,
+                        Frame::Message { more, body } => self.on_frame(more, body),
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_peer(&mut self, metadata: Metadata, version: (u8, u8)) -> Result<PeerInfo, ConnectionError> {
+        let ours = self.config.socket_type;
+        let Some(raw) = metadata.get(metadata::SOCKET_TYPE) else {
+            return Err(ConnectionError::PeerMisbehaved("READY without Socket-Type".into()));
+        };
+        let peer = SocketType::from_wire(raw);
+        match peer {
+            Some(peer) if ours.is_compatible(peer) => Ok(PeerInfo {
+                socket_type: peer,
+                routing_id: metadata.get(metadata::IDENTITY).cloned().unwrap_or_default(),
+                metadata,
+                version,
+            }),
+            _ => {
+                let name = String::from_utf8_lossy(raw).into_owned();
+                Command::Error(Bytes::from_static(b"Invalid socket type")).encode(&mut self.out);
+                Err(ConnectionError::PeerIncompatible(format!("{ours} cannot talk to a {name} peer")))
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) -> Result<(), ConnectionError> {
+        match cmd {
+            Command::Ping { ttl, context } => {
+                self.peer_ttl = (ttl > 0).then(|| Duration::from_millis(u64::from(ttl) * 100));
+                Command::Pong(context).encode(&mut self.out);
+            }
+            Command::Pong(_) => {}
+            Command::Subscribe(topic) if self.config.socket_type.receives_subscriptions() => {
+                self.events.push_back(Event::Subscribe(topic));
+            }
+            Command::Cancel(topic) if self.config.socket_type.receives_subscriptions() => {
+                self.events.push_back(Event::Cancel(topic));
+            }
+            Command::Subscribe(_) | Command::Cancel(_) => {}
+            Command::Error(reason) => return Err(ConnectionError::PeerError(reason)),
+            Command::Ready(_) => {
+                return Err(ConnectionError::PeerMisbehaved("READY after the handshake".into()));
+            }
+            Command::Other { name, .. } => {
+                tracing::debug!(command = %String::from_utf8_lossy(&name), "ignoring unknown command");
+            }
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, more: bool, body: Bytes) {
+        self.partial_size += body.len() as u64;
+        self.partial.push_back(body);
+        if more {
+            return;
+        }
+        self.partial_size = 0;
+        let msg = std::mem::take(&mut self.partial);
+        if self.config.socket_type.receives_subscriptions() {
+            if let Some(first) = msg.first() {
+                match first.first() {
+                    Some(1) => return self.events.push_back(Event::Subscribe(first.slice(1..))),
+                    Some(0) => return self.events.push_back(Event::Cancel(first.slice(1..))),
+                    _ => {}
+                }
+            }
+        }
+        self.events.push_back(Event::Message(msg));
+    }
+
+    fn flush_commands(&mut self) {
+        for cmd in self.commands.drain(..) {
+            cmd.encode(&mut self.out);
+        }
+    }
+
+    fn fail(&mut self, e: &ConnectionError) {
+        tracing::debug!(error = %e, "closing connection");
+        self.state = State::Closed;
+        self.events.clear();
+    }
+
+    /// Queues a message for the peer. Returns `false` (and queues nothing) unless the connection is
+    /// ready. A message with no frames is sent as one empty frame.
+    pub fn send_message(&mut self, msg: &Message) -> bool {
+        if !self.is_ready() {
+            return false;
+        }
+        if msg.is_empty() {
+            frame::encode_header(&mut self.out, false, false, 0);
+            return true;
+        }
+        let last = msg.len() - 1;
+        for (i, body) in msg.iter().enumerate() {
+            self.out.reserve(frame::MAX_HEADER);
+            frame::encode_header(&mut self.out, i < last, false, body.len());
+            if body.len() >= ZERO_COPY_THRESHOLD {
+                self.chunks.push_back(self.out.split().freeze());
+                self.chunks.push_back(body.clone());
+            } else {
+                self.out.extend_from_slice(body);
+            }
+        }
+        true
+    }
+
+    /// Queues a subscription (or its cancellation): a SUBSCRIBE / CANCEL command toward a ZMTP 3.1
+    /// peer, a `0x01` / `0x00`-prefixed message toward 3.0. Returns `false` unless ready.
+    pub fn send_subscription(&mut self, topic: &[u8], subscribe: bool) -> bool {
+        let State::Ready { peer_version } = self.state else { return false };
+        if peer_version >= (3, 1) {
+            let topic = Bytes::copy_from_slice(topic);
+            let cmd = if subscribe { Command::Subscribe(topic) } else { Command::Cancel(topic) };
+            cmd.encode(&mut self.out);
+        } else {
+            self.out.reserve(frame::MAX_HEADER + 1 + topic.len());
+            frame::encode_header(&mut self.out, false, false, 1 + topic.len());
+            self.out.put_u8(u8::from(subscribe));
+            self.out.put_slice(topic);
+        }
+        true
+    }
+
+    /// The next bytes to write, in order; `None` when nothing is pending.
+    pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        if let Some(chunk) = self.chunks.pop_front() {
+            return Some(chunk);
+        }
+        if self.out.is_empty() {
+            None
+        } else {
+            Some(self.out.split().freeze())
+        }
+    }
+
+    /// Octets waiting in [`Connection::poll_transmit`].
+    pub fn pending_transmit(&self) -> usize {
+        self.out.len() + self.chunks.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    /// The next thing the peer said.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Connection::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Closed => None,
+            State::ExpectGreeting | State::Handshake { .. } => self.handshake_deadline,
+            State::Ready { .. } => {
+                let hb = &self.config.heartbeat;
+                let timeout = hb.timeout.or(hb.interval);
+                [
+                    self.next_ping,
+                    self.ping_outstanding.zip(timeout).map(|(t, d)| t + d),
+                    self.peer_ttl.map(|ttl| self.last_recv + ttl),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+            }
+        }
+    }
+
+    /// Runs the timers due at `now`: handshake timeout, PING, heartbeat timeout, peer TTL.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        let result = self.timers(now);
+        if let Err(e) = &result {
+            self.fail(e);
+        }
+        result
+    }
+
+    fn timers(&mut self, now: Instant) -> Result<(), ConnectionError> {
+        match self.state {
+            State::Closed => Ok(()),
+            State::ExpectGreeting | State::Handshake { .. } => match self.handshake_deadline {
+                Some(d) if now >= d => Err(ConnectionError::HandshakeTimeout),
+                _ => Ok(()),
+            },
+            State::Ready { .. } => {
+                let hb = self.config.heartbeat;
+                if let (Some(sent), Some(timeout)) = (self.ping_outstanding, hb.timeout.or(hb.interval)) {
+                    if now >= sent + timeout {
+                        return Err(ConnectionError::HeartbeatTimeout);
+                    }
+                }
+                if let Some(ttl) = self.peer_ttl {
+                    if now >= self.last_recv + ttl {
+                        return Err(ConnectionError::HeartbeatTimeout);
+                    }
+                }
+                if let (Some(due), Some(interval)) = (self.next_ping, hb.interval) {
+                    if now >= due {
+                        let ttl = hb.ttl.map_or(0, |t| (t.as_millis() / 100).min(u128::from(u16::MAX)) as u16);
+                        Command::Ping { ttl, context: Bytes::new() }.encode(&mut self.out);
+                        self.ping_outstanding.get_or_insert(now);
+                        self.next_ping = Some(now + interval);
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! Why a connection ended, grouped by blame.
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use crate::codec::CodecError;
+
+/// Why the protocol core closed a connection. Every variant closes that one connection only.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The peer sent bytes that are not ZMTP.
+    #[error("invalid ZMTP from peer: {0}")]
+    InvalidMessage(#[from] CodecError),
+    /// The peer sent valid ZMTP that is wrong at this point (an unexpected command, an oversized
+    /// message, ...).
+    #[error("peer misbehaved: {0}")]
+    PeerMisbehaved(String),
+    /// The peer is well-behaved but cannot talk to us (mechanism or socket type mismatch).
+    #[error("peer incompatible: {0}")]
+    PeerIncompatible(String),
+    /// The peer sent an ERROR command.
+    #[error("peer sent ERROR: {}", String::from_utf8_lossy(.0))]
+    PeerError(Bytes),
+    /// The handshake did not finish within the handshake timeout.
+    #[error("handshake timed out")]
+    HandshakeTimeout,
+    /// The peer sent nothing within the heartbeat timeout after our PING, or within its own TTL.
+    #[error("heartbeat timed out")]
+    HeartbeatTimeout,
+}

@@ -1,0 +1,19 @@
+//! The ZMTP connection core, sans-IO: greeting, security handshake, READY, heartbeats and traffic.
+//!
+//! - [`Connection`]: one peer's state machine. It owns no socket and reads no clock; a driver feeds
+//!   it bytes and the current time and writes out what it asks to send.
+//! - [`mechanism`]: security mechanisms, one state per expected command (NULL now).
+//! - [`SocketType`]: the socket types and which pairs may talk.
+//! - [`ConnectionError`]: why a connection ended, grouped by blame.
+
+mod connection;
+mod error;
+pub mod mechanism;
+mod socket_type;
+
+#[cfg(test)]
+mod tests;
+
+pub use connection::{Config, Connection, Event, HeartbeatConfig, PeerInfo};
+pub use error::ConnectionError;
+pub use socket_type::SocketType;

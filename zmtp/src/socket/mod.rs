@@ -1,0 +1,1 @@
+pub struct Socket; pub struct Options; pub struct Error;
