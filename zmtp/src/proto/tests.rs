@@ -52,16 +52,17 @@ fn incompatible_socket_types_get_error() {
     let now = Instant::now();
     let mut a = Connection::new(Config::new(SocketType::Pub), now);
     let mut b = Connection::new(Config::new(SocketType::Req), now);
-    let err = shuttle(&mut a, &mut b, now).expect_err("REQ must refuse PUB");
+    shuttle(&mut a, &mut b, now).expect("greeting");
+    let err = shuttle(&mut b, &mut a, now).expect_err("PUB must refuse REQ");
     assert!(matches!(err, ConnectionError::PeerIncompatible(_)), "{err:?}");
-    assert!(b.is_closed());
-    // b queued an ERROR command after its greeting and READY.
+    assert!(a.is_closed());
+    // a queued an ERROR command after its READY.
     let mut wire = BytesMut::new();
-    while let Some(chunk) = b.poll_transmit() {
+    while let Some(chunk) = a.poll_transmit() {
         wire.extend_from_slice(&chunk);
     }
     assert!(wire.windows(5).any(|w| w == b"ERROR"));
-    assert!(a.handle_input(&mut wire, now).is_err());
+    assert!(b.handle_input(&mut wire, now).is_err());
 }
 
 #[test]
