@@ -15,6 +15,8 @@
 //! - [`Message`]: multipart messages as [`bytes::Bytes`] frames, received without copies.
 
 pub mod codec;
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 pub mod proto;
 pub mod socket;

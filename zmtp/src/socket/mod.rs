@@ -1,1 +1,309 @@
-pub struct Socket; pub struct Options; pub struct Error;
+//! The socket API on tokio.
+//!
+//! - [`Socket`]: bind, connect, send, receive; one type for every socket type.
+//! - [`Options`]: libzmq's socket options.
+//! - [`Monitor`] / [`MonitorEvent`]: what happens to connections.
+//! - `core`: the pipes and state all socket types share; `pattern`: each type's routing strategy;
+//!   `engine`: the task that drives one connection.
+//!
+//! Each bound endpoint runs an accept task, each connected endpoint a task that connects and
+//! reconnects, and each connection a task of its own. They stop when the socket is closed or
+//! dropped, after sending what is queued for up to the linger time.
+
+mod core;
+mod engine;
+mod error;
+mod monitor;
+mod options;
+mod pattern;
+mod subscriptions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, Mutex};
+
+use self::core::{Core, Inbound};
+use self::pattern::{Delivery, PatternState};
+pub use error::{DisconnectReason, Error};
+pub use monitor::{Monitor, MonitorEvent};
+pub use options::{HeartbeatConfig, Options, TcpKeepalive};
+pub use subscriptions::Subscriptions;
+
+use crate::proto::SocketType;
+use crate::transport::{self, Endpoint, Listener, StreamOptions};
+use crate::Message;
+
+/// A ZeroMQ socket.
+///
+/// All methods take `&self`, so one task may send while another receives (DEALER, ROUTER), and a
+/// socket may be shared through an `Arc`. The patterns' rules (REQ's alternation, REP's envelope)
+/// apply to the socket as a whole.
+///
+/// Dropping the socket closes it: its tasks send what is queued for up to the linger time, in the
+/// background. [`Socket::close`] does the same and waits for it.
+#[derive(Debug)]
+pub struct Socket {
+    core: Arc<Core>,
+    inbound: Mutex<mpsc::Receiver<Inbound>>,
+}
+
+impl Socket {
+    /// A socket of type `socket_type` with default options.
+    pub fn new(socket_type: SocketType) -> Socket {
+        Socket::with_options(socket_type, Options::default())
+    }
+
+    /// A socket of type `socket_type` with `options`.
+    pub fn with_options(socket_type: SocketType, options: Options) -> Socket {
+        let (core, inbound) = Core::new(socket_type, options);
+        Socket { core: Arc::new(core), inbound: Mutex::new(inbound) }
+    }
+
+    /// This socket's type.
+    pub fn socket_type(&self) -> SocketType {
+        self.core.socket_type
+    }
+
+    /// This socket's options.
+    pub fn options(&self) -> &Options {
+        &self.core.options
+    }
+
+    fn stream_options(&self) -> StreamOptions {
+        StreamOptions { tcp_keepalive: self.core.options.tcp_keepalive }
+    }
+
+    /// A stream of this socket's connection events, from now on.
+    pub fn monitor(&self) -> Monitor {
+        self.core.monitors.subscribe()
+    }
+
+    /// Binds `endpoint` (`tcp://host:port`, `tcp://*:*`, `ipc:///path`) and accepts peers on it in
+    /// the background. Returns the endpoint actually bound, with the port resolved (libzmq's
+    /// ZMQ_LAST_ENDPOINT).
+    pub async fn bind(&self, endpoint: &str) -> Result<String, Error> {
+        let ep = Endpoint::parse(endpoint)?;
+        let (listener, bound) = Listener::bind(&ep).await?;
+        self.core.monitors.emit(MonitorEvent::Listening { endpoint: bound.clone() });
+        let core = self.core.clone();
+        let opts = self.stream_options();
+        let name = bound.clone();
+        self.core.tasks.spawn(async move { accept_loop(core, listener, name, opts).await });
+        Ok(bound)
+    }
+
+    /// Connects to `endpoint` in the background and returns at once. The connection is made, and
+    /// remade after it drops, every `reconnect_ivl` (doubling up to `reconnect_ivl_max`). Messages
+    /// sent before it is up wait in its queue, up to the high-water mark.
+    pub async fn connect(&self, endpoint: &str) -> Result<(), Error> {
+        let ep = Endpoint::parse(endpoint)?;
+        let (id, pipe, rx) = self.core.new_pipe();
+        self.core.attach(id, pipe);
+        let core = self.core.clone();
+        let opts = self.stream_options();
+        let name = ep.to_string();
+        self.core.tasks.spawn(async move { connect_loop(core, ep, name, opts, id, rx).await });
+        Ok(())
+    }
+
+    /// Sends a message.
+    ///
+    /// DEALER, PUSH, REQ and PAIR wait while every peer is at its high-water mark (or while there
+    /// is no peer); PUB never waits and drops for subscribers that are full; ROUTER drops what it
+    /// cannot route (see [`Options::router_mandatory`]); REP sends the reply to the current request.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: if the future is dropped before completing, the message was not sent.
+    pub async fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
+        let msg = msg.into();
+        let core = &*self.core;
+        match core.socket_type {
+            SocketType::Pub | SocketType::XPub => {
+                pattern::fanout::send(core, msg);
+                Ok(())
+            }
+            SocketType::Dealer | SocketType::Push | SocketType::Pair => lb_send(core, msg).await,
+            SocketType::Req => pattern::req::send(core, msg).await,
+            SocketType::Rep => pattern::rep::send(core, msg),
+            SocketType::Router => pattern::router::send(core, msg),
+            SocketType::Sub | SocketType::Pull | SocketType::XSub => Err(Error::NotSupported(core.socket_type)),
+        }
+    }
+
+    /// Sends without waiting: [`Error::WouldBlock`] where [`Socket::send`] would wait.
+    pub fn try_send(&self, msg: impl Into<Message>) -> Result<(), Error> {
+        let msg = msg.into();
+        let core = &*self.core;
+        match core.socket_type {
+            SocketType::Dealer | SocketType::Push | SocketType::Pair => {
+                pattern::lb::try_send(core, msg, |_, _| {})
+            }
+            SocketType::Req => Err(Error::NotSupported(SocketType::Req)),
+            _ => {
+                // The others never wait.
+                futures_ready(self.send(msg))
+            }
+        }
+    }
+
+    /// Receives the next message, fair-queued across peers.
+    ///
+    /// ROUTER prefixes the sender's routing id; REP strips the envelope (and `send` restores it);
+    /// REQ returns only the reply to its request; SUB only what matches its subscriptions.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: if the future is dropped, no message is lost.
+    pub async fn recv(&self) -> Result<Message, Error> {
+        let core = &*self.core;
+        match core.socket_type {
+            SocketType::Pub | SocketType::Push => return Err(Error::NotSupported(core.socket_type)),
+            SocketType::Req if !pattern::req::awaiting(core) => return Err(Error::InvalidState),
+            SocketType::Rep if pattern::rep::answering(core) => return Err(Error::InvalidState),
+            _ => {}
+        }
+        let mut inbound = self.inbound.lock().await;
+        loop {
+            let next = tokio::select! {
+                m = inbound.recv() => m,
+                _ = core.closing.cancelled() => None,
+            };
+            let Some(next) = next else { return Err(Error::Closed) };
+            let mut st = core.lock();
+            if let Delivery::Deliver(msg) = pattern::on_inbound(core.socket_type, &mut st.pattern, next) {
+                return Ok(msg);
+            }
+        }
+    }
+
+    /// Receives with a deadline (libzmq's ZMQ_RCVTIMEO); `Err(Error::WouldBlock)` on expiry.
+    pub async fn recv_timeout(&self, timeout: Duration) -> Result<Message, Error> {
+        tokio::time::timeout(timeout, self.recv()).await.unwrap_or(Err(Error::WouldBlock))
+    }
+
+    /// SUB / XSUB: receive messages whose first frame starts with `topic` (empty: everything).
+    pub fn subscribe(&self, topic: impl AsRef<[u8]>) -> Result<(), Error> {
+        self.subscription(topic.as_ref(), true)
+    }
+
+    /// SUB / XSUB: undo one [`Socket::subscribe`] of `topic`.
+    pub fn unsubscribe(&self, topic: impl AsRef<[u8]>) -> Result<(), Error> {
+        self.subscription(topic.as_ref(), false)
+    }
+
+    fn subscription(&self, topic: &[u8], subscribe: bool) -> Result<(), Error> {
+        if !matches!(self.core.lock().pattern, PatternState::Sub(_)) {
+            return Err(Error::NotSupported(self.core.socket_type));
+        }
+        pattern::sub::update(&self.core, topic, subscribe);
+        Ok(())
+    }
+
+    /// Closes the socket and waits until its connections have sent what was queued (up to the
+    /// linger time) and every task has stopped.
+    pub async fn close(self) {
+        self.core.closing.cancel();
+        self.core.tasks.close();
+        self.core.tasks.wait().await;
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.core.closing.cancel();
+        self.core.tasks.close();
+    }
+}
+
+async fn lb_send(core: &Core, msg: Message) -> Result<(), Error> {
+    pattern::lb::send(core, msg, |_, _| {}).await
+}
+
+/// Polls a future that is known to complete without waiting.
+fn futures_ready<F: std::future::Future<Output = Result<(), Error>>>(f: F) -> Result<(), Error> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Pending => Err(Error::WouldBlock),
+    }
+}
+
+async fn accept_loop(core: Arc<Core>, listener: Listener, endpoint: String, opts: StreamOptions) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept(&opts) => a,
+            _ = core.closing.cancelled() => break,
+        };
+        match accepted {
+            Ok(stream) => {
+                core.monitors.emit(MonitorEvent::Accepted { endpoint: endpoint.clone(), peer: stream.peer.clone() });
+                let core2 = core.clone();
+                let ep = endpoint.clone();
+                core.tasks.spawn(async move {
+                    let (id, pipe, mut rx) = core2.new_pipe();
+                    engine::run(&core2, stream, id, &mut rx, &ep, Some(pipe)).await;
+                    core2.remove_pipe(id);
+                });
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%endpoint, error = %e, "accept failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = core.closing.cancelled() => break,
+                }
+            }
+        }
+    }
+    core.monitors.emit(MonitorEvent::Closed { endpoint });
+}
+
+async fn connect_loop(
+    core: Arc<Core>,
+    ep: Endpoint,
+    endpoint: String,
+    opts: StreamOptions,
+    id: core::PipeId,
+    mut rx: core::PipeRx,
+) {
+    let base = core.options.reconnect_ivl;
+    let max = core.options.reconnect_ivl_max;
+    let mut delay = base;
+    loop {
+        let connected = tokio::select! {
+            c = transport::connect(&ep, &opts) => c,
+            _ = core.closing.cancelled() => break,
+        };
+        match connected {
+            Ok(stream) => {
+                core.monitors.emit(MonitorEvent::Connected { endpoint: endpoint.clone() });
+                let outcome = engine::run(&core, stream, id, &mut rx, &endpoint, None).await;
+                core.on_disconnect(id, false);
+                if outcome.reason == DisconnectReason::Closed {
+                    break;
+                }
+                if outcome.handshook {
+                    delay = base;
+                }
+            }
+            Err(e) => {
+                core.monitors.emit(MonitorEvent::ConnectRetried {
+                    endpoint: endpoint.clone(),
+                    error: e.to_string(),
+                    retry_in: delay,
+                });
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = core.closing.cancelled() => break,
+        }
+        if max > base {
+            delay = (delay * 2).min(max);
+        }
+    }
+    core.remove_pipe(id);
+    core.monitors.emit(MonitorEvent::Closed { endpoint });
+}

@@ -1,0 +1,284 @@
+//! The connection driver: runs one [`Connection`] over one stream, between the pipe's queues and
+//! the socket's inbound queue.
+//!
+//! One task per connection. Reading, writing, the outgoing queue and the timers are branches of
+//! one `select!`, so a peer that does not read never stops us from reading, and a full inbound
+//! queue stops reading (back-pressure to the peer) without stopping writes or heartbeats.
+//! Outgoing messages are batched: while the socket has a backlog, many messages go out in one
+//! vectored write; when idle, a message goes out at once.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::Instant;
+
+use super::core::{Control, Core, Inbound, Pipe, PipeId, PipeRx};
+use super::error::DisconnectReason;
+use super::monitor::MonitorEvent;
+use crate::proto::{Config, Connection, Event, SocketType};
+use crate::transport::Stream;
+
+/// Read this much at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// Stop taking messages from the pipe while this much is waiting to be written.
+const WRITE_BACKLOG: usize = 256 * 1024;
+/// Slices per vectored write.
+const MAX_IOV: usize = 64;
+
+/// How a connection ended.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// Whether the handshake had finished.
+    pub handshook: bool,
+    /// Why it ended.
+    pub reason: DisconnectReason,
+}
+
+fn config(core: &Core, accepted: bool) -> Config {
+    let o = &core.options;
+    let mut c = Config::new(core.socket_type);
+    c.routing_id = o.routing_id.clone();
+    c.as_server = accepted;
+    c.max_msg_size = o.max_msg_size;
+    c.heartbeat = o.heartbeat;
+    c.handshake_timeout = o.handshake_timeout;
+    c
+}
+
+/// The pending writes: chunks from the connection, written with vectored IO.
+#[derive(Default)]
+struct WriteQueue {
+    chunks: VecDeque<Bytes>,
+    len: usize,
+}
+
+impl WriteQueue {
+    fn fill(&mut self, conn: &mut Connection) {
+        while let Some(c) = conn.poll_transmit() {
+            self.len += c.len();
+            self.chunks.push_back(c);
+        }
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else { return };
+            if n >= front.len() {
+                n -= front.len();
+                self.chunks.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+}
+
+/// Runs the connection until it ends. `accepted` carries the socket's end of the pipe for an
+/// accepted connection, attached once the handshake succeeds; a connecting endpoint's pipe is
+/// attached already.
+pub(crate) async fn run(
+    core: &Arc<Core>,
+    stream: Stream,
+    pipe_id: PipeId,
+    rx: &mut PipeRx,
+    endpoint: &str,
+    mut accepted: Option<Pipe>,
+) -> Outcome {
+    let Stream { read: mut reader, write: mut writer, peer } = stream;
+    let mut conn = Connection::new(config(core, accepted.is_some()), Instant::now().into_std());
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut wq = WriteQueue::default();
+    let mut pending: Option<Inbound> = None;
+    let mut routing_id = Bytes::new();
+    let mut handshook = false;
+    let drop_messages = core.socket_type == SocketType::Pub;
+
+    let reason = 'run: loop {
+        // Hand over what the peer said, until the inbound queue is full.
+        while pending.is_none() {
+            let Some(ev) = conn.poll_event() else { break };
+            match ev {
+                Event::Ready(info) => {
+                    if let Some(pipe) = accepted.take() {
+                        core.attach(pipe_id, pipe);
+                    }
+                    match core.on_ready(pipe_id, &info) {
+                        Some(rid) => routing_id = rid,
+                        None => {
+                            break 'run DisconnectReason::Protocol(crate::proto::ConnectionError::PeerIncompatible(
+                                "routing id already in use".into(),
+                            ))
+                        }
+                    }
+                    handshook = true;
+                    core.monitors.emit(MonitorEvent::HandshakeSucceeded {
+                        endpoint: endpoint.to_owned(),
+                        peer: info,
+                    });
+                }
+                Event::Message(msg) if !drop_messages => {
+                    let inbound = Inbound { pipe: pipe_id, routing_id: routing_id.clone(), msg };
+                    match core.inbound_tx.try_send(inbound) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full(i)) => pending = Some(i),
+                        Err(TrySendError::Closed(_)) => break 'run DisconnectReason::Closed,
+                    }
+                }
+                Event::Message(_) => {}
+                Event::Subscribe(topic) => core.on_subscription(pipe_id, &topic, true),
+                Event::Cancel(topic) => core.on_subscription(pipe_id, &topic, false),
+            }
+        }
+        wq.fill(&mut conn);
+        let deadline = conn.poll_timeout().map(Instant::from_std);
+        let take_messages = conn.is_ready() && wq.len < WRITE_BACKLOG;
+        let can_read = pending.is_none() && !conn.is_closed();
+
+        tokio::select! {
+            permit = core.inbound_tx.reserve(), if pending.is_some() => {
+                match permit {
+                    Ok(permit) => if let Some(i) = pending.take() { permit.send(i) },
+                    Err(_) => break DisconnectReason::Closed,
+                }
+            }
+            res = write_some(&mut writer, &wq), if wq.len > 0 => {
+                match res {
+                    Ok(n) => wq.advance(n),
+                    Err(e) => break DisconnectReason::Io(e.to_string()),
+                }
+            }
+            res = read_some(&mut reader, &mut rbuf), if can_read => {
+                match res {
+                    Ok(0) => break DisconnectReason::Eof,
+                    Ok(_) => {
+                        if let Err(e) = conn.handle_input(&mut rbuf, Instant::now().into_std()) {
+                            flush_best_effort(&mut writer, &mut wq, &mut conn).await;
+                            break DisconnectReason::Protocol(e);
+                        }
+                    }
+                    Err(e) => break DisconnectReason::Io(e.to_string()),
+                }
+            }
+            msg = rx.data.recv(), if take_messages => {
+                let Some(msg) = msg else { break DisconnectReason::Closed };
+                conn.send_message(&msg);
+                // Batch what else is queued, up to the backlog limit.
+                while conn.pending_transmit() + wq.len < WRITE_BACKLOG {
+                    match rx.data.try_recv() {
+                        Ok(m) => { conn.send_message(&m); }
+                        Err(_) => break,
+                    }
+                }
+            }
+            ctl = rx.ctl.recv(), if conn.is_ready() => {
+                match ctl {
+                    Some(Control::Subscribe(t)) => { conn.send_subscription(&t, true); }
+                    Some(Control::Cancel(t)) => { conn.send_subscription(&t, false); }
+                    None => break DisconnectReason::Closed,
+                }
+            }
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                if let Err(e) = conn.handle_timeout(Instant::now().into_std()) {
+                    flush_best_effort(&mut writer, &mut wq, &mut conn).await;
+                    break DisconnectReason::Protocol(e);
+                }
+            }
+            _ = core.closing.cancelled() => {
+                if handshook {
+                    linger(core, &mut writer, &mut wq, &mut conn, rx).await;
+                }
+                break DisconnectReason::Closed;
+            }
+        }
+    };
+    let _ = writer.shutdown().await;
+    if !handshook {
+        core.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: endpoint.to_owned(), reason: reason.clone() });
+    } else {
+        core.monitors.emit(MonitorEvent::Disconnected { endpoint: endpoint.to_owned(), reason: reason.clone() });
+    }
+    tracing::debug!(%peer, %endpoint, %reason, "connection ended");
+    Outcome { handshook, reason }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn read_some(reader: &mut crate::transport::ReadHalf, rbuf: &mut BytesMut) -> std::io::Result<usize> {
+    if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+        rbuf.reserve(READ_CHUNK);
+    }
+    reader.read_buf(rbuf).await
+}
+
+async fn write_some(writer: &mut crate::transport::WriteHalf, wq: &WriteQueue) -> std::io::Result<usize> {
+    let mut slices = [IoSlice::new(&[]); MAX_IOV];
+    let mut n = 0;
+    for (slot, chunk) in slices.iter_mut().zip(wq.chunks.iter()) {
+        *slot = IoSlice::new(chunk);
+        n += 1;
+    }
+    let written = writer.write_vectored(&slices[..n]).await?;
+    if written == 0 {
+        return Err(std::io::ErrorKind::WriteZero.into());
+    }
+    Ok(written)
+}
+
+/// Sends what is queued (an ERROR command, say) before closing, without waiting long.
+async fn flush_best_effort(writer: &mut crate::transport::WriteHalf, wq: &mut WriteQueue, conn: &mut Connection) {
+    wq.fill(conn);
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(100), async {
+        while wq.len > 0 {
+            match write_some(writer, wq).await {
+                Ok(n) => wq.advance(n),
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+}
+
+/// The socket was closed: send what is queued for this peer, up to the linger time.
+async fn linger(
+    core: &Core,
+    writer: &mut crate::transport::WriteHalf,
+    wq: &mut WriteQueue,
+    conn: &mut Connection,
+    rx: &mut PipeRx,
+) {
+    let work = async {
+        loop {
+            while let Ok(m) = rx.data.try_recv() {
+                conn.send_message(&m);
+                if conn.pending_transmit() + wq.len >= WRITE_BACKLOG {
+                    break;
+                }
+            }
+            wq.fill(conn);
+            if wq.len == 0 {
+                return;
+            }
+            match write_some(writer, wq).await {
+                Ok(n) => wq.advance(n),
+                Err(_) => return,
+            }
+        }
+    };
+    match core.options.linger {
+        Some(t) => {
+            let _ = tokio::time::timeout(t, work).await;
+        }
+        None => work.await,
+    }
+}

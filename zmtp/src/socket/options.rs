@@ -1,0 +1,132 @@
+//! [`Options`]: what libzmq calls socket options, set before the socket connects or binds.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+pub use crate::proto::HeartbeatConfig;
+pub use crate::transport::TcpKeepalive;
+
+/// Socket options. Build with [`Options::default`] and the chainable setters, or set the public
+/// fields directly. Defaults follow libzmq unless noted.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// High-water mark for outgoing messages, per peer (ZMQ_SNDHWM, default 1000; 0 = no limit).
+    pub sndhwm: usize,
+    /// High-water mark for incoming messages, for the socket (ZMQ_RCVHWM, default 1000; 0 = no limit).
+    pub rcvhwm: usize,
+    /// How long a closed socket keeps sending queued messages (ZMQ_LINGER). `None` waits until
+    /// they are sent. Default 30 s (libzmq waits forever).
+    pub linger: Option<Duration>,
+    /// Our routing id, sent as the `Identity` property (ZMQ_ROUTING_ID).
+    pub routing_id: Bytes,
+    /// First reconnect delay (ZMQ_RECONNECT_IVL, default 100 ms).
+    pub reconnect_ivl: Duration,
+    /// Upper bound of the doubling reconnect delay (ZMQ_RECONNECT_IVL_MAX; zero = no backoff).
+    pub reconnect_ivl_max: Duration,
+    /// ZMTP heartbeats (ZMQ_HEARTBEAT_IVL, _TTL, _TIMEOUT).
+    pub heartbeat: HeartbeatConfig,
+    /// Drop a connection whose handshake takes longer (ZMQ_HANDSHAKE_IVL, default 30 s).
+    pub handshake_timeout: Option<Duration>,
+    /// Largest incoming message (ZMQ_MAXMSGSIZE). `None` is unlimited, as in libzmq.
+    pub max_msg_size: Option<u64>,
+    /// TCP keepalive (ZMQ_TCP_KEEPALIVE and friends); `None` leaves the OS default.
+    pub tcp_keepalive: Option<TcpKeepalive>,
+    /// ROUTER: fail sends to unknown or full peers instead of dropping (ZMQ_ROUTER_MANDATORY).
+    pub router_mandatory: bool,
+    /// ROUTER: a new peer with a routing id already in use takes it over (ZMQ_ROUTER_HANDOVER).
+    pub router_handover: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            sndhwm: 1000,
+            rcvhwm: 1000,
+            linger: Some(Duration::from_secs(30)),
+            routing_id: Bytes::new(),
+            reconnect_ivl: Duration::from_millis(100),
+            reconnect_ivl_max: Duration::ZERO,
+            heartbeat: HeartbeatConfig::default(),
+            handshake_timeout: Some(Duration::from_secs(30)),
+            max_msg_size: None,
+            tcp_keepalive: None,
+            router_mandatory: false,
+            router_handover: false,
+        }
+    }
+}
+
+impl Options {
+    /// Sets both high-water marks.
+    pub fn hwm(mut self, hwm: usize) -> Self {
+        self.sndhwm = hwm;
+        self.rcvhwm = hwm;
+        self
+    }
+    /// Sets ZMQ_SNDHWM.
+    pub fn sndhwm(mut self, hwm: usize) -> Self {
+        self.sndhwm = hwm;
+        self
+    }
+    /// Sets ZMQ_RCVHWM.
+    pub fn rcvhwm(mut self, hwm: usize) -> Self {
+        self.rcvhwm = hwm;
+        self
+    }
+    /// Sets ZMQ_LINGER.
+    pub fn linger(mut self, linger: Option<Duration>) -> Self {
+        self.linger = linger;
+        self
+    }
+    /// Sets ZMQ_ROUTING_ID.
+    pub fn routing_id(mut self, id: impl Into<Bytes>) -> Self {
+        self.routing_id = id.into();
+        self
+    }
+    /// Sets ZMQ_RECONNECT_IVL and ZMQ_RECONNECT_IVL_MAX.
+    pub fn reconnect(mut self, ivl: Duration, max: Duration) -> Self {
+        self.reconnect_ivl = ivl;
+        self.reconnect_ivl_max = max;
+        self
+    }
+    /// Sets ZMQ_HEARTBEAT_IVL, _TTL and _TIMEOUT.
+    pub fn heartbeat(mut self, interval: Duration, ttl: Option<Duration>, timeout: Option<Duration>) -> Self {
+        self.heartbeat = HeartbeatConfig { interval: Some(interval), ttl, timeout };
+        self
+    }
+    /// Sets ZMQ_HANDSHAKE_IVL.
+    pub fn handshake_timeout(mut self, t: Option<Duration>) -> Self {
+        self.handshake_timeout = t;
+        self
+    }
+    /// Sets ZMQ_MAXMSGSIZE.
+    pub fn max_msg_size(mut self, max: Option<u64>) -> Self {
+        self.max_msg_size = max;
+        self
+    }
+    /// Sets TCP keepalive.
+    pub fn tcp_keepalive(mut self, ka: Option<TcpKeepalive>) -> Self {
+        self.tcp_keepalive = ka;
+        self
+    }
+    /// Sets ZMQ_ROUTER_MANDATORY.
+    pub fn router_mandatory(mut self, on: bool) -> Self {
+        self.router_mandatory = on;
+        self
+    }
+    /// Sets ZMQ_ROUTER_HANDOVER.
+    pub fn router_handover(mut self, on: bool) -> Self {
+        self.router_handover = on;
+        self
+    }
+}
+
+/// tokio's bounded channels need a positive capacity; libzmq's 0 means "no limit".
+pub(crate) fn capacity(hwm: usize) -> usize {
+    if hwm == 0 {
+        1 << 28
+    } else {
+        hwm
+    }
+}

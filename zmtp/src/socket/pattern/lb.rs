@@ -1,0 +1,99 @@
+//! Load-balancing: each message goes to the next pipe in round-robin order that has room below its
+//! high-water mark; when none has, the sender waits for room on the next one (libzmq's `lb_t`).
+//! Pipes of connecting endpoints are used before their connection is up, so messages queue for
+//! them as in libzmq (ZMQ_IMMEDIATE off).
+
+use tokio::sync::mpsc::error::TrySendError;
+
+use crate::socket::core::{Core, PipeId, State};
+use crate::socket::Error;
+use crate::Message;
+
+/// Tries every pipe once in round-robin order. On success the message is queued, the cursor moved
+/// and `commit` run, all under the caller's lock. On failure the message comes back, with the pipe
+/// to wait on, if any.
+fn try_route(
+    st: &mut State,
+    msg: Message,
+    commit: &mut impl FnMut(&mut State, PipeId),
+) -> Result<(), (Message, Option<PipeId>)> {
+    let start = st.next_rr;
+    let mut msg = Some(msg);
+    let mut chosen = None;
+    let mut first = None;
+    for (&id, pipe) in st.pipes.range(start..).chain(st.pipes.range(..start)) {
+        first.get_or_insert(id);
+        let Some(m) = msg.take() else { break };
+        match pipe.tx.try_send(m) {
+            Ok(()) => {
+                chosen = Some(id);
+                break;
+            }
+            Err(TrySendError::Full(m) | TrySendError::Closed(m)) => msg = Some(m),
+        }
+    }
+    match (chosen, msg) {
+        (Some(id), _) => {
+            st.next_rr = id + 1;
+            commit(st, id);
+            Ok(())
+        }
+        (None, Some(m)) => Err((m, first)),
+        // Unreachable: a message is either queued (chosen) or still held.
+        (None, None) => Ok(()),
+    }
+}
+
+/// Sends `msg` to one pipe, waiting for room or for a first peer. `commit` runs under the socket
+/// lock as the message enters the chosen pipe, so that patterns can record where it went without a
+/// race with the reply.
+///
+/// Cancel safe in the sense of tokio's `Sender::send`: if cancelled, the message was not sent.
+pub(crate) async fn send(
+    core: &Core,
+    mut msg: Message,
+    mut commit: impl FnMut(&mut State, PipeId),
+) -> Result<(), Error> {
+    loop {
+        let changed = core.pipes_changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let target = {
+            let mut st = core.lock();
+            match try_route(&mut st, msg, &mut commit) {
+                Ok(()) => return Ok(()),
+                Err((m, first)) => {
+                    msg = m;
+                    first.and_then(|id| st.pipes.get(&id).map(|p| (id, p.tx.clone())))
+                }
+            }
+        };
+        match target {
+            Some((id, tx)) => {
+                let permit = tokio::select! {
+                    p = tx.reserve() => p,
+                    _ = changed => continue,
+                    _ = core.closing.cancelled() => return Err(Error::Closed),
+                };
+                if let Ok(permit) = permit {
+                    let mut st = core.lock();
+                    st.next_rr = id + 1;
+                    commit(&mut st, id);
+                    permit.send(msg);
+                    return Ok(());
+                }
+            }
+            None => {
+                tokio::select! {
+                    _ = changed => {}
+                    _ = core.closing.cancelled() => return Err(Error::Closed),
+                }
+            }
+        }
+    }
+}
+
+/// Non-blocking variant: fails with [`Error::WouldBlock`] when no pipe has room.
+pub(crate) fn try_send(core: &Core, msg: Message, mut commit: impl FnMut(&mut State, PipeId)) -> Result<(), Error> {
+    try_route(&mut core.lock(), msg, &mut commit).map_err(|_| Error::WouldBlock)
+}

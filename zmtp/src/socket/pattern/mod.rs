@@ -1,0 +1,73 @@
+//! Routing strategies: what each socket type does with the shared pipes.
+//!
+//! - [`lb`]: load-balance over ready pipes, blocking at the high-water mark (DEALER, PUSH, REQ, PAIR).
+//! - [`fanout`]: PUB and XPUB, filter per subscriber and never block.
+//! - [`req`], [`rep`]: the REQ and REP envelope state machines.
+//! - [`router`]: route by the first frame, prefix the routing id on receipt.
+//! - [`sub`]: local subscriptions, sent to every publisher.
+//!
+//! Receiving is fair-queued for every type by the one inbound queue the connections feed; the
+//! strategies here only filter or rewrite what comes out of it.
+
+pub(crate) mod fanout;
+pub(crate) mod lb;
+pub(crate) mod rep;
+pub(crate) mod req;
+pub(crate) mod router;
+pub(crate) mod sub;
+
+use super::core::{Inbound, Pipe, PipeId};
+use super::Subscriptions;
+use crate::proto::SocketType;
+use crate::Message;
+
+/// Per-type state kept under the socket lock.
+#[derive(Debug)]
+pub(crate) enum PatternState {
+    /// No state beyond the pipes.
+    Stateless,
+    /// SUB / XSUB: what we subscribed to.
+    Sub(Subscriptions),
+    /// REQ: the pipe a reply is expected from.
+    Req(Option<PipeId>),
+    /// REP: the pipe and envelope of the request being answered.
+    Rep(Option<(PipeId, Message)>),
+}
+
+impl PatternState {
+    pub(crate) fn new(socket_type: SocketType) -> PatternState {
+        match socket_type {
+            SocketType::Sub | SocketType::XSub => PatternState::Sub(Subscriptions::new()),
+            SocketType::Req => PatternState::Req(None),
+            SocketType::Rep => PatternState::Rep(None),
+            _ => PatternState::Stateless,
+        }
+    }
+
+    /// A pipe became ready: tell the peer what it must know.
+    pub(crate) fn on_ready(&self, pipe: &Pipe) {
+        if let PatternState::Sub(subs) = self {
+            sub::replay(subs, pipe);
+        }
+    }
+}
+
+/// What the socket does with one inbound message.
+pub(crate) enum Delivery {
+    /// Hand it to the application.
+    Deliver(Message),
+    /// Drop it silently.
+    Drop,
+}
+
+/// Filters or rewrites an inbound message for the application. Runs under the socket lock.
+pub(crate) fn on_inbound(socket_type: SocketType, state: &mut PatternState, inbound: Inbound) -> Delivery {
+    match (socket_type, state) {
+        (SocketType::Router, _) => router::on_inbound(inbound),
+        (SocketType::Sub | SocketType::XSub, PatternState::Sub(subs)) => sub::on_inbound(subs, inbound),
+        (SocketType::Req, PatternState::Req(awaiting)) => req::on_inbound(awaiting, inbound),
+        (SocketType::Rep, PatternState::Rep(pending)) => rep::on_inbound(pending, inbound),
+        (SocketType::Pub, _) => Delivery::Drop,
+        _ => Delivery::Deliver(inbound.msg),
+    }
+}

@@ -1,0 +1,119 @@
+//! [`Subscriptions`]: a counted set of topic prefixes and the prefix match used by PUB (per
+//! subscriber) and SUB (locally).
+//!
+//! Topics are kept in an ordered map. To match a message, the greatest topic not after the message
+//! is looked up; if it is not a prefix, only topics that are prefixes of the common part can be,
+//! so the search repeats on that shorter key. Nothing recurses, so a peer's very long topic cannot
+//! exhaust the stack, and memory is the sum of the topics' sizes.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use bytes::Bytes;
+
+/// A multiset of subscribed topics.
+#[derive(Debug, Clone, Default)]
+pub struct Subscriptions {
+    topics: BTreeMap<Bytes, u32>,
+}
+
+impl Subscriptions {
+    /// No subscriptions: nothing matches.
+    pub fn new() -> Subscriptions {
+        Subscriptions::default()
+    }
+
+    /// Adds one reference to `topic`. Returns `true` if the topic was not subscribed before.
+    pub fn add(&mut self, topic: &[u8]) -> bool {
+        if let Some(n) = self.topics.get_mut(topic) {
+            *n = n.saturating_add(1);
+            return false;
+        }
+        self.topics.insert(Bytes::copy_from_slice(topic), 1);
+        true
+    }
+
+    /// Removes one reference to `topic`. Returns `true` if that was its last reference.
+    pub fn remove(&mut self, topic: &[u8]) -> bool {
+        match self.topics.get_mut(topic) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            Some(_) => {
+                self.topics.remove(topic);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether some subscribed topic is a prefix of `data`.
+    pub fn matches(&self, data: &[u8]) -> bool {
+        if self.topics.is_empty() {
+            return false;
+        }
+        let mut key = data;
+        loop {
+            let Some((topic, _)) = self.topics.range::<[u8], _>((Bound::Unbounded, Bound::Included(key))).next_back()
+            else {
+                return false;
+            };
+            if key.starts_with(topic) {
+                return true;
+            }
+            let common = topic.iter().zip(key).take_while(|(a, b)| a == b).count();
+            // topic > key[..common] is impossible to be a prefix; shrink the key.
+            key = &key[..common];
+        }
+    }
+
+    /// Whether there are no subscriptions.
+    pub fn is_empty(&self) -> bool {
+        self.topics.is_empty()
+    }
+
+    /// Number of distinct topics.
+    pub fn len(&self) -> usize {
+        self.topics.len()
+    }
+
+    /// The distinct topics, in order.
+    pub fn topics(&self) -> impl Iterator<Item = &Bytes> {
+        self.topics.keys()
+    }
+
+    /// Forgets every subscription.
+    pub fn clear(&mut self) {
+        self.topics.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_matching() {
+        let mut s = Subscriptions::new();
+        assert!(!s.matches(b"anything"));
+        assert!(s.add(b"aa"));
+        assert!(s.add(b"aaa"));
+        assert!(s.add(b"b"));
+        assert!(s.matches(b"aab"));
+        assert!(s.matches(b"aa"));
+        assert!(!s.matches(b"a"));
+        assert!(!s.matches(b"ab"));
+        assert!(s.matches(b"bz"));
+        assert!(!s.matches(b""));
+        assert!(!s.add(b"b"));
+        assert!(!s.remove(b"b"));
+        assert!(s.matches(b"b"));
+        assert!(s.remove(b"b"));
+        assert!(!s.matches(b"b"));
+        assert!(!s.remove(b"b"));
+        s.add(b"");
+        assert!(s.matches(b""));
+        assert!(s.matches(b"zzz"));
+    }
+}
