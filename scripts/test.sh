@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs every test: unit, corpus replay, and the interop tier against real libzmq (and Salt, where present).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
