@@ -25,9 +25,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::codec::{
-    frame, metadata, CodecError, Command, Frame, FrameDecoder, Greeting, MechanismName, Metadata,
-};
+use crate::codec::{frame, metadata, CodecError, Command, Frame, FrameDecoder, Greeting, MechanismName, Metadata};
 use crate::proto::{Config, Connection, ConnectionError, Event, HeartbeatConfig};
 use crate::socket::Subscriptions;
 use crate::{Message, SocketType};
@@ -211,8 +209,10 @@ fn decode_frames(limit: u64, chunks: &[&[u8]]) -> FrameTrace {
                     frames.push(f);
                 }
                 Ok(None) => {
-                    // Growth toward an announced size is bounded, whatever the limit.
-                    let bound = cap_before.max(buf.len() + (1 << 20)) * 2;
+                    // Growth toward an announced size is bounded, whatever the limit: at most
+                    // 1 MiB past what is buffered, doubled by the allocator's policy (with slack
+                    // for the header octets already advanced past).
+                    let bound = (cap_before.max(buf.len() + (1 << 20)) + 64) * 2;
                     assert!(buf.capacity() <= bound, "buffer grew to {} (bound {bound})", buf.capacity());
                     if let Some(r) = decoder.body_remaining(buf.len()) {
                         assert!(r as u64 <= limit, "waits for {r} octets past the limit {limit}");
@@ -281,7 +281,7 @@ pub fn command(data: &[u8]) {
     match Command::decode(body.clone()) {
         Ok(c) => {
             let again = encode_command_body(&c);
-            assert!(data.starts_with(&again), "{c:?} re-encodes to {again:?}, not a prefix of the input");
+            assert!(data.starts_with(&again[..]), "{c:?} re-encodes to {again:?}, not a prefix of the input");
             assert_eq!(Command::decode(again), Ok(c));
         }
         Err(CodecError::MalformedCommand(_) | CodecError::MalformedMetadata(_)) => {}
@@ -333,56 +333,45 @@ fn transmit_into(conn: &mut Connection, out: &mut Vec<u8>) -> usize {
 }
 
 /// Feeds `chunks` as successive reads. With `drain_each`, events are taken after every read,
-/// otherwise once at the end. Returns the trace and, on failure, how many octets the reads before
-/// the failing one brought.
-fn drive(config: &Config, chunks: &[&[u8]], drain_each: bool, now: Instant) -> (Trace, Option<usize>) {
+/// otherwise once at the end.
+fn drive(config: &Config, chunks: &[&[u8]], drain_each: bool, now: Instant) -> Trace {
     let mut conn = Connection::new(config.clone(), now);
     let mut transmit = Vec::new();
     transmit_into(&mut conn, &mut transmit);
     let mut events = Vec::new();
     let mut buf = BytesMut::new();
     let mut result = Ok(());
-    let mut fed = 0;
-    let mut failed_after = None;
     for chunk in chunks {
+        let closed_before = result.is_err();
         buf.extend_from_slice(chunk);
         let r = conn.handle_input(&mut buf, now);
         let sent = transmit_into(&mut conn, &mut transmit);
-        if drain_each || result.is_err() {
+        if drain_each || closed_before {
             let before = events.len();
             events.extend(std::iter::from_fn(|| conn.poll_event()));
-            if result.is_err() {
-                assert_eq!(events.len(), before, "events after the connection closed");
-            }
+            assert!(!closed_before || events.len() == before, "events after the connection closed");
         }
-        if result.is_err() {
+        if closed_before {
             assert_eq!(r, Ok(()), "input after close must be ignored");
             assert_eq!(sent, 0, "output after the connection closed");
             assert!(conn.is_closed());
             continue;
         }
         match r {
-            Ok(()) => {
-                // Whatever is left unconsumed is less than one frame header or body being awaited.
-                assert!(!conn.is_closed());
-            }
+            Ok(()) => assert!(!conn.is_closed(), "closed without an error"),
             Err(e) => {
                 assert!(conn.is_closed(), "error {e:?} but not closed");
                 assert!(buf.is_empty(), "input kept after close");
                 result = Err(e);
-                failed_after = Some(fed);
             }
         }
-        fed += chunk.len();
     }
-    if !drain_each && result.is_ok() {
-        events.extend(std::iter::from_fn(|| conn.poll_event()));
-    }
+    events.extend(std::iter::from_fn(|| conn.poll_event()));
     check_events(config.socket_type, &events);
     let ready = conn.is_ready();
     let closed = conn.is_closed();
     assert!(!(ready && closed));
-    if ready && !drain_each {
+    if ready {
         assert!(matches!(events.first(), Some(Event::Ready(_))), "ready without a Ready event");
     }
     let timeout = conn.poll_timeout();
@@ -397,8 +386,8 @@ fn drive(config: &Config, chunks: &[&[u8]], drain_each: bool, now: Instant) -> (
     let t1 = conn.handle_timeout(now + Duration::from_secs(1));
     let t2 = conn.handle_timeout(now + Duration::from_secs(60));
     transmit_into(&mut conn, &mut transmit);
-    let trace = Trace { result, events, transmit, ready, closed, timeout, after: (sent_msg, sent_sub, t1, t2) };
-    (trace, failed_after)
+    assert_eq!(conn.poll_event(), None, "events from timers");
+    Trace { result, events, transmit, ready, closed, timeout, after: (sent_msg, sent_sub, t1, t2) }
 }
 
 /// Structural rules of an event sequence: Ready first and once, subscriptions only for the types
@@ -464,9 +453,9 @@ mod flags {
 /// stream    = *OCTET           ; what the peer sends (after the generated prefix, if any)
 /// ```
 ///
-/// The stream in one read and in the chosen reads gives the same result, events and output; with
-/// events taken after every read, a failure loses exactly the events of the failing read; after
-/// close nothing comes out.
+/// The stream in one read and in the chosen reads gives the same result, events and output,
+/// whether events are taken after every read or once at the end (a failure keeps what was decoded
+/// before it); after close nothing comes out.
 pub fn connection(data: &[u8]) {
     let mut r = Reader::new(data);
     let ours = SOCKET_TYPES[usize::from(r.u8() % 11)];
@@ -502,20 +491,11 @@ pub fn connection(data: &[u8]) {
 
     let now = Instant::now();
     let chunks = splits.chunks(&stream);
-    let (single, _) = drive(&config, &[&stream], false, now);
-    let (split, _) = drive(&config, &chunks, false, now);
+    let single = drive(&config, &[&stream], false, now);
+    let split = drive(&config, &chunks, false, now);
     assert_eq!(single, split, "the connection depends on how its input was split");
-    let (each, failed_after) = drive(&config, &chunks, true, now);
-    assert_eq!(each.result, single.result);
-    assert_eq!(each.transmit, single.transmit);
-    match failed_after {
-        None => assert_eq!(each.events, single.events),
-        Some(fed) => {
-            let (prefix, failed) = drive(&config, &[&stream[..fed]], false, now);
-            assert_eq!(failed, None, "the reads before the failing one succeed on their own");
-            assert_eq!(prefix.events, each.events, "events before the failing read");
-        }
-    }
+    let each = drive(&config, &chunks, true, now);
+    assert_eq!(single, each, "the connection depends on when its events are taken");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -683,6 +663,29 @@ fn timers(side: &mut Side, peer: &Config, now: Instant) -> Result<(), ()> {
     Ok(())
 }
 
+/// One read of at most `size` octets (at least one) of `from`'s output by `to`, during the
+/// handshake; a side that failed reads nothing more.
+fn handshake_read(
+    from: &mut Side,
+    to: &mut Side,
+    size: usize,
+    to_result: &mut Result<(), ConnectionError>,
+    now: Instant,
+) {
+    from.flush();
+    if to_result.is_err() {
+        from.wire.clear();
+        return;
+    }
+    if from.wire.is_empty() {
+        return;
+    }
+    let bytes = from.wire.split_to(size.clamp(1, from.wire.len()));
+    to.input.extend_from_slice(&bytes);
+    *to_result = to.conn.handle_input(&mut to.input, now);
+    to.flush();
+}
+
 /// Two connections talking in memory under a virtual clock. Input:
 ///
 /// ```text
@@ -724,23 +727,15 @@ pub fn pair(data: &[u8]) {
     let compatible = types[0].is_compatible(types[1]);
     assert_eq!(compatible, types[1].is_compatible(types[0]), "compatibility is not symmetric");
     let mut results = [Ok(()), Ok(())];
-    for size in sizes.iter().cycle().take(10_000) {
+    for &size in sizes.iter().cycle().take(100_000) {
         a.flush();
         b.flush();
         if a.wire.is_empty() && b.wire.is_empty() {
             break;
         }
-        for (from, to, res) in [(&mut a, &mut b, 1), (&mut b, &mut a, 0)] {
-            if results[res].is_ok() && !from.wire.is_empty() {
-                from.flush();
-                let n = (*size).min(from.wire.len()).max(1);
-                let bytes = from.wire.split_to(n);
-                to.input.extend_from_slice(&bytes);
-                results[res] = to.conn.handle_input(&mut to.input, now);
-            } else if results[res].is_err() {
-                from.wire.clear();
-            }
-        }
+        let [ra, rb] = &mut results;
+        handshake_read(&mut a, &mut b, size, rb, now);
+        handshake_read(&mut b, &mut a, size, ra, now);
     }
     if !compatible {
         for (side, res) in [(&mut a, &results[0]), (&mut b, &results[1])] {
@@ -889,7 +884,8 @@ fn gen_metadata(r: &mut Reader<'_>) -> Metadata {
         if bad & 0xf0 == 0xf0 {
             // An invalid character (or an over-long name) must be refused.
             if bad & 1 == 0 {
-                name[usize::from(bad) % name.len()] = b' ';
+                let at = usize::from(bad) % name.len();
+                name[at] = b' ';
             } else {
                 name.resize(256, b'x');
             }
@@ -974,10 +970,8 @@ pub fn roundtrip(data: &[u8]) {
                 raw[..name.len()].copy_from_slice(&name);
                 let bad = r.u8();
                 if bad & 0xf0 == 0xf0 {
+                    // Lower case is refused inside the name, and anything is refused in the padding.
                     raw[usize::from(bad) % 20] = b'a';
-                    if name.len() < 20 {
-                        raw[0] = b'A';
-                    }
                     assert_eq!(MechanismName::from_wire(raw), Err(CodecError::BadMechanismName), "{raw:?}");
                     continue;
                 }

@@ -161,9 +161,6 @@ mod tests {
             assert!(Command::decode(Bytes::copy_from_slice(b)).is_err(), "{b:?}");
         }
         let long_ctx = Command::decode(Bytes::from_static(b"\x04PING\x00\x0a0123456789abcdefXYZ"));
-        assert_eq!(
-            long_ctx,
-            Ok(Command::Ping { ttl: 10, context: Bytes::from_static(b"0123456789abcdef") })
-        );
+        assert_eq!(long_ctx, Ok(Command::Ping { ttl: 10, context: Bytes::from_static(b"0123456789abcdef") }));
     }
 }

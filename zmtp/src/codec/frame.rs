@@ -20,6 +20,9 @@ pub const FLAG_LONG: u8 = 0x02;
 pub const FLAG_COMMAND: u8 = 0x04;
 const RESERVED: u8 = 0xF8;
 
+/// The largest body ZMTP allows (a long frame's size is 0 to 2^63-1), whatever limit is configured.
+pub const MAX_FRAME_SIZE: u64 = i64::MAX as u64;
+
 /// The largest header: flags + 8-octet size.
 pub const MAX_HEADER: usize = 9;
 
@@ -121,11 +124,11 @@ impl FrameDecoder {
                     }
                     (u64::from(src[1]), 2)
                 };
-                if size > self.max_frame {
-                    return Err(CodecError::TooLarge { size, limit: self.max_frame });
+                let limit = self.max_frame.min(MAX_FRAME_SIZE);
+                if size > limit {
+                    return Err(CodecError::TooLarge { size, limit });
                 }
-                let size = usize::try_from(size)
-                    .map_err(|_| CodecError::TooLarge { size, limit: self.max_frame })?;
+                let size = usize::try_from(size).map_err(|_| CodecError::TooLarge { size, limit })?;
                 src.advance(header_len);
                 let h = Header { flags, size };
                 self.header = Some(h);
@@ -198,9 +201,6 @@ mod tests {
         assert_eq!(decode_all(b"\x05\x00", 10), Err(CodecError::CommandWithMore));
         assert_eq!(decode_all(b"\x00\x0b", 10), Err(CodecError::TooLarge { size: 11, limit: 10 }));
         let huge = [0x02, 0x80, 0, 0, 0, 0, 0, 0, 0];
-        assert_eq!(
-            decode_all(&huge, u64::MAX >> 1),
-            Err(CodecError::TooLarge { size: 1 << 63, limit: u64::MAX >> 1 })
-        );
+        assert_eq!(decode_all(&huge, u64::MAX), Err(CodecError::TooLarge { size: 1 << 63, limit: MAX_FRAME_SIZE }));
     }
 }

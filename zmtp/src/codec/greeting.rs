@@ -109,8 +109,10 @@ impl Greeting {
     /// Checks what has arrived so far and, once 64 octets are there, decodes them.
     ///
     /// Returns `Ok(None)` while fewer than 64 octets are available, but fails as early as the
-    /// signature or the major version show that the peer is not a ZMTP 3.x peer, so that a wrong
-    /// peer is dropped without waiting for bytes it will never send. Consumes nothing.
+    /// signature or the version show that the peer is not a ZMTP 3.x peer, so that a wrong
+    /// peer is dropped without waiting for bytes it will never send. The version is judged once
+    /// both of its octets are there, so the error does not depend on how the bytes were split
+    /// into reads. Consumes nothing.
     pub fn decode(src: &[u8]) -> Result<Option<Greeting>, CodecError> {
         if let Some(&first) = src.first() {
             if first != 0xFF {
@@ -120,8 +122,8 @@ impl Greeting {
         if src.len() >= Self::SIGNATURE_SIZE && src[9] & 0x01 != 0x01 {
             return Err(CodecError::BadSignature);
         }
-        if src.len() > 10 && src[10] != 3 {
-            return Err(CodecError::UnsupportedVersion(src[10], src.get(11).copied().unwrap_or(0)));
+        if src.len() >= 12 && src[10] != 3 {
+            return Err(CodecError::UnsupportedVersion(src[10], src[11]));
         }
         if src.len() < Self::SIZE {
             return Ok(None);
@@ -153,10 +155,16 @@ mod tests {
     fn rejects_early() {
         assert_eq!(Greeting::decode(b"G"), Err(CodecError::BadSignature));
         assert_eq!(Greeting::decode(b"\xff\0\0\0\0\0\0\0\0\x00"), Err(CodecError::BadSignature));
-        assert_eq!(
-            Greeting::decode(b"\xff\0\0\0\0\0\0\0\0\x7f\x02\x00"),
-            Err(CodecError::UnsupportedVersion(2, 0))
-        );
+        assert_eq!(Greeting::decode(b"\xff\0\0\0\0\0\0\0\0\x7f\x02\x00"), Err(CodecError::UnsupportedVersion(2, 0)));
+    }
+
+    /// Regression (fuzz/regressions/greeting): 11 octets used to be rejected with minor version 0,
+    /// 12 with the real minor, so the error depended on the read split.
+    #[test]
+    fn version_verdict_does_not_depend_on_split() {
+        let src = b"\xff\0\0\0\0\0\x0a\0\x6a\x47\x47\x47";
+        assert_eq!(Greeting::decode(&src[..11]), Ok(None));
+        assert_eq!(Greeting::decode(src), Err(CodecError::UnsupportedVersion(0x47, 0x47)));
     }
 
     #[test]

@@ -96,18 +96,14 @@ impl Metadata {
             if name_len == 0 {
                 return Err(CodecError::MalformedMetadata("empty property name"));
             }
-            let name = src
-                .get(pos..pos + name_len)
-                .ok_or(CodecError::MalformedMetadata("truncated property name"))?;
+            let name = src.get(pos..pos + name_len).ok_or(CodecError::MalformedMetadata("truncated property name"))?;
             if !name.iter().all(|&b| valid_name_char(b)) {
                 return Err(CodecError::MalformedMetadata("invalid property name"));
             }
             // Valid name characters are ASCII.
             let name = String::from_utf8_lossy(name).into_owned();
             pos += name_len;
-            let size = src
-                .get(pos..pos + 4)
-                .ok_or(CodecError::MalformedMetadata("truncated value size"))?;
+            let size = src.get(pos..pos + 4).ok_or(CodecError::MalformedMetadata("truncated value size"))?;
             let value_len = u32::from_be_bytes([size[0], size[1], size[2], size[3]]) as usize;
             pos += 4;
             if value_len > src.len() - pos {

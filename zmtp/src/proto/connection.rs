@@ -11,7 +11,9 @@
 //! - [`Connection::poll_event`] gives what the peer said (ready, messages, subscriptions).
 //!
 //! An `Err` from a `handle_*` call is final: the connection is closed, [`Connection::poll_transmit`]
-//! may still hold an ERROR command worth flushing, and nothing else will come out of it.
+//! may still hold an ERROR command worth flushing, [`Connection::poll_event`] still gives what the
+//! peer said before the violation (so what is delivered does not depend on how the input was split
+//! into reads), and nothing else will come out of it.
 //!
 //! States: `ExpectGreeting` (our greeting is queued at construction) → `Handshake` (the security
 //! mechanism's own states) → `Ready` (traffic and heartbeats) → `Closed`.
@@ -210,11 +212,8 @@ impl Connection {
                             greeting.mechanism, self.config.mechanism
                         )));
                     }
-                    let handshake = Handshake::start(
-                        self.config.mechanism,
-                        &self.config.ready_metadata(),
-                        &mut self.commands,
-                    )?;
+                    let handshake =
+                        Handshake::start(self.config.mechanism, &self.config.ready_metadata(), &mut self.commands)?;
                     self.flush_commands();
                     self.state = State::Handshake { peer_version: greeting.version, handshake };
                 }
@@ -324,7 +323,8 @@ impl Connection {
     fn fail(&mut self, e: &ConnectionError) {
         tracing::debug!(error = %e, "closing connection");
         self.state = State::Closed;
-        self.events.clear();
+        // Events decoded before the violation stay queued: had they arrived in an earlier read,
+        // they would have been delivered already.
     }
 
     /// Queues a message for the peer. Returns `false` (and queues nothing) unless the connection is
@@ -385,7 +385,7 @@ impl Connection {
         self.out.len() + self.chunks.iter().map(Bytes::len).sum::<usize>()
     }
 
-    /// The next thing the peer said.
+    /// The next thing the peer said. After an error, what was decoded before it is still here.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

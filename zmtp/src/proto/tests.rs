@@ -127,3 +127,23 @@ fn max_message_size_counts_all_frames() {
     let err = shuttle(&mut push, &mut pull, now).expect_err("too large");
     assert!(matches!(err, ConnectionError::InvalidMessage(crate::codec::CodecError::TooLarge { .. })));
 }
+
+/// Regression (fuzz/regressions/pair): a message decoded in the same read as a protocol violation
+/// used to be dropped, so what was delivered depended on how the input was split into reads.
+#[test]
+fn events_before_a_violation_survive_it() {
+    let now = Instant::now();
+    let mut cfg = Config::new(SocketType::Pull);
+    cfg.max_msg_size = Some(100);
+    let (mut push, mut pull) = pair(Config::new(SocketType::Push), cfg, now);
+    while pull.poll_event().is_some() {}
+    assert!(push.send_message(&Message::from("ok")));
+    assert!(push.send_message(&Message::from(vec![0u8; 200])));
+    let err = shuttle(&mut push, &mut pull, now).expect_err("too large");
+    assert!(matches!(err, ConnectionError::InvalidMessage(crate::codec::CodecError::TooLarge { .. })));
+    assert_eq!(pull.poll_event(), Some(Event::Message(Message::from("ok"))));
+    assert_eq!(pull.poll_event(), None);
+    let mut more = BytesMut::from(&b"\x00\x01x"[..]);
+    assert_eq!(pull.handle_input(&mut more, now), Ok(()));
+    assert_eq!(pull.poll_event(), None, "nothing after close");
+}

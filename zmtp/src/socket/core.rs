@@ -81,6 +81,8 @@ pub(crate) struct Core {
     pub closing: CancellationToken,
     pub monitors: Monitors,
     pub tasks: TaskTracker,
+    conflated: Mutex<Option<Inbound>>,
+    pub conflated_ready: Notify,
     next_pipe: AtomicU64,
     next_routing_id: AtomicU32,
 }
@@ -102,6 +104,8 @@ impl Core {
             closing: CancellationToken::new(),
             monitors: Monitors::default(),
             tasks: TaskTracker::new(),
+            conflated: Mutex::new(None),
+            conflated_ready: Notify::new(),
             next_pipe: AtomicU64::new(1),
             // libzmq starts generated routing ids at a random value; any start works.
             next_routing_id: AtomicU32::new(std::process::id().wrapping_mul(2_654_435_761)),
@@ -156,6 +160,9 @@ impl Core {
         } else {
             peer.routing_id.clone()
         };
+        if self.socket_type == SocketType::Pair && st.pipes.iter().any(|(&other, p)| other != id && p.ready) {
+            return None;
+        }
         let pipe = st.pipes.get_mut(&id)?;
         pipe.ready = true;
         pipe.routing_id = routing_id.clone();
@@ -181,39 +188,103 @@ impl Core {
     }
 
     /// The connection behind pipe `id` ended. A pipe of a connecting endpoint stays attached (its
-    /// queue survives until the reconnect); an accepted one is removed.
-    pub(crate) fn on_disconnect(&self, id: PipeId, remove: bool) {
-        let mut st = self.lock();
+    /// queue survives until the reconnect); an accepted one is removed. Returns what an XPUB must
+    /// tell its application (the subscriptions that no peer holds any more).
+    pub(crate) fn on_disconnect(&self, id: PipeId, remove: bool) -> Vec<Inbound> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
         let pipe = if remove { st.pipes.remove(&id) } else { None };
-        let routing_id = match (pipe, st.pipes.get_mut(&id)) {
-            (Some(p), _) => Some(p.routing_id),
+        let (routing_id, subs) = match (pipe, st.pipes.get_mut(&id)) {
+            (Some(p), _) => (p.routing_id, p.subscriptions),
             (None, Some(p)) => {
                 p.ready = false;
-                p.subscriptions.clear();
-                Some(std::mem::take(&mut p.routing_id))
+                (std::mem::take(&mut p.routing_id), std::mem::take(&mut p.subscriptions))
             }
-            (None, None) => None,
+            (None, None) => return Vec::new(),
         };
-        if let Some(rid) = routing_id {
-            if st.routes.get(&rid) == Some(&id) {
-                st.routes.remove(&rid);
+        if st.routes.get(&routing_id) == Some(&id) {
+            st.routes.remove(&routing_id);
+        }
+        let mut out = Vec::new();
+        if let PatternState::XPub { all, .. } = &mut st.pattern {
+            for topic in subs.topics() {
+                if all.remove(topic) && !self.options.xpub_manual {
+                    out.push(subscription_message(id, topic, false));
+                }
             }
         }
+        out
     }
 
     /// Removes a pipe for good.
-    pub(crate) fn remove_pipe(&self, id: PipeId) {
-        self.on_disconnect(id, true);
+    pub(crate) fn remove_pipe(&self, id: PipeId) -> Vec<Inbound> {
+        self.on_disconnect(id, true)
     }
 
-    pub(crate) fn on_subscription(&self, id: PipeId, topic: &[u8], subscribe: bool) {
-        let mut st = self.lock();
-        if let Some(pipe) = st.pipes.get_mut(&id) {
-            if subscribe {
-                pipe.subscriptions.add(topic);
-            } else {
-                pipe.subscriptions.remove(topic);
+    /// A peer subscribed or cancelled (we are PUB or XPUB). Returns the message an XPUB hands to
+    /// its application, if any.
+    pub(crate) fn on_subscription(&self, id: PipeId, topic: &[u8], subscribe: bool) -> Option<Inbound> {
+        let mut guard = self.lock();
+        let st = &mut *guard;
+        let o = &self.options;
+        if let PatternState::XPub { last_pipe, .. } = &mut st.pattern {
+            if o.xpub_manual {
+                *last_pipe = Some(id);
+                return Some(subscription_message(id, topic, subscribe));
             }
         }
+        let pipe = st.pipes.get_mut(&id)?;
+        let changed = if subscribe { pipe.subscriptions.add(topic) } else { pipe.subscriptions.remove(topic) };
+        let PatternState::XPub { all, .. } = &mut st.pattern else { return None };
+        let unique = match (changed, subscribe) {
+            (true, true) => all.add(topic),
+            (true, false) => all.remove(topic),
+            (false, _) => false,
+        };
+        let tell = if subscribe { unique || o.xpub_verbose } else { unique || o.xpub_verboser };
+        tell.then(|| subscription_message(id, topic, subscribe))
     }
+
+    /// What a connection hands over for a message from its peer: `None` if the socket type does
+    /// not receive messages (PUB).
+    pub(crate) fn inbound(&self, pipe: PipeId, routing_id: &Bytes, msg: Message) -> Option<Inbound> {
+        (self.socket_type != SocketType::Pub).then(|| Inbound { pipe, routing_id: routing_id.clone(), msg })
+    }
+
+    /// Queues an inbound message without waiting. `Err(Some(i))`: the queue is full, try again
+    /// later with `i`; `Err(None)`: the socket is gone.
+    pub(crate) fn try_deliver(&self, inbound: Inbound) -> Result<(), Option<Inbound>> {
+        if self.options.conflate {
+            *self.conflated.lock().unwrap_or_else(|e| e.into_inner()) = Some(inbound);
+            self.conflated_ready.notify_one();
+            return Ok(());
+        }
+        match self.inbound_tx.try_send(inbound) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(i)) => Err(Some(i)),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(None),
+        }
+    }
+
+    /// Queues an inbound message, waiting for room. `Err` when the socket is gone.
+    pub(crate) async fn deliver(&self, inbound: Inbound) -> Result<(), ()> {
+        match self.try_deliver(inbound) {
+            Ok(()) => Ok(()),
+            Err(None) => Err(()),
+            Err(Some(i)) => self.inbound_tx.send(i).await.map_err(|_| ()),
+        }
+    }
+
+    /// Takes the conflated message, if any.
+    pub(crate) fn take_conflated(&self) -> Option<Inbound> {
+        self.conflated.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// An XPUB's view of a subscription: one frame, `0x01` or `0x00` then the topic.
+fn subscription_message(pipe: PipeId, topic: &[u8], subscribe: bool) -> Inbound {
+    let mut frame = Vec::with_capacity(1 + topic.len());
+    frame.push(u8::from(subscribe));
+    frame.extend_from_slice(topic);
+    Inbound { pipe, routing_id: Bytes::new(), msg: Message::from(frame) }
 }

@@ -13,13 +13,12 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
 
 use super::core::{Control, Core, Inbound, Pipe, PipeId, PipeRx};
 use super::error::DisconnectReason;
 use super::monitor::MonitorEvent;
-use crate::proto::{Config, Connection, Event, SocketType};
+use crate::proto::{Config, Connection, ConnectionError, Event, SocketType};
 use crate::transport::Stream;
 
 /// Read this much at a time.
@@ -97,48 +96,58 @@ pub(crate) async fn run(
     let mut pending: Option<Inbound> = None;
     let mut routing_id = Bytes::new();
     let mut handshook = false;
-    let drop_messages = core.socket_type == SocketType::Pub;
+    // A protocol error ends the connection once what was decoded before it has been handed over
+    // and what we queued for the peer (an ERROR command) has been flushed.
+    let mut fatal: Option<DisconnectReason> = None;
 
     let reason = 'run: loop {
         // Hand over what the peer said, until the inbound queue is full.
         while pending.is_none() {
             let Some(ev) = conn.poll_event() else { break };
-            match ev {
+            let inbound = match ev {
                 Event::Ready(info) => {
                     if let Some(pipe) = accepted.take() {
                         core.attach(pipe_id, pipe);
                     }
-                    match core.on_ready(pipe_id, &info) {
-                        Some(rid) => routing_id = rid,
-                        None => {
-                            break 'run DisconnectReason::Protocol(crate::proto::ConnectionError::PeerIncompatible(
-                                "routing id already in use".into(),
-                            ))
-                        }
-                    }
+                    let Some(rid) = core.on_ready(pipe_id, &info) else {
+                        let why = if core.socket_type == SocketType::Pair {
+                            "PAIR socket already has a peer"
+                        } else {
+                            "routing id already in use"
+                        };
+                        break 'run DisconnectReason::Protocol(ConnectionError::PeerIncompatible(why.into()));
+                    };
+                    routing_id = rid;
                     handshook = true;
-                    core.monitors.emit(MonitorEvent::HandshakeSucceeded {
-                        endpoint: endpoint.to_owned(),
-                        peer: info,
-                    });
-                }
-                Event::Message(msg) if !drop_messages => {
-                    let inbound = Inbound { pipe: pipe_id, routing_id: routing_id.clone(), msg };
-                    match core.inbound_tx.try_send(inbound) {
-                        Ok(()) => {}
-                        Err(TrySendError::Full(i)) => pending = Some(i),
-                        Err(TrySendError::Closed(_)) => break 'run DisconnectReason::Closed,
+                    core.monitors.emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.to_owned(), peer: info });
+                    if core.options.probe_router && matches!(core.socket_type, SocketType::Router | SocketType::Dealer)
+                    {
+                        conn.send_message(&crate::Message::from(Bytes::new()));
                     }
+                    None
                 }
-                Event::Message(_) => {}
+                Event::Message(msg) => core.inbound(pipe_id, &routing_id, msg),
                 Event::Subscribe(topic) => core.on_subscription(pipe_id, &topic, true),
                 Event::Cancel(topic) => core.on_subscription(pipe_id, &topic, false),
+            };
+            if let Some(inbound) = inbound {
+                match core.try_deliver(inbound) {
+                    Ok(()) => {}
+                    Err(Some(i)) => pending = Some(i),
+                    Err(None) => break 'run DisconnectReason::Closed,
+                }
             }
         }
         wq.fill(&mut conn);
+        if pending.is_none() {
+            if let Some(reason) = fatal.take() {
+                flush_best_effort(&mut writer, &mut wq, &mut conn).await;
+                break reason;
+            }
+        }
         let deadline = conn.poll_timeout().map(Instant::from_std);
         let take_messages = conn.is_ready() && wq.len < WRITE_BACKLOG;
-        let can_read = pending.is_none() && !conn.is_closed();
+        let can_read = pending.is_none() && fatal.is_none();
 
         tokio::select! {
             permit = core.inbound_tx.reserve(), if pending.is_some() => {
@@ -158,8 +167,7 @@ pub(crate) async fn run(
                     Ok(0) => break DisconnectReason::Eof,
                     Ok(_) => {
                         if let Err(e) = conn.handle_input(&mut rbuf, Instant::now().into_std()) {
-                            flush_best_effort(&mut writer, &mut wq, &mut conn).await;
-                            break DisconnectReason::Protocol(e);
+                            fatal = Some(DisconnectReason::Protocol(e));
                         }
                     }
                     Err(e) => break DisconnectReason::Io(e.to_string()),
@@ -183,10 +191,9 @@ pub(crate) async fn run(
                     None => break DisconnectReason::Closed,
                 }
             }
-            _ = sleep_until(deadline), if deadline.is_some() => {
+            _ = sleep_until(deadline), if deadline.is_some() && fatal.is_none() => {
                 if let Err(e) = conn.handle_timeout(Instant::now().into_std()) {
-                    flush_best_effort(&mut writer, &mut wq, &mut conn).await;
-                    break DisconnectReason::Protocol(e);
+                    fatal = Some(DisconnectReason::Protocol(e));
                 }
             }
             _ = core.closing.cancelled() => {

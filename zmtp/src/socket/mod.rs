@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Mutex};
 
 use self::core::{Core, Inbound};
-use self::pattern::{Delivery, PatternState};
+use self::pattern::Delivery;
 pub use error::{DisconnectReason, Error};
 pub use monitor::{Monitor, MonitorEvent};
 pub use options::{HeartbeatConfig, Options, TcpKeepalive};
@@ -99,7 +99,9 @@ impl Socket {
     pub async fn connect(&self, endpoint: &str) -> Result<(), Error> {
         let ep = Endpoint::parse(endpoint)?;
         let (id, pipe, rx) = self.core.new_pipe();
-        self.core.attach(id, pipe);
+        if !self.core.options.immediate {
+            self.core.attach(id, pipe);
+        }
         let core = self.core.clone();
         let opts = self.stream_options();
         let name = ep.to_string();
@@ -117,6 +119,13 @@ impl Socket {
     /// Cancel safe: if the future is dropped before completing, the message was not sent.
     pub async fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
+        match self.core.options.send_timeout {
+            Some(t) => tokio::time::timeout(t, self.send_now(msg)).await.unwrap_or(Err(Error::WouldBlock)),
+            None => self.send_now(msg).await,
+        }
+    }
+
+    async fn send_now(&self, msg: Message) -> Result<(), Error> {
         let core = &*self.core;
         match core.socket_type {
             SocketType::Pub | SocketType::XPub => {
@@ -127,7 +136,11 @@ impl Socket {
             SocketType::Req => pattern::req::send(core, msg).await,
             SocketType::Rep => pattern::rep::send(core, msg),
             SocketType::Router => pattern::router::send(core, msg),
-            SocketType::Sub | SocketType::Pull | SocketType::XSub => Err(Error::NotSupported(core.socket_type)),
+            SocketType::XSub => {
+                pattern::sub::xsub_send(core, msg);
+                Ok(())
+            }
+            SocketType::Sub | SocketType::Pull => Err(Error::NotSupported(core.socket_type)),
         }
     }
 
@@ -136,13 +149,11 @@ impl Socket {
         let msg = msg.into();
         let core = &*self.core;
         match core.socket_type {
-            SocketType::Dealer | SocketType::Push | SocketType::Pair => {
-                pattern::lb::try_send(core, msg, |_, _| {})
-            }
+            SocketType::Dealer | SocketType::Push | SocketType::Pair => pattern::lb::try_send(core, msg, |_, _| {}),
             SocketType::Req => Err(Error::NotSupported(SocketType::Req)),
             _ => {
                 // The others never wait.
-                futures_ready(self.send(msg))
+                futures_ready(self.send_now(msg))
             }
         }
     }
@@ -155,6 +166,18 @@ impl Socket {
     /// # Cancel safety
     /// Cancel safe: if the future is dropped, no message is lost.
     pub async fn recv(&self) -> Result<Message, Error> {
+        match self.core.options.recv_timeout {
+            Some(t) => self.recv_timeout(t).await,
+            None => self.recv_now().await,
+        }
+    }
+
+    /// Receives a message if one is queued: [`Error::WouldBlock`] otherwise.
+    pub fn try_recv(&self) -> Result<Message, Error> {
+        futures_ready(self.recv_now())
+    }
+
+    async fn recv_now(&self) -> Result<Message, Error> {
         let core = &*self.core;
         match core.socket_type {
             SocketType::Pub | SocketType::Push => return Err(Error::NotSupported(core.socket_type)),
@@ -164,13 +187,25 @@ impl Socket {
         }
         let mut inbound = self.inbound.lock().await;
         loop {
-            let next = tokio::select! {
-                m = inbound.recv() => m,
-                _ = core.closing.cancelled() => None,
+            let next = if core.options.conflate {
+                let ready = core.conflated_ready.notified();
+                match core.take_conflated() {
+                    Some(i) => Some(i),
+                    None => tokio::select! {
+                        _ = ready => continue,
+                        _ = core.closing.cancelled() => None,
+                    },
+                }
+            } else {
+                tokio::select! {
+                    m = inbound.recv() => m,
+                    _ = core.closing.cancelled() => None,
+                }
             };
             let Some(next) = next else { return Err(Error::Closed) };
             let mut st = core.lock();
-            if let Delivery::Deliver(msg) = pattern::on_inbound(core.socket_type, &mut st.pattern, next) {
+            if let Delivery::Deliver(msg) = pattern::on_inbound(core.socket_type, &core.options, &mut st.pattern, next)
+            {
                 return Ok(msg);
             }
         }
@@ -178,7 +213,7 @@ impl Socket {
 
     /// Receives with a deadline (libzmq's ZMQ_RCVTIMEO); `Err(Error::WouldBlock)` on expiry.
     pub async fn recv_timeout(&self, timeout: Duration) -> Result<Message, Error> {
-        tokio::time::timeout(timeout, self.recv()).await.unwrap_or(Err(Error::WouldBlock))
+        tokio::time::timeout(timeout, self.recv_now()).await.unwrap_or(Err(Error::WouldBlock))
     }
 
     /// SUB / XSUB: receive messages whose first frame starts with `topic` (empty: everything).
@@ -192,11 +227,17 @@ impl Socket {
     }
 
     fn subscription(&self, topic: &[u8], subscribe: bool) -> Result<(), Error> {
-        if !matches!(self.core.lock().pattern, PatternState::Sub(_)) {
-            return Err(Error::NotSupported(self.core.socket_type));
+        match self.core.socket_type {
+            SocketType::Sub | SocketType::XSub => {
+                pattern::sub::update(&self.core, topic, subscribe);
+                Ok(())
+            }
+            SocketType::XPub if self.core.options.xpub_manual => {
+                pattern::fanout::manual_subscription(&self.core, topic, subscribe);
+                Ok(())
+            }
+            other => Err(Error::NotSupported(other)),
         }
-        pattern::sub::update(&self.core, topic, subscribe);
-        Ok(())
     }
 
     /// Closes the socket and waits until its connections have sent what was queued (up to the
@@ -220,7 +261,7 @@ async fn lb_send(core: &Core, msg: Message) -> Result<(), Error> {
 }
 
 /// Polls a future that is known to complete without waiting.
-fn futures_ready<F: std::future::Future<Output = Result<(), Error>>>(f: F) -> Result<(), Error> {
+fn futures_ready<T, F: std::future::Future<Output = Result<T, Error>>>(f: F) -> Result<T, Error> {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     let mut f = std::pin::pin!(f);
@@ -244,7 +285,9 @@ async fn accept_loop(core: Arc<Core>, listener: Listener, endpoint: String, opts
                 core.tasks.spawn(async move {
                     let (id, pipe, mut rx) = core2.new_pipe();
                     engine::run(&core2, stream, id, &mut rx, &ep, Some(pipe)).await;
-                    core2.remove_pipe(id);
+                    for inbound in core2.remove_pipe(id) {
+                        let _ = core2.try_deliver(inbound);
+                    }
                 });
             }
             Err(e) => {
@@ -272,15 +315,38 @@ async fn connect_loop(
     let max = core.options.reconnect_ivl_max;
     let mut delay = base;
     loop {
+        core.monitors.emit(MonitorEvent::ConnectDelayed { endpoint: endpoint.clone() });
+        let attempt = async {
+            match core.options.connect_timeout {
+                Some(t) => tokio::time::timeout(t, transport::connect(&ep, &opts))
+                    .await
+                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+                None => transport::connect(&ep, &opts).await,
+            }
+        };
         let connected = tokio::select! {
-            c = transport::connect(&ep, &opts) => c,
+            c = attempt => c,
             _ = core.closing.cancelled() => break,
         };
         match connected {
             Ok(stream) => {
                 core.monitors.emit(MonitorEvent::Connected { endpoint: endpoint.clone() });
-                let outcome = engine::run(&core, stream, id, &mut rx, &endpoint, None).await;
-                core.on_disconnect(id, false);
+                let outcome = if core.options.immediate {
+                    // ZMQ_IMMEDIATE: a fresh pipe per connection, attached once the handshake is
+                    // done, gone (with what it queued) when the connection ends.
+                    let (cid, pipe, mut crx) = core.new_pipe();
+                    let outcome = engine::run(&core, stream, cid, &mut crx, &endpoint, Some(pipe)).await;
+                    for inbound in core.remove_pipe(cid) {
+                        let _ = core.try_deliver(inbound);
+                    }
+                    outcome
+                } else {
+                    let outcome = engine::run(&core, stream, id, &mut rx, &endpoint, None).await;
+                    for inbound in core.on_disconnect(id, false) {
+                        let _ = core.try_deliver(inbound);
+                    }
+                    outcome
+                };
                 if outcome.reason == DisconnectReason::Closed {
                     break;
                 }

@@ -24,6 +24,11 @@ pub enum MonitorEvent {
         /// The peer's address.
         peer: String,
     },
+    /// A connect attempt started and has not completed yet.
+    ConnectDelayed {
+        /// The endpoint.
+        endpoint: String,
+    },
     /// An outgoing connection was established (handshake not yet done).
     Connected {
         /// The endpoint connected to.

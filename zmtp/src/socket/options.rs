@@ -36,6 +36,30 @@ pub struct Options {
     pub router_mandatory: bool,
     /// ROUTER: a new peer with a routing id already in use takes it over (ZMQ_ROUTER_HANDOVER).
     pub router_handover: bool,
+    /// ROUTER, DEALER: send an empty message to each new peer (ZMQ_PROBE_ROUTER).
+    pub probe_router: bool,
+    /// REQ: prefix requests with a request id and accept only the matching reply (ZMQ_REQ_CORRELATE).
+    pub req_correlate: bool,
+    /// REQ: allow a new request before the reply to the last one (ZMQ_REQ_RELAXED).
+    pub req_relaxed: bool,
+    /// Keep only the last message received (ZMQ_CONFLATE); for PULL, SUB, DEALER, PAIR.
+    pub conflate: bool,
+    /// Queue messages only for connections that are up (ZMQ_IMMEDIATE).
+    pub immediate: bool,
+    /// PUB, XPUB, SUB: deliver what does NOT match the subscriptions (ZMQ_INVERT_MATCHING).
+    pub invert_matching: bool,
+    /// XPUB: pass every subscription to the application, not only new ones (ZMQ_XPUB_VERBOSE).
+    pub xpub_verbose: bool,
+    /// XPUB: also pass every unsubscription (ZMQ_XPUB_VERBOSER).
+    pub xpub_verboser: bool,
+    /// XPUB: subscriptions are applied by the application with `subscribe` (ZMQ_XPUB_MANUAL).
+    pub xpub_manual: bool,
+    /// Give up a connect attempt after this long (ZMQ_CONNECT_TIMEOUT).
+    pub connect_timeout: Option<Duration>,
+    /// `send` fails with [`crate::Error::WouldBlock`] after this long (ZMQ_SNDTIMEO).
+    pub send_timeout: Option<Duration>,
+    /// `recv` fails with [`crate::Error::WouldBlock`] after this long (ZMQ_RCVTIMEO).
+    pub recv_timeout: Option<Duration>,
 }
 
 impl Default for Options {
@@ -53,6 +77,18 @@ impl Default for Options {
             tcp_keepalive: None,
             router_mandatory: false,
             router_handover: false,
+            probe_router: false,
+            req_correlate: false,
+            req_relaxed: false,
+            conflate: false,
+            immediate: false,
+            invert_matching: false,
+            xpub_verbose: false,
+            xpub_verboser: false,
+            xpub_manual: false,
+            connect_timeout: None,
+            send_timeout: None,
+            recv_timeout: None,
         }
     }
 }
@@ -110,14 +146,61 @@ impl Options {
         self.tcp_keepalive = ka;
         self
     }
+}
+
+macro_rules! flag_setters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        impl Options {
+            $(
+                $(#[$doc])*
+                pub fn $name(mut self, on: bool) -> Self {
+                    self.$name = on;
+                    self
+                }
+            )*
+        }
+    };
+}
+
+flag_setters! {
     /// Sets ZMQ_ROUTER_MANDATORY.
-    pub fn router_mandatory(mut self, on: bool) -> Self {
-        self.router_mandatory = on;
+    router_mandatory,
+    /// Sets ZMQ_ROUTER_HANDOVER.
+    router_handover,
+    /// Sets ZMQ_PROBE_ROUTER.
+    probe_router,
+    /// Sets ZMQ_REQ_CORRELATE.
+    req_correlate,
+    /// Sets ZMQ_REQ_RELAXED.
+    req_relaxed,
+    /// Sets ZMQ_CONFLATE.
+    conflate,
+    /// Sets ZMQ_IMMEDIATE.
+    immediate,
+    /// Sets ZMQ_INVERT_MATCHING.
+    invert_matching,
+    /// Sets ZMQ_XPUB_VERBOSE.
+    xpub_verbose,
+    /// Sets ZMQ_XPUB_VERBOSER.
+    xpub_verboser,
+    /// Sets ZMQ_XPUB_MANUAL.
+    xpub_manual,
+}
+
+impl Options {
+    /// Sets ZMQ_CONNECT_TIMEOUT.
+    pub fn connect_timeout(mut self, t: Option<Duration>) -> Self {
+        self.connect_timeout = t;
         self
     }
-    /// Sets ZMQ_ROUTER_HANDOVER.
-    pub fn router_handover(mut self, on: bool) -> Self {
-        self.router_handover = on;
+    /// Sets ZMQ_SNDTIMEO.
+    pub fn send_timeout(mut self, t: Option<Duration>) -> Self {
+        self.send_timeout = t;
+        self
+    }
+    /// Sets ZMQ_RCVTIMEO.
+    pub fn recv_timeout(mut self, t: Option<Duration>) -> Self {
+        self.recv_timeout = t;
         self
     }
 }

@@ -256,10 +256,7 @@ mod tests {
 
     #[test]
     fn parse() {
-        assert_eq!(
-            Endpoint::parse("tcp://*:5555"),
-            Ok(Endpoint::Tcp { host: "*".into(), port: 5555 })
-        );
+        assert_eq!(Endpoint::parse("tcp://*:5555"), Ok(Endpoint::Tcp { host: "*".into(), port: 5555 }));
         assert_eq!(Endpoint::parse("tcp://[::1]:*"), Ok(Endpoint::Tcp { host: "::1".into(), port: 0 }));
         assert_eq!(Endpoint::parse("tcp://[::1]:1").map(|e| e.to_string()), Ok("tcp://[::1]:1".into()));
         assert_eq!(Endpoint::parse("ipc:///tmp/x"), Ok(Endpoint::Ipc("/tmp/x".into())));

@@ -28,8 +28,20 @@ pub(crate) enum PatternState {
     Stateless,
     /// SUB / XSUB: what we subscribed to.
     Sub(Subscriptions),
-    /// REQ: the pipe a reply is expected from.
-    Req(Option<PipeId>),
+    /// XPUB: every peer's subscriptions together, and (XPUB_MANUAL) the pipe that subscribed last.
+    XPub {
+        /// Union of the pipes' subscriptions, counted per pipe.
+        all: Subscriptions,
+        /// Where a manual `subscribe` applies.
+        last_pipe: Option<PipeId>,
+    },
+    /// REQ: the pipe a reply is expected from, and the id of the last request (REQ_CORRELATE).
+    Req {
+        /// Pipe of the outstanding request.
+        awaiting: Option<PipeId>,
+        /// Last request id sent.
+        request_id: u32,
+    },
     /// REP: the pipe and envelope of the request being answered.
     Rep(Option<(PipeId, Message)>),
 }
@@ -38,7 +50,8 @@ impl PatternState {
     pub(crate) fn new(socket_type: SocketType) -> PatternState {
         match socket_type {
             SocketType::Sub | SocketType::XSub => PatternState::Sub(Subscriptions::new()),
-            SocketType::Req => PatternState::Req(None),
+            SocketType::Req => PatternState::Req { awaiting: None, request_id: 0 },
+            SocketType::XPub => PatternState::XPub { all: Subscriptions::new(), last_pipe: None },
             SocketType::Rep => PatternState::Rep(None),
             _ => PatternState::Stateless,
         }
@@ -61,11 +74,18 @@ pub(crate) enum Delivery {
 }
 
 /// Filters or rewrites an inbound message for the application. Runs under the socket lock.
-pub(crate) fn on_inbound(socket_type: SocketType, state: &mut PatternState, inbound: Inbound) -> Delivery {
+pub(crate) fn on_inbound(
+    socket_type: SocketType,
+    options: &crate::Options,
+    state: &mut PatternState,
+    inbound: Inbound,
+) -> Delivery {
     match (socket_type, state) {
         (SocketType::Router, _) => router::on_inbound(inbound),
-        (SocketType::Sub | SocketType::XSub, PatternState::Sub(subs)) => sub::on_inbound(subs, inbound),
-        (SocketType::Req, PatternState::Req(awaiting)) => req::on_inbound(awaiting, inbound),
+        (SocketType::Sub, PatternState::Sub(subs)) => sub::on_inbound(subs, options.invert_matching, inbound),
+        (SocketType::Req, PatternState::Req { awaiting, request_id }) => {
+            req::on_inbound(awaiting, options.req_correlate.then_some(*request_id), inbound)
+        }
         (SocketType::Rep, PatternState::Rep(pending)) => rep::on_inbound(pending, inbound),
         (SocketType::Pub, _) => Delivery::Drop,
         _ => Delivery::Deliver(inbound.msg),

@@ -2,29 +2,55 @@
 //! behind an empty delimiter frame; only a reply from that same peer, starting with the delimiter,
 //! is accepted.
 
+use bytes::Bytes;
+
 use super::{lb, Delivery, PatternState};
 use crate::socket::core::{Core, Inbound, PipeId};
 use crate::socket::Error;
 use crate::Message;
 
-/// Sends a request; fails with [`Error::InvalidState`] while a reply is outstanding.
+/// Sends a request; fails with [`Error::InvalidState`] while a reply is outstanding, unless
+/// REQ_RELAXED (then the old request is forgotten). With REQ_CORRELATE a request id frame goes
+/// before the delimiter.
 pub(crate) async fn send(core: &Core, mut msg: Message) -> Result<(), Error> {
-    if matches!(core.lock().pattern, PatternState::Req(Some(_))) {
-        return Err(Error::InvalidState);
+    let request_id = {
+        let mut st = core.lock();
+        let PatternState::Req { awaiting, request_id } = &mut st.pattern else { return Err(Error::InvalidState) };
+        if awaiting.is_some() && !core.options.req_relaxed {
+            return Err(Error::InvalidState);
+        }
+        *awaiting = None;
+        *request_id = request_id.wrapping_add(1);
+        *request_id
+    };
+    msg.push_front(Bytes::new());
+    if core.options.req_correlate {
+        msg.push_front(Bytes::copy_from_slice(&request_id.to_be_bytes()));
     }
-    msg.push_front(bytes::Bytes::new());
-    lb::send(core, msg, |st, id| st.pattern = PatternState::Req(Some(id))).await
+    lb::send(core, msg, |st, id| {
+        if let PatternState::Req { awaiting, .. } = &mut st.pattern {
+            *awaiting = Some(id);
+        }
+    })
+    .await
 }
 
 /// Whether a reply is awaited (`recv` is valid).
 pub(crate) fn awaiting(core: &Core) -> bool {
-    matches!(core.lock().pattern, PatternState::Req(Some(_)))
+    matches!(core.lock().pattern, PatternState::Req { awaiting: Some(_), .. })
 }
 
-/// Accepts the reply from the peer we asked, stripping its delimiter.
-pub(crate) fn on_inbound(awaiting: &mut Option<PipeId>, mut inbound: Inbound) -> Delivery {
+/// Accepts the reply from the peer we asked (with the request id, under REQ_CORRELATE), stripping
+/// its envelope.
+pub(crate) fn on_inbound(awaiting: &mut Option<PipeId>, correlate: Option<u32>, mut inbound: Inbound) -> Delivery {
     if *awaiting != Some(inbound.pipe) {
         return Delivery::Drop;
+    }
+    if let Some(id) = correlate {
+        match inbound.msg.pop_front() {
+            Some(f) if f[..] == id.to_be_bytes() => {}
+            _ => return Delivery::Drop,
+        }
     }
     match inbound.msg.first() {
         Some(delimiter) if delimiter.is_empty() => {

@@ -3,6 +3,7 @@
 //! cancelled when its last reference goes.
 
 use bytes::Bytes;
+use tokio::sync::mpsc::error::TrySendError;
 
 use super::Delivery;
 use crate::socket::core::{Control, Core, Inbound, Pipe};
@@ -31,12 +32,47 @@ pub(crate) fn update(core: &Core, topic: &[u8], subscribe: bool) {
     }
 }
 
-/// Drops what we are not subscribed to (a publisher may send more than we asked for).
-pub(crate) fn on_inbound(subs: &Subscriptions, inbound: Inbound) -> Delivery {
+/// SUB drops what it is not subscribed to (a publisher may send more than asked for), or with
+/// INVERT_MATCHING what it is subscribed to. XSUB does not filter.
+pub(crate) fn on_inbound(subs: &Subscriptions, invert: bool, inbound: Inbound) -> Delivery {
     let topic = inbound.msg.first().map_or(&[][..], |f| &f[..]);
-    if subs.matches(topic) {
+    if subs.matches(topic) != invert {
         Delivery::Deliver(inbound.msg)
     } else {
         Delivery::Drop
+    }
+}
+
+/// XSUB send: a message starting with `0x01` / `0x00` is a subscription / cancellation and goes to
+/// every publisher (a cancellation only when its last reference goes); anything else is sent to
+/// every publisher as a message.
+pub(crate) fn xsub_send(core: &Core, msg: crate::Message) {
+    let first = msg.first().cloned().unwrap_or_default();
+    match first.first() {
+        Some(&flag @ (0 | 1)) if msg.len() == 1 => {
+            let topic = first.slice(1..);
+            let mut guard = core.lock();
+            let st = &mut *guard;
+            let super::PatternState::Sub(subs) = &mut st.pattern else { return };
+            let forward = if flag == 1 {
+                subs.add(&topic);
+                true
+            } else {
+                subs.remove(&topic)
+            };
+            if forward {
+                for pipe in st.pipes.values().filter(|p| p.ready) {
+                    let ctl =
+                        if flag == 1 { Control::Subscribe(topic.clone()) } else { Control::Cancel(topic.clone()) };
+                    let _ = pipe.ctl.send(ctl);
+                }
+            }
+        }
+        _ => {
+            let st = core.lock();
+            for pipe in st.pipes.values().filter(|p| p.ready) {
+                if let Err(TrySendError::Full(_) | TrySendError::Closed(_)) = pipe.tx.try_send(msg.clone()) {}
+            }
+        }
     }
 }
