@@ -1,0 +1,441 @@
+//! RSA as Salt uses it (crypt.py `PrivateKey`/`PublicKey`, utils/rsax931.py).
+//!
+//! * Keys: 2048 bits, e = 65537 ([`PrivateKey::generate`]). PEM exactly as
+//!   Salt (Python `cryptography`) writes it: private keys as PKCS#1
+//!   (`-----BEGIN RSA PRIVATE KEY-----`), public keys as SubjectPublicKeyInfo
+//!   (`-----BEGIN PUBLIC KEY-----`), 64-column base64, `\n` line endings.
+//!   Unencrypted PKCS#8 private keys and PKCS#1 public keys are read too.
+//! * [`PublicKey::encrypt`] / [`PrivateKey::decrypt`]: RSA-OAEP with MGF1
+//!   and hash both SHA-1 (or SHA-224), empty label ([`EncAlgo`]).
+//! * [`PrivateKey::sign`] / [`PublicKey::verify`]: RSASSA-PKCS1-v1_5 over
+//!   SHA-1 (or SHA-224) of the data ([`SigAlgo`]).
+//! * [`PrivateKey::sign_x931`] / [`PublicKey::recover_x931`]: OpenSSL's
+//!   `RSA_private_encrypt` / `RSA_public_decrypt` with `RSA_X931_PADDING`,
+//!   which Salt applies to *unhashed* data: the v3 request `tok`
+//!   (`X931(minion_priv, b"salt")`) and the `_auth` reply `sig`
+//!   (`X931(master_priv, sha256(aes_key).hexdigest())`). These are Salt's
+//!   `PrivateKey.encrypt` / `PublicKey.decrypt`.
+//! * [`clean_key`] and [`pem_finger`].
+//!
+//! Built on the RustCrypto `rsa` crate; the X9.31 operations use its raw
+//! `hazmat` primitives (with blinding for the private-key operation).
+
+use std::fmt;
+use std::str::FromStr;
+
+use ::rsa::hazmat::{rsa_decrypt_and_check, rsa_encrypt};
+use ::rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
+use ::rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
+use ::rsa::traits::PublicKeyParts;
+use ::rsa::{BigUint, Oaep, Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+use rand_core::OsRng;
+use sha1::Sha1;
+use sha2::{Digest, Sha224, Sha256};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// Salt's default key size (`keysize: 2048`).
+pub const DEFAULT_KEY_BITS: usize = 2048;
+/// Salt's public exponent.
+pub const PUBLIC_EXPONENT: u32 = 65537;
+
+/// An encryption algorithm name as Salt sends it in `enc_algo`
+/// (`encryption_algorithm` option; crypt.py `VALID_ENCRYPTION_ALGORITHMS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum EncAlgo {
+    /// `"OAEP-SHA1"`, the default.
+    #[default]
+    OaepSha1,
+    /// `"OAEP-SHA224"`.
+    OaepSha224,
+}
+
+impl EncAlgo {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EncAlgo::OaepSha1 => "OAEP-SHA1",
+            EncAlgo::OaepSha224 => "OAEP-SHA224",
+        }
+    }
+
+    fn padding(self) -> Oaep {
+        match self {
+            EncAlgo::OaepSha1 => Oaep::new::<Sha1>(),
+            EncAlgo::OaepSha224 => Oaep::new::<Sha224>(),
+        }
+    }
+}
+
+impl FromStr for EncAlgo {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "OAEP-SHA1" => Ok(EncAlgo::OaepSha1),
+            "OAEP-SHA224" => Ok(EncAlgo::OaepSha224),
+            _ => Err(Error::UnsupportedAlgorithm(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for EncAlgo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A signing algorithm name as Salt sends it in `sig_algo`
+/// (`signing_algorithm` / `publish_signing_algorithm` options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SigAlgo {
+    /// `"PKCS1v15-SHA1"`, the default.
+    #[default]
+    Pkcs1v15Sha1,
+    /// `"PKCS1v15-SHA224"`.
+    Pkcs1v15Sha224,
+}
+
+impl SigAlgo {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigAlgo::Pkcs1v15Sha1 => "PKCS1v15-SHA1",
+            SigAlgo::Pkcs1v15Sha224 => "PKCS1v15-SHA224",
+        }
+    }
+
+    fn scheme_and_digest(self, data: &[u8]) -> (Pkcs1v15Sign, Vec<u8>) {
+        match self {
+            SigAlgo::Pkcs1v15Sha1 => (Pkcs1v15Sign::new::<Sha1>(), Sha1::digest(data).to_vec()),
+            SigAlgo::Pkcs1v15Sha224 => (Pkcs1v15Sign::new::<Sha224>(), Sha224::digest(data).to_vec()),
+        }
+    }
+}
+
+impl FromStr for SigAlgo {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "PKCS1v15-SHA1" => Ok(SigAlgo::Pkcs1v15Sha1),
+            "PKCS1v15-SHA224" => Ok(SigAlgo::Pkcs1v15Sha224),
+            _ => Err(Error::UnsupportedAlgorithm(s.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for SigAlgo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Salt's `clean_key`: `"\n".join(key.strip().splitlines())`: surrounding
+/// whitespace removed, every line ending (`\r\n`, `\r`, ...) made `\n`,
+/// no trailing newline. Salt compares and sends public keys in this form.
+pub fn clean_key(key: &str) -> String {
+    let key = key.trim();
+    let mut out = String::with_capacity(key.len());
+    let mut chars = key.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' => {
+                if chars.peek() == Some(&'\n') {
+                    chars.next();
+                }
+                out.push('\n');
+            }
+            // Python's str.splitlines() boundaries.
+            '\n' | '\x0b' | '\x0c' | '\x1c' | '\x1d' | '\x1e' | '\u{85}' | '\u{2028}' | '\u{2029}' => out.push('\n'),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// `salt.utils.crypt.pem_finger(path)` (the `master_finger` fingerprint) of a
+/// PEM file's contents: SHA-256 over the non-blank lines between the
+/// first and the last (newlines kept, `\r\n` made `\n`), as colon-separated
+/// hex pairs.
+pub fn pem_finger(pem_file: &str) -> String {
+    let lines: Vec<&str> = pem_file.split_inclusive('\n').filter(|l| !l.trim().is_empty()).collect();
+    let body: String = if lines.len() > 2 { lines[1..lines.len() - 1].concat() } else { String::new() };
+    let body = body.replace("\r\n", "\n");
+    let hex = crate::util::hex(&Sha256::digest(body.as_bytes()));
+    let mut out = String::with_capacity(hex.len() * 3 / 2);
+    for (i, c) in hex.chars().enumerate() {
+        out.push(c);
+        if i % 2 == 1 && i + 1 < hex.len() {
+            out.push(':');
+        }
+    }
+    out
+}
+
+/// An RSA private key (`minion.pem`, `master.pem`).
+#[derive(Clone)]
+pub struct PrivateKey {
+    key: RsaPrivateKey,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey").field("bits", &self.key.n().bits()).finish_non_exhaustive()
+    }
+}
+
+impl PrivateKey {
+    /// Generate a key with e = 65537 (Salt's `gen_keys(keysize)`); use
+    /// [`DEFAULT_KEY_BITS`]. This is slow in unoptimized builds.
+    pub fn generate(bits: usize) -> Result<Self> {
+        let key = RsaPrivateKey::new_with_exp(&mut OsRng, bits, &BigUint::from(PUBLIC_EXPONENT))?;
+        Ok(PrivateKey { key })
+    }
+
+    /// Parse an unencrypted PEM private key: PKCS#1 (`BEGIN RSA PRIVATE
+    /// KEY`, what Salt writes) or PKCS#8 (`BEGIN PRIVATE KEY`). Surrounding
+    /// whitespace and `\r\n` line endings are accepted.
+    /// Passphrase-protected keys are not supported.
+    pub fn from_pem(pem: &str) -> Result<Self> {
+        let pem = Zeroizing::new(clean_key(pem));
+        let key = if pem.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
+            RsaPrivateKey::from_pkcs1_pem(&pem).map_err(|e| Error::InvalidKey(e.to_string()))?
+        } else {
+            RsaPrivateKey::from_pkcs8_pem(&pem).map_err(|e| Error::InvalidKey(e.to_string()))?
+        };
+        Ok(PrivateKey { key })
+    }
+
+    /// The key as Salt writes `*.pem`: PKCS#1 PEM, `\n` line endings, with
+    /// a trailing newline.
+    pub fn to_pem(&self) -> Result<Zeroizing<String>> {
+        self.key.to_pkcs1_pem(LineEnding::LF).map_err(|e| Error::InvalidKey(e.to_string()))
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey { key: self.key.to_public_key() }
+    }
+
+    /// Modulus size in bytes (`RSA_size`).
+    pub fn size(&self) -> usize {
+        self.key.size()
+    }
+
+    /// The wrapped `rsa` crate key.
+    pub fn as_rsa(&self) -> &RsaPrivateKey {
+        &self.key
+    }
+
+    /// RSA-OAEP decryption (Salt's `PrivateKey.decrypt(data, algorithm)`),
+    /// blinded.
+    pub fn decrypt(&self, data: &[u8], algo: EncAlgo) -> Result<Vec<u8>> {
+        Ok(self.key.decrypt_blinded(&mut OsRng, algo.padding(), data)?)
+    }
+
+    /// RSASSA-PKCS1-v1_5 signature of `data` (hashed here with the
+    /// algorithm's hash), Salt's `PrivateKey.sign(data, algorithm)`.
+    /// Deterministic.
+    pub fn sign(&self, data: &[u8], algo: SigAlgo) -> Result<Vec<u8>> {
+        let (scheme, digest) = algo.scheme_and_digest(data);
+        Ok(self.key.sign_with_rng(&mut OsRng, scheme, &digest)?)
+    }
+
+    /// ANSI X9.31 "private encrypt" of the raw `msg` (Salt's
+    /// `PrivateKey.encrypt`, OpenSSL `RSA_private_encrypt(...,
+    /// RSA_X931_PADDING)`).
+    ///
+    /// Encoded message: `0x6B 0xBB.. 0xBA || msg || 0xCC` filling the modulus
+    /// size, or `0x6A || msg || 0xCC` when there is no room for filler;
+    /// signature `min(s, n - s)` where `s = em^d mod n`, left-padded to the
+    /// modulus size. Deterministic. `msg` may be at most `size() - 2` bytes.
+    pub fn sign_x931(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        let k = self.size();
+        if msg.len() + 2 > k {
+            return Err(Error::X931("data too large for key size"));
+        }
+        let j = k - msg.len() - 2;
+        let mut em = Zeroizing::new(Vec::with_capacity(k));
+        if j == 0 {
+            em.push(0x6A);
+        } else {
+            em.push(0x6B);
+            em.resize(j, 0xBB);
+            em.push(0xBA);
+        }
+        em.extend_from_slice(msg);
+        em.push(0xCC);
+        let n = self.key.n();
+        let m = BigUint::from_bytes_be(&em);
+        if &m >= n {
+            return Err(Error::X931("data too large for modulus"));
+        }
+        let s = rsa_decrypt_and_check(&self.key, Some(&mut OsRng), &m)?;
+        let t = n - &s;
+        let sig = if s > t { t } else { s };
+        Ok(left_pad(&sig.to_bytes_be(), k))
+    }
+}
+
+/// An RSA public key (`minion.pub`, `master.pub`, `minion_master.pub`,
+/// `pki_dir/minions/<id>`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    key: RsaPublicKey,
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicKey").field("bits", &self.key.n().bits()).finish_non_exhaustive()
+    }
+}
+
+impl PublicKey {
+    /// Parse a PEM public key: SubjectPublicKeyInfo (`BEGIN PUBLIC KEY`,
+    /// what Salt writes and sends) or PKCS#1 (`BEGIN RSA PUBLIC KEY`).
+    /// Surrounding whitespace and `\r\n` line endings are accepted.
+    pub fn from_pem(pem: &str) -> Result<Self> {
+        let pem = clean_key(pem);
+        let key = if pem.starts_with("-----BEGIN RSA PUBLIC KEY-----") {
+            RsaPublicKey::from_pkcs1_pem(&pem).map_err(|e| Error::InvalidKey(e.to_string()))?
+        } else {
+            RsaPublicKey::from_public_key_pem(&pem).map_err(|e| Error::InvalidKey(e.to_string()))?
+        };
+        Ok(PublicKey { key })
+    }
+
+    /// The key as Salt writes `*.pub`: SubjectPublicKeyInfo PEM with `\n`
+    /// line endings and a trailing newline. Apply [`clean_key`] for the form
+    /// Salt sends on the wire (`pub` in `_auth`, `pub_key` in its reply).
+    pub fn to_pem(&self) -> Result<String> {
+        self.key.to_public_key_pem(LineEnding::LF).map_err(|e| Error::InvalidKey(e.to_string()))
+    }
+
+    /// Modulus size in bytes.
+    pub fn size(&self) -> usize {
+        self.key.size()
+    }
+
+    /// The wrapped `rsa` crate key.
+    pub fn as_rsa(&self) -> &RsaPublicKey {
+        &self.key
+    }
+
+    /// RSA-OAEP encryption (Salt's `PublicKey.encrypt(data, algorithm)`).
+    /// Randomized.
+    pub fn encrypt(&self, data: &[u8], algo: EncAlgo) -> Result<Vec<u8>> {
+        Ok(self.key.encrypt(&mut OsRng, algo.padding(), data)?)
+    }
+
+    /// Verify an RSASSA-PKCS1-v1_5 signature over `data` (Salt's
+    /// `PublicKey.verify`); [`Error::BadSignature`] if it does not verify.
+    pub fn verify(&self, data: &[u8], sig: &[u8], algo: SigAlgo) -> Result<()> {
+        let (scheme, digest) = algo.scheme_and_digest(data);
+        self.key.verify(scheme, &digest, sig).map_err(|_| Error::BadSignature)
+    }
+
+    /// ANSI X9.31 "public decrypt" (Salt's `PublicKey.decrypt`, OpenSSL
+    /// `RSA_public_decrypt(..., RSA_X931_PADDING)`): recover the message
+    /// signed by [`PrivateKey::sign_x931`]. The caller compares it with the
+    /// expected value (`b"salt"` for `tok`).
+    ///
+    /// Mirrors OpenSSL: `r = sig^e mod n`, replaced by `n - r` unless its
+    /// low nibble is `0xC`; then the padding is checked exactly as
+    /// `RSA_padding_check_X931` does.
+    pub fn recover_x931(&self, sig: &[u8]) -> Result<Vec<u8>> {
+        let k = self.size();
+        if sig.len() > k {
+            return Err(Error::X931("data greater than modulus length"));
+        }
+        let n = self.key.n();
+        let f = BigUint::from_bytes_be(sig);
+        if &f >= n {
+            return Err(Error::X931("data too large for modulus"));
+        }
+        let mut r = rsa_encrypt(&self.key, &f)?;
+        let low = r.to_bytes_le().first().copied().unwrap_or(0);
+        if low & 0xF != 0xC {
+            r = n - &r;
+        }
+        let em = left_pad(&r.to_bytes_be(), k);
+        x931_unpad(&em).map(<[u8]>::to_vec)
+    }
+}
+
+/// `RSA_padding_check_X931(to, tlen, from, flen = num, num)`.
+fn x931_unpad(em: &[u8]) -> Result<&[u8]> {
+    let flen = em.len();
+    if flen < 2 {
+        return Err(Error::X931("invalid header"));
+    }
+    let mut p = match em[0] {
+        0x6A | 0x6B => 1usize,
+        _ => return Err(Error::X931("invalid header")),
+    };
+    let j = if em[0] == 0x6B {
+        let j = flen.saturating_sub(3);
+        let mut i = 0;
+        while i < j {
+            let c = em[p];
+            p += 1;
+            if c == 0xBA {
+                break;
+            }
+            if c != 0xBB {
+                return Err(Error::X931("invalid padding"));
+            }
+            i += 1;
+        }
+        if i == 0 {
+            return Err(Error::X931("invalid padding"));
+        }
+        j - i
+    } else {
+        flen - 2
+    };
+    if em.get(p + j) != Some(&0xCC) {
+        return Err(Error::X931("invalid trailer"));
+    }
+    Ok(&em[p..p + j])
+}
+
+fn left_pad(b: &[u8], k: usize) -> Vec<u8> {
+    if b.len() >= k {
+        return b.to_vec();
+    }
+    let mut out = vec![0u8; k - b.len()];
+    out.extend_from_slice(b);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_key_like_python() {
+        assert_eq!(clean_key("  a\r\nb\rc\n\nd\n\n"), "a\nb\nc\n\nd");
+    }
+
+    #[test]
+    fn x931_unpad_cases() {
+        let ok = [0x6B, 0xBB, 0xBA, 1, 2, 0xCC];
+        assert_eq!(x931_unpad(&ok).ok(), Some(&[1u8, 2][..]));
+        let short = [0x6A, 1, 2, 0xCC];
+        assert_eq!(x931_unpad(&short).ok(), Some(&[1u8, 2][..]));
+        // OpenSSL rejects 0x6B immediately followed by 0xBA.
+        assert!(x931_unpad(&[0x6B, 0xBA, 1, 0xCC]).is_err());
+        assert!(x931_unpad(&[0x6B, 0xBB, 0xBA, 1, 0xCD]).is_err());
+        assert!(x931_unpad(&[0x6C, 0xBB, 0xBA, 1, 0xCC]).is_err());
+        assert!(x931_unpad(&[0x6B, 0xBB, 0xBC, 1, 0xCC]).is_err());
+        assert!(x931_unpad(&[]).is_err());
+        assert!(x931_unpad(&[0x6B]).is_err());
+    }
+
+    #[test]
+    fn algo_names() {
+        assert_eq!("OAEP-SHA1".parse::<EncAlgo>().ok(), Some(EncAlgo::OaepSha1));
+        assert_eq!("PKCS1v15-SHA224".parse::<SigAlgo>().ok(), Some(SigAlgo::Pkcs1v15Sha224));
+        assert!("OAEP-MD5".parse::<EncAlgo>().is_err());
+    }
+}

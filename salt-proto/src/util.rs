@@ -1,0 +1,117 @@
+//! Small helpers Salt's protocol needs: random bytes, `uuid4().hex` nonces,
+//! SHA-256 / SHA-1 hex digests, timestamps and job ids.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rand_core::{OsRng, RngCore};
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Fill `buf` from the operating system's random number generator.
+pub fn fill_random(buf: &mut [u8]) -> Result<()> {
+    OsRng.try_fill_bytes(buf).map_err(|_| Error::Rng)
+}
+
+/// Lower-case hex of `data`.
+pub fn hex(data: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(data.len() * 2);
+    for b in data {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
+}
+
+/// Python `uuid.uuid4().hex`: 32 lower-case hex characters of a random
+/// version-4 UUID. Salt uses these as request nonces.
+pub fn uuid4_hex() -> Result<String> {
+    let mut b = [0u8; 16];
+    fill_random(&mut b)?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    Ok(hex(&b))
+}
+
+/// `hashlib.sha256(data).hexdigest()`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
+/// `hashlib.sha1(data).hexdigest()` (the ZeroMQ topic of a minion id when
+/// `zmq_filtering` is on).
+pub fn sha1_hex(data: &[u8]) -> String {
+    hex(&Sha1::digest(data))
+}
+
+/// `int(time.time())`: the `ts` of v3 requests.
+pub fn unix_time() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The jid Salt makes for a UTC instant given in microseconds since the
+/// Unix epoch: `f"{dt:%Y%m%d%H%M%S%f}"`, 20 digits (utils/jid.py `gen_jid`
+/// without `unique_jid`). Instants before 1970 are clamped to the epoch.
+pub fn jid_from_unix_micros(micros: i64) -> String {
+    let micros = micros.max(0);
+    let secs = micros / 1_000_000;
+    let frac = micros % 1_000_000;
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}{frac:06}", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
+/// A jid for the current time (see [`jid_from_unix_micros`]).
+pub fn gen_jid() -> String {
+    let micros = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    jid_from_unix_micros(micros)
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (H. Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests() {
+        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(sha1_hex(b"abc"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        let n = uuid4_hex().unwrap_or_default();
+        assert_eq!(n.len(), 32);
+        assert_eq!(&n[12..13], "4");
+    }
+
+    #[test]
+    fn jids() {
+        assert_eq!(jid_from_unix_micros(0), "19700101000000000000");
+        // 2024-02-29T23:59:59.123456Z
+        assert_eq!(jid_from_unix_micros(1_709_251_199_123_456), "20240229235959123456");
+        assert_eq!(jid_from_unix_micros(4_102_444_800_999_999), "21000101000000999999");
+        assert_eq!(jid_from_unix_micros(951_782_400_000_001), "20000229000000000001");
+        assert_eq!(gen_jid().len(), 20);
+        assert!(unix_time() > 1_700_000_000);
+    }
+}
