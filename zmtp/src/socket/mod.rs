@@ -13,6 +13,7 @@
 mod core;
 mod engine;
 mod error;
+mod inproc;
 mod monitor;
 mod options;
 mod pattern;
@@ -79,11 +80,16 @@ impl Socket {
         self.core.monitors.subscribe()
     }
 
-    /// Binds `endpoint` (`tcp://host:port`, `tcp://*:*`, `ipc:///path`) and accepts peers on it in
+    /// Binds `endpoint` (`tcp://host:port`, `tcp://*:*`, `ipc:///path`, `inproc://name`) and accepts peers on it in
     /// the background. Returns the endpoint actually bound, with the port resolved (libzmq's
     /// ZMQ_LAST_ENDPOINT).
     pub async fn bind(&self, endpoint: &str) -> Result<String, Error> {
         let ep = Endpoint::parse(endpoint)?;
+        if let Endpoint::Inproc(name) = &ep {
+            inproc::bind(&self.core, name)?;
+            self.core.monitors.emit(MonitorEvent::Listening { endpoint: ep.to_string() });
+            return Ok(ep.to_string());
+        }
         let (listener, bound) = Listener::bind(&ep).await?;
         self.core.monitors.emit(MonitorEvent::Listening { endpoint: bound.clone() });
         let core = self.core.clone();
@@ -99,10 +105,16 @@ impl Socket {
     pub async fn connect(&self, endpoint: &str) -> Result<(), Error> {
         let ep = Endpoint::parse(endpoint)?;
         let (id, pipe, rx) = self.core.new_pipe();
-        if !self.core.options.immediate {
+        // With ZMQ_IMMEDIATE a tcp/ipc connection attaches its own pipe once it is up; inproc
+        // connections are up as soon as the peer is bound, so they always use this one.
+        if !self.core.options.immediate || matches!(ep, Endpoint::Inproc(_)) {
             self.core.attach(id, pipe);
         }
         let core = self.core.clone();
+        if let Endpoint::Inproc(name) = ep {
+            self.core.tasks.spawn(async move { inproc::connect_loop(core, name, id, rx).await });
+            return Ok(());
+        }
         let opts = self.stream_options();
         let name = ep.to_string();
         self.core.tasks.spawn(async move { connect_loop(core, ep, name, opts, id, rx).await });

@@ -1,4 +1,5 @@
-//! Transports: endpoint parsing, listening and connecting over `tcp://` and `ipc://`.
+//! Transports: endpoint parsing, listening and connecting over `tcp://` and `ipc://` (`inproc://`
+//! is parsed here and served by `socket::inproc`).
 //!
 //! A transport hands the socket layer a pair of owned stream halves; it knows nothing of ZMTP.
 
@@ -25,6 +26,9 @@ pub enum Endpoint {
     },
     /// `ipc://path` (a Unix domain socket); a leading `@` names the Linux abstract namespace.
     Ipc(PathBuf),
+    /// `inproc://name`: sockets of one process, connected without the wire codec (handled by the
+    /// socket layer, not by this module).
+    Inproc(String),
 }
 
 /// Why an endpoint string was refused.
@@ -48,6 +52,7 @@ impl Endpoint {
                 Ok(Endpoint::Tcp { host: host.to_owned(), port })
             }
             "ipc" if !rest.is_empty() => Ok(Endpoint::Ipc(PathBuf::from(rest))),
+            "inproc" if !rest.is_empty() => Ok(Endpoint::Inproc(rest.to_owned())),
             _ => Err(bad()),
         }
     }
@@ -59,6 +64,7 @@ impl std::fmt::Display for Endpoint {
             Endpoint::Tcp { host, port } if host.contains(':') => write!(f, "tcp://[{host}]:{port}"),
             Endpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
             Endpoint::Ipc(path) => write!(f, "ipc://{}", path.display()),
+            Endpoint::Inproc(name) => write!(f, "inproc://{name}"),
         }
     }
 }
@@ -192,6 +198,7 @@ impl Listener {
             }
             #[cfg(not(unix))]
             Endpoint::Ipc(_) => Err(io::Error::new(io::ErrorKind::Unsupported, "ipc needs Unix")),
+            Endpoint::Inproc(_) => Err(io::Error::new(io::ErrorKind::Unsupported, "inproc has no listener")),
         }
     }
 
@@ -247,6 +254,7 @@ pub async fn connect(endpoint: &Endpoint, opts: &StreamOptions) -> io::Result<St
         }
         #[cfg(not(unix))]
         Endpoint::Ipc(_) => Err(io::Error::new(io::ErrorKind::Unsupported, "ipc needs Unix")),
+        Endpoint::Inproc(_) => Err(io::Error::new(io::ErrorKind::Unsupported, "inproc has no stream")),
     }
 }
 
@@ -260,7 +268,8 @@ mod tests {
         assert_eq!(Endpoint::parse("tcp://[::1]:*"), Ok(Endpoint::Tcp { host: "::1".into(), port: 0 }));
         assert_eq!(Endpoint::parse("tcp://[::1]:1").map(|e| e.to_string()), Ok("tcp://[::1]:1".into()));
         assert_eq!(Endpoint::parse("ipc:///tmp/x"), Ok(Endpoint::Ipc("/tmp/x".into())));
-        for bad in ["tcp://:1", "tcp://host", "tcp://h:99999", "udp://h:1", "ipc://", "nonsense"] {
+        assert_eq!(Endpoint::parse("inproc://x"), Ok(Endpoint::Inproc("x".into())));
+        for bad in ["inproc://", "tcp://:1", "tcp://host", "tcp://h:99999", "udp://h:1", "ipc://", "nonsense"] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
     }

@@ -1,0 +1,158 @@
+//! `inproc://`: sockets of one process joined without the wire codec. Messages move from one
+//! socket's pipe to the other's inbound queue as they are, so nothing is encoded or copied.
+//!
+//! A bound name is kept in a process-wide registry. A connecting socket waits for the name to be
+//! bound (connect before bind works, as in libzmq), then creates a pipe on the binder, and two
+//! pumps move messages and subscriptions each way until either socket closes. If the binder goes
+//! away, the connecter waits for the name to be bound again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+use super::core::{Control, Core, PipeId, PipeRx};
+use super::error::DisconnectReason;
+use super::monitor::MonitorEvent;
+use super::Error;
+use crate::codec::Metadata;
+use crate::proto::{ConnectionError, PeerInfo};
+
+static REGISTRY: LazyLock<Mutex<HashMap<String, Weak<Core>>>> = LazyLock::new(Default::default);
+static CHANGED: LazyLock<Notify> = LazyLock::new(Notify::new);
+
+fn live(weak: &Weak<Core>) -> Option<Arc<Core>> {
+    weak.upgrade().filter(|c| !c.closing.is_cancelled())
+}
+
+/// Registers `core` under `name`.
+pub(crate) fn bind(core: &Arc<Core>, name: &str) -> Result<(), Error> {
+    let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    reg.retain(|_, w| live(w).is_some());
+    if reg.contains_key(name) {
+        return Err(Error::Io(std::io::ErrorKind::AddrInUse.into()));
+    }
+    reg.insert(name.to_owned(), Arc::downgrade(core));
+    drop(reg);
+    CHANGED.notify_waiters();
+    Ok(())
+}
+
+fn lookup(name: &str) -> Option<Arc<Core>> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).get(name).and_then(live)
+}
+
+fn peer_info(of: &Core) -> PeerInfo {
+    PeerInfo {
+        socket_type: of.socket_type,
+        routing_id: of.options.routing_id.clone(),
+        metadata: Metadata::new(),
+        version: (3, 1),
+    }
+}
+
+/// The connecting side: joins the bound socket, again after each time it goes away.
+pub(crate) async fn connect_loop(core: Arc<Core>, name: String, id: PipeId, mut rx: PipeRx) {
+    let endpoint = format!("inproc://{name}");
+    'outer: loop {
+        let binder = loop {
+            let changed = CHANGED.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(b) = lookup(&name) {
+                break b;
+            }
+            tokio::select! {
+                _ = changed => {}
+                _ = core.closing.cancelled() => break 'outer,
+            }
+        };
+        if !core.socket_type.is_compatible(binder.socket_type) {
+            let reason = DisconnectReason::Protocol(ConnectionError::PeerIncompatible(format!(
+                "{} cannot talk to a {} peer",
+                core.socket_type, binder.socket_type
+            )));
+            core.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: endpoint.clone(), reason });
+            break;
+        }
+        let (bid, bpipe, mut brx) = binder.new_pipe();
+        binder.attach(bid, bpipe);
+        binder.monitors.emit(MonitorEvent::Accepted { endpoint: endpoint.clone(), peer: endpoint.clone() });
+        let (Some(our_rid), Some(their_rid)) =
+            (binder.on_ready(bid, &peer_info(&core)), core.on_ready(id, &peer_info(&binder)))
+        else {
+            binder.remove_pipe(bid);
+            core.on_disconnect(id, false);
+            let reason = DisconnectReason::Protocol(ConnectionError::PeerIncompatible("peer refused".into()));
+            core.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: endpoint.clone(), reason });
+            break;
+        };
+        core.monitors.emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.clone(), peer: peer_info(&binder) });
+        binder.monitors.emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.clone(), peer: peer_info(&core) });
+        // `our_rid` is how the binder knows us; `their_rid` how we know the binder.
+        let reason = tokio::select! {
+            r = pump(&core, &mut rx, &binder, bid, &our_rid) => r,
+            r = pump(&binder, &mut brx, &core, id, &their_rid) => r,
+        };
+        for inbound in binder.remove_pipe(bid) {
+            let _ = binder.try_deliver(inbound);
+        }
+        for inbound in core.on_disconnect(id, false) {
+            let _ = core.try_deliver(inbound);
+        }
+        core.monitors.emit(MonitorEvent::Disconnected { endpoint: endpoint.clone(), reason: reason.clone() });
+        binder.monitors.emit(MonitorEvent::Disconnected { endpoint: endpoint.clone(), reason });
+        if core.closing.is_cancelled() {
+            break;
+        }
+    }
+    core.remove_pipe(id);
+    core.monitors.emit(MonitorEvent::Closed { endpoint });
+}
+
+/// Moves what `from` sends on one pipe into `to`'s inbound queue, as pipe `to_pipe` with routing
+/// id `rid`, until either socket closes. A closing `from` first hands over what it queued, within
+/// its linger time.
+async fn pump(from: &Core, rx: &mut PipeRx, to: &Core, to_pipe: PipeId, rid: &Bytes) -> DisconnectReason {
+    loop {
+        tokio::select! {
+            m = rx.data.recv() => {
+                let Some(msg) = m else { return DisconnectReason::Closed };
+                if let Some(inbound) = to.inbound(to_pipe, rid, msg) {
+                    tokio::select! {
+                        r = to.deliver(inbound) => if r.is_err() { return DisconnectReason::Eof },
+                        _ = to.closing.cancelled() => return DisconnectReason::Eof,
+                    }
+                }
+            }
+            c = rx.ctl.recv() => {
+                let Some(ctl) = c else { return DisconnectReason::Closed };
+                let (topic, subscribe) = match ctl {
+                    Control::Subscribe(t) => (t, true),
+                    Control::Cancel(t) => (t, false),
+                };
+                if let Some(inbound) = to.on_subscription(to_pipe, &topic, subscribe) {
+                    let _ = to.try_deliver(inbound);
+                }
+            }
+            _ = from.closing.cancelled() => {
+                let drain = async {
+                    while let Ok(msg) = rx.data.try_recv() {
+                        if let Some(inbound) = to.inbound(to_pipe, rid, msg) {
+                            if to.deliver(inbound).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                };
+                match from.options.linger {
+                    Some(t) => { let _ = tokio::time::timeout(t, drain).await; }
+                    None => drain.await,
+                }
+                return DisconnectReason::Closed;
+            }
+            _ = to.closing.cancelled() => return DisconnectReason::Eof,
+        }
+    }
+}

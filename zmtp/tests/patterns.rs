@@ -1,0 +1,268 @@
+//! The socket types and options beyond the core six, between our own sockets over tcp, ipc and
+//! inproc (their libzmq interop lives in the `tests` crate).
+
+use std::time::Duration;
+
+use zmtp::socket::MonitorEvent;
+use zmtp::{Error, Message, Options, Socket, SocketType};
+
+const T: Duration = Duration::from_secs(5);
+
+fn endpoints(name: &str) -> Vec<String> {
+    vec![
+        "tcp://127.0.0.1:*".to_owned(),
+        format!("ipc:///tmp/zmtp-pat-{}-{name}.ipc", std::process::id()),
+        format!("inproc://{name}-{}", std::process::id()),
+    ]
+}
+
+async fn recv(s: &Socket) -> Message {
+    tokio::time::timeout(T, s.recv()).await.expect("timely").expect("recv")
+}
+
+fn text(m: &Message) -> Vec<String> {
+    m.iter().map(|f| String::from_utf8_lossy(f).into_owned()).collect()
+}
+
+#[tokio::test]
+async fn push_pull_round_robin_and_fair_queue() {
+    for ep in endpoints("pushpull") {
+        let push = Socket::new(SocketType::Push);
+        let bound = push.bind(&ep).await.expect("bind");
+        let a = Socket::new(SocketType::Pull);
+        let b = Socket::new(SocketType::Pull);
+        a.connect(&bound).await.expect("connect");
+        b.connect(&bound).await.expect("connect");
+        // Wait until both are attached: send until each has received one.
+        let mut got = [0usize; 2];
+        for i in 0..200 {
+            push.send(format!("m{i}")).await.expect("send");
+            if i >= 10 {
+                while let Ok(_m) = a.try_recv() {
+                    got[0] += 1;
+                }
+                while let Ok(_m) = b.try_recv() {
+                    got[1] += 1;
+                }
+                if got[0] > 0 && got[1] > 0 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(got[0] > 0 && got[1] > 0, "{ep}: both pullers got work: {got:?}");
+    }
+}
+
+#[tokio::test]
+async fn pair_is_exclusive() {
+    for ep in endpoints("pair") {
+        let a = Socket::new(SocketType::Pair);
+        let bound = a.bind(&ep).await.expect("bind");
+        let b = Socket::new(SocketType::Pair);
+        b.connect(&bound).await.expect("connect");
+        b.send("hi").await.expect("send");
+        assert_eq!(text(&recv(&a).await), ["hi"]);
+        a.send(["x", "y"]).await.expect("send");
+        assert_eq!(text(&recv(&b).await), ["x", "y"]);
+        // A second peer is refused while the first is connected.
+        let c = Socket::new(SocketType::Pair);
+        let mut mon = c.monitor();
+        c.connect(&bound).await.expect("connect");
+        let refused = tokio::time::timeout(T, async {
+            loop {
+                match mon.recv().await {
+                    Some(MonitorEvent::HandshakeFailed { .. }) | Some(MonitorEvent::Disconnected { .. }) => {
+                        return true
+                    }
+                    Some(_) => {}
+                    None => return false,
+                }
+            }
+        })
+        .await
+        .expect("timely");
+        assert!(refused, "{ep}");
+    }
+}
+
+#[tokio::test]
+async fn inproc_connect_before_bind() {
+    let name = format!("inproc://late-{}", std::process::id());
+    let req = Socket::new(SocketType::Req);
+    req.connect(&name).await.expect("connect first");
+    req.send("early").await.expect("queued before the bind");
+    let rep = Socket::new(SocketType::Rep);
+    rep.bind(&name).await.expect("bind later");
+    assert_eq!(text(&recv(&rep).await), ["early"]);
+    rep.send("late").await.expect("reply");
+    assert_eq!(text(&recv(&req).await), ["late"]);
+    // The name is taken while rep lives.
+    let other = Socket::new(SocketType::Rep);
+    assert!(matches!(other.bind(&name).await, Err(Error::Io(_))));
+}
+
+#[tokio::test]
+async fn xpub_xsub_subscriptions_are_messages() {
+    for ep in endpoints("xpubxsub") {
+        let xpub = Socket::new(SocketType::XPub);
+        let bound = xpub.bind(&ep).await.expect("bind");
+        let sub1 = Socket::new(SocketType::Sub);
+        let sub2 = Socket::new(SocketType::Sub);
+        sub1.connect(&bound).await.expect("connect");
+        sub2.connect(&bound).await.expect("connect");
+        sub1.subscribe("A").expect("sub");
+        assert_eq!(recv(&xpub).await, Message::from(&b"\x01A"[..]));
+        // Not verbose: a second subscriber to the same topic is not reported.
+        sub2.subscribe("A").expect("sub");
+        sub2.subscribe("B").expect("sub");
+        assert_eq!(recv(&xpub).await, Message::from(&b"\x01B"[..]), "{ep}");
+        xpub.send(["A", "1"]).await.expect("send");
+        assert_eq!(text(&recv(&sub1).await), ["A", "1"]);
+        assert_eq!(text(&recv(&sub2).await), ["A", "1"]);
+        // Last unsubscription of B is reported.
+        sub2.unsubscribe("B").expect("unsub");
+        assert_eq!(recv(&xpub).await, Message::from(&b"\x00B"[..]));
+
+        // XSUB: subscriptions are sent as messages.
+        let publ = Socket::new(SocketType::Pub);
+        let pbound = publ.bind(&ep.replace("xpubxsub", "xsubpub")).await.expect("bind");
+        let xsub = Socket::new(SocketType::XSub);
+        xsub.connect(&pbound).await.expect("connect");
+        xsub.send(&b"\x01t"[..]).await.expect("subscribe by message");
+        let got = tokio::time::timeout(T, async {
+            loop {
+                publ.send("nope").await.expect("send");
+                publ.send("t1").await.expect("send");
+                if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(50), xsub.recv()).await {
+                    return m;
+                }
+            }
+        })
+        .await
+        .expect("subscription reached the publisher");
+        assert_eq!(text(&got), ["t1"], "{ep}");
+    }
+}
+
+#[tokio::test]
+async fn xpub_verbose_and_manual() {
+    let name = format!("inproc://xpubv-{}", std::process::id());
+    let xpub = Socket::with_options(SocketType::XPub, Options::default().xpub_verbose(true));
+    xpub.bind(&name).await.expect("bind");
+    let (s1, s2) = (Socket::new(SocketType::Sub), Socket::new(SocketType::Sub));
+    s1.connect(&name).await.expect("c");
+    s2.connect(&name).await.expect("c");
+    s1.subscribe("x").expect("s");
+    s2.subscribe("x").expect("s");
+    assert_eq!(recv(&xpub).await, Message::from(&b"\x01x"[..]));
+    assert_eq!(recv(&xpub).await, Message::from(&b"\x01x"[..]), "verbose reports duplicates");
+
+    let name = format!("inproc://xpubm-{}", std::process::id());
+    let xpub = Socket::with_options(SocketType::XPub, Options::default().xpub_manual(true));
+    xpub.bind(&name).await.expect("bind");
+    let sub = Socket::new(SocketType::Sub);
+    sub.connect(&name).await.expect("c");
+    sub.subscribe("asked").expect("s");
+    assert_eq!(recv(&xpub).await, Message::from(&b"\x01asked"[..]));
+    // Manual: the application decides what the peer really gets (a narrower topic here).
+    xpub.subscribe("asked-2").expect("manual subscribe");
+    xpub.send("asked-1").await.expect("send");
+    xpub.send("asked-2").await.expect("send");
+    assert_eq!(text(&recv(&sub).await), ["asked-2"]);
+}
+
+#[tokio::test]
+async fn invert_matching_and_conflate() {
+    let name = format!("inproc://inv-{}", std::process::id());
+    let publ = Socket::with_options(SocketType::Pub, Options::default().invert_matching(true));
+    publ.bind(&name).await.expect("bind");
+    let sub = Socket::with_options(SocketType::Sub, Options::default().invert_matching(true));
+    sub.connect(&name).await.expect("c");
+    sub.subscribe("skip").expect("s");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    publ.send("skip-me").await.expect("send");
+    publ.send("keep-me").await.expect("send");
+    assert_eq!(text(&recv(&sub).await), ["keep-me"]);
+
+    let name = format!("inproc://conf-{}", std::process::id());
+    let push = Socket::new(SocketType::Push);
+    push.bind(&name).await.expect("bind");
+    let pull = Socket::with_options(SocketType::Pull, Options::default().conflate(true));
+    pull.connect(&name).await.expect("c");
+    for i in 0..100 {
+        push.send(i.to_string()).await.expect("send");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(text(&recv(&pull).await), ["99"], "only the last message is kept");
+    assert!(matches!(pull.try_recv(), Err(Error::WouldBlock)));
+}
+
+#[tokio::test]
+async fn req_correlate_relaxed_router_mandatory_probe() {
+    let name = format!("inproc://corr-{}", std::process::id());
+    let router = Socket::with_options(SocketType::Router, Options::default().router_mandatory(true));
+    router.bind(&name).await.expect("bind");
+    assert!(matches!(router.send(["ghost", "x"]).await, Err(Error::HostUnreachable)));
+    let req =
+        Socket::with_options(SocketType::Req, Options::default().req_correlate(true).req_relaxed(true).routing_id("R"));
+    req.connect(&name).await.expect("c");
+    req.send("first").await.expect("send");
+    req.send("second").await.expect("relaxed allows a second request");
+    let first = recv(&router).await;
+    let second = recv(&router).await;
+    assert_eq!(first.len(), 4, "id, request id, delimiter, body: {first:?}");
+    // Answer the first (stale) request: dropped. Then the second: delivered.
+    router.send(first).await.expect("send");
+    router.send(second).await.expect("send");
+    assert_eq!(text(&recv(&req).await), ["second"]);
+
+    let name = format!("inproc://probe-{}", std::process::id());
+    let router = Socket::new(SocketType::Router);
+    router.bind(&name).await.expect("bind");
+    let dealer = Socket::with_options(SocketType::Dealer, Options::default().probe_router(true).routing_id("D"));
+    dealer.connect(&name).await.expect("c");
+    // Over inproc the probe is not sent (no engine); over tcp it is.
+    let tcp_router = Socket::new(SocketType::Router);
+    let ep = tcp_router.bind("tcp://127.0.0.1:*").await.expect("bind");
+    let tcp_dealer = Socket::with_options(SocketType::Dealer, Options::default().probe_router(true).routing_id("D"));
+    tcp_dealer.connect(&ep).await.expect("c");
+    assert_eq!(text(&recv(&tcp_router).await), ["D", ""]);
+}
+
+#[tokio::test]
+async fn monitor_events_in_order() {
+    let rep = Socket::new(SocketType::Rep);
+    let ep = rep.bind("tcp://127.0.0.1:*").await.expect("bind");
+    let req = Socket::new(SocketType::Req);
+    let mut mon = req.monitor();
+    req.connect(&ep).await.expect("connect");
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let ev = tokio::time::timeout(T, mon.recv()).await.expect("timely").expect("event");
+        seen.push(ev);
+    }
+    assert!(matches!(seen[0], MonitorEvent::ConnectDelayed { .. }), "{seen:?}");
+    assert!(matches!(seen[1], MonitorEvent::Connected { .. }), "{seen:?}");
+    assert!(matches!(seen[2], MonitorEvent::HandshakeSucceeded { .. }), "{seen:?}");
+    drop(rep);
+    let ev = tokio::time::timeout(T, mon.recv()).await.expect("timely").expect("event");
+    assert!(matches!(ev, MonitorEvent::Disconnected { .. }), "{ev:?}");
+
+    // A failed handshake: connect a SUB to a REP.
+    let sub = Socket::new(SocketType::Sub);
+    let rep2 = Socket::new(SocketType::Rep);
+    let ep2 = rep2.bind("tcp://127.0.0.1:*").await.expect("bind");
+    let mut mon = sub.monitor();
+    sub.connect(&ep2).await.expect("connect");
+    let failed = tokio::time::timeout(T, async {
+        loop {
+            if let Some(MonitorEvent::HandshakeFailed { reason, .. }) = mon.recv().await {
+                return reason;
+            }
+        }
+    })
+    .await
+    .expect("handshake failure reported");
+    assert!(failed.to_string().contains("SUB"), "{failed}");
+}
