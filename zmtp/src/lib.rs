@@ -13,15 +13,21 @@
 //! - [`Socket`]: the tokio socket API. Each socket type is a routing strategy over one shared set of
 //!   peer pipes (`socket::pattern`); `socket::engine` drives a `Connection` over a stream.
 //! - [`Message`]: multipart messages as [`bytes::Bytes`] frames, received without copies.
+//! - [`proxy()`]: `zmq_proxy` and its steerable form.
+//! - `blocking` (feature `blocking`, on by default): a facade for programs that are not async.
 
+#[cfg(feature = "blocking")]
+pub mod blocking;
 pub mod codec;
 #[doc(hidden)]
 pub mod fuzzing;
 mod message;
 pub mod proto;
+pub mod proxy;
 pub mod socket;
 pub mod transport;
 
 pub use message::Message;
 pub use proto::SocketType;
+pub use proxy::{proxy, proxy_steerable, ProxyStatistics};
 pub use socket::{Error, Options, Socket};

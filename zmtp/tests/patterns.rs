@@ -266,3 +266,67 @@ async fn monitor_events_in_order() {
     .expect("handshake failure reported");
     assert!(failed.to_string().contains("SUB"), "{failed}");
 }
+
+#[tokio::test]
+async fn linger_delivers_after_drop_before_connect() {
+    for ep in endpoints("linger") {
+        let pull = Socket::new(SocketType::Pull);
+        let bound = pull.bind(&ep).await.expect("bind");
+        {
+            let push = Socket::new(SocketType::Push);
+            push.connect(&bound).await.expect("connect");
+            push.send(["last", "words"]).await.expect("queued");
+            // Dropped at once: the connection is not even up yet.
+        }
+        assert_eq!(text(&recv(&pull).await), ["last", "words"], "{ep}");
+    }
+}
+
+#[tokio::test]
+async fn proxy_router_dealer_queue() {
+    let frontend = Socket::new(SocketType::Router);
+    let backend = Socket::new(SocketType::Dealer);
+    let fe = frontend.bind("tcp://127.0.0.1:*").await.expect("bind");
+    let be = backend.bind("tcp://127.0.0.1:*").await.expect("bind");
+    let control = Socket::new(SocketType::Pair);
+    control.bind("inproc://proxy-control").await.expect("bind");
+    let steer = Socket::new(SocketType::Pair);
+    steer.connect("inproc://proxy-control").await.expect("connect");
+    let proxy = tokio::spawn(async move { zmtp::proxy_steerable(&frontend, &backend, None, &control).await });
+    let worker = Socket::new(SocketType::Rep);
+    worker.connect(&be).await.expect("connect");
+    let client = Socket::new(SocketType::Req);
+    client.connect(&fe).await.expect("connect");
+    for i in 0..3 {
+        client.send(format!("req{i}")).await.expect("send");
+        assert_eq!(text(&recv(&worker).await), [format!("req{i}")]);
+        worker.send(format!("rep{i}")).await.expect("send");
+        assert_eq!(text(&recv(&client).await), [format!("rep{i}")]);
+    }
+    steer.send("STATISTICS").await.expect("send");
+    let stats = recv(&steer).await;
+    assert_eq!(stats.len(), 8);
+    let n = |i: usize| stats.get(i).map(|f| u64::from_ne_bytes(f[..].try_into().expect("8 octets")));
+    assert_eq!(n(0), Some(3), "frontend messages in");
+    assert_eq!(n(4), Some(3), "backend messages in");
+    steer.send("TERMINATE").await.expect("send");
+    let final_stats = tokio::time::timeout(T, proxy).await.expect("timely").expect("join").expect("proxy");
+    assert_eq!(final_stats.frontend_msgs_out, 3);
+}
+
+#[test]
+fn blocking_facade() {
+    use zmtp::blocking;
+    let rep = blocking::Socket::new(SocketType::Rep).expect("socket");
+    let ep = rep.bind("tcp://127.0.0.1:*").expect("bind");
+    let t = std::thread::spawn(move || {
+        let m = rep.recv().expect("recv");
+        rep.send(m).expect("echo");
+        rep.close();
+    });
+    let req = blocking::Socket::new(SocketType::Req).expect("socket");
+    req.connect(&ep).expect("connect");
+    req.send("echo me").expect("send");
+    assert_eq!(text(&req.recv_timeout(T).expect("reply")), ["echo me"]);
+    t.join().expect("server thread");
+}

@@ -81,6 +81,7 @@ pub(crate) struct Core {
     pub closing: CancellationToken,
     pub monitors: Monitors,
     pub tasks: TaskTracker,
+    closed_at: std::sync::OnceLock<tokio::time::Instant>,
     conflated: Mutex<Option<Inbound>>,
     pub conflated_ready: Notify,
     next_pipe: AtomicU64,
@@ -104,6 +105,7 @@ impl Core {
             closing: CancellationToken::new(),
             monitors: Monitors::default(),
             tasks: TaskTracker::new(),
+            closed_at: std::sync::OnceLock::new(),
             conflated: Mutex::new(None),
             conflated_ready: Notify::new(),
             next_pipe: AtomicU64::new(1),
@@ -111,6 +113,26 @@ impl Core {
             next_routing_id: AtomicU32::new(std::process::id().wrapping_mul(2_654_435_761)),
         };
         (core, inbound_rx)
+    }
+
+    /// Starts closing: tasks stop, after sending what is queued for up to the linger time.
+    pub(crate) fn close(&self) {
+        self.closed_at.get_or_init(tokio::time::Instant::now);
+        self.closing.cancel();
+        self.tasks.close();
+    }
+
+    /// Resolves when a task holding `pending` queued messages must stop: at once after close if
+    /// nothing is queued, else when the linger time since the close has passed.
+    pub(crate) async fn stopped(&self, pending: bool) {
+        self.closing.cancelled().await;
+        if pending {
+            match (self.options.linger, self.closed_at.get()) {
+                (Some(linger), Some(&at)) => tokio::time::sleep_until(at + linger).await,
+                (Some(_), None) => {}
+                (None, _) => std::future::pending().await,
+            }
+        }
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {

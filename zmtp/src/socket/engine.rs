@@ -148,6 +148,7 @@ pub(crate) async fn run(
         let deadline = conn.poll_timeout().map(Instant::from_std);
         let take_messages = conn.is_ready() && wq.len < WRITE_BACKLOG;
         let can_read = pending.is_none() && fatal.is_none();
+        let queued_before_handshake = !handshook && !rx.data.is_empty();
 
         tokio::select! {
             permit = core.inbound_tx.reserve(), if pending.is_some() => {
@@ -196,7 +197,9 @@ pub(crate) async fn run(
                     fatal = Some(DisconnectReason::Protocol(e));
                 }
             }
-            _ = core.closing.cancelled() => {
+            // Closed before the handshake finished: go on while messages wait for this peer, up to
+            // the linger time. Closed after: send what is queued, up to the linger time.
+            _ = core.stopped(queued_before_handshake) => {
                 if handshook {
                     linger(core, &mut writer, &mut wq, &mut conn, rx).await;
                 }
@@ -256,7 +259,7 @@ async fn flush_best_effort(writer: &mut crate::transport::WriteHalf, wq: &mut Wr
     .await;
 }
 
-/// The socket was closed: send what is queued for this peer, up to the linger time.
+/// The socket was closed: send what is queued for this peer, up to the linger time from the close.
 async fn linger(
     core: &Core,
     writer: &mut crate::transport::WriteHalf,
@@ -282,10 +285,8 @@ async fn linger(
             }
         }
     };
-    match core.options.linger {
-        Some(t) => {
-            let _ = tokio::time::timeout(t, work).await;
-        }
-        None => work.await,
+    tokio::select! {
+        _ = work => {}
+        _ = core.stopped(true) => {}
     }
 }

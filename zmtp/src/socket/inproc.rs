@@ -52,45 +52,91 @@ fn peer_info(of: &Core) -> PeerInfo {
     }
 }
 
-/// The connecting side: joins the bound socket, again after each time it goes away.
-pub(crate) async fn connect_loop(core: Arc<Core>, name: String, id: PipeId, mut rx: PipeRx) {
+/// A connection to a bound inproc socket, set up and ready.
+pub(crate) struct Joined {
+    binder: Arc<Core>,
+    bid: PipeId,
+    brx: PipeRx,
+    /// How the binder knows us.
+    our_rid: Bytes,
+    /// How we know the binder.
+    their_rid: Bytes,
+}
+
+/// Joins `core`'s pipe `id` to the bound socket `binder`: a pipe on the binder, both sides ready.
+fn join(core: &Core, binder: Arc<Core>, id: PipeId, endpoint: &str) -> Result<Joined, ()> {
+    let fail = |why: String| {
+        let reason = DisconnectReason::Protocol(ConnectionError::PeerIncompatible(why));
+        core.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: endpoint.to_owned(), reason });
+    };
+    if !core.socket_type.is_compatible(binder.socket_type) {
+        fail(format!("{} cannot talk to a {} peer", core.socket_type, binder.socket_type));
+        return Err(());
+    }
+    let (bid, bpipe, brx) = binder.new_pipe();
+    binder.attach(bid, bpipe);
+    binder.monitors.emit(MonitorEvent::Accepted { endpoint: endpoint.to_owned(), peer: endpoint.to_owned() });
+    let (Some(our_rid), Some(their_rid)) =
+        (binder.on_ready(bid, &peer_info(core)), core.on_ready(id, &peer_info(&binder)))
+    else {
+        binder.remove_pipe(bid);
+        core.on_disconnect(id, false);
+        fail("peer refused the connection".into());
+        return Err(());
+    };
+    core.monitors.emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.to_owned(), peer: peer_info(&binder) });
+    binder.monitors.emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.to_owned(), peer: peer_info(core) });
+    Ok(Joined { binder, bid, brx, our_rid, their_rid })
+}
+
+/// The connecting side. If `name` is bound, the connection is made before this returns (as in
+/// libzmq, so that what is sent next is delivered even if the socket is closed at once);
+/// otherwise a task waits for the bind. Either way a task then moves messages until a socket
+/// closes, and joins again whenever the name is bound anew.
+pub(crate) fn connect(core: &Arc<Core>, name: String, id: PipeId, rx: PipeRx) {
     let endpoint = format!("inproc://{name}");
+    let first = match lookup(&name) {
+        Some(binder) => match join(core, binder, id, &endpoint) {
+            Ok(j) => Some(j),
+            Err(()) => return,
+        },
+        None => None,
+    };
+    let core2 = core.clone();
+    core.tasks.spawn(async move { connect_loop(core2, name, endpoint, id, rx, first).await });
+}
+
+async fn connect_loop(
+    core: Arc<Core>,
+    name: String,
+    endpoint: String,
+    id: PipeId,
+    mut rx: PipeRx,
+    mut first: Option<Joined>,
+) {
     'outer: loop {
-        let binder = loop {
-            let changed = CHANGED.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if let Some(b) = lookup(&name) {
-                break b;
-            }
-            tokio::select! {
-                _ = changed => {}
-                _ = core.closing.cancelled() => break 'outer,
+        let joined = match first.take() {
+            Some(j) => j,
+            None => {
+                let binder = loop {
+                    let changed = CHANGED.notified();
+                    tokio::pin!(changed);
+                    changed.as_mut().enable();
+                    if let Some(b) = lookup(&name) {
+                        break b;
+                    }
+                    tokio::select! {
+                        _ = changed => {}
+                        _ = core.closing.cancelled() => break 'outer,
+                    }
+                };
+                match join(&core, binder, id, &endpoint) {
+                    Ok(j) => j,
+                    Err(()) => break,
+                }
             }
         };
-        if !core.socket_type.is_compatible(binder.socket_type) {
-            let reason = DisconnectReason::Protocol(ConnectionError::PeerIncompatible(format!(
-                "{} cannot talk to a {} peer",
-                core.socket_type, binder.socket_type
-            )));
-            core.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: endpoint.clone(), reason });
-            break;
-        }
-        let (bid, bpipe, mut brx) = binder.new_pipe();
-        binder.attach(bid, bpipe);
-        binder.monitors.emit(MonitorEvent::Accepted { endpoint: endpoint.clone(), peer: endpoint.clone() });
-        let (Some(our_rid), Some(their_rid)) =
-            (binder.on_ready(bid, &peer_info(&core)), core.on_ready(id, &peer_info(&binder)))
-        else {
-            binder.remove_pipe(bid);
-            core.on_disconnect(id, false);
-            let reason = DisconnectReason::Protocol(ConnectionError::PeerIncompatible("peer refused".into()));
-            core.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: endpoint.clone(), reason });
-            break;
-        };
-        core.monitors.emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.clone(), peer: peer_info(&binder) });
-        binder.monitors.emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.clone(), peer: peer_info(&core) });
-        // `our_rid` is how the binder knows us; `their_rid` how we know the binder.
+        let Joined { binder, bid, mut brx, our_rid, their_rid } = joined;
         let reason = tokio::select! {
             r = pump(&core, &mut rx, &binder, bid, &our_rid) => r,
             r = pump(&binder, &mut brx, &core, id, &their_rid) => r,

@@ -112,7 +112,7 @@ impl Socket {
         }
         let core = self.core.clone();
         if let Endpoint::Inproc(name) = ep {
-            self.core.tasks.spawn(async move { inproc::connect_loop(core, name, id, rx).await });
+            inproc::connect(&core, name, id, rx);
             return Ok(());
         }
         let opts = self.stream_options();
@@ -255,16 +255,14 @@ impl Socket {
     /// Closes the socket and waits until its connections have sent what was queued (up to the
     /// linger time) and every task has stopped.
     pub async fn close(self) {
-        self.core.closing.cancel();
-        self.core.tasks.close();
+        self.core.close();
         self.core.tasks.wait().await;
     }
 }
 
 impl Drop for Socket {
     fn drop(&mut self) {
-        self.core.closing.cancel();
-        self.core.tasks.close();
+        self.core.close();
     }
 }
 
@@ -336,9 +334,10 @@ async fn connect_loop(
                 None => transport::connect(&ep, &opts).await,
             }
         };
+        // After close, keep trying while messages wait for this peer, up to the linger time.
         let connected = tokio::select! {
             c = attempt => c,
-            _ = core.closing.cancelled() => break,
+            _ = core.stopped(!rx.data.is_empty()) => break,
         };
         match connected {
             Ok(stream) => {
@@ -376,7 +375,7 @@ async fn connect_loop(
         }
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = core.closing.cancelled() => break,
+            _ = core.stopped(!rx.data.is_empty()) => break,
         }
         if max > base {
             delay = (delay * 2).min(max);
