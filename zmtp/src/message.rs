@@ -4,23 +4,28 @@
 //! message sent to many peers shares its bodies instead of copying them.
 
 use bytes::Bytes;
+use smallvec::SmallVec;
+
+/// Frames kept inline before the message allocates: most messages have one or two (a routing
+/// envelope and a body).
+type Frames = SmallVec<[Bytes; 2]>;
 
 /// A multipart message. Most messages have one frame; an empty message has none on the API side
 /// but is sent as one empty frame, as libzmq does.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
 pub struct Message {
-    frames: Vec<Bytes>,
+    frames: Frames,
 }
 
 impl Message {
     /// A message with no frames.
     pub fn new() -> Message {
-        Message { frames: Vec::new() }
+        Message { frames: Frames::new() }
     }
 
     /// A message with room for `n` frames.
     pub fn with_capacity(n: usize) -> Message {
-        Message { frames: Vec::with_capacity(n) }
+        Message { frames: Frames::with_capacity(n) }
     }
 
     /// Appends a frame.
@@ -84,7 +89,8 @@ impl Message {
 
     /// Splits the message after its first `n` frames: `self` keeps the head, the tail is returned.
     pub fn split_off(&mut self, n: usize) -> Message {
-        Message { frames: self.frames.split_off(n.min(self.frames.len())) }
+        let n = n.min(self.frames.len());
+        Message { frames: self.frames.drain(n..).collect() }
     }
 
     /// Appends all frames of `other`.
@@ -94,7 +100,7 @@ impl Message {
 
     /// The frames as a vector.
     pub fn into_frames(self) -> Vec<Bytes> {
-        self.frames
+        self.frames.into_vec()
     }
 }
 
@@ -114,7 +120,7 @@ impl std::fmt::Debug for Message {
 
 impl IntoIterator for Message {
     type Item = Bytes;
-    type IntoIter = std::vec::IntoIter<Bytes>;
+    type IntoIter = smallvec::IntoIter<[Bytes; 2]>;
     fn into_iter(self) -> Self::IntoIter {
         self.frames.into_iter()
     }
@@ -130,13 +136,15 @@ impl<'a> IntoIterator for &'a Message {
 
 impl From<Vec<Bytes>> for Message {
     fn from(frames: Vec<Bytes>) -> Message {
-        Message { frames }
+        Message { frames: Frames::from_vec(frames) }
     }
 }
 
 impl From<Bytes> for Message {
     fn from(frame: Bytes) -> Message {
-        Message { frames: vec![frame] }
+        let mut frames = Frames::new();
+        frames.push(frame);
+        Message { frames }
     }
 }
 
@@ -172,7 +180,7 @@ impl<const N: usize> From<[&str; N]> for Message {
 
 impl<const N: usize> From<[Bytes; N]> for Message {
     fn from(frames: [Bytes; N]) -> Message {
-        Message { frames: frames.into() }
+        Message { frames: frames.into_iter().collect() }
     }
 }
 

@@ -137,9 +137,16 @@ async fn connect_loop(
             }
         };
         let Joined { binder, bid, mut brx, our_rid, their_rid } = joined;
-        let reason = tokio::select! {
-            r = pump(&core, &mut rx, &binder, bid, &our_rid) => r,
-            r = pump(&binder, &mut brx, &core, id, &their_rid) => r,
+        // Each pump stops at once when its receiver closes, but a closing sender first hands over
+        // what it queued: wait for that one.
+        let reason = {
+            let ours = pump(&core, &mut rx, &binder, bid, &our_rid);
+            let theirs = pump(&binder, &mut brx, &core, id, &their_rid);
+            tokio::pin!(ours, theirs);
+            tokio::select! {
+                r = &mut ours => if binder.closing.is_cancelled() { theirs.await } else { r },
+                r = &mut theirs => if core.closing.is_cancelled() { ours.await } else { r },
+            }
         };
         for inbound in binder.remove_pipe(bid) {
             let _ = binder.try_deliver(inbound);
