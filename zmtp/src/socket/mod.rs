@@ -215,6 +215,9 @@ impl Socket {
                 }
             };
             let Some(next) = next else { return Err(Error::Closed) };
+            if !pattern::filters_inbound(core.socket_type) {
+                return Ok(next.msg);
+            }
             let mut st = core.lock();
             if let Delivery::Deliver(msg) = pattern::on_inbound(core.socket_type, &core.options, &mut st.pattern, next)
             {

@@ -73,6 +73,12 @@ pub(crate) enum Delivery {
     Drop,
 }
 
+/// Whether [`on_inbound`] does anything for this type; the others take messages as they come,
+/// without the socket lock.
+pub(crate) fn filters_inbound(socket_type: SocketType) -> bool {
+    matches!(socket_type, SocketType::Router | SocketType::Sub | SocketType::Req | SocketType::Rep | SocketType::Pub)
+}
+
 /// Filters or rewrites an inbound message for the application. Runs under the socket lock.
 pub(crate) fn on_inbound(
     socket_type: SocketType,
