@@ -222,6 +222,20 @@ pub async fn next_handshake(m: &mut Monitor) {
 pub struct Z {
     sock: Arc<Mutex<zmq::Socket>>,
     ctx: zmq::Context,
+    ipc_files: IpcFiles,
+}
+
+/// The socket files of the ipc endpoints a libzmq socket bound: libzmq 4.3 unlinks them only on
+/// an explicit unbind, so they are removed when the [`Z`] goes.
+#[derive(Debug, Default)]
+struct IpcFiles(Mutex<Vec<std::path::PathBuf>>);
+
+impl Drop for IpcFiles {
+    fn drop(&mut self) {
+        for path in self.0.get_mut().unwrap_or_else(|e| e.into_inner()).drain(..) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 impl std::fmt::Debug for Z {
@@ -243,7 +257,7 @@ impl Z {
         s.set_sndtimeo(T_MS).expect("ZMQ_SNDTIMEO");
         s.set_linger(1000).expect("ZMQ_LINGER");
         s.set_reconnect_ivl(50).expect("ZMQ_RECONNECT_IVL");
-        Z { sock: Arc::new(Mutex::new(s)), ctx: ctx.clone() }
+        Z { sock: Arc::new(Mutex::new(s)), ctx: ctx.clone(), ipc_files: IpcFiles::default() }
     }
 
     /// The context this socket lives in.
@@ -264,10 +278,19 @@ impl Z {
 
     /// Binds `endpoint` and returns the endpoint actually bound.
     pub fn bind_exact(&self, endpoint: &str) -> String {
-        self.with(|s| {
-            s.bind(endpoint).unwrap_or_else(|e| panic!("libzmq bind {endpoint}: {e}"));
-            s.get_last_endpoint().expect("ZMQ_LAST_ENDPOINT").expect("endpoint is UTF-8")
-        })
+        self.try_bind(endpoint).unwrap_or_else(|e| panic!("libzmq bind {endpoint}: {e}"))
+    }
+
+    /// Binds `endpoint` and returns the endpoint actually bound, or libzmq's error.
+    pub fn try_bind(&self, endpoint: &str) -> zmq::Result<String> {
+        let bound = self.with(|s| {
+            s.bind(endpoint)?;
+            Ok(s.get_last_endpoint()?.expect("endpoint is UTF-8"))
+        })?;
+        if let Some(path) = bound.strip_prefix("ipc://") {
+            self.ipc_files.0.lock().unwrap_or_else(|e| e.into_inner()).push(path.into());
+        }
+        Ok(bound)
     }
 
     /// Connects to `endpoint` (in the background, as libzmq does).
@@ -343,8 +366,6 @@ impl Z {
             Err(_) => panic!("another handle to the libzmq socket is alive"),
         }
     }
-
-    pub fn close_with_linger_for_probe(self) { drop(self) }
 
     /// Starts libzmq's socket monitor for `events` and returns a PAIR socket receiving them.
     pub fn monitor(&self, name: &str, events: zmq::SocketEvent) -> ZMonitor {

@@ -171,10 +171,10 @@ impl Core {
                 if !self.options.router_handover {
                     return None;
                 }
-                // Handover: the old pipe loses the id and no longer receives what is sent to it.
-                if let Some(old) = st.pipes.get_mut(&holder) {
-                    old.routing_id = Bytes::new();
-                }
+                // Handover: the old connection is ended, as libzmq does. Dropping its pipe closes
+                // the queues its task reads, so the task stops; what it already handed over is
+                // filtered out on receipt (its routing id no longer maps to its pipe).
+                st.pipes.remove(&holder);
                 wanted
             } else {
                 wanted

@@ -219,8 +219,7 @@ impl Socket {
                 return Ok(next.msg);
             }
             let mut st = core.lock();
-            if let Delivery::Deliver(msg) = pattern::on_inbound(core.socket_type, &core.options, &mut st.pattern, next)
-            {
+            if let Delivery::Deliver(msg) = pattern::on_inbound(core.socket_type, &core.options, &mut st, next) {
                 return Ok(msg);
             }
         }

@@ -83,11 +83,11 @@ pub(crate) fn filters_inbound(socket_type: SocketType) -> bool {
 pub(crate) fn on_inbound(
     socket_type: SocketType,
     options: &crate::Options,
-    state: &mut PatternState,
+    st: &mut super::core::State,
     inbound: Inbound,
 ) -> Delivery {
-    match (socket_type, state) {
-        (SocketType::Router, _) => router::on_inbound(inbound),
+    match (socket_type, &mut st.pattern) {
+        (SocketType::Router, _) => router::on_inbound(&st.routes, inbound),
         (SocketType::Sub, PatternState::Sub(subs)) => sub::on_inbound(subs, options.invert_matching, inbound),
         (SocketType::Req, PatternState::Req { awaiting, request_id }) => {
             req::on_inbound(awaiting, options.req_correlate.then_some(*request_id), inbound)

@@ -2,13 +2,21 @@
 //! message sent starts with the routing id of the peer to send it to. Unroutable messages are
 //! dropped, or refused with ZMQ_ROUTER_MANDATORY.
 
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
 use super::Delivery;
-use crate::socket::core::{Core, Inbound};
+use crate::socket::core::{Core, Inbound, PipeId};
 use crate::socket::Error;
 use crate::Message;
 
-/// Prefixes the peer's routing id.
-pub(crate) fn on_inbound(mut inbound: Inbound) -> Delivery {
+/// Prefixes the peer's routing id; drops what a peer sent before another took its id over
+/// (ROUTER_HANDOVER), so that replies cannot go to the wrong peer.
+pub(crate) fn on_inbound(routes: &HashMap<Bytes, PipeId>, mut inbound: Inbound) -> Delivery {
+    if routes.get(&inbound.routing_id) != Some(&inbound.pipe) {
+        return Delivery::Drop;
+    }
     inbound.msg.push_front(inbound.routing_id);
     Delivery::Deliver(inbound.msg)
 }
