@@ -1,0 +1,30 @@
+//! The parts of a Salt-compatible minion that need neither crypto nor network.
+//!
+//! Each module mirrors a piece of Salt 3008.5 (file names are relative to the `salt/` package):
+//!
+//! | module | mirrors |
+//! |---|---|
+//! | [`config`] | `config/__init__.py`: `DEFAULT_MINION_OPTS`, `minion_config`, `apply_minion_config`, `prepend_root_dir`, `include_config`, `get_id` |
+//! | [`yaml`] | `utils/yamlloader.py` (`SaltYamlSafeLoader`) on top of PyYAML's YAML 1.1 `SafeLoader` resolution |
+//! | [`grains`] | `grains/core.py`, `grains/extra.py`, `grains/minion_process.py`, `utils/network.py` |
+//! | [`matcher`] | `matchers/{glob,pcre,list,grain,grain_pcre,compound,ipcidr}_match.py`, `utils/data.py:subdict_match` |
+//! | [`functions`] | `modules/{test,cmdmod,grains,saltutil,sysmod}.py`, argument handling of `minion.py:load_args_and_kwargs` |
+//! | [`value`] | Python semantics Salt relies on (`str()`, `fnmatch`, truthiness) over [`rmpv::Value`] |
+//!
+//! Values are [`rmpv::Value`] throughout (config extras, grains, function returns) so the job loop can
+//! msgpack them for the master unchanged.
+
+pub mod config;
+pub mod functions;
+pub mod grains;
+pub mod matcher;
+pub mod value;
+pub mod yaml;
+
+/// The Salt version this minion speaks and reports (`test.version`, `saltversion` grain).
+pub const SALT_VERSION: &str = "3008.5";
+
+/// `saltversioninfo` grain: `salt.version.__version_info__` of [`SALT_VERSION`].
+pub const SALT_VERSION_INFO: [i64; 2] = [3008, 5];
+
+pub use value::Value;
