@@ -135,6 +135,12 @@ impl Core {
         }
     }
 
+    /// When a closed socket's tasks give up sending: the close plus the linger time (`None`: the
+    /// socket is open, or lingers forever).
+    pub(crate) fn linger_deadline(&self) -> Option<tokio::time::Instant> {
+        Some(*self.closed_at.get()? + self.options.linger?)
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave State half-updated in a way that matters
         // more than losing the socket; recover the guard rather than propagate the poison.

@@ -99,6 +99,13 @@ pub(crate) async fn run(
     // A protocol error ends the connection once what was decoded before it has been handed over
     // and what we queued for the peer (an ERROR command) has been flushed.
     let mut fatal: Option<DisconnectReason> = None;
+    // Long-lived futures, so that the loop does not register a timer and a waiter on every turn.
+    let closing = core.closing.cancelled();
+    tokio::pin!(closing);
+    let mut closed = false;
+    let timer = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<Instant> = None;
 
     let reason = 'run: loop {
         // Hand over what the peer said, until the inbound queue is full.
@@ -145,10 +152,27 @@ pub(crate) async fn run(
                 break reason;
             }
         }
-        let deadline = conn.poll_timeout().map(Instant::from_std);
+        if closed && (handshook || rx.data.is_empty()) {
+            // Closed: send what is queued for this peer, up to the linger time. Closed before the
+            // handshake finished, the loop goes on while messages wait for this peer, until the
+            // handshake (then this) or the linger time (the timer branch below).
+            if handshook {
+                linger(core, &mut writer, &mut wq, &mut conn, rx).await;
+            }
+            break DisconnectReason::Closed;
+        }
+        let deadline = match (conn.poll_timeout().map(Instant::from_std), closed.then(|| core.linger_deadline())) {
+            (a, Some(Some(b))) => Some(a.map_or(b, |a| a.min(b))),
+            (a, _) => a,
+        };
+        if deadline != armed {
+            if let Some(d) = deadline {
+                timer.as_mut().reset(d);
+            }
+            armed = deadline;
+        }
         let take_messages = conn.is_ready() && wq.len < WRITE_BACKLOG;
         let can_read = pending.is_none() && fatal.is_none();
-        let queued_before_handshake = !handshook && !rx.data.is_empty();
 
         tokio::select! {
             permit = core.inbound_tx.reserve(), if pending.is_some() => {
@@ -192,19 +216,17 @@ pub(crate) async fn run(
                     None => break DisconnectReason::Closed,
                 }
             }
-            _ = sleep_until(deadline), if deadline.is_some() && fatal.is_none() => {
-                if let Err(e) = conn.handle_timeout(Instant::now().into_std()) {
+            _ = &mut timer, if armed.is_some() && fatal.is_none() => {
+                armed = None;
+                let now = Instant::now();
+                if closed && core.linger_deadline().is_some_and(|d| now >= d) {
+                    break DisconnectReason::Closed;
+                }
+                if let Err(e) = conn.handle_timeout(now.into_std()) {
                     fatal = Some(DisconnectReason::Protocol(e));
                 }
             }
-            // Closed before the handshake finished: go on while messages wait for this peer, up to
-            // the linger time. Closed after: send what is queued, up to the linger time.
-            _ = core.stopped(queued_before_handshake) => {
-                if handshook {
-                    linger(core, &mut writer, &mut wq, &mut conn, rx).await;
-                }
-                break DisconnectReason::Closed;
-            }
+            _ = &mut closing, if !closed => closed = true,
         }
     };
     let _ = writer.shutdown().await;
@@ -215,13 +237,6 @@ pub(crate) async fn run(
     }
     tracing::debug!(%peer, %endpoint, %reason, "connection ended");
     Outcome { handshook, reason }
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 async fn read_some(reader: &mut crate::transport::ReadHalf, rbuf: &mut BytesMut) -> std::io::Result<usize> {

@@ -209,9 +209,12 @@ impl Socket {
                     },
                 }
             } else {
-                tokio::select! {
-                    m = inbound.recv() => m,
-                    _ = core.closing.cancelled() => None,
+                match inbound.try_recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => tokio::select! {
+                        m = inbound.recv() => m,
+                        _ = core.closing.cancelled() => None,
+                    },
                 }
             };
             let Some(next) = next else { return Err(Error::Closed) };

@@ -54,6 +54,11 @@ pub(crate) async fn send(
     mut msg: Message,
     mut commit: impl FnMut(&mut State, PipeId),
 ) -> Result<(), Error> {
+    // Fast path: a pipe has room.
+    match try_route(&mut core.lock(), msg, &mut commit) {
+        Ok(()) => return Ok(()),
+        Err((m, _)) => msg = m,
+    }
     loop {
         let changed = core.pipes_changed.notified();
         tokio::pin!(changed);
