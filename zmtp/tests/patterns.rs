@@ -330,3 +330,39 @@ fn blocking_facade() {
     assert_eq!(text(&req.recv_timeout(T).expect("reply")), ["echo me"]);
     t.join().expect("server thread");
 }
+
+#[tokio::test]
+async fn connect_routing_id_and_welcome_message() {
+    for ep in endpoints("crid") {
+        let server = Socket::with_options(SocketType::Router, Options::default().routing_id("server"));
+        let bound = server.bind(&ep).await.expect("bind");
+        let client = Socket::with_options(SocketType::Router, Options::default().routing_id("client"));
+        client.connect_with_routing_id(&bound, "srv").await.expect("connect");
+        // The client knows the server as "srv", whatever id the server announces.
+        let sent = tokio::time::timeout(T, async {
+            loop {
+                if client.send(["srv", "hello"]).await.is_ok() {
+                    if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(50), server.recv()).await {
+                        return m;
+                    }
+                }
+            }
+        })
+        .await
+        .expect("routed");
+        assert_eq!(text(&sent), ["client", "hello"], "{ep}");
+        server.send(["client", "back"]).await.expect("send");
+        assert_eq!(text(&recv(&client).await), ["srv", "back"], "{ep}");
+    }
+
+    let name = format!("inproc://welcome-{}", std::process::id());
+    let xpub = Socket::with_options(
+        SocketType::XPub,
+        Options::default().xpub_welcome_msg(Some(bytes::Bytes::from_static(b"WELCOME"))),
+    );
+    xpub.bind(&name).await.expect("bind");
+    let sub = Socket::new(SocketType::Sub);
+    sub.subscribe("WELCOME").expect("sub");
+    sub.connect(&name).await.expect("connect");
+    assert_eq!(text(&recv(&sub).await), ["WELCOME"]);
+}

@@ -49,6 +49,8 @@ pub(crate) struct Pipe {
     pub routing_id: Bytes,
     /// What the peer subscribed to (PUB and XPUB).
     pub subscriptions: Subscriptions,
+    /// ROUTER: the routing id the application chose for this peer (ZMQ_CONNECT_ROUTING_ID).
+    pub preset_routing_id: Option<Bytes>,
 }
 
 /// The connection task's end of a pipe.
@@ -152,8 +154,14 @@ impl Core {
         let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
         let (tx, data) = mpsc::channel(capacity(self.options.sndhwm));
         let (ctl_tx, ctl) = mpsc::unbounded_channel();
-        let pipe =
-            Pipe { tx, ctl: ctl_tx, ready: false, routing_id: Bytes::new(), subscriptions: Subscriptions::new() };
+        let pipe = Pipe {
+            tx,
+            ctl: ctl_tx,
+            ready: false,
+            routing_id: Bytes::new(),
+            subscriptions: Subscriptions::new(),
+            preset_routing_id: None,
+        };
         (id, pipe, PipeRx { data, ctl })
     }
 
@@ -170,7 +178,8 @@ impl Core {
         let mut guard = self.lock();
         let st = &mut *guard;
         let routing_id = if self.socket_type == SocketType::Router {
-            let wanted = peer.routing_id.clone();
+            let preset = st.pipes.get(&id).and_then(|p| p.preset_routing_id.clone());
+            let wanted = preset.unwrap_or_else(|| peer.routing_id.clone());
             if wanted.is_empty() {
                 self.generate_routing_id(&st.routes)
             } else if let Some(&holder) = st.routes.get(&wanted).filter(|&&h| h != id) {
@@ -198,6 +207,11 @@ impl Core {
             st.routes.insert(routing_id.clone(), id);
         }
         st.pattern.on_ready(pipe);
+        if let Some(welcome) = &self.options.xpub_welcome_msg {
+            if self.socket_type == SocketType::XPub {
+                let _ = pipe.tx.try_send(Message::from(welcome.clone()));
+            }
+        }
         drop(guard);
         self.pipes_changed.notify_waiters();
         Some(routing_id)

@@ -72,7 +72,8 @@ impl Socket {
     }
 
     fn stream_options(&self) -> StreamOptions {
-        StreamOptions { tcp_keepalive: self.core.options.tcp_keepalive }
+        let o = &self.core.options;
+        StreamOptions { tcp_keepalive: o.tcp_keepalive, sndbuf: o.sndbuf, rcvbuf: o.rcvbuf, backlog: o.backlog }
     }
 
     /// A stream of this socket's connection events, from now on.
@@ -90,7 +91,7 @@ impl Socket {
             self.core.monitors.emit(MonitorEvent::Listening { endpoint: ep.to_string() });
             return Ok(ep.to_string());
         }
-        let (listener, bound) = Listener::bind(&ep).await?;
+        let (listener, bound) = Listener::bind(&ep, &self.stream_options()).await?;
         self.core.monitors.emit(MonitorEvent::Listening { endpoint: bound.clone() });
         let core = self.core.clone();
         let opts = self.stream_options();
@@ -103,8 +104,13 @@ impl Socket {
     /// remade after it drops, every `reconnect_ivl` (doubling up to `reconnect_ivl_max`). Messages
     /// sent before it is up wait in its queue, up to the high-water mark.
     pub async fn connect(&self, endpoint: &str) -> Result<(), Error> {
+        self.connect_pipe(endpoint, None).await.map(|_| ())
+    }
+
+    async fn connect_pipe(&self, endpoint: &str, preset: Option<bytes::Bytes>) -> Result<core::PipeId, Error> {
         let ep = Endpoint::parse(endpoint)?;
-        let (id, pipe, rx) = self.core.new_pipe();
+        let (id, mut pipe, rx) = self.core.new_pipe();
+        pipe.preset_routing_id = preset;
         // With ZMQ_IMMEDIATE a tcp/ipc connection attaches its own pipe once it is up; inproc
         // connections are up as soon as the peer is bound, so they always use this one.
         if !self.core.options.immediate || matches!(ep, Endpoint::Inproc(_)) {
@@ -113,12 +119,25 @@ impl Socket {
         let core = self.core.clone();
         if let Endpoint::Inproc(name) = ep {
             inproc::connect(&core, name, id, rx);
-            return Ok(());
+            return Ok(id);
         }
         let opts = self.stream_options();
         let name = ep.to_string();
         self.core.tasks.spawn(async move { connect_loop(core, ep, name, opts, id, rx).await });
-        Ok(())
+        Ok(id)
+    }
+
+    /// ROUTER: connects like [`Socket::connect`], and knows the peer by `routing_id` instead of the
+    /// id the peer announces (libzmq's ZMQ_CONNECT_ROUTING_ID).
+    pub async fn connect_with_routing_id(
+        &self,
+        endpoint: &str,
+        routing_id: impl Into<bytes::Bytes>,
+    ) -> Result<(), Error> {
+        if self.core.socket_type != SocketType::Router {
+            return Err(Error::NotSupported(self.core.socket_type));
+        }
+        self.connect_pipe(endpoint, Some(routing_id.into())).await.map(|_| ())
     }
 
     /// Sends a message.

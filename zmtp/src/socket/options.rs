@@ -60,6 +60,14 @@ pub struct Options {
     pub send_timeout: Option<Duration>,
     /// `recv` fails with [`crate::Error::WouldBlock`] after this long (ZMQ_RCVTIMEO).
     pub recv_timeout: Option<Duration>,
+    /// XPUB: a message sent to every new subscriber (ZMQ_XPUB_WELCOME_MSG).
+    pub xpub_welcome_msg: Option<Bytes>,
+    /// Kernel send buffer size for TCP connections (ZMQ_SNDBUF).
+    pub sndbuf: Option<usize>,
+    /// Kernel receive buffer size for TCP connections (ZMQ_RCVBUF).
+    pub rcvbuf: Option<usize>,
+    /// Listen backlog for bound TCP endpoints (ZMQ_BACKLOG; default 1024 here).
+    pub backlog: Option<u32>,
 }
 
 impl Default for Options {
@@ -89,6 +97,10 @@ impl Default for Options {
             connect_timeout: None,
             send_timeout: None,
             recv_timeout: None,
+            xpub_welcome_msg: None,
+            sndbuf: None,
+            rcvbuf: None,
+            backlog: None,
         }
     }
 }
@@ -196,6 +208,22 @@ impl Options {
     /// Sets ZMQ_SNDTIMEO.
     pub fn send_timeout(mut self, t: Option<Duration>) -> Self {
         self.send_timeout = t;
+        self
+    }
+    /// Sets ZMQ_XPUB_WELCOME_MSG.
+    pub fn xpub_welcome_msg(mut self, msg: Option<Bytes>) -> Self {
+        self.xpub_welcome_msg = msg;
+        self
+    }
+    /// Sets ZMQ_SNDBUF and ZMQ_RCVBUF.
+    pub fn buffers(mut self, sndbuf: Option<usize>, rcvbuf: Option<usize>) -> Self {
+        self.sndbuf = sndbuf;
+        self.rcvbuf = rcvbuf;
+        self
+    }
+    /// Sets ZMQ_BACKLOG.
+    pub fn backlog(mut self, backlog: Option<u32>) -> Self {
+        self.backlog = backlog;
         self
     }
     /// Sets ZMQ_RCVTIMEO.

@@ -85,6 +85,12 @@ pub struct TcpKeepalive {
 pub struct StreamOptions {
     /// Enable TCP keepalive with these settings.
     pub tcp_keepalive: Option<TcpKeepalive>,
+    /// Kernel send buffer size (ZMQ_SNDBUF); `None` leaves the OS default.
+    pub sndbuf: Option<usize>,
+    /// Kernel receive buffer size (ZMQ_RCVBUF).
+    pub rcvbuf: Option<usize>,
+    /// Pending connections a listener queues (ZMQ_BACKLOG, default 100 in libzmq).
+    pub backlog: Option<u32>,
 }
 
 /// The read half of a connected stream.
@@ -110,6 +116,13 @@ impl std::fmt::Debug for Stream {
 
 fn tcp_stream(s: TcpStream, opts: &StreamOptions) -> io::Result<Stream> {
     s.set_nodelay(true)?;
+    let sock = socket2::SockRef::from(&s);
+    if let Some(n) = opts.sndbuf {
+        sock.set_send_buffer_size(n)?;
+    }
+    if let Some(n) = opts.rcvbuf {
+        sock.set_recv_buffer_size(n)?;
+    }
     if let Some(ka) = opts.tcp_keepalive {
         let mut k = socket2::TcpKeepalive::new();
         if let Some(t) = ka.idle {
@@ -121,7 +134,7 @@ fn tcp_stream(s: TcpStream, opts: &StreamOptions) -> io::Result<Stream> {
         if let Some(n) = ka.retries {
             k = k.with_retries(n);
         }
-        socket2::SockRef::from(&s).set_tcp_keepalive(&k)?;
+        sock.set_tcp_keepalive(&k)?;
     }
     let peer = s.peer_addr().map(|a| format!("tcp://{a}")).unwrap_or_default();
     let (r, w) = s.into_split();
@@ -165,14 +178,15 @@ pub enum Listener {
 
 impl Listener {
     /// Binds `endpoint` and returns the listener and the endpoint actually bound (port resolved).
-    pub async fn bind(endpoint: &Endpoint) -> io::Result<(Listener, String)> {
+    pub async fn bind(endpoint: &Endpoint, opts: &StreamOptions) -> io::Result<(Listener, String)> {
+        let backlog = opts.backlog.unwrap_or(1024);
         match endpoint {
             Endpoint::Tcp { host, port } => {
                 let host = if host == "*" { "0.0.0.0" } else { host.as_str() };
                 let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, *port)).await?.collect();
                 let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to bind");
                 for addr in addrs {
-                    match bind_tcp(addr) {
+                    match bind_tcp(addr, backlog) {
                         Ok(l) => {
                             let local = l.local_addr()?;
                             let ep = Endpoint::Tcp { host: local.ip().to_string(), port: local.port() };
@@ -229,14 +243,14 @@ impl Drop for Listener {
     }
 }
 
-fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+fn bind_tcp(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let socket = match addr {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
     };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(1024)
+    socket.listen(backlog)
 }
 
 /// Connects to `endpoint` once.
