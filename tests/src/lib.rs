@@ -367,6 +367,34 @@ impl Z {
         }
     }
 
+    /// Sets ZMQ_INVERT_MATCHING, which the `zmq` crate (0.9) does not expose, through libzmq's C
+    /// API.
+    #[allow(unsafe_code)]
+    pub fn set_invert_matching(&self, on: bool) -> zmq::Result<()> {
+        use std::ffi::{c_int, c_void};
+        extern "C" {
+            fn zmq_setsockopt(socket: *mut c_void, option: c_int, optval: *const c_void, optvallen: usize) -> c_int;
+        }
+        const ZMQ_INVERT_MATCHING: c_int = 74;
+        let value = c_int::from(on);
+        let mut guard = self.sock.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the pointer is the live libzmq socket that `guard` owns and keeps to this thread
+        // for the call; `optval` points to a `c_int` whose size is passed along.
+        let rc = unsafe {
+            zmq_setsockopt(
+                guard.as_mut_ptr(),
+                ZMQ_INVERT_MATCHING,
+                std::ptr::from_ref(&value).cast(),
+                std::mem::size_of::<c_int>(),
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(zmq::Error::from_raw(io::Error::last_os_error().raw_os_error().unwrap_or(0)))
+        }
+    }
+
     /// Starts libzmq's socket monitor for `events` and returns a PAIR socket receiving them.
     pub fn monitor(&self, name: &str, events: zmq::SocketEvent) -> ZMonitor {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);

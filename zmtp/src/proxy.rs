@@ -111,6 +111,10 @@ async fn run(
             }
             cmd = recv_control(control) => {
                 let cmd = cmd?;
+                // libzmq copies control commands to the capture socket too.
+                if let Some(c) = capture {
+                    c.send(cmd.clone()).await?;
+                }
                 match cmd.first().map(|f| &f[..]) {
                     Some(b"PAUSE") => paused = true,
                     Some(b"RESUME") => paused = false,

@@ -164,9 +164,12 @@ impl Socket {
                 Ok(())
             }
             SocketType::Dealer | SocketType::Push | SocketType::Pair => lb_send(core, msg).await,
-            SocketType::Req => pattern::req::send(core, msg).await,
+            SocketType::Req => {
+                self.drop_stale_replies();
+                pattern::req::send(core, msg).await
+            }
             SocketType::Rep => pattern::rep::send(core, msg),
-            SocketType::Router => pattern::router::send(core, msg),
+            SocketType::Router => pattern::router::send(core, msg, true).await,
             SocketType::XSub => {
                 pattern::sub::xsub_send(core, msg);
                 Ok(())
@@ -181,11 +184,23 @@ impl Socket {
         let core = &*self.core;
         match core.socket_type {
             SocketType::Dealer | SocketType::Push | SocketType::Pair => pattern::lb::try_send(core, msg, |_, _| {}),
-            SocketType::Req => Err(Error::NotSupported(SocketType::Req)),
+            SocketType::Req => {
+                self.drop_stale_replies();
+                pattern::req::try_send(core, msg)
+            }
+            SocketType::Router => futures_ready(pattern::router::send(core, msg, false)),
             _ => {
                 // The others never wait.
                 futures_ready(self.send_now(msg))
             }
+        }
+    }
+
+    /// REQ: a new request makes whatever is still queued from earlier ones meaningless (libzmq
+    /// discards it too).
+    fn drop_stale_replies(&self) {
+        if let Ok(mut inbound) = self.inbound.try_lock() {
+            while inbound.try_recv().is_ok() {}
         }
     }
 
@@ -337,6 +352,11 @@ async fn accept_loop(core: Arc<Core>, listener: Listener, endpoint: String, opts
     core.monitors.emit(MonitorEvent::Closed { endpoint });
 }
 
+fn gives_up(reason: &DisconnectReason) -> bool {
+    use crate::proto::ConnectionError;
+    matches!(reason, DisconnectReason::Protocol(e) if !matches!(e, ConnectionError::HandshakeTimeout | ConnectionError::HeartbeatTimeout))
+}
+
 async fn connect_loop(
     core: Arc<Core>,
     ep: Endpoint,
@@ -383,6 +403,12 @@ async fn connect_loop(
                     outcome
                 };
                 if outcome.reason == DisconnectReason::Closed {
+                    break;
+                }
+                if gives_up(&outcome.reason) {
+                    // As libzmq: a peer that breaks the protocol (or cannot talk to us) is not
+                    // retried; timeouts and dropped connections are.
+                    tracing::warn!(%endpoint, reason = %outcome.reason, "not reconnecting");
                     break;
                 }
                 if outcome.handshook {

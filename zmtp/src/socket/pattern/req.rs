@@ -5,14 +5,14 @@
 use bytes::Bytes;
 
 use super::{lb, Delivery, PatternState};
-use crate::socket::core::{Core, Inbound, PipeId};
+use crate::socket::core::{Core, Inbound, PipeId, State};
 use crate::socket::Error;
 use crate::Message;
 
-/// Sends a request; fails with [`Error::InvalidState`] while a reply is outstanding, unless
-/// REQ_RELAXED (then the old request is forgotten). With REQ_CORRELATE a request id frame goes
-/// before the delimiter.
-pub(crate) async fn send(core: &Core, mut msg: Message) -> Result<(), Error> {
+/// Starts a request: fails with [`Error::InvalidState`] while a reply is outstanding, unless
+/// REQ_RELAXED (then the old request is forgotten). Returns the message with its envelope: with
+/// REQ_CORRELATE a request id frame goes before the delimiter.
+fn begin(core: &Core, mut msg: Message) -> Result<Message, Error> {
     let request_id = {
         let mut st = core.lock();
         let PatternState::Req { awaiting, request_id } = &mut st.pattern else { return Err(Error::InvalidState) };
@@ -27,12 +27,25 @@ pub(crate) async fn send(core: &Core, mut msg: Message) -> Result<(), Error> {
     if core.options.req_correlate {
         msg.push_front(Bytes::copy_from_slice(&request_id.to_be_bytes()));
     }
-    lb::send(core, msg, |st, id| {
-        if let PatternState::Req { awaiting, .. } = &mut st.pattern {
-            *awaiting = Some(id);
-        }
-    })
-    .await
+    Ok(msg)
+}
+
+fn commit(st: &mut State, id: PipeId) {
+    if let PatternState::Req { awaiting, .. } = &mut st.pattern {
+        *awaiting = Some(id);
+    }
+}
+
+/// Sends a request, waiting for room (see [`begin`]).
+pub(crate) async fn send(core: &Core, msg: Message) -> Result<(), Error> {
+    let msg = begin(core, msg)?;
+    lb::send(core, msg, commit).await
+}
+
+/// Sends a request without waiting: [`Error::WouldBlock`] when no peer has room.
+pub(crate) fn try_send(core: &Core, msg: Message) -> Result<(), Error> {
+    let msg = begin(core, msg)?;
+    lb::try_send(core, msg, commit)
 }
 
 /// Whether a reply is awaited (`recv` is valid).

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
+use tokio::sync::mpsc::error::TrySendError;
 
 use super::Delivery;
 use crate::socket::core::{Core, Inbound, PipeId};
@@ -21,17 +22,37 @@ pub(crate) fn on_inbound(routes: &HashMap<Bytes, PipeId>, mut inbound: Inbound) 
     Delivery::Deliver(inbound.msg)
 }
 
-/// Routes by the first frame.
-pub(crate) fn send(core: &Core, mut msg: Message) -> Result<(), Error> {
+/// Routes by the first frame. A message that is only a routing id is dropped, as libzmq does.
+/// Without ROUTER_MANDATORY, what cannot be routed (unknown peer, full queue) is dropped. With it,
+/// an unknown or gone peer is [`Error::HostUnreachable`], and a full queue makes `send` wait for
+/// room (`try_send`: [`Error::WouldBlock`]), as in libzmq.
+pub(crate) async fn send(core: &Core, mut msg: Message, wait: bool) -> Result<(), Error> {
     let mandatory = core.options.router_mandatory;
     let Some(routing_id) = msg.pop_front() else {
         return if mandatory { Err(Error::HostUnreachable) } else { Ok(()) };
     };
-    let st = core.lock();
-    let pipe = st.routes.get(&routing_id).and_then(|id| st.pipes.get(id));
-    match pipe.map(|p| p.tx.try_send(msg)) {
-        Some(Ok(())) => Ok(()),
-        Some(Err(_)) | None if mandatory => Err(Error::HostUnreachable),
-        _ => Ok(()),
+    if msg.is_empty() {
+        return Ok(());
+    }
+    let tx = {
+        let st = core.lock();
+        let pipe = st.routes.get(&routing_id).and_then(|id| st.pipes.get(id));
+        match pipe.map(|p| p.tx.try_send(msg)) {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(TrySendError::Full(m))) if mandatory => {
+                msg = m;
+                pipe.map(|p| p.tx.clone())
+            }
+            Some(Err(_)) | None if mandatory => return Err(Error::HostUnreachable),
+            _ => return Ok(()),
+        }
+    };
+    let Some(tx) = tx else { return Err(Error::HostUnreachable) };
+    if !wait {
+        return Err(Error::WouldBlock);
+    }
+    tokio::select! {
+        r = tx.send(msg) => r.map_err(|_| Error::HostUnreachable),
+        _ = core.closing.cancelled() => Err(Error::Closed),
     }
 }
