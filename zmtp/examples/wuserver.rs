@@ -22,7 +22,7 @@ async fn main() -> Result<(), zmtp::Error> {
         let relhumidity = rand(50) + 10;
         publisher.send(format!("{zipcode:05} {temperature} {relhumidity}")).await?;
         sent += 1;
-        if sent % 1024 == 0 {
+        if sent.is_multiple_of(1024) {
             // Let the I/O tasks run: PUB never blocks, so a tight loop would only drop.
             tokio::task::yield_now().await;
         }
