@@ -1,9 +1,16 @@
-//! The parts of a Salt-compatible minion that need neither crypto nor network.
+//! A Salt-compatible minion: configuration, grains, targeting and execution modules, and the
+//! daemon that signs in to a Salt 3008 master over ZeroMQ ([`zmtp`]) with Salt's crypto
+//! ([`salt_proto`]) and runs the jobs it publishes.
 //!
 //! Each module mirrors a piece of Salt 3008.5 (file names are relative to the `salt/` package):
 //!
 //! | module | mirrors |
 //! |---|---|
+//! | [`daemon`] | `minion.py`: `Minion.connect_master`, `tune_in`, `_handle_payload`, `_target_load`, `_thread_return`, `_return_pub`, `_fire_master_minion_start` |
+//! | [`auth`] | `crypt.py`: `AsyncAuth.sign_in`, `handle_signin_response`, `_authenticate`; `MinionManager._connect_minion` retries |
+//! | [`keys`] | `crypt.py`: `get_keys`/`gen_keys`, `verify_master` (`minion_master.pub`, trust on first use) |
+//! | [`channel`] | `transport/zeromq.py` `PublishClient` (SUB options, topics, `_decode_messages`) |
+//! | [`reqclient`] | `transport/zeromq.py` `RequestClient` (REQ options, queue, re-created socket on timeout) |
 //! | [`config`] | `config/__init__.py`: `DEFAULT_MINION_OPTS`, `minion_config`, `apply_minion_config`, `prepend_root_dir`, `include_config`, `get_id` |
 //! | [`yaml`] | `utils/yamlloader.py` (`SaltYamlSafeLoader`) on top of PyYAML's YAML 1.1 `SafeLoader` resolution |
 //! | [`grains`] | `grains/core.py`, `grains/extra.py`, `grains/minion_process.py`, `utils/network.py` |
@@ -11,13 +18,20 @@
 //! | [`functions`] | `modules/{test,cmdmod,grains,saltutil,sysmod}.py`, argument handling of `minion.py:load_args_and_kwargs` |
 //! | [`value`] | Python semantics Salt relies on (`str()`, `fnmatch`, truthiness) over [`rmpv::Value`] |
 //!
+//! The binary `salt-minion-rs -c CONFDIR` runs [`daemon::run`].
+//!
 //! Values are [`rmpv::Value`] throughout (config extras, grains, function returns) so the job loop can
 //! msgpack them for the master unchanged.
 
+pub mod auth;
+pub mod channel;
 pub mod config;
+pub mod daemon;
 pub mod functions;
 pub mod grains;
+pub mod keys;
 pub mod matcher;
+pub mod reqclient;
 pub mod value;
 pub mod yaml;
 

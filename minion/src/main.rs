@@ -1,12 +1,21 @@
-//! `salt-minion-rs`: placeholder CLI. Loads the configuration like `salt-minion -c CONFDIR` and
-//! prints it (and, with `--grains`, the grains) as JSON. The job loop comes later.
+//! `salt-minion-rs`: a Salt-compatible minion for Salt 3008 masters.
+//!
+//! `salt-minion-rs -c CONFDIR [-l LEVEL]` loads the configuration like `salt-minion -c CONFDIR`
+//! and runs the minion in the foreground ([`minion::daemon::run`]) until SIGTERM or ctrl-c.
+//! Logs go to stderr (level `-l`, else `log_level`) and to `log_file` (level
+//! `log_level_logfile`, else `log_level`). `--print-config` prints the configuration (and, with
+//! `--grains`, the grains) as JSON instead of running.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
 
 use clap::Parser;
 use minion::config::{Config, LoadOptions};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
 
-/// A Salt-compatible minion (work in progress).
+/// A Salt-compatible minion.
 #[derive(Debug, Parser)]
 #[command(name = "salt-minion-rs", version = minion::SALT_VERSION)]
 struct Cli {
@@ -16,10 +25,16 @@ struct Cli {
     /// Console log level: all, garbage, trace, debug, profile, info, warning, error, critical, quiet.
     #[arg(short = 'l', long = "log-level")]
     log_level: Option<String>,
+    /// Log file level (overrides `log_level_logfile`).
+    #[arg(long = "log-file-level")]
+    log_file_level: Option<String>,
     /// Override the minion id.
     #[arg(long = "id")]
     id: Option<String>,
-    /// Also print the grains.
+    /// Print the configuration as JSON and exit.
+    #[arg(long = "print-config")]
+    print_config: bool,
+    /// With `--print-config`: also print the grains.
     #[arg(long)]
     grains: bool,
 }
@@ -31,47 +46,134 @@ fn level(name: &str) -> Option<tracing::Level> {
         "all" | "garbage" | "trace" => Some(Level::TRACE),
         "debug" | "profile" => Some(Level::DEBUG),
         "info" => Some(Level::INFO),
-        "warning" | "warn" | "error" | "critical" => {
-            Some(if name.starts_with('w') { Level::WARN } else { Level::ERROR })
-        }
+        "warning" | "warn" => Some(Level::WARN),
+        "error" | "critical" => Some(Level::ERROR),
         _ => None,
     }
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let init_logging = |name: &str| {
-        if let Some(l) = level(name) {
-            let _ = tracing_subscriber::fmt().with_max_level(l).with_writer(std::io::stderr).try_init();
+/// Console logging to stderr, and file logging to `log_file` when it is a path.
+fn init_logging(console: Option<&str>, config: Option<&Config>, file_level: Option<&str>) {
+    let console = console
+        .and_then(level)
+        .map(|l| tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(LevelFilter::from_level(l)));
+    let mut file_problem = None;
+    let file = config.and_then(|c| {
+        let l = level(file_level.unwrap_or(c.logfile_level()))?;
+        if c.log_file.is_empty() || c.log_file.contains("://") {
+            if !c.log_file.is_empty() {
+                file_problem = Some(format!("log_file {} is not a path; logging to stderr only", c.log_file));
+            }
+            return None;
         }
-    };
-    if let Some(l) = &cli.log_level {
-        init_logging(l);
-    }
-    let opts = LoadOptions { id_override: cli.id.clone(), cache_minion_id: false };
-    let config = match Config::load(&cli.config_dir, &opts) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("salt-minion-rs: {e}");
-            return std::process::ExitCode::from(1);
+        let path = PathBuf::from(&c.log_file);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
         }
-    };
-    if cli.log_level.is_none() {
-        init_logging(&config.log_level);
+        match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
+            Ok(f) => Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(Mutex::new(f))
+                    .with_filter(LevelFilter::from_level(l)),
+            ),
+            Err(e) => {
+                file_problem = Some(format!("cannot open log_file {}: {e}", path.display()));
+                None
+            }
+        }
+    });
+    let _ = tracing_subscriber::registry().with(console).with(file).try_init();
+    if let Some(p) = file_problem {
+        tracing::warn!("{p}");
     }
+}
+
+fn print_config(config: &Config, grains: bool) -> ExitCode {
     let mut out = serde_json::Map::new();
     out.insert("config".into(), minion::value::to_json(&config.to_value()));
-    if cli.grains {
-        out.insert("grains".into(), minion::value::to_json(&minion::grains::collect(&config)));
+    if grains {
+        out.insert("grains".into(), minion::value::to_json(&minion::grains::collect(config)));
     }
     match serde_json::to_string_pretty(&serde_json::Value::Object(out)) {
         Ok(text) => {
             println!("{text}");
-            std::process::ExitCode::SUCCESS
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("salt-minion-rs: {e}");
-            std::process::ExitCode::from(1)
+            ExitCode::from(1)
         }
     }
+}
+
+/// Resolves on SIGTERM or SIGINT with the signal's name.
+async fn stop_signal() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        },
+        Err(e) => {
+            tracing::warn!("cannot watch SIGTERM: {e}");
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let opts = LoadOptions { id_override: cli.id.clone(), cache_minion_id: !cli.print_config };
+    let config = match Config::load(&cli.config_dir, &opts) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("salt-minion-rs: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if cli.print_config {
+        init_logging(Some(cli.log_level.as_deref().unwrap_or(&config.log_level)), None, None);
+        return print_config(&config, cli.grains);
+    }
+    init_logging(
+        Some(cli.log_level.as_deref().unwrap_or(&config.log_level)),
+        Some(&config),
+        cli.log_file_level.as_deref(),
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("salt-minion-rs: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!("Setting up the Salt Minion \"{}\"", config.id);
+    let code = runtime.block_on(async {
+        tokio::select! {
+            r = minion::daemon::run(config) => match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    if matches!(e, minion::daemon::DaemonError::Rejected) {
+                        // Salt waits before exiting so a service manager does not restart it
+                        // into a storm of sign-ins.
+                        let wait = minion::channel::randint(10, 20);
+                        tokio::select! {
+                            _ = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}
+                            _ = stop_signal() => {}
+                        }
+                    }
+                    ExitCode::from(e.exit_code())
+                }
+            },
+            sig = stop_signal() => {
+                tracing::info!("Minion received a {sig}. Exiting.");
+                ExitCode::SUCCESS
+            }
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }

@@ -227,6 +227,16 @@ pub async fn dispatch(fun: &str, args: &[Value], ctx: &Ctx) -> Result<Output, Fn
     }
 }
 
+/// The outputter a module declares for a function (its `__outputter__`), sent as `out` in the
+/// `_return` when the job did not set one: `grains.items`, `grains.item` and `grains.setval` use
+/// `nested` (`modules/grains.py`); the other modules here declare none.
+pub fn outputter(fun: &str) -> Option<&'static str> {
+    match fun {
+        "grains.items" | "grains.item" | "grains.setval" => Some("nested"),
+        _ => None,
+    }
+}
+
 /// Turn a call's outcome into the `_return` fields, as `_thread_return` does.
 pub fn job_return(fun: &str, outcome: Result<Output, FnError>) -> JobReturn {
     let nested = |ret: Value| JobReturn { ret, retcode: 1, success: false, out: Some("nested") };
