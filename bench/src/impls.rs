@@ -1,0 +1,334 @@
+//! One small adapter per implementation, so that every role runs the same code over each.
+//!
+//! Every message is built the way an application would build it from a byte slice
+//! (`make(body)`: a fresh message per send, the body copied in), so each implementation pays its
+//! own per-message construction cost. Receivers look only at the last frame (the body; ROUTER
+//! puts the peer's routing id in front).
+//!
+//! libzmq is synchronous: its "async" methods block the calling thread, which is fine because a
+//! role process runs one socket loop on a current-thread runtime with nothing else on it.
+
+#![allow(async_fn_in_trait)]
+
+use std::str::FromStr;
+
+pub type R<T> = Result<T, String>;
+
+fn e<E: std::fmt::Display>(err: E) -> String {
+    err.to_string()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Push,
+    Pull,
+    Pub,
+    Sub,
+    Dealer,
+    Router,
+    Req,
+    Rep,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Impl {
+    Zmtp,
+    Libzmq,
+    Zeromq,
+    Omq,
+}
+
+pub const ALL_IMPLS: [Impl; 4] = [Impl::Zmtp, Impl::Libzmq, Impl::Zeromq, Impl::Omq];
+
+impl Impl {
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::Zmtp => "zmtp",
+            Impl::Libzmq => "libzmq",
+            Impl::Zeromq => "zeromq",
+            Impl::Omq => "omq",
+        }
+    }
+    /// How the report names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Impl::Zmtp => "zmtp (ours)",
+            Impl::Libzmq => "libzmq",
+            Impl::Zeromq => "zmq.rs",
+            Impl::Omq => "OMQ.rs",
+        }
+    }
+    pub fn supports_ipc(self) -> bool {
+        true
+    }
+}
+
+impl FromStr for Impl {
+    type Err = String;
+    fn from_str(s: &str) -> R<Impl> {
+        match s {
+            "zmtp" | "ours" => Ok(Impl::Zmtp),
+            "libzmq" | "zmq" => Ok(Impl::Libzmq),
+            "zeromq" | "zmq.rs" | "zmqrs" => Ok(Impl::Zeromq),
+            "omq" | "omq-tokio" | "omq.rs" => Ok(Impl::Omq),
+            _ => Err(format!("unknown implementation {s:?} (zmtp, libzmq, zeromq, omq)")),
+        }
+    }
+}
+
+/// The socket operations the roles need.
+pub trait BenchSocket: Sized {
+    type Msg;
+    async fn open(kind: Kind) -> R<Self>;
+    async fn bind(&mut self, ep: &str) -> R<()>;
+    async fn connect(&mut self, ep: &str) -> R<()>;
+    async fn subscribe_all(&mut self) -> R<()>;
+    fn make(body: &[u8]) -> Self::Msg;
+    async fn send(&mut self, m: Self::Msg) -> R<()>;
+    async fn recv(&mut self) -> R<Self::Msg>;
+    /// The body: the last frame.
+    fn body(m: &Self::Msg) -> &[u8];
+}
+
+// ---------------------------------------------------------------------------------------------
+// zmtp (ours)
+
+pub struct Zmtp(zmtp::Socket);
+
+impl BenchSocket for Zmtp {
+    type Msg = zmtp::Message;
+    async fn open(kind: Kind) -> R<Self> {
+        use zmtp::SocketType as T;
+        let t = match kind {
+            Kind::Push => T::Push,
+            Kind::Pull => T::Pull,
+            Kind::Pub => T::Pub,
+            Kind::Sub => T::Sub,
+            Kind::Dealer => T::Dealer,
+            Kind::Router => T::Router,
+            Kind::Req => T::Req,
+            Kind::Rep => T::Rep,
+        };
+        Ok(Zmtp(zmtp::Socket::new(t)))
+    }
+    async fn bind(&mut self, ep: &str) -> R<()> {
+        self.0.bind(ep).await.map(|_| ()).map_err(e)
+    }
+    async fn connect(&mut self, ep: &str) -> R<()> {
+        self.0.connect(ep).await.map_err(e)
+    }
+    async fn subscribe_all(&mut self) -> R<()> {
+        self.0.subscribe(b"").map_err(e)
+    }
+    fn make(body: &[u8]) -> Self::Msg {
+        zmtp::Message::from(body)
+    }
+    async fn send(&mut self, m: Self::Msg) -> R<()> {
+        self.0.send(m).await.map_err(e)
+    }
+    async fn recv(&mut self) -> R<Self::Msg> {
+        self.0.recv().await.map_err(e)
+    }
+    fn body(m: &Self::Msg) -> &[u8] {
+        m.frames().last().map_or(&[][..], |b| &b[..])
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// libzmq through the `zmq` crate
+
+pub struct Libzmq {
+    // Keep the context alive as long as the socket.
+    _ctx: zmq::Context,
+    sock: zmq::Socket,
+}
+
+thread_local! {
+    static ZMQ_CTX: zmq::Context = zmq::Context::new();
+}
+
+impl BenchSocket for Libzmq {
+    type Msg = zmq::Message;
+    async fn open(kind: Kind) -> R<Self> {
+        let t = match kind {
+            Kind::Push => zmq::PUSH,
+            Kind::Pull => zmq::PULL,
+            Kind::Pub => zmq::PUB,
+            Kind::Sub => zmq::SUB,
+            Kind::Dealer => zmq::DEALER,
+            Kind::Router => zmq::ROUTER,
+            Kind::Req => zmq::REQ,
+            Kind::Rep => zmq::REP,
+        };
+        // One context per process (one I/O thread, libzmq's default).
+        let ctx = ZMQ_CTX.with(|c| c.clone());
+        let sock = ctx.socket(t).map_err(e)?;
+        sock.set_linger(0).map_err(e)?;
+        Ok(Libzmq { _ctx: ctx, sock })
+    }
+    async fn bind(&mut self, ep: &str) -> R<()> {
+        self.sock.bind(ep).map_err(e)
+    }
+    async fn connect(&mut self, ep: &str) -> R<()> {
+        self.sock.connect(ep).map_err(e)
+    }
+    async fn subscribe_all(&mut self) -> R<()> {
+        self.sock.set_subscribe(b"").map_err(e)
+    }
+    fn make(body: &[u8]) -> Self::Msg {
+        zmq::Message::from(body)
+    }
+    async fn send(&mut self, m: Self::Msg) -> R<()> {
+        self.sock.send(m, 0).map_err(e)
+    }
+    async fn recv(&mut self) -> R<Self::Msg> {
+        let mut m = zmq::Message::new();
+        loop {
+            self.sock.recv(&mut m, 0).map_err(e)?;
+            if !m.get_more() {
+                return Ok(m);
+            }
+        }
+    }
+    fn body(m: &Self::Msg) -> &[u8] {
+        m
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// zmq.rs (`zeromq`)
+
+pub enum Zeromq {
+    Push(zeromq::PushSocket),
+    Pull(zeromq::PullSocket),
+    Pub(zeromq::PubSocket),
+    Sub(zeromq::SubSocket),
+    Dealer(zeromq::DealerSocket),
+    Router(zeromq::RouterSocket),
+    Req(zeromq::ReqSocket),
+    Rep(zeromq::RepSocket),
+}
+
+macro_rules! zq_each {
+    ($s:expr, $v:ident => $body:expr) => {
+        match $s {
+            Zeromq::Push($v) => $body,
+            Zeromq::Pull($v) => $body,
+            Zeromq::Pub($v) => $body,
+            Zeromq::Sub($v) => $body,
+            Zeromq::Dealer($v) => $body,
+            Zeromq::Router($v) => $body,
+            Zeromq::Req($v) => $body,
+            Zeromq::Rep($v) => $body,
+        }
+    };
+}
+
+impl BenchSocket for Zeromq {
+    type Msg = zeromq::ZmqMessage;
+    async fn open(kind: Kind) -> R<Self> {
+        use zeromq::Socket;
+        Ok(match kind {
+            Kind::Push => Zeromq::Push(zeromq::PushSocket::new()),
+            Kind::Pull => Zeromq::Pull(zeromq::PullSocket::new()),
+            Kind::Pub => Zeromq::Pub(zeromq::PubSocket::new()),
+            Kind::Sub => Zeromq::Sub(zeromq::SubSocket::new()),
+            Kind::Dealer => Zeromq::Dealer(zeromq::DealerSocket::new()),
+            Kind::Router => Zeromq::Router(zeromq::RouterSocket::new()),
+            Kind::Req => Zeromq::Req(zeromq::ReqSocket::new()),
+            Kind::Rep => Zeromq::Rep(zeromq::RepSocket::new()),
+        })
+    }
+    async fn bind(&mut self, ep: &str) -> R<()> {
+        use zeromq::Socket;
+        zq_each!(self, s => s.bind(ep).await.map(|_| ()).map_err(e))
+    }
+    async fn connect(&mut self, ep: &str) -> R<()> {
+        use zeromq::Socket;
+        zq_each!(self, s => s.connect(ep).await.map_err(e))
+    }
+    async fn subscribe_all(&mut self) -> R<()> {
+        match self {
+            Zeromq::Sub(s) => s.subscribe("").await.map_err(e),
+            _ => Err("not a SUB".into()),
+        }
+    }
+    fn make(body: &[u8]) -> Self::Msg {
+        zeromq::ZmqMessage::from(bytes::Bytes::copy_from_slice(body))
+    }
+    async fn send(&mut self, m: Self::Msg) -> R<()> {
+        use zeromq::SocketSend;
+        match self {
+            Zeromq::Push(s) => s.send(m).await.map_err(e),
+            Zeromq::Pub(s) => s.send(m).await.map_err(e),
+            Zeromq::Dealer(s) => s.send(m).await.map_err(e),
+            Zeromq::Router(s) => s.send(m).await.map_err(e),
+            Zeromq::Req(s) => s.send(m).await.map_err(e),
+            Zeromq::Rep(s) => s.send(m).await.map_err(e),
+            _ => Err("socket cannot send".into()),
+        }
+    }
+    async fn recv(&mut self) -> R<Self::Msg> {
+        use zeromq::SocketRecv;
+        match self {
+            Zeromq::Pull(s) => s.recv().await.map_err(e),
+            Zeromq::Sub(s) => s.recv().await.map_err(e),
+            Zeromq::Dealer(s) => s.recv().await.map_err(e),
+            Zeromq::Router(s) => s.recv().await.map_err(e),
+            Zeromq::Req(s) => s.recv().await.map_err(e),
+            Zeromq::Rep(s) => s.recv().await.map_err(e),
+            _ => Err("socket cannot receive".into()),
+        }
+    }
+    fn body(m: &Self::Msg) -> &[u8] {
+        m.iter().last().map_or(&[][..], |b| &b[..])
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OMQ.rs (`omq-tokio`), its socket driver on the caller's runtime
+
+pub struct Omq(omq_tokio::Socket);
+
+impl BenchSocket for Omq {
+    type Msg = omq_tokio::Message;
+    async fn open(kind: Kind) -> R<Self> {
+        use omq_tokio::SocketType as T;
+        let t = match kind {
+            Kind::Push => T::Push,
+            Kind::Pull => T::Pull,
+            Kind::Pub => T::Pub,
+            Kind::Sub => T::Sub,
+            Kind::Dealer => T::Dealer,
+            Kind::Router => T::Router,
+            Kind::Req => T::Req,
+            Kind::Rep => T::Rep,
+        };
+        Ok(Omq(omq_tokio::Socket::new(t, omq_tokio::Options::default())))
+    }
+    async fn bind(&mut self, ep: &str) -> R<()> {
+        self.0.bind(ep).await.map(|_| ()).map_err(e)
+    }
+    async fn connect(&mut self, ep: &str) -> R<()> {
+        self.0.connect(ep).await.map(|_| ()).map_err(e)
+    }
+    async fn subscribe_all(&mut self) -> R<()> {
+        self.0.subscribe(bytes::Bytes::new()).await.map_err(e)
+    }
+    fn make(body: &[u8]) -> Self::Msg {
+        omq_tokio::Message::from_slice(body)
+    }
+    async fn send(&mut self, m: Self::Msg) -> R<()> {
+        self.0.send(m).await.map_err(e)
+    }
+    async fn recv(&mut self) -> R<Self::Msg> {
+        self.0.recv().await.map_err(e)
+    }
+    fn body(m: &Self::Msg) -> &[u8] {
+        let n = m.len();
+        if n == 0 {
+            return &[];
+        }
+        m.part_slice(n - 1).unwrap_or(&[])
+    }
+}
