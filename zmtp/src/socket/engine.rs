@@ -21,12 +21,15 @@ use super::monitor::MonitorEvent;
 use crate::proto::{Config, Connection, ConnectionError, Event, SocketType};
 use crate::transport::Stream;
 
-/// Read this much at a time.
-const READ_CHUNK: usize = 16 * 1024;
+/// Reads start this large; an idle connection keeps no more than this.
+const MIN_READ: usize = 4 * 1024;
+/// Reads grow up to this while they come back full (bulk transfers), and shrink back when they
+/// come back small.
+const MAX_READ: usize = 256 * 1024;
 /// Stop taking messages from the pipe while this much is waiting to be written.
 const WRITE_BACKLOG: usize = 256 * 1024;
 /// Slices per vectored write.
-const MAX_IOV: usize = 64;
+const MAX_IOV: usize = 256;
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -91,7 +94,8 @@ pub(crate) async fn run(
 ) -> Outcome {
     let Stream { read: mut reader, write: mut writer, peer } = stream;
     let mut conn = Connection::new(config(core, accepted.is_some()), Instant::now().into_std());
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut rbuf = BytesMut::new();
+    let mut read_size = MIN_READ;
     let mut wq = WriteQueue::default();
     let mut pending: Option<Inbound> = None;
     let mut routing_id = Bytes::new();
@@ -187,10 +191,15 @@ pub(crate) async fn run(
                     Err(e) => break DisconnectReason::Io(e.to_string()),
                 }
             }
-            res = read_some(&mut reader, &mut rbuf), if can_read => {
+            res = read_some(&mut reader, &mut rbuf, read_size), if can_read => {
                 match res {
-                    Ok(0) => break DisconnectReason::Eof,
-                    Ok(_) => {
+                    Ok((0, _)) => break DisconnectReason::Eof,
+                    Ok((n, room)) => {
+                        if n == room {
+                            read_size = (read_size * 2).min(MAX_READ);
+                        } else if n < read_size / 8 {
+                            read_size = (read_size / 2).max(MIN_READ);
+                        }
                         if let Err(e) = conn.handle_input(&mut rbuf, Instant::now().into_std()) {
                             fatal = Some(DisconnectReason::Protocol(e));
                         }
@@ -239,11 +248,19 @@ pub(crate) async fn run(
     Outcome { handshook, reason }
 }
 
-async fn read_some(reader: &mut crate::transport::ReadHalf, rbuf: &mut BytesMut) -> std::io::Result<usize> {
-    if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
-        rbuf.reserve(READ_CHUNK);
+/// Reads into `rbuf` with room for at least a quarter of `read_size`; returns the octets read and
+/// the room there was, so the caller can tell a full read.
+async fn read_some(
+    reader: &mut crate::transport::ReadHalf,
+    rbuf: &mut BytesMut,
+    read_size: usize,
+) -> std::io::Result<(usize, usize)> {
+    if rbuf.capacity() - rbuf.len() < read_size / 4 {
+        rbuf.reserve(read_size);
     }
-    reader.read_buf(rbuf).await
+    let room = rbuf.capacity() - rbuf.len();
+    let n = reader.read_buf(rbuf).await?;
+    Ok((n, room))
 }
 
 async fn write_some(writer: &mut crate::transport::WriteHalf, wq: &WriteQueue) -> std::io::Result<usize> {

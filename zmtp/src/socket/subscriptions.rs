@@ -50,8 +50,11 @@ impl Subscriptions {
 
     /// Whether some subscribed topic is a prefix of `data`.
     pub fn matches(&self, data: &[u8]) -> bool {
-        if self.topics.is_empty() {
-            return false;
+        // The empty topic, if present, is the first key and matches everything.
+        match self.topics.first_key_value() {
+            None => return false,
+            Some((first, _)) if first.is_empty() => return true,
+            Some(_) => {}
         }
         let mut key = data;
         loop {

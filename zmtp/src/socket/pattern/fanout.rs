@@ -10,11 +10,18 @@ pub(crate) fn send(core: &Core, msg: Message) {
     let invert = core.options.invert_matching;
     let st = core.lock();
     let topic = msg.first().map_or(&[][..], |f| &f[..]);
+    // Full or closed: that subscriber misses the message, as with libzmq. The last subscriber gets
+    // the message itself, the others a clone sharing its frames.
+    let mut previous = None;
     for pipe in st.pipes.values() {
         if pipe.ready && pipe.subscriptions.matches(topic) != invert {
-            // Full or closed: this subscriber misses the message, as with libzmq.
-            let _ = pipe.tx.try_send(msg.clone());
+            if let Some(p) = previous.replace(pipe) {
+                let _ = p.tx.try_send(msg.clone());
+            }
         }
+    }
+    if let Some(p) = previous {
+        let _ = p.tx.try_send(msg);
     }
 }
 
