@@ -30,7 +30,7 @@ use crate::Message;
 
 /// Frame bodies at least this large are queued by reference instead of being copied into the
 /// write buffer.
-const ZERO_COPY_THRESHOLD: usize = 2 * 1024;
+const ZERO_COPY_THRESHOLD: usize = 8 * 1024;
 
 /// ZMTP 3.1 heartbeat settings (libzmq's ZMQ_HEARTBEAT_IVL / _TTL / _TIMEOUT).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
