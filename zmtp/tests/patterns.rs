@@ -366,3 +366,45 @@ async fn connect_routing_id_and_welcome_message() {
     sub.connect(&name).await.expect("connect");
     assert_eq!(text(&recv(&sub).await), ["WELCOME"]);
 }
+
+#[tokio::test]
+async fn inproc_dealer_router_rep_and_router_router() {
+    let pid = std::process::id();
+    // DEALER <-> ROUTER, both directions of bind.
+    for dealer_binds in [false, true] {
+        let name = format!("inproc://dr-{dealer_binds}-{pid}");
+        let router = Socket::new(SocketType::Router);
+        let dealer = Socket::with_options(SocketType::Dealer, Options::default().routing_id("d"));
+        if dealer_binds {
+            dealer.bind(&name).await.expect("bind");
+            router.connect(&name).await.expect("connect");
+        } else {
+            router.bind(&name).await.expect("bind");
+            dealer.connect(&name).await.expect("connect");
+        }
+        dealer.send(["a", "b"]).await.expect("send");
+        assert_eq!(text(&recv(&router).await), ["d", "a", "b"]);
+        router.send(["d", "c"]).await.expect("send");
+        assert_eq!(text(&recv(&dealer).await), ["c"]);
+    }
+    // DEALER -> REP with an explicit envelope.
+    let name = format!("inproc://drep-{pid}");
+    let rep = Socket::new(SocketType::Rep);
+    rep.bind(&name).await.expect("bind");
+    let dealer = Socket::new(SocketType::Dealer);
+    dealer.connect(&name).await.expect("connect");
+    dealer.send(["hop", "", "question"]).await.expect("send");
+    assert_eq!(text(&recv(&rep).await), ["question"]);
+    rep.send("answer").await.expect("send");
+    assert_eq!(text(&recv(&dealer).await), ["hop", "", "answer"]);
+    // ROUTER <-> ROUTER with identities.
+    let name = format!("inproc://rr-{pid}");
+    let server = Socket::with_options(SocketType::Router, Options::default().routing_id("server"));
+    server.bind(&name).await.expect("bind");
+    let client = Socket::with_options(SocketType::Router, Options::default().routing_id("client"));
+    client.connect(&name).await.expect("connect");
+    client.send(["server", "ping"]).await.expect("send");
+    assert_eq!(text(&recv(&server).await), ["client", "ping"]);
+    server.send(["client", "pong"]).await.expect("send");
+    assert_eq!(text(&recv(&client).await), ["server", "pong"]);
+}
