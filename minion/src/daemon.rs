@@ -174,17 +174,7 @@ impl Shared {
         let mut reauthed = false;
         loop {
             let sess = self.current();
-            let nonce = salt_proto::util::uuid4_hex()?;
-            let req = seal_aes_request(
-                &sess.creds.session,
-                &self.config.id,
-                load.clone(),
-                &nonce,
-                salt_proto::util::unix_time(),
-                &self.keys.tok,
-                self.enc_algo,
-                self.sig_algo,
-            )?;
+            let (nonce, req) = self.seal(&sess, &load)?;
             let frame = match self.req.send(req.encode(), timeout).await {
                 Ok(f) => f,
                 Err(e @ (ReqError::Timeout | ReqError::Socket(_))) => {
@@ -211,6 +201,23 @@ impl Shared {
         }
     }
 
+    /// Wraps `load` as a v3 aes request under the session key, with a fresh nonce (returned, to
+    /// open the reply with).
+    fn seal(&self, sess: &Session, load: &Value) -> Result<(String, salt_proto::envelope::Request), RequestError> {
+        let nonce = salt_proto::util::uuid4_hex()?;
+        let req = seal_aes_request(
+            &sess.creds.session,
+            &self.config.id,
+            load.clone(),
+            &nonce,
+            salt_proto::util::unix_time(),
+            &self.keys.tok,
+            self.enc_algo,
+            self.sig_algo,
+        )?;
+        Ok((nonce, req))
+    }
+
     /// `AsyncRemotePillar.compile_pillar`: send `_pillar` with the grains and open the
     /// signed, privately encrypted reply.
     async fn fetch_pillar(&self) -> Result<Value, RequestError> {
@@ -228,17 +235,7 @@ impl Shared {
         let mut reauthed = false;
         loop {
             let sess = self.current();
-            let nonce = salt_proto::util::uuid4_hex()?;
-            let req = seal_aes_request(
-                &sess.creds.session,
-                &self.config.id,
-                load.clone(),
-                &nonce,
-                salt_proto::util::unix_time(),
-                &self.keys.tok,
-                self.enc_algo,
-                self.sig_algo,
-            )?;
+            let (nonce, req) = self.seal(&sess, &load)?;
             let frame = self.req.send_with_retry(req.encode(), REQUEST_TIMEOUT, REQUEST_TRIES).await?;
             let reply = msgpack::decode(&frame)?;
             if msgpack::get(&reply, "key").is_none() && !reauthed {

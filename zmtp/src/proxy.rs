@@ -86,28 +86,14 @@ async fn run(
     loop {
         tokio::select! {
             m = frontend.recv(), if front_in && !paused => {
-                let m = m?;
-                let len = m.total_len() as u64;
-                stats.frontend_msgs_in += 1;
-                stats.frontend_bytes_in += len;
-                if let Some(c) = capture {
-                    c.send(m.clone()).await?;
-                }
-                backend.send(m).await?;
-                stats.backend_msgs_out += 1;
-                stats.backend_bytes_out += len;
+                let s = &mut stats;
+                let counts = [&mut s.frontend_msgs_in, &mut s.frontend_bytes_in, &mut s.backend_msgs_out, &mut s.backend_bytes_out];
+                forward(m?, backend, capture, counts).await?;
             }
             m = backend.recv(), if back_in && !paused => {
-                let m = m?;
-                let len = m.total_len() as u64;
-                stats.backend_msgs_in += 1;
-                stats.backend_bytes_in += len;
-                if let Some(c) = capture {
-                    c.send(m.clone()).await?;
-                }
-                frontend.send(m).await?;
-                stats.frontend_msgs_out += 1;
-                stats.frontend_bytes_out += len;
+                let s = &mut stats;
+                let counts = [&mut s.backend_msgs_in, &mut s.backend_bytes_in, &mut s.frontend_msgs_out, &mut s.frontend_bytes_out];
+                forward(m?, frontend, capture, counts).await?;
             }
             cmd = recv_control(control) => {
                 let cmd = cmd?;
@@ -135,6 +121,22 @@ async fn run(
             }
         }
     }
+}
+
+/// Counts a message in (messages, bytes), copies it to the capture socket, sends it on `to` and
+/// counts it out (messages, bytes).
+async fn forward(msg: Message, to: &Socket, capture: Option<&Socket>, counts: [&mut u64; 4]) -> Result<(), Error> {
+    let len = msg.total_len() as u64;
+    let [msgs_in, bytes_in, msgs_out, bytes_out] = counts;
+    *msgs_in += 1;
+    *bytes_in += len;
+    if let Some(c) = capture {
+        c.send(msg.clone()).await?;
+    }
+    to.send(msg).await?;
+    *msgs_out += 1;
+    *bytes_out += len;
+    Ok(())
 }
 
 async fn recv_control(control: Option<&Socket>) -> Result<Message, Error> {
