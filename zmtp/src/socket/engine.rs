@@ -264,13 +264,10 @@ async fn read_some(
 }
 
 async fn write_some(writer: &mut crate::transport::WriteHalf, wq: &WriteQueue) -> std::io::Result<usize> {
-    let mut slices = [IoSlice::new(&[]); MAX_IOV];
-    let mut n = 0;
-    for (slot, chunk) in slices.iter_mut().zip(wq.chunks.iter()) {
-        *slot = IoSlice::new(chunk);
-        n += 1;
-    }
-    let written = writer.write_vectored(&slices[..n]).await?;
+    // Most writes have a few chunks (one batch buffer, maybe large bodies): keep those on the stack.
+    let slices: smallvec::SmallVec<[IoSlice<'_>; 8]> =
+        wq.chunks.iter().take(MAX_IOV).map(|c| IoSlice::new(c)).collect();
+    let written = writer.write_vectored(&slices).await?;
     if written == 0 {
         return Err(std::io::ErrorKind::WriteZero.into());
     }
