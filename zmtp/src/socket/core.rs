@@ -20,6 +20,9 @@ use super::Subscriptions;
 use crate::proto::{PeerInfo, SocketType};
 use crate::Message;
 
+/// Distinct topics one peer may subscribe to; further subscriptions are ignored (and logged).
+pub(crate) const MAX_TOPICS_PER_PEER: usize = 100_000;
+
 /// Identifies a pipe for the life of the socket; increasing, so ordering by id is attach order.
 pub(crate) type PipeId = u64;
 
@@ -276,6 +279,11 @@ impl Core {
             }
         }
         let pipe = st.pipes.get_mut(&id)?;
+        if subscribe && pipe.subscriptions.len() >= MAX_TOPICS_PER_PEER && !pipe.subscriptions.contains(topic) {
+            // Bounded memory: a peer cannot make us keep an unlimited number of topics.
+            tracing::warn!(pipe = id, "peer exceeded {MAX_TOPICS_PER_PEER} subscriptions; ignoring more");
+            return None;
+        }
         let changed = if subscribe { pipe.subscriptions.add(topic) } else { pipe.subscriptions.remove(topic) };
         let PatternState::XPub { all, .. } = &mut st.pattern else { return None };
         let unique = match (changed, subscribe) {

@@ -71,6 +71,11 @@ impl Subscriptions {
         }
     }
 
+    /// Whether `topic` itself is subscribed.
+    pub fn contains(&self, topic: &[u8]) -> bool {
+        self.topics.contains_key(topic)
+    }
+
     /// Whether there are no subscriptions.
     pub fn is_empty(&self) -> bool {
         self.topics.is_empty()
