@@ -231,7 +231,11 @@ impl Socket {
             SocketType::Rep if pattern::rep::answering(core) => return Err(Error::InvalidState),
             _ => {}
         }
-        let mut inbound = self.inbound.lock().await;
+        // Uncontended (one receiving task, the usual case) the lock is taken without a future.
+        let mut inbound = match self.inbound.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => self.inbound.lock().await,
+        };
         loop {
             let next = if core.options.conflate {
                 let ready = core.conflated_ready.notified();

@@ -87,7 +87,7 @@ pub(crate) fn on_inbound(
     inbound: Inbound,
 ) -> Delivery {
     match (socket_type, &mut st.pattern) {
-        (SocketType::Router, _) => router::on_inbound(&st.routes, inbound),
+        (SocketType::Router, _) => router::on_inbound(&st.pipes, inbound),
         (SocketType::Sub, PatternState::Sub(subs)) => sub::on_inbound(subs, options.invert_matching, inbound),
         (SocketType::Req, PatternState::Req { awaiting, request_id }) => {
             req::on_inbound(awaiting, options.req_correlate.then_some(*request_id), inbound)

@@ -2,20 +2,19 @@
 //! message sent starts with the routing id of the peer to send it to. Unroutable messages are
 //! dropped, or refused with ZMQ_ROUTER_MANDATORY.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::Delivery;
-use crate::socket::core::{Core, Inbound, PipeId};
+use crate::socket::core::{Core, Inbound, Pipe, PipeId};
 use crate::socket::Error;
 use crate::Message;
 
-/// Prefixes the peer's routing id; drops what a peer sent before another took its id over
-/// (ROUTER_HANDOVER), so that replies cannot go to the wrong peer.
-pub(crate) fn on_inbound(routes: &HashMap<Bytes, PipeId>, mut inbound: Inbound) -> Delivery {
-    if routes.get(&inbound.routing_id) != Some(&inbound.pipe) {
+/// Prefixes the peer's routing id; drops what a connection sent before another took its id over
+/// (ROUTER_HANDOVER removes the old pipe), so that replies cannot go to the wrong peer.
+pub(crate) fn on_inbound(pipes: &BTreeMap<PipeId, Pipe>, mut inbound: Inbound) -> Delivery {
+    if !pipes.contains_key(&inbound.pipe) {
         return Delivery::Drop;
     }
     inbound.msg.push_front(inbound.routing_id);
