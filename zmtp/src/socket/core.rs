@@ -338,3 +338,25 @@ fn subscription_message(pipe: PipeId, topic: &[u8], subscribe: bool) -> Inbound 
     frame.extend_from_slice(topic);
     Inbound { pipe, routing_id: Bytes::new(), msg: Message::from(frame) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_cannot_subscribe_without_bound() {
+        let (core, _inbound) = Core::new(SocketType::Pub, Options::default());
+        let (id, pipe, _rx) = core.new_pipe();
+        core.attach(id, pipe);
+        for i in 0..MAX_TOPICS_PER_PEER {
+            core.on_subscription(id, format!("t{i}").as_bytes(), true);
+        }
+        core.on_subscription(id, b"one-too-many", true);
+        core.on_subscription(id, b"t0", true);
+        let st = core.lock();
+        let subs = &st.pipes[&id].subscriptions;
+        assert_eq!(subs.len(), MAX_TOPICS_PER_PEER);
+        assert!(!subs.contains(b"one-too-many"));
+        assert!(subs.matches(b"t0-still-matches"));
+    }
+}
