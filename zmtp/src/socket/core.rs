@@ -182,7 +182,9 @@ impl Core {
         let st = &mut *guard;
         let routing_id = if self.socket_type == SocketType::Router {
             let preset = st.pipes.get(&id).and_then(|p| p.preset_routing_id.clone());
-            let wanted = preset.unwrap_or_else(|| peer.routing_id.clone());
+            // A copy: the peer's value points into the connection's first read buffer, which would
+            // otherwise stay allocated for the life of the connection.
+            let wanted = preset.unwrap_or_else(|| Bytes::copy_from_slice(&peer.routing_id));
             if wanted.is_empty() {
                 self.generate_routing_id(&st.routes)
             } else if let Some(&holder) = st.routes.get(&wanted).filter(|&&h| h != id) {
@@ -198,7 +200,7 @@ impl Core {
                 wanted
             }
         } else {
-            peer.routing_id.clone()
+            Bytes::copy_from_slice(&peer.routing_id)
         };
         if self.socket_type == SocketType::Pair && st.pipes.iter().any(|(&other, p)| other != id && p.ready) {
             return None;
