@@ -45,7 +45,8 @@ pub(crate) struct Inbound {
 #[derive(Debug)]
 pub(crate) struct Pipe {
     pub tx: mpsc::Sender<Message>,
-    pub ctl: mpsc::UnboundedSender<Control>,
+    /// Subscriptions to send (SUB and XSUB only; other types have no control queue).
+    pub ctl: Option<mpsc::UnboundedSender<Control>>,
     /// The handshake is done and the connection is up.
     pub ready: bool,
     /// The routing id a ROUTER knows this peer by.
@@ -60,7 +61,16 @@ pub(crate) struct Pipe {
 #[derive(Debug)]
 pub(crate) struct PipeRx {
     pub data: mpsc::Receiver<Message>,
-    pub ctl: mpsc::UnboundedReceiver<Control>,
+    pub ctl: Option<mpsc::UnboundedReceiver<Control>>,
+}
+
+/// The next control instruction of a pipe; never resolves for a pipe without a control queue, and
+/// `None` once the socket's end is gone.
+pub(crate) async fn next_control(ctl: &mut Option<mpsc::UnboundedReceiver<Control>>) -> Option<Control> {
+    match ctl {
+        Some(ctl) => ctl.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Everything behind the lock.
@@ -156,7 +166,12 @@ impl Core {
     pub(crate) fn new_pipe(&self) -> (PipeId, Pipe, PipeRx) {
         let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
         let (tx, data) = mpsc::channel(capacity(self.options.sndhwm));
-        let (ctl_tx, ctl) = mpsc::unbounded_channel();
+        let (ctl_tx, ctl) = if matches!(self.socket_type, SocketType::Sub | SocketType::XSub) {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
         let pipe = Pipe {
             tx,
             ctl: ctl_tx,

@@ -218,7 +218,7 @@ pub(crate) async fn run(
                     }
                 }
             }
-            ctl = rx.ctl.recv(), if conn.is_ready() => {
+            ctl = super::core::next_control(&mut rx.ctl), if conn.is_ready() => {
                 match ctl {
                     Some(Control::Subscribe(t)) => { conn.send_subscription(&t, true); }
                     Some(Control::Cancel(t)) => { conn.send_subscription(&t, false); }

@@ -179,7 +179,7 @@ async fn pump(from: &Core, rx: &mut PipeRx, to: &Core, to_pipe: PipeId, rid: &By
                     }
                 }
             }
-            c = rx.ctl.recv() => {
+            c = super::core::next_control(&mut rx.ctl) => {
                 let Some(ctl) = c else { return DisconnectReason::Closed };
                 let (topic, subscribe) = match ctl {
                     Control::Subscribe(t) => (t, true),

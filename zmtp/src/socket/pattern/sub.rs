@@ -12,7 +12,9 @@ use crate::socket::Subscriptions;
 /// Sends every current subscription to a pipe that just became ready.
 pub(crate) fn replay(subs: &Subscriptions, pipe: &Pipe) {
     for topic in subs.topics() {
-        let _ = pipe.ctl.send(Control::Subscribe(topic.clone()));
+        if let Some(ctl) = &pipe.ctl {
+            let _ = ctl.send(Control::Subscribe(topic.clone()));
+        }
     }
 }
 
@@ -28,7 +30,9 @@ pub(crate) fn update(core: &Core, topic: &[u8], subscribe: bool) {
     let topic = Bytes::copy_from_slice(topic);
     for pipe in st.pipes.values().filter(|p| p.ready) {
         let ctl = if subscribe { Control::Subscribe(topic.clone()) } else { Control::Cancel(topic.clone()) };
-        let _ = pipe.ctl.send(ctl);
+        if let Some(tx) = &pipe.ctl {
+            let _ = tx.send(ctl);
+        }
     }
 }
 
@@ -64,7 +68,9 @@ pub(crate) fn xsub_send(core: &Core, msg: crate::Message) {
                 for pipe in st.pipes.values().filter(|p| p.ready) {
                     let ctl =
                         if flag == 1 { Control::Subscribe(topic.clone()) } else { Control::Cancel(topic.clone()) };
-                    let _ = pipe.ctl.send(ctl);
+                    if let Some(tx) = &pipe.ctl {
+                        let _ = tx.send(ctl);
+                    }
                 }
             }
         }
