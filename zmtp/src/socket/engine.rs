@@ -22,7 +22,7 @@ use crate::proto::{Config, Connection, ConnectionError, Event, SocketType};
 use crate::transport::Stream;
 
 /// Reads start this large; an idle connection keeps no more than this.
-const MIN_READ: usize = 4 * 1024;
+const MIN_READ: usize = 1024;
 /// Reads grow up to this while they come back full (bulk transfers), and shrink back when they
 /// come back small.
 const MAX_READ: usize = 256 * 1024;
