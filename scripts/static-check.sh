@@ -11,8 +11,12 @@ for crate in zmtp salt-proto minion; do
     exit 1
   fi
 done
-RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --release --target "$target" -p minion -p zmtp --example hwserver
-for bin in "target/$target/release/salt-minion-rs" "target/$target/release/examples/hwserver"; do
+# Name both targets: with --example alone cargo builds only the example, not the minion's binary.
+RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --release --target "$target" \
+  -p minion --bin salt-minion-rs -p zmtp --example hwserver
+out=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+for bin in "$out/$target/release/salt-minion-rs" "$out/$target/release/examples/hwserver"; do
+  [ -f "$bin" ] || { echo "static-check: $bin was not built" >&2; exit 1; }
   if ! ldd "$bin" 2>&1 | grep -qE 'statically linked|not a dynamic executable'; then
     echo "static-check: $bin is not statically linked: $(ldd "$bin" 2>&1)" >&2
     exit 1
