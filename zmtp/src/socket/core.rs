@@ -10,6 +10,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
+
+use super::queue::{self, TrySendError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -44,7 +46,7 @@ pub(crate) struct Inbound {
 /// The socket's end of a pipe.
 #[derive(Debug)]
 pub(crate) struct Pipe {
-    pub tx: mpsc::Sender<Message>,
+    pub tx: queue::Sender<Message>,
     /// Subscriptions to send (SUB and XSUB only; other types have no control queue).
     pub ctl: Option<mpsc::UnboundedSender<Control>>,
     /// The handshake is done and the connection is up.
@@ -60,7 +62,7 @@ pub(crate) struct Pipe {
 /// The connection task's end of a pipe.
 #[derive(Debug)]
 pub(crate) struct PipeRx {
-    pub data: mpsc::Receiver<Message>,
+    pub data: queue::Receiver<Message>,
     pub ctl: Option<mpsc::UnboundedReceiver<Control>>,
 }
 
@@ -92,7 +94,7 @@ pub(crate) struct Core {
     state: Mutex<State>,
     /// Signalled when pipes are attached or become ready (senders waiting for a peer).
     pub pipes_changed: Notify,
-    pub inbound_tx: mpsc::Sender<Inbound>,
+    pub inbound_tx: queue::Sender<Inbound>,
     pub closing: CancellationToken,
     pub monitors: Monitors,
     pub tasks: TaskTracker,
@@ -104,8 +106,8 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(socket_type: SocketType, options: Options) -> (Core, mpsc::Receiver<Inbound>) {
-        let (inbound_tx, inbound_rx) = mpsc::channel(capacity(options.rcvhwm));
+    pub(crate) fn new(socket_type: SocketType, options: Options) -> (Core, queue::Receiver<Inbound>) {
+        let (inbound_tx, inbound_rx) = queue::channel(capacity(options.rcvhwm));
         let core = Core {
             socket_type,
             state: Mutex::new(State {
@@ -165,7 +167,7 @@ impl Core {
     /// Creates both ends of a new pipe; the socket's end is not attached yet.
     pub(crate) fn new_pipe(&self) -> (PipeId, Pipe, PipeRx) {
         let id = self.next_pipe.fetch_add(1, Ordering::Relaxed);
-        let (tx, data) = mpsc::channel(capacity(self.options.sndhwm));
+        let (tx, data) = queue::channel(capacity(self.options.sndhwm));
         let (ctl_tx, ctl) = if matches!(self.socket_type, SocketType::Sub | SocketType::XSub) {
             let (tx, rx) = mpsc::unbounded_channel();
             (Some(tx), Some(rx))
@@ -328,8 +330,8 @@ impl Core {
         }
         match self.inbound_tx.try_send(inbound) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(i)) => Err(Some(i)),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(None),
+            Err(TrySendError::Full(i)) => Err(Some(i)),
+            Err(TrySendError::Closed(_)) => Err(None),
         }
     }
 

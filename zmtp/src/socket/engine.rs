@@ -213,8 +213,8 @@ pub(crate) async fn run(
                 // Batch what else is queued, up to the backlog limit.
                 while conn.pending_transmit() + wq.len < WRITE_BACKLOG {
                     match rx.data.try_recv() {
-                        Ok(m) => { conn.send_message(&m); }
-                        Err(_) => break,
+                        Some(m) => { conn.send_message(&m); }
+                        None => break,
                     }
                 }
             }
@@ -298,7 +298,7 @@ async fn linger(
 ) {
     let work = async {
         loop {
-            while let Ok(m) = rx.data.try_recv() {
+            while let Some(m) = rx.data.try_recv() {
                 conn.send_message(&m);
                 if conn.pending_transmit() + wq.len >= WRITE_BACKLOG {
                     break;

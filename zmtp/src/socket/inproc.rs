@@ -191,7 +191,7 @@ async fn pump(from: &Core, rx: &mut PipeRx, to: &Core, to_pipe: PipeId, rid: &By
             }
             _ = from.closing.cancelled() => {
                 let drain = async {
-                    while let Ok(msg) = rx.data.try_recv() {
+                    while let Some(msg) = rx.data.try_recv() {
                         if let Some(inbound) = to.inbound(to_pipe, rid, msg) {
                             if to.deliver(inbound).await.is_err() {
                                 return;

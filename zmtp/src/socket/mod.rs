@@ -17,12 +17,11 @@ mod inproc;
 mod monitor;
 mod options;
 mod pattern;
+mod queue;
 mod subscriptions;
 
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::sync::{mpsc, Mutex};
 
 use self::core::{Core, Inbound};
 use self::pattern::Delivery;
@@ -46,7 +45,7 @@ use crate::Message;
 #[derive(Debug)]
 pub struct Socket {
     core: Arc<Core>,
-    inbound: Mutex<mpsc::Receiver<Inbound>>,
+    inbound: queue::Receiver<Inbound>,
 }
 
 impl Socket {
@@ -58,7 +57,7 @@ impl Socket {
     /// A socket of type `socket_type` with `options`.
     pub fn with_options(socket_type: SocketType, options: Options) -> Socket {
         let (core, inbound) = Core::new(socket_type, options);
-        Socket { core: Arc::new(core), inbound: Mutex::new(inbound) }
+        Socket { core: Arc::new(core), inbound }
     }
 
     /// This socket's type.
@@ -199,9 +198,7 @@ impl Socket {
     /// REQ: a new request makes whatever is still queued from earlier ones meaningless (libzmq
     /// discards it too).
     fn drop_stale_replies(&self) {
-        if let Ok(mut inbound) = self.inbound.try_lock() {
-            while inbound.try_recv().is_ok() {}
-        }
+        while self.inbound.try_recv().is_some() {}
     }
 
     /// Receives the next message, fair-queued across peers.
@@ -231,11 +228,6 @@ impl Socket {
             SocketType::Rep if pattern::rep::answering(core) => return Err(Error::InvalidState),
             _ => {}
         }
-        // Uncontended (one receiving task, the usual case) the lock is taken without a future.
-        let mut inbound = match self.inbound.try_lock() {
-            Ok(guard) => guard,
-            Err(_) => self.inbound.lock().await,
-        };
         loop {
             let next = if core.options.conflate {
                 let ready = core.conflated_ready.notified();
@@ -247,10 +239,10 @@ impl Socket {
                     },
                 }
             } else {
-                match inbound.try_recv() {
-                    Ok(m) => Some(m),
-                    Err(_) => tokio::select! {
-                        m = inbound.recv() => m,
+                match self.inbound.try_recv() {
+                    Some(m) => Some(m),
+                    None => tokio::select! {
+                        m = self.inbound.recv() => m,
                         _ = core.closing.cancelled() => None,
                     },
                 }

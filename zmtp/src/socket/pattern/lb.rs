@@ -3,7 +3,7 @@
 //! Pipes of connecting endpoints are used before their connection is up, so messages queue for
 //! them as in libzmq (ZMQ_IMMEDIATE off).
 
-use tokio::sync::mpsc::error::TrySendError;
+use crate::socket::queue::TrySendError;
 
 use crate::socket::core::{Core, PipeId, State};
 use crate::socket::Error;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use tokio::sync::mpsc::error::TrySendError;
+use crate::socket::queue::TrySendError;
 
 use super::Delivery;
 use crate::socket::core::{Core, Inbound, Pipe, PipeId};

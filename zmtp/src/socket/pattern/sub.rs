@@ -2,8 +2,8 @@
 //! reconnect) and sent to every publisher; a topic goes on the wire when first subscribed and is
 //! cancelled when its last reference goes.
 
+use crate::socket::queue::TrySendError;
 use bytes::Bytes;
-use tokio::sync::mpsc::error::TrySendError;
 
 use super::Delivery;
 use crate::socket::core::{Control, Core, Inbound, Pipe};
