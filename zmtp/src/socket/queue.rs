@@ -74,7 +74,11 @@ fn register(waiters: &mut Vec<Waker>, waker: &Waker) {
     }
 }
 
+#[inline]
 fn wake_all(waiters: Vec<Waker>) {
+    if waiters.is_empty() {
+        return;
+    }
     for w in waiters {
         w.wake();
     }

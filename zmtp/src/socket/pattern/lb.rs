@@ -5,7 +5,7 @@
 
 use crate::socket::queue::TrySendError;
 
-use crate::socket::core::{Core, PipeId, State};
+use crate::socket::core::{Core, Pipe, PipeId, State};
 use crate::socket::Error;
 use crate::Message;
 
@@ -21,16 +21,27 @@ fn try_route(
     let mut msg = Some(msg);
     let mut chosen = None;
     let mut first = None;
-    for (&id, pipe) in st.pipes.range(start..).chain(st.pipes.range(..start)) {
+    let mut offer = |id: PipeId, pipe: &Pipe| {
         first.get_or_insert(id);
-        let Some(m) = msg.take() else { break };
+        let Some(m) = msg.take() else { return true };
         match pipe.tx.try_send(m) {
             Ok(()) => {
                 chosen = Some(id);
-                break;
+                true
             }
-            Err(TrySendError::Full(m) | TrySendError::Closed(m)) => msg = Some(m),
+            Err(TrySendError::Full(m) | TrySendError::Closed(m)) => {
+                msg = Some(m);
+                false
+            }
         }
+    };
+    if st.pipes.len() == 1 {
+        // One peer (the usual DEALER, REQ, PUSH): no search for the cursor.
+        if let Some((&id, pipe)) = st.pipes.iter().next() {
+            offer(id, pipe);
+        }
+    } else {
+        let _ = st.pipes.range(start..).chain(st.pipes.range(..start)).any(|(&id, pipe)| offer(id, pipe));
     }
     match (chosen, msg) {
         (Some(id), _) => {
