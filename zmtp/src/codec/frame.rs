@@ -85,6 +85,13 @@ impl FrameDecoder {
         FrameDecoder { max_frame, header: None }
     }
 
+    /// Octets still to come for the frame whose header has been decoded, given `buffered` octets
+    /// of it in the buffer; 0 between frames. The size is within the limit, but the peer has not
+    /// proven it will send that much: grow toward it in bounded steps.
+    pub fn missing(&self, buffered: usize) -> usize {
+        self.header.map_or(0, |h| h.size.saturating_sub(buffered))
+    }
+
     /// Changes the limit for frames not yet started.
     pub fn set_max_frame(&mut self, max_frame: u64) {
         self.max_frame = max_frame;
@@ -136,9 +143,7 @@ impl FrameDecoder {
             }
         };
         if src.len() < header.size {
-            // Grow toward the announced size in bounded steps: the size is within the limit, but
-            // the peer has not proven it will send that much.
-            src.reserve((header.size - src.len()).min(1 << 20));
+            // The caller grows `src` (see `missing`): a buffer it recycles stays its own.
             return Ok(None);
         }
         self.header = None;

@@ -327,6 +327,12 @@ impl Connection {
         // they would have been delivered already.
     }
 
+    /// Octets still to come for the frame being received, given what `handle_input` left in its
+    /// buffer (`buffered`); 0 between frames. A driver sizes its next read with it.
+    pub fn missing(&self, buffered: usize) -> usize {
+        self.decoder.missing(buffered)
+    }
+
     /// Queues a message for the peer. Returns `false` (and queues nothing) unless the connection is
     /// ready. A message with no frames is sent as one empty frame.
     pub fn send_message(&mut self, msg: &Message) -> bool {

@@ -28,6 +28,9 @@ const MIN_READ: usize = 1024;
 const MAX_READ: usize = 256 * 1024;
 /// Stop taking messages from the pipe while this much is waiting to be written.
 const WRITE_BACKLOG: usize = 256 * 1024;
+/// Yield to the other tasks after reading this much in one go, so that the application consumes
+/// (and frees) what was received before more is read into fresh buffers.
+const YIELD_AFTER: usize = MAX_READ;
 /// Slices per vectored write.
 const MAX_IOV: usize = 256;
 
@@ -94,8 +97,9 @@ pub(crate) async fn run(
 ) -> Outcome {
     let Stream { read: mut reader, write: mut writer, peer } = stream;
     let mut conn = Connection::new(config(core, accepted.is_some()), Instant::now().into_std());
-    let mut rbuf = BytesMut::new();
+    let mut rbuf = ReadBuffer::default();
     let mut read_size = MIN_READ;
+    let mut read_since_yield = 0usize;
     let mut wq = WriteQueue::default();
     let mut pending: Option<Inbound> = None;
     let mut routing_id = Bytes::new();
@@ -149,6 +153,10 @@ pub(crate) async fn run(
                 }
             }
         }
+        if read_since_yield >= YIELD_AFTER {
+            read_since_yield = 0;
+            tokio::task::yield_now().await;
+        }
         wq.fill(&mut conn);
         if pending.is_none() {
             if let Some(reason) = fatal.take() {
@@ -177,6 +185,7 @@ pub(crate) async fn run(
         }
         let take_messages = conn.is_ready() && wq.len < WRITE_BACKLOG;
         let can_read = pending.is_none() && fatal.is_none();
+        let missing = conn.missing(rbuf.buf.len());
 
         tokio::select! {
             permit = core.inbound_tx.reserve(), if pending.is_some() => {
@@ -191,16 +200,20 @@ pub(crate) async fn run(
                     Err(e) => break DisconnectReason::Io(e.to_string()),
                 }
             }
-            res = read_some(&mut reader, &mut rbuf, read_size), if can_read => {
+            res = read_some(&mut reader, &mut rbuf, read_size, missing), if can_read => {
                 match res {
                     Ok((0, _)) => break DisconnectReason::Eof,
                     Ok((n, room)) => {
+                        read_since_yield += n;
                         if n == room {
                             read_size = (read_size * 2).min(MAX_READ);
                         } else if n < read_size / 8 {
                             read_size = (read_size / 2).max(MIN_READ);
+                            if read_size == MIN_READ {
+                                rbuf.spare = None;
+                            }
                         }
-                        if let Err(e) = conn.handle_input(&mut rbuf, Instant::now().into_std()) {
+                        if let Err(e) = conn.handle_input(&mut rbuf.buf, Instant::now().into_std()) {
                             fatal = Some(DisconnectReason::Protocol(e));
                         }
                     }
@@ -248,18 +261,56 @@ pub(crate) async fn run(
     Outcome { handshook, reason }
 }
 
+/// The read buffer. Received frames are slices of it (no copy), so a full buffer cannot be reused
+/// until the application has dropped them; instead of allocating a fresh buffer for every read of a
+/// bulk transfer (with glibc, a heap grown and trimmed per read, every page faulted in anew), the
+/// previous buffer is kept as a spare and taken back once its frames are gone.
+#[derive(Default)]
+struct ReadBuffer {
+    buf: BytesMut,
+    /// The buffer before this one, empty, kept while reads are large.
+    spare: Option<BytesMut>,
+}
+
+impl ReadBuffer {
+    /// Makes room after what is buffered: at least a quarter of `read_size`, and what the frame
+    /// being received still needs (`missing`, in steps of at most 1 MiB).
+    fn make_room(&mut self, read_size: usize, missing: usize) {
+        let missing = missing.min(1 << 20);
+        let room = (read_size / 4).max(missing);
+        if self.buf.capacity() - self.buf.len() >= room {
+            return;
+        }
+        let size = read_size.max(missing);
+        if self.buf.try_reclaim(size) {
+            return;
+        }
+        let want = self.buf.len() + size;
+        let mut next = self.spare.take().filter(|s| s.capacity() >= want).unwrap_or_default();
+        if !next.try_reclaim(want) {
+            next = BytesMut::with_capacity(want);
+        }
+        // The start of a frame not complete yet moves over.
+        next.extend_from_slice(&self.buf);
+        let mut old = std::mem::replace(&mut self.buf, next);
+        old.clear();
+        if read_size > MIN_READ {
+            self.spare = Some(old);
+        }
+    }
+}
+
 /// Reads into `rbuf` with room for at least a quarter of `read_size`; returns the octets read and
 /// the room there was, so the caller can tell a full read.
 async fn read_some(
     reader: &mut crate::transport::ReadHalf,
-    rbuf: &mut BytesMut,
+    rbuf: &mut ReadBuffer,
     read_size: usize,
+    missing: usize,
 ) -> std::io::Result<(usize, usize)> {
-    if rbuf.capacity() - rbuf.len() < read_size / 4 {
-        rbuf.reserve(read_size);
-    }
-    let room = rbuf.capacity() - rbuf.len();
-    let n = reader.read_buf(rbuf).await?;
+    rbuf.make_room(read_size, missing);
+    let room = rbuf.buf.capacity() - rbuf.buf.len();
+    let n = reader.read_buf(&mut rbuf.buf).await?;
     Ok((n, room))
 }
 
