@@ -71,3 +71,79 @@ async fn pub_sub_filters_and_large() {
     assert_eq!(first.first().map(|f| &f[..]), Some(&b"a"[..]));
     assert_eq!(first.get(1).map(Bytes::len), Some(4 << 20));
 }
+
+/// With one connection, `recv` polls the connection itself (no hop through its task); the task
+/// polls it too. Several receivers on a multi-threaded runtime race for it: no message may be lost
+/// and no wake-up missed (a missed one hangs until the timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assisted_receive_with_racing_receivers() {
+    use std::sync::Arc;
+    const N: u64 = 20_000;
+    for t in ["tcp", "ipc"] {
+        let router = Arc::new(Socket::new(SocketType::Router));
+        let dealer = Arc::new(Socket::new(SocketType::Dealer));
+        bind_connect(&router, &dealer, t, "assist").await;
+        // Echo: the router returns every message to its sender.
+        let echo = {
+            let router = router.clone();
+            tokio::spawn(async move {
+                for _ in 0..N {
+                    let m = router.recv().await.expect("router recv");
+                    router.send(m).await.expect("router send");
+                }
+            })
+        };
+        let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let receivers: Vec<_> = (0..3)
+            .map(|_| {
+                let dealer = dealer.clone();
+                let received = received.clone();
+                tokio::spawn(async move {
+                    let mut sum = 0u64;
+                    while received.load(std::sync::atomic::Ordering::SeqCst) < N {
+                        match tokio::time::timeout(Duration::from_millis(200), dealer.recv()).await {
+                            Ok(m) => {
+                                let m = m.expect("dealer recv");
+                                let frame = m.first().expect("a frame");
+                                sum += u64::from_le_bytes(frame[..8].try_into().expect("8 octets"));
+                                received.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            }
+                            Err(_) => continue,
+                        }
+                    }
+                    sum
+                })
+            })
+            .collect();
+        // Requests trickle in small bursts, so the receivers often find the queue empty and wait.
+        for i in 0..N {
+            dealer.send(Bytes::copy_from_slice(&i.to_le_bytes())).await.expect("send");
+            if i % 7 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let mut total = 0;
+        for r in receivers {
+            total += tokio::time::timeout(Duration::from_secs(30), r).await.expect("no hang").expect("task");
+        }
+        tokio::time::timeout(Duration::from_secs(30), echo).await.expect("echo done").expect("task");
+        assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), N);
+        assert_eq!(total, N * (N - 1) / 2, "{t}: every message exactly once");
+    }
+}
+
+/// The connection task keeps a socket's connection alive while the application never receives:
+/// requests queued with nobody in `recv` still go out, and replies wait in the queue.
+#[tokio::test]
+async fn connection_progresses_without_the_application() {
+    let rep = Socket::new(SocketType::Rep);
+    let req = Socket::new(SocketType::Req);
+    bind_connect(&rep, &req, "tcp", "noapp").await;
+    req.send("ping").await.expect("send");
+    // Neither side's application is in recv for a while: the tasks move the request across.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(rep.try_recv().expect("request arrived via the task"), Message::from("ping"));
+    rep.send("pong").await.expect("reply");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(req.try_recv().expect("reply arrived via the task"), Message::from("pong"));
+}

@@ -15,6 +15,7 @@ use super::queue::{self, TrySendError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::driver::Driven;
 use super::monitor::Monitors;
 use super::options::{capacity, Options};
 use super::pattern::PatternState;
@@ -98,6 +99,8 @@ pub(crate) struct Core {
     pub closing: CancellationToken,
     pub monitors: Monitors,
     pub tasks: TaskTracker,
+    /// The connection tasks' futures (see `driver`); weak, so that a dropped runtime frees them.
+    connections: Mutex<Vec<std::sync::Weak<Driven>>>,
     closed_at: std::sync::OnceLock<tokio::time::Instant>,
     conflated: Mutex<Option<Inbound>>,
     pub conflated_ready: Notify,
@@ -122,6 +125,7 @@ impl Core {
             closing: CancellationToken::new(),
             monitors: Monitors::default(),
             tasks: TaskTracker::new(),
+            connections: Mutex::new(Vec::new()),
             closed_at: std::sync::OnceLock::new(),
             conflated: Mutex::new(None),
             conflated_ready: Notify::new(),
@@ -130,6 +134,37 @@ impl Core {
             next_routing_id: AtomicU32::new(std::process::id().wrapping_mul(2_654_435_761)),
         };
         (core, inbound_rx)
+    }
+
+    /// Spawns a connection's task (one connection, or a connecting endpoint's reconnect loop) so
+    /// that the application may drive it too.
+    pub(crate) fn spawn_connection(
+        self: &std::sync::Arc<Self>,
+        future: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let driven = Driven::new(future);
+        let weak = std::sync::Arc::downgrade(&driven);
+        {
+            let mut list = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+            list.retain(|w| w.strong_count() > 0);
+            list.push(weak.clone());
+        }
+        let core = std::sync::Arc::downgrade(self);
+        self.tasks.spawn(async move {
+            driven.run().await;
+            if let Some(core) = core.upgrade() {
+                core.connections.lock().unwrap_or_else(|e| e.into_inner()).retain(|w| !w.ptr_eq(&weak));
+            }
+        });
+    }
+
+    /// The connection task, if the socket has exactly one.
+    pub(crate) fn single_connection(&self) -> Option<std::sync::Arc<Driven>> {
+        let list = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+        match list.as_slice() {
+            [one] => one.upgrade(),
+            _ => None,
+        }
     }
 
     /// Starts closing: tasks stop, after sending what is queued for up to the linger time.

@@ -11,6 +11,7 @@
 //! dropped, after sending what is queued for up to the linger time.
 
 mod core;
+mod driver;
 mod engine;
 mod error;
 mod inproc;
@@ -122,7 +123,7 @@ impl Socket {
         }
         let opts = self.stream_options();
         let name = ep.to_string();
-        self.core.tasks.spawn(async move { connect_loop(core, ep, name, opts, id, rx).await });
+        self.core.spawn_connection(async move { connect_loop(core, ep, name, opts, id, rx).await });
         Ok(id)
     }
 
@@ -242,7 +243,7 @@ impl Socket {
                 match self.inbound.try_recv() {
                     Some(m) => Some(m),
                     None => tokio::select! {
-                        m = self.inbound.recv() => m,
+                        m = self.recv_assisted() => m,
                         _ = core.closing.cancelled() => None,
                     },
                 }
@@ -256,6 +257,29 @@ impl Socket {
                 return Ok(msg);
             }
         }
+    }
+
+    /// Waits for the next inbound message. With one connection, polls that connection here too
+    /// (see `driver`): a reply is then read and returned without a hop through its task.
+    async fn recv_assisted(&self) -> Option<Inbound> {
+        let Some(driven) = self.core.single_connection() else { return self.inbound.recv().await };
+        struct Unassist<'a>(&'a driver::Driven);
+        impl Drop for Unassist<'_> {
+            fn drop(&mut self) {
+                self.0.unassist();
+            }
+        }
+        let _unassist = Unassist(&driven);
+        std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(m) = self.inbound.poll_recv(cx) {
+                return std::task::Poll::Ready(m);
+            }
+            if driven.assist(cx.waker()) {
+                return self.inbound.poll_recv(cx);
+            }
+            std::task::Poll::Pending
+        })
+        .await
     }
 
     /// Receives with a deadline (libzmq's ZMQ_RCVTIMEO); `Err(Error::WouldBlock)` on expiry.
@@ -327,7 +351,7 @@ async fn accept_loop(core: Arc<Core>, listener: Listener, endpoint: String, opts
                 core.monitors.emit(MonitorEvent::Accepted { endpoint: endpoint.clone(), peer: stream.peer.clone() });
                 let core2 = core.clone();
                 let ep = endpoint.clone();
-                core.tasks.spawn(async move {
+                core.spawn_connection(async move {
                     let (id, pipe, mut rx) = core2.new_pipe();
                     engine::run(&core2, stream, id, &mut rx, &ep, Some(pipe)).await;
                     for inbound in core2.remove_pipe(id) {

@@ -266,7 +266,8 @@ impl<T> Receiver<T> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
-    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+    /// Takes the next message, or registers `cx` to be woken when one comes.
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let (msg, waiters) = {
             let mut st = self.shared.lock();
             match st.items.pop_front() {
