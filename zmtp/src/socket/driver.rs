@@ -32,7 +32,7 @@ struct BothWaker {
 impl BothWaker {
     fn set(slot: &Mutex<Option<Waker>>, waker: &Waker) {
         let mut s = slot.lock().unwrap_or_else(|e| e.into_inner());
-        if !s.as_ref().is_some_and(|w| w.will_wake(waker)) {
+        if !s.as_ref().is_some_and(|w| super::queue::same_task(w, waker)) {
             *s = Some(waker.clone());
         }
     }

@@ -271,13 +271,15 @@ impl Socket {
         }
         let _unassist = Unassist(&driven);
         std::future::poll_fn(|cx| {
-            if let std::task::Poll::Ready(m) = self.inbound.poll_recv(cx) {
-                return std::task::Poll::Ready(m);
+            // Drive the connection before registering with the queue: a reply it delivers is then
+            // taken below without waking this task (a self-wake costs the runtime an extra turn).
+            if let Some(m) = self.inbound.try_recv() {
+                return std::task::Poll::Ready(Some(m));
             }
-            if driven.assist(cx.waker()) {
-                return self.inbound.poll_recv(cx);
-            }
-            std::task::Poll::Pending
+            // Registered by an earlier poll: the connection, driven from here, would wake us.
+            self.inbound.forget(cx.waker());
+            driven.assist(cx.waker());
+            self.inbound.poll_recv(cx)
         })
         .await
     }

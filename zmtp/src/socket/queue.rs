@@ -68,8 +68,14 @@ impl<T> Shared<T> {
     }
 }
 
+/// Whether two wakers wake the same task. `will_wake` alone misses a clone of a borrowed waker
+/// (tokio's `block_on` waker: same data, another vtable), so the data pointer counts too.
+pub(crate) fn same_task(a: &Waker, b: &Waker) -> bool {
+    a.will_wake(b) || (!a.data().is_null() && std::ptr::eq(a.data(), b.data()))
+}
+
 fn register(waiters: &mut Vec<Waker>, waker: &Waker) {
-    if !waiters.iter().any(|w| w.will_wake(waker)) {
+    if !waiters.iter().any(|w| same_task(w, waker)) {
         waiters.push(waker.clone());
     }
 }
@@ -284,6 +290,14 @@ impl<T> Receiver<T> {
         };
         wake_all(waiters);
         Poll::Ready(Some(msg))
+    }
+
+    /// Withdraws `waker` from the receivers waiting for a message (it is about to look itself).
+    pub(crate) fn forget(&self, waker: &Waker) {
+        let mut st = self.shared.lock();
+        if !st.rx_waiters.is_empty() {
+            st.rx_waiters.retain(|w| !same_task(w, waker));
+        }
     }
 
     /// Whether nothing is queued.
