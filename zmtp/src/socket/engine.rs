@@ -31,6 +31,8 @@ const WRITE_BACKLOG: usize = 256 * 1024;
 /// Yield to the other tasks after reading this much in one go, so that the application consumes
 /// (and frees) what was received before more is read into fresh buffers.
 const YIELD_AFTER: usize = MAX_READ;
+/// Messages taken from the pipe per lock while batching.
+const BATCH: usize = 64;
 /// Slices per vectored write.
 const MAX_IOV: usize = 256;
 
@@ -101,6 +103,7 @@ pub(crate) async fn run(
     let mut read_size = MIN_READ;
     let mut read_since_yield = 0usize;
     let mut wq = WriteQueue::default();
+    let mut batch = VecDeque::new();
     let mut pending: Option<Inbound> = None;
     let mut routing_id = Bytes::new();
     let mut handshook = false;
@@ -223,11 +226,13 @@ pub(crate) async fn run(
             msg = rx.data.recv(), if take_messages => {
                 let Some(msg) = msg else { break DisconnectReason::Closed };
                 conn.send_message(&msg);
-                // Batch what else is queued, up to the backlog limit.
+                // Batch what else is queued, up to the backlog limit, taking a few at a time.
                 while conn.pending_transmit() + wq.len < WRITE_BACKLOG {
-                    match rx.data.try_recv() {
-                        Some(m) => { conn.send_message(&m); }
-                        None => break,
+                    if rx.data.try_recv_many(&mut batch, BATCH) == 0 {
+                        break;
+                    }
+                    for m in batch.drain(..) {
+                        conn.send_message(&m);
                     }
                 }
             }

@@ -150,6 +150,21 @@ impl Socket {
     /// Cancel safe: if the future is dropped before completing, the message was not sent.
     pub async fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
         let msg = msg.into();
+        // Most sends find room at once: skip the async layers below (and the moves of the message
+        // through them).
+        let msg = match self.core.socket_type {
+            SocketType::Pub | SocketType::XPub => {
+                pattern::fanout::send(&self.core, msg);
+                return Ok(());
+            }
+            SocketType::Dealer | SocketType::Push | SocketType::Pair => {
+                match pattern::lb::try_send_back(&self.core, msg) {
+                    Ok(()) => return Ok(()),
+                    Err(msg) => msg,
+                }
+            }
+            _ => msg,
+        };
         match self.core.options.send_timeout {
             Some(t) => tokio::time::timeout(t, self.send_now(msg)).await.unwrap_or(Err(Error::WouldBlock)),
             None => self.send_now(msg).await,
@@ -210,6 +225,19 @@ impl Socket {
     /// # Cancel safety
     /// Cancel safe: if the future is dropped, no message is lost.
     pub async fn recv(&self) -> Result<Message, Error> {
+        // A queued message for a type that takes messages as they come (DEALER, PULL, PAIR, XSUB,
+        // XPUB): return it without the async layers below.
+        let core = &*self.core;
+        if !core.options.conflate
+            && matches!(
+                core.socket_type,
+                SocketType::Dealer | SocketType::Pull | SocketType::Pair | SocketType::XSub | SocketType::XPub
+            )
+        {
+            if let Some(inbound) = self.inbound.try_recv() {
+                return Ok(inbound.msg);
+            }
+        }
         match self.core.options.recv_timeout {
             Some(t) => self.recv_timeout(t).await,
             None => self.recv_now().await,

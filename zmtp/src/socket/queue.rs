@@ -266,6 +266,27 @@ impl<T> Receiver<T> {
         Some(msg)
     }
 
+    /// Moves up to `max` queued messages to the back of `out` under one lock; returns how many.
+    pub(crate) fn try_recv_many(&self, out: &mut VecDeque<T>, max: usize) -> usize {
+        let (n, waiters) = {
+            let mut st = self.shared.lock();
+            let n = st.items.len().min(max);
+            if n == 0 {
+                return 0;
+            }
+            if n == st.items.len() && out.is_empty() {
+                // All of it: swap buffers rather than move items one by one.
+                std::mem::swap(&mut st.items, out);
+            } else {
+                out.extend(st.items.drain(..n));
+            }
+            let waiters = if st.tx_waiters.is_empty() { Vec::new() } else { st.take_tx_waiters() };
+            (n, waiters)
+        };
+        wake_all(waiters);
+        n
+    }
+
     /// Waits for the next message; `None` once every sender is gone and nothing is queued.
     /// Cancel safe.
     pub(crate) async fn recv(&self) -> Option<T> {

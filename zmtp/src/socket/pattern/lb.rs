@@ -109,6 +109,12 @@ pub(crate) async fn send(
     }
 }
 
+/// Queues `msg` if a pipe has room now; gives it back otherwise (no pattern bookkeeping: DEALER,
+/// PUSH, PAIR).
+pub(crate) fn try_send_back(core: &Core, msg: Message) -> Result<(), Message> {
+    try_route(&mut core.lock(), msg, &mut |_, _| {}).map_err(|(m, _)| m)
+}
+
 /// Non-blocking variant: fails with [`Error::WouldBlock`] when no pipe has room.
 pub(crate) fn try_send(core: &Core, msg: Message, mut commit: impl FnMut(&mut State, PipeId)) -> Result<(), Error> {
     try_route(&mut core.lock(), msg, &mut commit).map_err(|_| Error::WouldBlock)
