@@ -31,6 +31,8 @@ use crate::Message;
 /// Frame bodies at least this large are queued by reference instead of being copied into the
 /// write buffer.
 const ZERO_COPY_THRESHOLD: usize = 8 * 1024;
+/// Room reserved at once for the headers of bodies written by reference.
+const HEADER_AREA: usize = 512;
 
 /// ZMTP 3.1 heartbeat settings (libzmq's ZMQ_HEARTBEAT_IVL / _TTL / _TIMEOUT).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -345,7 +347,13 @@ impl Connection {
         }
         let last = msg.len() - 1;
         for (i, body) in msg.iter().enumerate() {
-            self.out.reserve(frame::MAX_HEADER);
+            if body.len() >= ZERO_COPY_THRESHOLD && self.out.capacity() - self.out.len() < frame::MAX_HEADER {
+                // Headers of bodies written by reference are split off one by one: give them a
+                // shared area instead of an allocation each.
+                self.out.reserve(HEADER_AREA);
+            } else {
+                self.out.reserve(frame::MAX_HEADER);
+            }
             frame::encode_header(&mut self.out, i < last, false, body.len());
             if body.len() >= ZERO_COPY_THRESHOLD {
                 self.chunks.push_back(self.out.split().freeze());
