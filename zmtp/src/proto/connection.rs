@@ -28,9 +28,6 @@ use super::{ConnectionError, SocketType};
 use crate::codec::{frame, metadata, Command, Frame, FrameDecoder, Greeting, MechanismName, Metadata};
 use crate::Message;
 
-/// Frame bodies at least this large are queued by reference instead of being copied into the
-/// write buffer.
-const ZERO_COPY_THRESHOLD: usize = 8 * 1024;
 /// Room reserved at once for the headers of bodies written by reference.
 const HEADER_AREA: usize = 512;
 
@@ -65,6 +62,9 @@ pub struct Config {
     pub handshake_timeout: Option<Duration>,
     /// Extra properties (`X-...`) announced in READY.
     pub properties: Metadata,
+    /// Frame bodies at least this large are handed out by reference (`poll_transmit` yields them
+    /// as their own chunks, for vectored writes) instead of being copied into the write buffer.
+    pub zero_copy_threshold: usize,
 }
 
 impl Config {
@@ -79,6 +79,7 @@ impl Config {
             heartbeat: HeartbeatConfig::default(),
             handshake_timeout: Some(Duration::from_secs(30)),
             properties: Metadata::new(),
+            zero_copy_threshold: 8 * 1024,
         }
     }
 
@@ -347,7 +348,8 @@ impl Connection {
         }
         let last = msg.len() - 1;
         for (i, body) in msg.iter().enumerate() {
-            if body.len() >= ZERO_COPY_THRESHOLD && self.out.capacity() - self.out.len() < frame::MAX_HEADER {
+            let by_reference = body.len() >= self.config.zero_copy_threshold;
+            if by_reference && self.out.capacity() - self.out.len() < frame::MAX_HEADER {
                 // Headers of bodies written by reference are split off one by one: give them a
                 // shared area instead of an allocation each.
                 self.out.reserve(HEADER_AREA);
@@ -355,7 +357,7 @@ impl Connection {
                 self.out.reserve(frame::MAX_HEADER);
             }
             frame::encode_header(&mut self.out, i < last, false, body.len());
-            if body.len() >= ZERO_COPY_THRESHOLD {
+            if by_reference {
                 self.chunks.push_back(self.out.split().freeze());
                 self.chunks.push_back(body.clone());
             } else {

@@ -45,7 +45,12 @@ pub(crate) struct Outcome {
     pub reason: DisconnectReason,
 }
 
-fn config(core: &Core, accepted: bool) -> Config {
+/// Bodies written by reference from this size on. Measured with zbench at 4 KiB: over tcp, 2 KiB
+/// gave 15–30% more than 8 KiB (one copy less); over ipc it gave 10–20% less (the unix socket
+/// copies each iovec separately), so ipc keeps 8 KiB.
+const ZERO_COPY_TCP: usize = 2 * 1024;
+
+fn config(core: &Core, accepted: bool, tcp: bool) -> Config {
     let o = &core.options;
     let mut c = Config::new(core.socket_type);
     c.routing_id = o.routing_id.clone();
@@ -53,6 +58,9 @@ fn config(core: &Core, accepted: bool) -> Config {
     c.max_msg_size = o.max_msg_size;
     c.heartbeat = o.heartbeat;
     c.handshake_timeout = o.handshake_timeout;
+    if tcp {
+        c.zero_copy_threshold = ZERO_COPY_TCP;
+    }
     c
 }
 
@@ -98,7 +106,8 @@ pub(crate) async fn run(
     mut accepted: Option<Pipe>,
 ) -> Outcome {
     let Stream { read: mut reader, write: mut writer, peer } = stream;
-    let mut conn = Connection::new(config(core, accepted.is_some()), Instant::now().into_std());
+    let tcp = peer.starts_with("tcp://");
+    let mut conn = Connection::new(config(core, accepted.is_some(), tcp), Instant::now().into_std());
     let mut rbuf = ReadBuffer::default();
     let mut read_size = MIN_READ;
     let mut read_since_yield = 0usize;
