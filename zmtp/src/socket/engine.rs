@@ -288,21 +288,26 @@ struct ReadBuffer {
 
 impl ReadBuffer {
     /// Makes room after what is buffered: at least a quarter of `read_size`, and what the frame
-    /// being received still needs (`missing`, in steps of at most 1 MiB).
+    /// being received still needs (`missing`), in steps of at most 1 MiB or what is buffered
+    /// already: a large frame grows the buffer geometrically (linear copying overall), and never
+    /// beyond twice what the peer has sent plus 1 MiB.
     fn make_room(&mut self, read_size: usize, missing: usize) {
-        let missing = missing.min(1 << 20);
+        let missing = missing.min((1 << 20).max(self.buf.len()));
         let room = (read_size / 4).max(missing);
-        if self.buf.capacity() - self.buf.len() >= room {
+        if self.buf.capacity() - self.buf.len() >= room || self.buf.try_reclaim(room) {
             return;
         }
-        let size = read_size.max(missing);
-        if self.buf.try_reclaim(size) {
-            return;
+        // The spare, if its frames are gone and it holds what is buffered plus the room; else a
+        // new buffer with room for a whole read.
+        let need = self.buf.len() + room;
+        let mut next = BytesMut::new();
+        if let Some(mut spare) = self.spare.take() {
+            if spare.try_reclaim(need) {
+                next = spare;
+            }
         }
-        let want = self.buf.len() + size;
-        let mut next = self.spare.take().filter(|s| s.capacity() >= want).unwrap_or_default();
-        if !next.try_reclaim(want) {
-            next = BytesMut::with_capacity(want);
+        if next.capacity() < need {
+            next = BytesMut::with_capacity(self.buf.len() + read_size.max(missing));
         }
         // The start of a frame not complete yet moves over.
         next.extend_from_slice(&self.buf);
@@ -382,5 +387,50 @@ async fn linger(
     tokio::select! {
         _ = work => {}
         _ = core.stopped(true) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_buffer_takes_its_spare_back_once_the_frames_are_dropped() {
+        let mut rb = ReadBuffer::default();
+        rb.make_room(MAX_READ, 0);
+        let first = rb.buf.as_ptr();
+        // A read fills the buffer; the decoder slices off all but the start of a frame.
+        rb.buf.extend_from_slice(&vec![1u8; rb.buf.capacity()]);
+        let n = rb.buf.len();
+        let frames = rb.buf.split_to(n - 10).freeze();
+        // No room: the next read goes to a new buffer, with the partial frame moved over.
+        rb.make_room(MAX_READ, 0);
+        assert_ne!(rb.buf.as_ptr(), first);
+        assert_eq!(&rb.buf[..], &[1u8; 10]);
+        let room = rb.buf.capacity() - rb.buf.len();
+        rb.buf.extend_from_slice(&vec![2u8; room]);
+        let n = rb.buf.len();
+        let more = rb.buf.split_to(n - 3).freeze();
+        // The first buffer's frames are gone: it is reused instead of a fresh allocation.
+        drop(frames);
+        rb.make_room(MAX_READ, 0);
+        assert_eq!(rb.buf.as_ptr(), first);
+        assert_eq!(&rb.buf[..], &[2u8; 3]);
+        drop(more);
+    }
+
+    #[test]
+    fn a_large_announced_frame_grows_the_buffer_with_what_arrives() {
+        let mut rb = ReadBuffer::default();
+        rb.make_room(MIN_READ, 0);
+        rb.buf.extend_from_slice(&[0u8; 100]);
+        // The peer announced 1 GiB and sent 100 octets of it: room for 1 MiB more, not 1 GiB.
+        rb.make_room(MIN_READ, 1 << 30);
+        assert!(rb.buf.capacity() <= 100 + (1 << 20) + MIN_READ, "{}", rb.buf.capacity());
+        // With 8 MiB received, the next step may double it.
+        rb.buf.resize(8 << 20, 0);
+        rb.make_room(MIN_READ, 1 << 30);
+        let cap = rb.buf.capacity();
+        assert!(cap >= 16 << 20 && cap <= (16 << 20) + MIN_READ, "{cap}");
     }
 }
