@@ -431,6 +431,6 @@ mod tests {
         rb.buf.resize(8 << 20, 0);
         rb.make_room(MIN_READ, 1 << 30);
         let cap = rb.buf.capacity();
-        assert!(cap >= 16 << 20 && cap <= (16 << 20) + MIN_READ, "{cap}");
+        assert!((16 << 20..=(16 << 20) + MIN_READ).contains(&cap), "{cap}");
     }
 }
