@@ -73,16 +73,6 @@ impl std::fmt::Debug for Driven {
     }
 }
 
-/// What one attempt to poll found.
-pub(crate) enum Polled {
-    /// Someone else is polling it right now.
-    Busy,
-    /// Polled; still running.
-    Pending,
-    /// Finished (now or before).
-    Done,
-}
-
 impl Driven {
     pub(crate) fn new(future: impl Future<Output = ()> + Send + 'static) -> Arc<Driven> {
         let both = Arc::new(BothWaker::default());
@@ -90,10 +80,11 @@ impl Driven {
         Arc::new(Driven { future: Mutex::new(Some(Box::pin(future))), both, waker })
     }
 
-    /// Polls the future unless someone else is polling it.
-    fn poll_once(&self) -> Polled {
-        let Ok(mut slot) = self.future.try_lock() else { return Polled::Busy };
-        let Some(fut) = slot.as_mut() else { return Polled::Done };
+    /// Polls the future unless someone else is polling it (that one leaves our shared waker
+    /// registered). Returns whether the future has finished (now or before).
+    fn poll_once(&self) -> bool {
+        let Ok(mut slot) = self.future.try_lock() else { return false };
+        let Some(fut) = slot.as_mut() else { return true };
         self.both.woken.store(false, Ordering::SeqCst);
         let mut cx = Context::from_waker(&self.waker);
         let done = fut.as_mut().poll(&mut cx).is_ready();
@@ -108,11 +99,7 @@ impl Driven {
                 w.wake();
             }
         }
-        if done {
-            Polled::Done
-        } else {
-            Polled::Pending
-        }
+        done
     }
 
     /// The task's side: resolves when the future has finished, whoever polled it last.
@@ -120,20 +107,20 @@ impl Driven {
         std::future::poll_fn(|cx| {
             // Registered before polling, so that a wake-up during or after the poll reaches us.
             BothWaker::set(&self.both.task, cx.waker());
-            match self.poll_once() {
-                Polled::Done => Poll::Ready(()),
-                // Busy: the application is polling; its poll leaves our shared waker registered.
-                Polled::Busy | Polled::Pending => Poll::Pending,
+            if self.poll_once() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
             }
         })
         .await
     }
 
     /// The application's side: polls the future once (unless busy) and asks to be woken, through
-    /// `waker`, by whatever it now waits for. Returns whether it polled.
-    pub(crate) fn assist(&self, waker: &Waker) -> bool {
+    /// `waker`, by whatever it now waits for.
+    pub(crate) fn assist(&self, waker: &Waker) {
         BothWaker::set(&self.both.app, waker);
-        matches!(self.poll_once(), Polled::Pending | Polled::Done)
+        self.poll_once();
     }
 
     /// The application no longer waits.

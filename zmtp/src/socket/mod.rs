@@ -226,13 +226,9 @@ impl Socket {
     /// Cancel safe: if the future is dropped, no message is lost.
     pub async fn recv(&self) -> Result<Message, Error> {
         // A queued message for a type that takes messages as they come (DEALER, PULL, PAIR, XSUB,
-        // XPUB): return it without the async layers below.
+        // XPUB; PUSH cannot receive): return it without the async layers below.
         let core = &*self.core;
-        if !core.options.conflate
-            && matches!(
-                core.socket_type,
-                SocketType::Dealer | SocketType::Pull | SocketType::Pair | SocketType::XSub | SocketType::XPub
-            )
+        if !core.options.conflate && !pattern::filters_inbound(core.socket_type) && core.socket_type != SocketType::Push
         {
             if let Some(inbound) = self.inbound.try_recv() {
                 return Ok(inbound.msg);

@@ -55,6 +55,12 @@ impl<T> State<T> {
     fn take_tx_waiters(&mut self) -> Vec<Waker> {
         std::mem::take(&mut self.tx_waiters)
     }
+
+    /// The next message, and the senders to wake now that there is room.
+    fn pop(&mut self) -> Option<(T, Vec<Waker>)> {
+        let msg = self.items.pop_front()?;
+        Some((msg, self.take_tx_waiters()))
+    }
 }
 
 struct Shared<T> {
@@ -256,12 +262,7 @@ impl<T> Drop for Receiver<T> {
 impl<T> Receiver<T> {
     /// The next message if one is queued.
     pub(crate) fn try_recv(&self) -> Option<T> {
-        let (msg, waiters) = {
-            let mut st = self.shared.lock();
-            let msg = st.items.pop_front()?;
-            let waiters = if st.tx_waiters.is_empty() { Vec::new() } else { st.take_tx_waiters() };
-            (msg, waiters)
-        };
+        let (msg, waiters) = self.shared.lock().pop()?;
         wake_all(waiters);
         Some(msg)
     }
@@ -280,8 +281,7 @@ impl<T> Receiver<T> {
             } else {
                 out.extend(st.items.drain(..n));
             }
-            let waiters = if st.tx_waiters.is_empty() { Vec::new() } else { st.take_tx_waiters() };
-            (n, waiters)
+            (n, st.take_tx_waiters())
         };
         wake_all(waiters);
         n
@@ -297,11 +297,8 @@ impl<T> Receiver<T> {
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let (msg, waiters) = {
             let mut st = self.shared.lock();
-            match st.items.pop_front() {
-                Some(msg) => {
-                    let waiters = if st.tx_waiters.is_empty() { Vec::new() } else { st.take_tx_waiters() };
-                    (msg, waiters)
-                }
+            match st.pop() {
+                Some(popped) => popped,
                 None if st.senders == 0 => return Poll::Ready(None),
                 None => {
                     register(&mut st.rx_waiters, cx.waker());
