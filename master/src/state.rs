@@ -136,7 +136,7 @@ impl Master {
             crate::fsutil::ensure_dir(&p, mode).map_err(|source| StartError::Dir { path: p.clone(), source })
         };
         dir(config.cachedir.clone(), 0o755)?;
-        for sub in ["jobs", "proc", "sessions", "minions"] {
+        for sub in ["jobs", "proc", "sessions"] {
             dir(config.cachedir.join(sub), 0o755)?;
         }
         dir(config.sock_dir.clone(), 0o750)?;
