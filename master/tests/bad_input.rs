@@ -193,6 +193,19 @@ fn hostile_requests_get_salts_answers() {
         let rr = map([("cmd", string("_register_resources")), ("resources", Value::Map(vec![]))]);
         let reply = request(port, aes_frame(&m, rr.clone(), &m.tok, &nonce)).await;
         assert_eq!(envelope::open_aes_reply(&m.session, &reply, &nonce).ok(), Some(Value::Boolean(true)));
+        // A minion event is re-fired on the bus under its tag.
+        let mev = map([
+            ("cmd", string("_minion_event")),
+            ("tag", string("salt/minion/good/start")),
+            ("data", string("Minion good started")),
+            ("pretag", Value::Nil),
+        ]);
+        let reply = request(port, aes_frame(&m, mev, &m.tok, &nonce)).await;
+        assert_eq!(envelope::open_aes_reply(&m.session, &reply, &nonce).ok(), Some(Value::Nil));
+        let ev = wait_event(&mut events, &mut ebuf, "salt/minion/good/start").await;
+        assert_eq!(get_str(&ev, "data"), Some("Minion good started"));
+        assert_eq!(get_str(&ev, "id"), Some("good"));
+        assert!(get(&ev, "tok").is_none() && get(&ev, "nonce").is_none());
         let wrong_tok = envelope::make_tok(&k2).unwrap_or_default();
         assert_eq!(request(port, aes_frame(&m, rr.clone(), &wrong_tok, &nonce)).await, bad_load);
         let mut tampered = aes_frame(&m, rr.clone(), &m.tok, &nonce);
