@@ -279,7 +279,7 @@ impl LocalClient {
             }
             let done = Instant::now() > timeout_at
                 && !minions_running
-                && minions.difference(&found).all(|id| minion_timeouts.get(id).is_none_or(|t| Instant::now() >= *t));
+                && minions.difference(&found).all(|id| minion_timeouts.get(id).map_or(true, |t| Instant::now() >= *t));
             if done {
                 break;
             }
@@ -342,7 +342,8 @@ impl LocalClient {
                     }
                     let running = match get(data, "return") {
                         Some(Value::Map(m)) => {
-                            !m.is_empty() && !get(&Value::Map(m.clone()), "return").is_some_and(|r| *r == Value::Map(vec![]))
+                            !m.is_empty()
+                                && !get(&Value::Map(m.clone()), "return").is_some_and(|r| *r == Value::Map(vec![]))
                         }
                         _ => false,
                     };

@@ -62,10 +62,7 @@ pub fn stamp_now() -> String {
 /// `gen_jid`: `%Y%m%d%H%M%S%f`.
 pub fn gen_jid() -> String {
     let t = Utc::now();
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}{:06}",
-        t.year, t.month, t.day, t.hour, t.minute, t.second, t.micros
-    )
+    format!("{:04}{:02}{:02}{:02}{:02}{:02}{:06}", t.year, t.month, t.day, t.hour, t.minute, t.second, t.micros)
 }
 
 #[cfg(test)]
@@ -74,7 +71,10 @@ mod tests {
 
     #[test]
     fn civil_dates() {
-        assert_eq!(Utc::from_unix(0, 0), Utc { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0, micros: 0 });
+        assert_eq!(
+            Utc::from_unix(0, 0),
+            Utc { year: 1970, month: 1, day: 1, hour: 0, minute: 0, second: 0, micros: 0 }
+        );
         // 2026-12-05T05:02:58Z
         let t = Utc::from_unix(1_796_446_978, 416_347);
         assert_eq!((t.year, t.month, t.day, t.hour, t.minute, t.second), (2026, 12, 5, 5, 2, 58));

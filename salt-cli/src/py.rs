@@ -49,7 +49,8 @@ pub fn text_of(v: &Value) -> Option<&str> {
 /// `(str(key), key, value)`.
 pub fn sorted_items(entries: &[(Value, Value)]) -> Vec<(String, &Value, &Value)> {
     let all_text = entries.iter().all(|(k, _)| text_of(k).is_some());
-    let all_num = entries.iter().all(|(k, _)| matches!(k, Value::Integer(_) | Value::F32(_) | Value::F64(_) | Value::Boolean(_)));
+    let all_num =
+        entries.iter().all(|(k, _)| matches!(k, Value::Integer(_) | Value::F32(_) | Value::F64(_) | Value::Boolean(_)));
     let mut items: Vec<(String, &Value, &Value, f64)> = entries
         .iter()
         .map(|(k, v)| {

@@ -147,7 +147,9 @@ fn parse_input(args: &[String]) -> Vec<Value> {
                 let v = yamlify_arg(arg);
                 // condition_input: an int that looks like a jid is sent as a string.
                 let v = match &v {
-                    Value::Integer(i) if i.to_string().len() == 20 && arg.chars().all(|c| c.is_ascii_digit()) => s(arg.as_str()),
+                    Value::Integer(i) if i.to_string().len() == 20 && arg.chars().all(|c| c.is_ascii_digit()) => {
+                        s(arg.as_str())
+                    }
                     _ => v,
                 };
                 out.push(v);

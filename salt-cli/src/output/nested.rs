@@ -118,8 +118,14 @@ mod tests {
         assert_eq!(nested(&ret, 0, false), "m1:\n    hi\n    there");
         let ret = map(vec![("m1", s(""))]);
         assert_eq!(nested(&ret, 0, false), "m1:");
-        let ret = map(vec![("m1", Value::Array(vec![s("a"), Value::Array(vec![s("b")]), map(vec![("k", Value::F64(1.5))])]))]);
-        assert_eq!(nested(&ret, 0, false), "m1:\n    - a\n    |_\n      - b\n    |_\n      ----------\n      k:\n          1.5");
+        let ret = map(vec![(
+            "m1",
+            Value::Array(vec![s("a"), Value::Array(vec![s("b")]), map(vec![("k", Value::F64(1.5))])]),
+        )]);
+        assert_eq!(
+            nested(&ret, 0, false),
+            "m1:\n    - a\n    |_\n      - b\n    |_\n      ----------\n      k:\n          1.5"
+        );
     }
 
     #[test]

@@ -14,11 +14,14 @@ fn is_break(c: char) -> bool {
 }
 
 fn is_ws(c: Option<char>) -> bool {
-    c.is_none_or(|c| matches!(c, '\0' | ' ' | '\t' | '\r') || is_break(c))
+    c.map_or(true, |c| matches!(c, '\0' | ' ' | '\t' | '\r') || is_break(c))
 }
 
 fn is_printable_unicode(c: char) -> bool {
-    (c == '\u{85}' || ('\u{a0}'..='\u{d7ff}').contains(&c) || ('\u{e000}'..='\u{fffd}').contains(&c) || c >= '\u{10000}')
+    (c == '\u{85}'
+        || ('\u{a0}'..='\u{d7ff}').contains(&c)
+        || ('\u{e000}'..='\u{fffd}').contains(&c)
+        || c >= '\u{10000}')
         && c != '\u{feff}'
 }
 
@@ -57,7 +60,7 @@ fn analyze(text: &str) -> Analysis {
         if is_break(ch) {
             line_breaks = true;
         }
-        if !(ch == '\n' || (' '..='~').contains(&ch)) && !is_printable_unicode(ch) {
+        if !(ch == '\n' || (' '..='~').contains(&ch) || is_printable_unicode(ch)) {
             special = true;
         }
         if ch == ' ' {
@@ -209,7 +212,7 @@ impl Emitter {
                     self.indention = false;
                     start = end;
                 }
-            } else if ch.is_none_or(|c| c == ' ' || is_break(c)) {
+            } else if ch.map_or(true, |c| c == ' ' || is_break(c)) {
                 let data: String = chars[start..end].iter().collect();
                 self.write(&data);
                 start = end;
@@ -254,7 +257,7 @@ impl Emitter {
                     self.write_indent(indent);
                     start = end;
                 }
-            } else if ch.is_none_or(|c| c == ' ' || c == '\'' || is_break(c)) && start < end {
+            } else if ch.map_or(true, |c| c == ' ' || c == '\'' || is_break(c)) && start < end {
                 let data: String = chars[start..end].iter().collect();
                 self.write(&data);
                 start = end;
@@ -374,15 +377,14 @@ impl Emitter {
         };
         let non_str = !matches!(v, Value::String(_) | Value::Binary(_));
         let a = analyze(&text);
-        let style = if non_str {
-            Style::Plain
-        } else if implicit_str && !(simple_key && (text.is_empty() || a.multiline)) && a.allow_block_plain {
-            Style::Plain
-        } else if a.allow_single_quoted && !(simple_key && a.multiline) {
-            Style::Single
-        } else {
-            Style::Double
-        };
+        let style =
+            if non_str || (implicit_str && !(simple_key && (text.is_empty() || a.multiline)) && a.allow_block_plain) {
+                Style::Plain
+            } else if a.allow_single_quoted && !(simple_key && a.multiline) {
+                Style::Single
+            } else {
+                Style::Double
+            };
         let split = !simple_key;
         match style {
             Style::Plain => {
@@ -479,7 +481,7 @@ mod tests {
             ),
             ("h", Value::Map(vec![])),
             ("i", s("é")),
-            ("j", s(&format!("{} {} c", "a".repeat(50), "b".repeat(40)))),
+            ("j", s(format!("{} {} c", "a".repeat(50), "b".repeat(40)))),
             ("k", s("- x")),
             ("l", s(" lead")),
             ("m", s("tr ")),
