@@ -24,8 +24,9 @@ use salt_proto::envelope::{open_auth_reply, AuthOutcome, AuthRequest};
 use salt_proto::{msgpack, Crypticle, EncAlgo, PublicKey, SigAlgo};
 
 use crate::config::Config;
-use crate::keys::{KeyError, MinionKeys};
+use crate::keys::MinionKeys;
 use crate::reqclient::{req_options, ReqError, RequestClient};
+use salt_core::pki::KeyError;
 
 /// `salt.defaults.exitcodes.EX_NOPERM`: Salt's exit status when the master rejects the key.
 pub const EX_NOPERM: u8 = 77;
@@ -160,8 +161,8 @@ impl Authenticator {
             Err(e) => return Err(AuthError::Request(e)),
         };
         let reply = msgpack::decode(&frame).map_err(|e| AuthError::Invalid(e.to_string()))?;
-        if msgpack::get(&reply, "load").is_none() {
-            return Err(AuthError::Invalid(crate::value::py_repr(&reply)));
+        if salt_core::value::get(&reply, "load").is_none() {
+            return Err(AuthError::Invalid(salt_core::value::py_repr(&reply)));
         }
         match open_auth_reply(&reply, &req, &self.keys.private, cached.as_deref(), Some(token.as_bytes())) {
             Ok(AuthOutcome::Accepted(creds)) => {

@@ -21,7 +21,7 @@ use salt_proto::msgpack;
 use zmtp::{Message, Options};
 
 use crate::config::Config;
-use crate::value::Value;
+use salt_core::value::Value;
 
 /// A publish that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn frames() {
-        let env = msgpack::encode(&msgpack::map([("enc", msgpack::string("aes"))]));
+        let env = msgpack::encode(&salt_core::value::map([("enc", salt_core::value::string("aes"))]));
         let me = hexid("m1");
         assert_eq!(me, "ae23b94ccaf714337e4ce5ba99ef3dc257e300df");
         let one = Message::from(Bytes::from(env.clone()));

@@ -16,7 +16,7 @@
 //!    `salt/minion/<id>/start` events (`_minion_event`).
 //! 5. For each publish: check the frames, decrypt with the shared AES key (a publish that fails
 //!    its HMAC means the master has a new key — after a restart or a rotation — so sign in again
-//!    and retry it), match the target locally ([`crate::matcher`]), drop jids already seen
+//!    and retry it), match the target locally ([`salt_core::matcher`]), drop jids already seen
 //!    (`jid_queue`), and run the job in a task of its own ([`crate::functions::run_job`]), which
 //!    then sends the `_return` as an aes request on the shared REQ socket.
 //!
@@ -42,10 +42,11 @@ use crate::auth::{AuthError, Authenticator, Creds};
 use crate::channel;
 use crate::config::{Config, Master};
 use crate::functions::{self, Ctx, JobRegistry};
-use crate::keys::{KeyError, MinionKeys};
-use crate::matcher::{self, MatchContext};
+use crate::keys::MinionKeys;
 use crate::reqclient::{req_options, ReqError, RequestClient};
-use crate::value::{get, py_str, s, Value};
+use salt_core::matcher::{self, MatchContext};
+use salt_core::pki::KeyError;
+use salt_core::value::{get, py_str, string, Value};
 
 /// `minion_jid_queue_hwm`: how many recent jids are remembered to drop duplicate publishes.
 const JID_QUEUE_HWM: usize = 100;
@@ -222,15 +223,15 @@ impl Shared {
     /// signed, privately encrypted reply.
     async fn fetch_pillar(&self) -> Result<Value, RequestError> {
         let extra = |k: &str| self.config.extra(k).cloned().unwrap_or(Value::Nil);
-        let load = crate::value::map([
-            ("id", s(&self.config.id)),
+        let load = salt_core::value::map([
+            ("id", string(&self.config.id)),
             ("grains", (*self.ctx.grains).clone()),
             ("saltenv", extra("saltenv")),
             ("pillarenv", extra("pillarenv")),
             ("pillar_override", Value::Map(Vec::new())),
             ("extra_minion_data", Value::Map(Vec::new())),
-            ("ver", s("2")),
-            ("cmd", s("_pillar")),
+            ("ver", string("2")),
+            ("cmd", string("_pillar")),
         ]);
         let mut reauthed = false;
         loop {
@@ -238,7 +239,7 @@ impl Shared {
             let (nonce, req) = self.seal(&sess, &load)?;
             let frame = self.req.send_with_retry(req.encode(), REQUEST_TIMEOUT, REQUEST_TRIES).await?;
             let reply = msgpack::decode(&frame)?;
-            if msgpack::get(&reply, "key").is_none() && !reauthed {
+            if salt_core::value::get(&reply, "key").is_none() && !reauthed {
                 // "Reauth in the case our key is deleted on the master side."
                 reauthed = true;
                 if self.reauth(sess.generation).await.is_none() {
@@ -262,20 +263,20 @@ impl Shared {
     async fn fire_start_events(&self) {
         let id = &self.config.id;
         let data = format!("Minion {id} started at {}", asctime(salt_proto::util::unix_time()));
-        let legacy = self.config.extra("enable_legacy_startup_events").map_or(true, crate::value::py_truthy);
+        let legacy = self.config.extra("enable_legacy_startup_events").map_or(true, salt_core::value::truthy);
         let mut tags = Vec::new();
         if legacy {
             tags.push("minion_start".to_string());
         }
         tags.push(format!("salt/minion/{id}/start"));
         for tag in tags {
-            let load = crate::value::map([
-                ("id", s(id)),
-                ("cmd", s("_minion_event")),
+            let load = salt_core::value::map([
+                ("id", string(id)),
+                ("cmd", string("_minion_event")),
                 ("pretag", Value::Nil),
-                ("tok", msgpack::bytes(self.keys.tok.clone())),
-                ("data", s(&data)),
-                ("tag", s(&tag)),
+                ("tok", salt_core::value::bytes(self.keys.tok.clone())),
+                ("data", string(&data)),
+                ("tag", string(&tag)),
             ]);
             match self.aes_request(load, REQUEST_TIMEOUT, REQUEST_TRIES).await {
                 Ok(_) => tracing::debug!("Fired event {tag} on the master"),
@@ -297,7 +298,7 @@ impl Shared {
             "grain" | "grain_pcre" | "pillar" => get(&load, "delimiter").map(py_str),
             _ => None,
         };
-        let cx = MatchContext { id: &self.config.id, grains: &self.ctx.grains };
+        let cx = MatchContext { id: &self.config.id, grains: &self.ctx.grains, pillar: None };
         match matcher::matches(&tgt, &tgt_type, delimiter.as_deref(), &cx) {
             Ok(true) => {}
             Ok(false) => {
@@ -571,7 +572,7 @@ async fn publish_loop(shared: Arc<Shared>, sub: Socket) -> Result<(), DaemonErro
                 continue;
             }
         };
-        if msgpack::get_str(&envelope, "enc") != Some("aes") {
+        if salt_core::value::get_str(&envelope, "enc") != Some("aes") {
             // Clear publishes are not verified: nothing to do with them.
             continue;
         }

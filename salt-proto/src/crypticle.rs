@@ -29,6 +29,7 @@ use zeroize::Zeroize;
 
 use crate::error::{Error, Result};
 use crate::msgpack;
+use crate::value;
 
 /// Prefix of every serialized plaintext (`Crypticle.PICKLE_PAD`).
 pub const PICKLE_PAD: &[u8] = b"pickle::";
@@ -265,7 +266,7 @@ impl SerialGuard {
     /// ([`Error::StaleSerial`]) if it is not an integer greater than the
     /// last accepted serial, else remember it. Other payloads pass.
     pub fn check(&mut self, payload: &mut Value) -> Result<()> {
-        let Some(serial) = msgpack::remove(payload, "serial") else {
+        let Some(serial) = value::remove(payload, "serial") else {
             return Ok(());
         };
         match serial.as_u64() {
@@ -338,15 +339,15 @@ mod tests {
     fn dumps_loads_nonce_and_serial() {
         let c = c();
         let nonce = "0123456789abcdef0123456789abcdef";
-        let v = msgpack::map([("fun", msgpack::string("test.ping"))]);
+        let v = value::map([("fun", value::string("test.ping"))]);
         let ct = c.dumps(&v, Some(nonce)).unwrap_or_default();
         assert_eq!(c.loads(&ct, Some(nonce)).ok(), Some(v.clone()));
         assert!(matches!(c.loads(&ct, Some("ffffffffffffffffffffffffffffffff")), Err(Error::NonceMismatch)));
         let mut g = SerialGuard::default();
-        let mut p = msgpack::map([("a", Value::from(1)), ("serial", Value::from(1))]);
+        let mut p = value::map([("a", Value::from(1)), ("serial", Value::from(1))]);
         let ct = c.dumps(&p, None).unwrap_or_default();
         let got = c.loads_checked(&ct, None, &mut g).ok();
-        msgpack::remove(&mut p, "serial");
+        value::remove(&mut p, "serial");
         assert_eq!(got, Some(p));
         assert_eq!(g.last(), 1);
         assert!(matches!(c.loads_checked(&ct, None, &mut g), Err(Error::StaleSerial { .. })));

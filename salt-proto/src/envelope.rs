@@ -25,9 +25,10 @@ use rmpv::Value;
 
 use crate::crypticle::{Crypticle, SerialGuard};
 use crate::error::{Error, Result};
-use crate::msgpack::{self, as_bytes, as_str, bytes, get, insert, remove, string};
+use crate::msgpack;
 use crate::rsa::{clean_key, EncAlgo, PrivateKey, PublicKey, SigAlgo};
 use crate::util;
+use crate::value::{self, as_bytes, as_str, bytes, get, insert, remove, string};
 
 /// The request protocol version this crate speaks (v3: per-minion session
 /// keys, `ts`/`tok`/`id` in every aes request). Salt 3008 masters reject
@@ -106,7 +107,7 @@ impl Request {
     pub fn to_value(&self) -> Value {
         match self {
             Request::Clear { load, version } => {
-                msgpack::map([("enc", string("clear")), ("load", load.clone()), ("version", Value::from(*version))])
+                value::map([("enc", string("clear")), ("load", load.clone()), ("version", Value::from(*version))])
             }
             Request::Aes { load, version, id, enc_algo, sig_algo } => {
                 let mut m = vec![
@@ -121,7 +122,7 @@ impl Request {
                 if let Some(a) = sig_algo {
                     m.push(("sig_algo", string(a.clone())));
                 }
-                msgpack::map(m)
+                value::map(m)
             }
         }
     }
@@ -262,7 +263,7 @@ pub fn open_aes_request(
 
 /// Master side: the reply to an aes request with `fun: send` =
 /// session `Crypticle.dumps(ret, nonce)`. Send it as the frame
-/// `msgpack::encode(&msgpack::bytes(reply))`.
+/// `msgpack::encode(&value::bytes(reply))`.
 pub fn seal_aes_reply(session: &Crypticle, ret: &Value, nonce: Option<&str>) -> Result<Vec<u8>> {
     session.dumps(ret, nonce)
 }
@@ -275,7 +276,7 @@ pub fn seal_aes_reply(session: &Crypticle, ret: &Value, nonce: Option<&str>) -> 
 /// reported as [`Error::Remote`]; a wrong key as
 /// [`Error::AuthenticationFailed`] (re-authenticate and retry).
 pub fn open_aes_reply(session: &Crypticle, reply: &Value, nonce: &str) -> Result<Value> {
-    if !msgpack::truthy(reply) {
+    if !value::truthy(reply) {
         return Ok(reply.clone());
     }
     let Some(data) = as_bytes(reply) else {
@@ -315,7 +316,7 @@ impl ClearSigned {
 
     /// The envelope map.
     pub fn to_value(&self) -> Value {
-        msgpack::map([("enc", string("clear")), ("load", bytes(self.load.clone())), ("sig", bytes(self.sig.clone()))])
+        value::map([("enc", string("clear")), ("load", bytes(self.load.clone())), ("sig", bytes(self.sig.clone()))])
     }
 
     /// Verify the signature and decode the inner reply.
@@ -394,7 +395,7 @@ impl AuthRequest {
             m.push(("token", bytes(t.clone())));
         }
         m.push(("pub", string(self.pub_key.clone())));
-        msgpack::map(m)
+        value::map(m)
     }
 
     /// The clear request envelope (version 3).
@@ -435,14 +436,14 @@ impl AuthRequest {
 /// (or `"bad sig algo"`) reply to an `_auth` with an algorithm Salt does
 /// not allow.
 pub fn auth_bad_algo_reply(what: &str) -> Value {
-    msgpack::map([("enc", string("clear")), ("load", msgpack::map([("ret", string(what))]))])
+    value::map([("enc", string("clear")), ("load", value::map([("ret", string(what))]))])
 }
 
 /// Master side: a clear-signed `{"ret": ret, "nonce": nonce}` reply:
 /// `ret = true` means "pending, retry later", `false` "rejected",
 /// `"full"` "max_minions reached".
 pub fn auth_status_reply(master_key: &PrivateKey, ret: Value, nonce: &str, algo: SigAlgo) -> Result<Value> {
-    let inner = msgpack::map([("ret", ret), ("nonce", string(nonce))]);
+    let inner = value::map([("ret", ret), ("nonce", string(nonce))]);
     Ok(ClearSigned::sign(master_key, &inner, algo)?.to_value())
 }
 
@@ -478,7 +479,7 @@ pub fn auth_accept_load(
     let digest = util::sha256_hex(aes_key.as_bytes());
     m.push(("sig", bytes(master_key.sign_x931(digest.as_bytes())?)));
     m.push(("nonce", string(req.nonce.clone())));
-    Ok(msgpack::map(m))
+    Ok(value::map(m))
 }
 
 /// Master side: the whole clear-signed `_auth` success reply envelope
@@ -618,7 +619,7 @@ pub fn open_auth_reply(
         return Err(Error::NonceMismatch);
     }
     if let Some(ret) = get(&payload, "ret") {
-        return Ok(if !msgpack::truthy(ret) {
+        return Ok(if !value::truthy(ret) {
             AuthOutcome::Rejected
         } else if as_str(ret) == Some("full") {
             AuthOutcome::Full
@@ -651,10 +652,10 @@ pub fn seal_private_reply(
     let enc_key = minion_pub.encrypt(key.key_string().as_bytes(), enc_algo)?;
     let ret = if *ret == Value::Boolean(false) { Value::Map(Vec::new()) } else { ret.clone() };
     let tosign =
-        msgpack::encode(&msgpack::map([("key", bytes(enc_key.clone())), ("pillar", ret), ("nonce", string(nonce))]));
+        msgpack::encode(&value::map([("key", bytes(enc_key.clone())), ("pillar", ret), ("nonce", string(nonce))]));
     let sig = master_key.sign(&tosign, sig_algo)?;
-    let signed = msgpack::map([("data", bytes(tosign)), ("sig", bytes(sig))]);
-    Ok(msgpack::map([("key", bytes(enc_key)), (dictkey, bytes(key.dumps(&signed, None)?))]))
+    let signed = value::map([("data", bytes(tosign)), ("sig", bytes(sig))]);
+    Ok(value::map([("key", bytes(enc_key)), (dictkey, bytes(key.dumps(&signed, None)?))]))
 }
 
 /// Minion side: client.py `crypted_transfer_decode_dictentry`: decrypt the
@@ -716,7 +717,7 @@ pub fn wrap_publish(
         }
         None => m.push(("load", bytes(ct))),
     }
-    Ok(msgpack::map(m))
+    Ok(value::map(m))
 }
 
 /// Minion side: open a publish envelope (client.py `_decode_payload`):

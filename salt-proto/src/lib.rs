@@ -12,6 +12,9 @@
 //!   public-decrypt Salt uses for `tok` and for the `_auth` reply `sig`.
 //! * [`msgpack`]: Salt's msgpack dialect (`use_bin_type=False`: bytes are
 //!   sent as old-spec *raw* strings, possibly not UTF-8).
+//! * [`value`]: the one vocabulary over [`rmpv::Value`] with Python's
+//!   semantics (dict lookup where the last duplicate key wins, `str()`,
+//!   `repr()`, truthiness), used by the envelopes and by every crate above.
 //! * [`envelope`]: request/reply/publish envelopes and the `_auth`,
 //!   publish, `_return` and `_pillar` (`send_private`) loads.
 //!
@@ -26,6 +29,7 @@ mod error;
 pub mod msgpack;
 pub mod rsa;
 pub mod util;
+pub mod value;
 
 pub use crate::crypticle::{Crypticle, SerialGuard};
 pub use crate::error::{Error, Result};

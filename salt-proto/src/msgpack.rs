@@ -17,7 +17,7 @@
 //! that are valid UTF-8 into `str` (`decode_embedded_strs`). [`decode`]
 //! mirrors that: a msgpack str/raw whose content is UTF-8 becomes
 //! [`Value::String`], any other becomes [`Value::Binary`]; `bin` objects
-//! stay [`Value::Binary`]. Use [`as_bytes`] / [`as_str`] to read fields
+//! stay [`Value::Binary`]. Use [`crate::value::as_bytes`] / [`crate::value::as_str`] to read fields
 //! without caring which of the two a peer used.
 //!
 //! [`encode`] writes [`Value::String`] and [`Value::Binary`] both as raw
@@ -418,119 +418,10 @@ enum Item {
     Map(usize),
 }
 
-// ---------------------------------------------------------------------------
-// Helpers for Salt's dynamically typed payloads
-// ---------------------------------------------------------------------------
-
-/// A bytes value (ciphertext, signature); [`encode`] packs it as a raw
-/// string, like Python `bytes` under `use_bin_type=False`.
-pub fn bytes(b: impl Into<Vec<u8>>) -> Value {
-    Value::Binary(b.into())
-}
-
-/// A text value.
-pub fn string(s: impl Into<String>) -> Value {
-    Value::String(s.into().into())
-}
-
-/// Build a map from `(key, value)` pairs, keeping their order.
-pub fn map<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Value {
-    Value::Map(pairs.into_iter().map(|(k, v)| (string(k), v)).collect())
-}
-
-/// The bytes of a string or binary value (whatever its UTF-8 validity).
-pub fn as_bytes(v: &Value) -> Option<&[u8]> {
-    match v {
-        Value::String(s) => Some(s.as_bytes()),
-        Value::Binary(b) => Some(b),
-        _ => None,
-    }
-}
-
-/// The text of a string value, or of a binary value that is valid UTF-8
-/// (Salt's `decode_embedded_strs` makes no difference between the two).
-pub fn as_str(v: &Value) -> Option<&str> {
-    match v {
-        Value::String(s) => s.as_str(),
-        Value::Binary(b) => std::str::from_utf8(b).ok(),
-        _ => None,
-    }
-}
-
-/// Does `k` (a string or binary map key) equal `key`?
-fn key_is(k: &Value, key: &str) -> bool {
-    as_bytes(k) == Some(key.as_bytes())
-}
-
-/// Look up `key` in a map (keys may be str or bin). `None` if `map` is not
-/// a map or has no such key. Like a Python dict, the *last* duplicate wins.
-pub fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
-    match map {
-        Value::Map(pairs) => pairs.iter().rev().find(|(k, _)| key_is(k, key)).map(|(_, v)| v),
-        _ => None,
-    }
-}
-
-/// Look up `key` and read it as text.
-pub fn get_str<'a>(map: &'a Value, key: &str) -> Option<&'a str> {
-    get(map, key).and_then(as_str)
-}
-
-/// Look up `key` and read it as bytes.
-pub fn get_bytes<'a>(map: &'a Value, key: &str) -> Option<&'a [u8]> {
-    get(map, key).and_then(as_bytes)
-}
-
-/// Python `d[key] = value`: replace the value in place if `key` exists
-/// (keeping its position, as a Python dict does), else append. Returns
-/// `false` (and does nothing) if `map` is not a map.
-pub fn insert(map: &mut Value, key: &str, value: Value) -> bool {
-    match map {
-        Value::Map(pairs) => {
-            if let Some(slot) = pairs.iter_mut().rev().find(|(k, _)| key_is(k, key)) {
-                slot.1 = value;
-            } else {
-                pairs.push((string(key), value));
-            }
-            true
-        }
-        _ => false,
-    }
-}
-
-/// Python `d.pop(key, None)`: remove `key` and return its value.
-pub fn remove(map: &mut Value, key: &str) -> Option<Value> {
-    match map {
-        Value::Map(pairs) => {
-            let idx = pairs.iter().rposition(|(k, _)| key_is(k, key))?;
-            let (_, v) = pairs.remove(idx);
-            // Python dicts cannot hold duplicates; drop any earlier ones too.
-            pairs.retain(|(k, _)| !key_is(k, key));
-            Some(v)
-        }
-        _ => None,
-    }
-}
-
-/// Python truthiness of a value (`if x:`).
-pub fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Nil => false,
-        Value::Boolean(b) => *b,
-        Value::Integer(i) => i.as_u64() != Some(0),
-        Value::F32(f) => *f != 0.0,
-        Value::F64(f) => *f != 0.0,
-        Value::String(s) => !s.as_bytes().is_empty(),
-        Value::Binary(b) => !b.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Map(m) => !m.is_empty(),
-        Value::Ext(_, _) => true,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::string;
 
     #[test]
     fn raw16_for_32_byte_strings() {
@@ -580,15 +471,5 @@ mod tests {
         let mut ok = vec![0x91u8; MAX_DEPTH];
         ok.push(0xc0);
         assert!(decode(&ok).is_ok());
-    }
-
-    #[test]
-    fn insert_keeps_position() {
-        let mut m = map([("a", Value::from(1)), ("b", Value::from(2))]);
-        assert!(insert(&mut m, "a", Value::from(3)));
-        assert!(insert(&mut m, "c", Value::from(4)));
-        assert_eq!(m, map([("a", Value::from(3)), ("b", Value::from(2)), ("c", Value::from(4))]));
-        assert_eq!(remove(&mut m, "b"), Some(Value::from(2)));
-        assert_eq!(get(&m, "b"), None);
     }
 }

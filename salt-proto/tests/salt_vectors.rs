@@ -8,8 +8,9 @@ use std::sync::OnceLock;
 
 use salt_proto::crypticle::{Crypticle, SerialGuard};
 use salt_proto::envelope::{self, AuthOutcome, AuthRequest, PublishLoad, Request, ReturnLoad};
-use salt_proto::msgpack::{self, bytes, get, string};
+use salt_proto::msgpack;
 use salt_proto::rsa::{clean_key, pem_finger, EncAlgo, PrivateKey, PublicKey, SigAlgo};
+use salt_proto::value::{self, bytes, get, string};
 use salt_proto::{util, Error, Value};
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
@@ -161,7 +162,7 @@ fn serial_guard_matches_salt() {
         assert_eq!(res.is_ok(), accepted, "serial {}", case["serial"]);
         if let Ok(load) = res {
             assert!(get(&load, "serial").is_none());
-            assert_eq!(msgpack::get_str(&load, "fun"), Some("test.ping"));
+            assert_eq!(value::get_str(&load, "fun"), Some("test.ping"));
         }
     }
     assert_eq!(guard.last(), 6);
@@ -478,7 +479,7 @@ fn auth_reply_from_salt_is_accepted() {
     ));
     // The inner load's signature is Salt's PKCS#1 v1.5 signature.
     let inner = hx(&e["auth_reply_inner"]);
-    let sig = msgpack::get_bytes(&reply, "sig").unwrap();
+    let sig = value::get_bytes(&reply, "sig").unwrap();
     assert_eq!(k.master.sign(&inner, SigAlgo::Pkcs1v15Sha1).unwrap(), sig);
 }
 
@@ -515,10 +516,10 @@ fn rust_auth_reply_has_salts_shape_and_opens() {
     let token = hx(&e["auth_token"]);
     let reply = envelope::accept_auth(&ar, &k.master, s(&e["aes_key"]), s(&e["session_key"]), 4505).unwrap();
     // Same keys in the same order as Salt's inner reply.
-    let inner = msgpack::decode(msgpack::get_bytes(&reply, "load").unwrap()).unwrap();
+    let inner = msgpack::decode(value::get_bytes(&reply, "load").unwrap()).unwrap();
     let salt_inner = msgpack::decode(&hx(&e["auth_reply_inner"])).unwrap();
     let keys_of = |v: &Value| -> Vec<String> {
-        v.as_map().unwrap().iter().map(|(k, _)| msgpack::as_str(k).unwrap().to_owned()).collect()
+        v.as_map().unwrap().iter().map(|(k, _)| value::as_str(k).unwrap().to_owned()).collect()
     };
     assert_eq!(keys_of(&inner), keys_of(&salt_inner));
     // Deterministic fields are identical.
@@ -557,7 +558,7 @@ fn publish_matches_salt() {
     // Master side: the same load and envelope, byte for byte.
     let mut mine = PublishLoad::new(
         "test.arg",
-        vec![string("a"), Value::from(1), msgpack::map([("__kwarg__", Value::Boolean(true)), ("k", string("v"))])],
+        vec![string("a"), Value::from(1), value::map([("__kwarg__", Value::Boolean(true)), ("k", string("v"))])],
         "*",
         "20250101000000654321",
     );
@@ -565,20 +566,20 @@ fn publish_matches_salt() {
     mine.serial = Some(7);
     let load_bytes = msgpack::encode(&mine.to_value());
     assert_eq!(load_bytes, hx(&e["publish_load"]));
-    let salt_ct = msgpack::get_bytes(&envl, "load").unwrap();
+    let salt_ct = value::get_bytes(&envl, "load").unwrap();
     let iv: [u8; 16] = salt_ct[..16].try_into().unwrap();
     mine.serial = None;
     let mut with_serial = mine.to_value();
-    msgpack::insert(&mut with_serial, "serial", Value::from(7u64));
+    value::insert(&mut with_serial, "serial", Value::from(7u64));
     let ct = aes.dumps_with_iv(&with_serial, None, &iv).unwrap();
     assert_eq!(ct, salt_ct);
     let sig = k.master.sign(&ct, SigAlgo::Pkcs1v15Sha1).unwrap();
-    assert_eq!(sig, msgpack::get_bytes(&envl, "sig").unwrap());
+    assert_eq!(sig, value::get_bytes(&envl, "sig").unwrap());
 
     // wrap_publish output opens and has Salt's layout.
     let wrapped = envelope::wrap_publish(&aes, mine.to_value(), 8, Some((&k.master, SigAlgo::Pkcs1v15Sha1))).unwrap();
     let keys_of = |v: &Value| -> Vec<String> {
-        v.as_map().unwrap().iter().map(|(k, _)| msgpack::as_str(k).unwrap().to_owned()).collect()
+        v.as_map().unwrap().iter().map(|(k, _)| value::as_str(k).unwrap().to_owned()).collect()
     };
     assert_eq!(keys_of(&wrapped), keys_of(&envl));
     let again = envelope::open_publish(&aes, &wrapped, Some(&k.master_pub), &mut guard).unwrap();

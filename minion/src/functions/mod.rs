@@ -31,10 +31,10 @@ pub mod test;
 
 use std::sync::{Arc, Mutex};
 
-pub use args::{shlex_split, yamlify_arg, Bound, Def, Signature};
+pub use args::{Bound, Def, Signature};
 
 use crate::config::Config;
-use crate::value::{get, py_str, s, Value};
+use salt_core::value::{get, py_str, string, Value};
 
 /// One callable function: its name, Python signature and documentation.
 #[derive(Debug, Clone, Copy)]
@@ -159,7 +159,7 @@ impl JobRegistry {
     /// Register a job from its publish load (`{"pid": <our pid>}` + the load, like the proc file).
     pub fn start(&self, load: &Value) -> JobGuard {
         let jid = get(load, "jid").map(py_str).unwrap_or_default();
-        let mut data = vec![(s("pid"), Value::from(std::process::id()))];
+        let mut data = vec![(string("pid"), Value::from(std::process::id()))];
         if let Value::Map(entries) = load {
             data.extend(entries.iter().filter(|(k, _)| py_str(k) != "pid").cloned());
         }
@@ -247,7 +247,7 @@ pub fn job_return(fun: &str, outcome: Result<Output, FnError>) -> JobReturn {
                 if let Value::Map(_) = &out.ret {
                     let failed = ["result", "success"]
                         .iter()
-                        .any(|k| get(&out.ret, k).is_some_and(|v| !crate::value::py_truthy(v)));
+                        .any(|k| get(&out.ret, k).is_some_and(|v| !salt_core::value::truthy(v)));
                     if failed {
                         retcode = 1;
                     }
@@ -256,28 +256,28 @@ pub fn job_return(fun: &str, outcome: Result<Output, FnError>) -> JobReturn {
             JobReturn { ret: out.ret, retcode, success: retcode == 0, out: None }
         }
         Err(FnError::NotAvailable(_)) => {
-            let missing = s(format!("'{fun}' is not available."));
+            let missing = string(format!("'{fun}' is not available."));
             let pattern = format!("{fun}*");
             let docs: Vec<(Value, Value)> = all_functions()
                 .into_iter()
-                .filter(|f| crate::matcher::fnmatch(f.name, &pattern))
-                .map(|f| (s(f.name), s(f.doc)))
+                .filter(|f| salt_core::fnmatch::fnmatch(f.name, &pattern))
+                .map(|f| (string(f.name), string(f.doc)))
                 .collect();
             if docs.is_empty() {
                 nested(missing)
             } else {
                 let mut docs = docs;
-                docs.push((s(fun), missing));
+                docs.push((string(fun), missing));
                 nested(Value::Map(docs))
             }
         }
-        Err(FnError::Invocation(m)) => nested(s(format!("ERROR executing '{fun}': {m}"))),
-        Err(FnError::Execution(m)) => nested(s(format!("ERROR: {m}"))),
+        Err(FnError::Invocation(m)) => nested(string(format!("ERROR executing '{fun}': {m}"))),
+        Err(FnError::Execution(m)) => nested(string(format!("ERROR: {m}"))),
         Err(FnError::BadArgs(m)) => {
             let doc = find(fun).map_or("", |f| f.doc);
-            nested(s(format!("Passed invalid arguments to {fun}: {m}\n{doc}")))
+            nested(string(format!("Passed invalid arguments to {fun}: {m}\n{doc}")))
         }
-        Err(FnError::Exception(m)) => nested(s(format!("The minion function caused an exception: {m}"))),
+        Err(FnError::Exception(m)) => nested(string(format!("The minion function caused an exception: {m}"))),
     }
 }
 
@@ -311,7 +311,7 @@ pub(crate) fn py_int(v: &Value) -> Result<i64, FnError> {
             t.trim().replace('_', "").parse::<i64>().map_err(|_| {
                 FnError::Exception(format!(
                     "ValueError: invalid literal for int() with base 10: {}",
-                    crate::value::py_repr(v)
+                    salt_core::value::py_repr(v)
                 ))
             })
         }
@@ -342,10 +342,10 @@ mod tests {
         };
         Ctx {
             config: Arc::new(config),
-            grains: Arc::new(crate::value::map([
-                ("os", s("Debian")),
-                ("pkg", crate::value::map([("apache", s("httpd"))])),
-                ("roles", crate::value::str_list(["web", "db"])),
+            grains: Arc::new(salt_core::value::map([
+                ("os", string("Debian")),
+                ("pkg", salt_core::value::map([("apache", string("httpd"))])),
+                ("roles", salt_core::value::str_list(["web", "db"])),
             ])),
             jobs: JobRegistry::new(),
             load: Value::Nil,
@@ -353,12 +353,12 @@ mod tests {
     }
 
     fn load(fun: &str, arg: Vec<Value>) -> Value {
-        crate::value::map([
-            ("fun", s(fun)),
+        salt_core::value::map([
+            ("fun", string(fun)),
             ("arg", Value::Array(arg)),
-            ("jid", s("20240101000000000000")),
-            ("tgt", s("*")),
-            ("tgt_type", s("glob")),
+            ("jid", string("20240101000000000000")),
+            ("tgt", string("*")),
+            ("tgt_type", string("glob")),
         ])
     }
 
@@ -367,18 +367,21 @@ mod tests {
         let r = run_job(ctx(), load("test.ping", vec![])).await;
         assert_eq!((r.ret, r.retcode, r.success), (Value::Boolean(true), 0, true));
         let r = run_job(ctx(), load("foo.bar", vec![])).await;
-        assert_eq!(r.ret, s("'foo.bar' is not available."));
+        assert_eq!(r.ret, string("'foo.bar' is not available."));
         assert_eq!((r.retcode, r.success, r.out), (1, false, Some("nested")));
         let r = run_job(ctx(), load("test.pin", vec![])).await;
         let Value::Map(m) = &r.ret else { panic!("{:?}", r.ret) };
         assert_eq!(m.len(), 2, "sys.doc('test.pin*') plus the missing-function text");
-        assert_eq!(get(&r.ret, "test.pin"), Some(&s("'test.pin' is not available.")));
+        assert_eq!(get(&r.ret, "test.pin"), Some(&string("'test.pin' is not available.")));
     }
 
     #[tokio::test]
     async fn argument_errors() {
-        let r = run_job(ctx(), load("test.ping", vec![s("foo=bar")])).await;
-        assert_eq!(r.ret, s("ERROR executing 'test.ping': The following keyword arguments are not valid: foo=bar"));
+        let r = run_job(ctx(), load("test.ping", vec![string("foo=bar")])).await;
+        assert_eq!(
+            r.ret,
+            string("ERROR executing 'test.ping': The following keyword arguments are not valid: foo=bar")
+        );
         assert_eq!(r.retcode, 1);
         let r = run_job(ctx(), load("test.echo", vec![])).await;
         let text = py_str(&r.ret);
@@ -388,10 +391,12 @@ mod tests {
             ),
             "{text}"
         );
-        let r = run_job(ctx(), load("test.sleep", vec![s("abc")])).await;
+        let r = run_job(ctx(), load("test.sleep", vec![string("abc")])).await;
         assert_eq!(
             r.ret,
-            s("The minion function caused an exception: ValueError: invalid literal for int() with base 10: 'abc'")
+            string(
+                "The minion function caused an exception: ValueError: invalid literal for int() with base 10: 'abc'"
+            )
         );
     }
 
@@ -399,26 +404,26 @@ mod tests {
     async fn find_job_sees_running_jobs() {
         let c = ctx();
         let mut sleeper = load("test.sleep", vec![Value::from(2)]);
-        crate::value::set(&mut sleeper, "jid", s("111"));
+        salt_core::value::insert(&mut sleeper, "jid", string("111"));
         let bg = tokio::spawn(run_job(c.clone(), sleeper));
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let r = run_job(c.clone(), load("saltutil.find_job", vec![s("111")])).await;
-        assert_eq!(get(&r.ret, "fun"), Some(&s("test.sleep")));
+        let r = run_job(c.clone(), load("saltutil.find_job", vec![string("111")])).await;
+        assert_eq!(get(&r.ret, "fun"), Some(&string("test.sleep")));
         assert_eq!(get(&r.ret, "pid"), Some(&Value::from(std::process::id())));
         let r = run_job(c.clone(), load("saltutil.running", vec![])).await;
         let Value::Array(list) = &r.ret else { panic!() };
         assert_eq!(list.len(), 1, "the caller itself is not listed");
-        let r = run_job(c.clone(), load("saltutil.find_job", vec![s("999")])).await;
+        let r = run_job(c.clone(), load("saltutil.find_job", vec![string("999")])).await;
         assert_eq!(r.ret, Value::Map(Vec::new()));
         let done = bg.await.map(|r| r.ret).ok();
         assert_eq!(done, Some(Value::Boolean(true)));
-        let r = run_job(c, load("saltutil.find_job", vec![s("111")])).await;
+        let r = run_job(c, load("saltutil.find_job", vec![string("111")])).await;
         assert_eq!(r.ret, Value::Map(Vec::new()), "finished jobs are gone");
     }
 
     #[tokio::test]
     async fn dict_result_false_sets_retcode() {
-        let r = job_return("x.y", Ok(Output::value(crate::value::map([("result", Value::Boolean(false))]))));
+        let r = job_return("x.y", Ok(Output::value(salt_core::value::map([("result", Value::Boolean(false))]))));
         assert_eq!((r.retcode, r.success), (1, false));
     }
 }
