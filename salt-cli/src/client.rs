@@ -16,7 +16,7 @@ use zmtp::{Options, Socket, SocketType};
 
 use crate::events::{Event, Subscriber};
 use crate::opts::MasterOpts;
-use crate::py::{get, s, text_of, Value};
+use crate::py::{as_str, get, string, Value};
 
 /// `salt.defaults.exitcodes.EX_GENERIC`.
 pub const EX_GENERIC: i64 = 1;
@@ -120,20 +120,20 @@ impl LocalClient {
 
     fn load(&self, job: &Job) -> Value {
         let mut m = vec![
-            ("cmd", s("publish")),
+            ("cmd", string("publish")),
             ("tgt", job.tgt.clone()),
-            ("fun", s(job.fun.as_str())),
+            ("fun", string(job.fun.as_str())),
             ("arg", Value::Array(job.arg.clone())),
-            ("key", s(self.key.as_str())),
-            ("tgt_type", s(job.tgt_type.as_str())),
-            ("ret", s(job.ret.as_str())),
-            ("jid", s(job.jid.as_str())),
+            ("key", string(self.key.as_str())),
+            ("tgt_type", string(job.tgt_type.as_str())),
+            ("ret", string(job.ret.as_str())),
+            ("jid", string(job.jid.as_str())),
         ];
         if !job.kwargs.is_empty() {
-            m.push(("kwargs", Value::Map(job.kwargs.iter().map(|(k, v)| (s(k.as_str()), v.clone())).collect())));
+            m.push(("kwargs", Value::Map(job.kwargs.iter().map(|(k, v)| (string(k.as_str()), v.clone())).collect())));
         }
-        m.push(("user", s(self.user.as_str())));
-        msgpack::map(m)
+        m.push(("user", string(self.user.as_str())));
+        salt_core::value::map(m)
     }
 
     async fn request(&self, load: Value, timeout: Duration) -> Result<Value, ClientError> {
@@ -167,16 +167,16 @@ impl LocalClient {
             self.key = key;
             reply = self.request(self.load(job), timeout).await?;
         }
-        if let Some(text) = text_of(&reply) {
+        if let Some(text) = as_str(&reply) {
             return Err(ClientError::Publish(text.to_string()));
         }
         if let Some(error) = get(&reply, "error") {
-            let name = get(error, "name").and_then(text_of).unwrap_or("");
-            let message = get(error, "message").and_then(text_of).unwrap_or("").to_string();
+            let name = get(error, "name").and_then(as_str).unwrap_or("");
+            let message = get(error, "message").and_then(as_str).unwrap_or("").to_string();
             return Err(match name {
                 "AuthenticationError" => ClientError::Authentication(message),
                 "AuthorizationError" => ClientError::Authorization(message),
-                _ => ClientError::Publish(text_of(error).map_or_else(|| crate::py::py_str(error), str::to_owned)),
+                _ => ClientError::Publish(as_str(error).map_or_else(|| crate::py::py_str(error), str::to_owned)),
             });
         }
         if reply_is_empty(&reply) {
@@ -187,10 +187,10 @@ impl LocalClient {
         };
         let jid = match get(load, "jid") {
             Some(Value::Nil) | None => None,
-            Some(v) => Some(text_of(v).map_or_else(|| crate::py::py_str(v), str::to_owned)),
+            Some(v) => Some(as_str(v).map_or_else(|| crate::py::py_str(v), str::to_owned)),
         };
         let minions: Vec<String> = match get(load, "minions") {
-            Some(Value::Array(a)) => a.iter().filter_map(text_of).map(str::to_owned).collect(),
+            Some(Value::Array(a)) => a.iter().filter_map(as_str).map(str::to_owned).collect(),
             _ => Vec::new(),
         };
         // `_check_pub_data`.
@@ -257,7 +257,7 @@ impl LocalClient {
             if now > timeout_at && minions_running {
                 let accepted = self.accepted_minions();
                 let pending: Vec<Value> =
-                    minions.difference(&found).filter(|m| accepted.contains(*m)).map(|m| s(m.as_str())).collect();
+                    minions.difference(&found).filter(|m| accepted.contains(*m)).map(|m| string(m.as_str())).collect();
                 find_jid = None;
                 if !pending.is_empty() {
                     tracing::debug!("Checking whether jid {jid} is still running");
@@ -265,7 +265,7 @@ impl LocalClient {
                         tgt: Value::Array(pending),
                         tgt_type: "list".into(),
                         fun: "saltutil.find_job".into(),
-                        arg: vec![s(jid)],
+                        arg: vec![string(jid)],
                         ret: String::new(),
                         jid: String::new(),
                         kwargs: extra_kwargs.to_vec(),
@@ -303,9 +303,9 @@ impl LocalClient {
             };
             if ev.tag.starts_with(&job_tag) && !ev.tag.starts_with(&prefix) {
                 if let Some(Value::Array(ms)) = get(&ev.data, "minions") {
-                    minions.extend(ms.iter().filter_map(text_of).map(str::to_owned));
+                    minions.extend(ms.iter().filter_map(as_str).map(str::to_owned));
                     if let Some(Value::Array(miss)) = get(&ev.data, "missing") {
-                        missing.extend(miss.iter().filter_map(text_of).map(str::to_owned));
+                        missing.extend(miss.iter().filter_map(as_str).map(str::to_owned));
                     }
                 }
                 continue;
@@ -322,7 +322,7 @@ impl LocalClient {
                 on_return(MinionReturn {
                     id,
                     ret: get(&ev.data, "return").cloned().unwrap_or(Value::Nil),
-                    out: get(&ev.data, "out").and_then(text_of).map(str::to_owned),
+                    out: get(&ev.data, "out").and_then(as_str).map(str::to_owned),
                     retcode: get(&ev.data, "retcode").cloned(),
                     failed: false,
                 });
@@ -332,7 +332,7 @@ impl LocalClient {
             if let Some(fj) = &find_jid {
                 if ev.tag.starts_with(&format!("salt/job/{fj}/ret/")) {
                     let data = &ev.data;
-                    let id = get(data, "id").and_then(text_of).map(str::to_owned);
+                    let id = get(data, "id").and_then(as_str).map(str::to_owned);
                     if get(data, "retcode").and_then(Value::as_i64).is_some_and(|r| r > 0) {
                         if let Some(id) = id {
                             tracing::error!("saltutil returning errors on minion {id}");
@@ -371,7 +371,7 @@ impl LocalClient {
                 continue;
             }
             on_return(MinionReturn {
-                ret: s(format!(
+                ret: string(format!(
                     "Minion did not return. [No response]\nThe minions may not have all finished running and any \
                      remaining minions will return upon completion. To look up the return data for this job later, \
                      run the following command:\n\nsalt-run jobs.lookup_jid {jid}"
@@ -396,9 +396,9 @@ fn reply_is_empty(v: &Value) -> bool {
 
 /// `_job_ret_display_id`: `resource_id` when set, else `id`.
 fn display_id(data: &Value) -> Option<String> {
-    match get(data, "resource_id").and_then(text_of) {
+    match get(data, "resource_id").and_then(as_str) {
         Some(r) if !r.is_empty() => Some(r.to_string()),
-        _ => get(data, "id").and_then(text_of).map(str::to_owned),
+        _ => get(data, "id").and_then(as_str).map(str::to_owned),
     }
 }
 

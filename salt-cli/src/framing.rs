@@ -1,7 +1,7 @@
 //! TEMPORARY: Salt's event framing until `salt-proto`'s event module (branch `salt-core`) lands in
 //! main; then this file goes and `events.rs` uses that one.
 
-use salt_proto::msgpack;
+use salt_proto::{msgpack, value};
 
 use crate::py::Value;
 
@@ -28,7 +28,7 @@ impl StreamDecoder {
         match msgpack::decode_prefix(&self.buf) {
             Ok((msg, used)) => {
                 self.buf.drain(..used);
-                let body = msgpack::get(&msg, "body").and_then(msgpack::as_bytes).ok_or("event without body")?;
+                let body = value::get(&msg, "body").and_then(value::as_bytes).ok_or("event without body")?;
                 let sep = body.windows(2).position(|w| w == b"\n\n").ok_or("event without tag")?;
                 let tag = String::from_utf8_lossy(&body[..sep]).into_owned();
                 let data = msgpack::decode(&body[sep + 2..]).map_err(|e| e.to_string())?;
@@ -42,11 +42,11 @@ impl StreamDecoder {
 
 /// One event for `*_pull.ipc`: 4-byte big-endian length, then `{"head":{}, "body":bin}`.
 pub fn pack_pull_frame(tag: &str, mut data: Value) -> Vec<u8> {
-    msgpack::insert(&mut data, "_stamp", msgpack::string(crate::jid::stamp_now()));
+    value::insert(&mut data, "_stamp", value::string(crate::jid::stamp_now()));
     let mut ev = tag.as_bytes().to_vec();
     ev.extend_from_slice(b"\n\n");
     ev.extend_from_slice(&msgpack::encode_bin_type(&data));
-    let m = msgpack::encode_bin_type(&msgpack::map([("head", Value::Map(Vec::new())), ("body", msgpack::bytes(ev))]));
+    let m = msgpack::encode_bin_type(&value::map([("head", Value::Map(Vec::new())), ("body", value::bytes(ev))]));
     let mut out = (m.len() as u32).to_be_bytes().to_vec();
     out.extend_from_slice(&m);
     out

@@ -2,8 +2,7 @@
 //!
 //! One import point, so the tools follow the shared crate rather than a copy of its rules.
 
-pub use minion::value::{as_str, get, py_float_repr, py_repr, py_str, py_truthy, s};
-pub use rmpv::Value;
+pub use salt_core::value::{as_str, get, py_float_repr, py_repr, py_str, string, truthy, Value};
 
 /// Python `str.splitlines()`: splits on every Unicode line boundary, drops the breaks, and gives
 /// no trailing empty line (`"".splitlines() == []`).
@@ -34,21 +33,11 @@ pub fn splitlines(text: &str) -> Vec<&str> {
     out
 }
 
-/// The text of a string-like value (`str`, or `bytes` that decode as UTF-8), as Salt's outputters
-/// see it after `salt.utils.stringutils.to_unicode`.
-pub fn text_of(v: &Value) -> Option<&str> {
-    match v {
-        Value::String(st) => st.as_str(),
-        Value::Binary(b) => std::str::from_utf8(b).ok(),
-        _ => None,
-    }
-}
-
 /// The keys of a mapping in the order Python's `sorted()` gives them; keys of mixed types are
 /// compared as their `str()` (the `TypeError` fallback of Salt's nested outputter). Each item is
 /// `(str(key), key, value)`.
 pub fn sorted_items(entries: &[(Value, Value)]) -> Vec<(String, &Value, &Value)> {
-    let all_text = entries.iter().all(|(k, _)| text_of(k).is_some());
+    let all_text = entries.iter().all(|(k, _)| as_str(k).is_some());
     let all_num =
         entries.iter().all(|(k, _)| matches!(k, Value::Integer(_) | Value::F32(_) | Value::F64(_) | Value::Boolean(_)));
     let mut items: Vec<(String, &Value, &Value, f64)> = entries
@@ -61,7 +50,7 @@ pub fn sorted_items(entries: &[(Value, Value)]) -> Vec<(String, &Value, &Value)>
                 Value::Boolean(b) => f64::from(u8::from(*b)),
                 _ => 0.0,
             };
-            let key = text_of(k).map_or_else(|| py_str(k), str::to_owned);
+            let key = as_str(k).map_or_else(|| py_str(k), str::to_owned);
             (key, k, v, num)
         })
         .collect();

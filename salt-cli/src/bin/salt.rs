@@ -10,7 +10,7 @@ use clap::Parser;
 use salt_cli::client::{retcode_of, ClientError, Job, LocalClient, MinionReturn};
 use salt_cli::opts::{current_user, MasterOpts, DEFAULT_CONFIG_DIR};
 use salt_cli::output::{self, OutputOptions};
-use salt_cli::py::{s, Value};
+use salt_cli::py::{string, Value};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -131,7 +131,7 @@ impl Cli {
 /// `salt.utils.args.parse_input` + `condition_input`: `key=value` arguments become one trailing
 /// `{"__kwarg__": True, ...}` dict, the others are YAML-typed.
 fn parse_input(args: &[String]) -> Vec<Value> {
-    use minion::functions::args::{parse_kwarg, yamlify_arg};
+    use salt_core::args::{parse_kwarg, yamlify_arg};
     let mut out = Vec::new();
     let mut kwargs: Vec<(Value, Value)> = Vec::new();
     for arg in args {
@@ -140,7 +140,7 @@ fn parse_input(args: &[String]) -> Vec<Value> {
                 let v = yamlify_arg(&value);
                 match kwargs.iter_mut().find(|(k, _)| k.as_str() == Some(name.as_str())) {
                     Some(slot) => slot.1 = v,
-                    None => kwargs.push((s(name), v)),
+                    None => kwargs.push((string(name), v)),
                 }
             }
             None => {
@@ -148,7 +148,7 @@ fn parse_input(args: &[String]) -> Vec<Value> {
                 // condition_input: an int that looks like a jid is sent as a string.
                 let v = match &v {
                     Value::Integer(i) if i.to_string().len() == 20 && arg.chars().all(|c| c.is_ascii_digit()) => {
-                        s(arg.as_str())
+                        string(arg.as_str())
                     }
                     _ => v,
                 };
@@ -157,7 +157,7 @@ fn parse_input(args: &[String]) -> Vec<Value> {
         }
     }
     if !kwargs.is_empty() {
-        let mut m = vec![(s("__kwarg__"), Value::Boolean(true))];
+        let mut m = vec![(string("__kwarg__"), Value::Boolean(true))];
         m.extend(kwargs);
         out.push(Value::Map(m));
     }
@@ -190,7 +190,7 @@ fn main() -> ExitCode {
 
 fn print_error(e: &ClientError, opts: &OutputOptions) {
     // The stock CLI prints these through the outputter (a plain string prints as itself).
-    output::display(&s(e.to_string()), "", opts, 1);
+    output::display(&string(e.to_string()), "", opts, 1);
 }
 
 async fn run(cli: Cli) -> i32 {
@@ -216,34 +216,34 @@ async fn run(cli: Cli) -> i32 {
     let tgt = if cli.list {
         let raw = &cli.args[0];
         let ids: Vec<Value> = if raw.contains(',') {
-            raw.replace(' ', "").split(',').map(s).collect()
+            raw.replace(' ', "").split(',').map(string).collect()
         } else {
-            raw.split_whitespace().map(s).collect()
+            raw.split_whitespace().map(string).collect()
         };
         Value::Array(ids)
     } else {
-        s(cli.args[0].as_str())
+        string(cli.args[0].as_str())
     };
     let (tgt, tgt_type) = match resolve_nodegroups(&opts, tgt, tgt_type) {
         Ok(t) => t,
         Err(msg) => {
-            output::display(&s(msg), "", &out_opts, 1);
+            output::display(&string(msg), "", &out_opts, 1);
             return 1;
         }
     };
     let mut kwargs: Vec<(String, Value)> = vec![
         ("show_timeout".into(), Value::Boolean(!cli.hide_timeout)),
         ("show_jid".into(), Value::Boolean(cli.show_jid)),
-        ("delimiter".into(), s(cli.delimiter.as_str())),
+        ("delimiter".into(), string(cli.delimiter.as_str())),
     ];
     if !cli.return_config.is_empty() {
-        kwargs.push(("ret_config".into(), s(cli.return_config.as_str())));
+        kwargs.push(("ret_config".into(), string(cli.return_config.as_str())));
     }
     if let Some(rk) = &cli.return_kwargs {
-        kwargs.push(("ret_kwargs".into(), minion::functions::args::yamlify_arg(rk)));
+        kwargs.push(("ret_kwargs".into(), salt_core::args::yamlify_arg(rk)));
     }
     if let Some(md) = &cli.metadata {
-        kwargs.push(("metadata".into(), minion::functions::args::yamlify_arg(md)));
+        kwargs.push(("metadata".into(), salt_core::args::yamlify_arg(md)));
     }
     if cli.start_event {
         kwargs.push(("start_event".into(), Value::Boolean(true)));
@@ -307,14 +307,14 @@ async fn run(cli: Cli) -> i32 {
     client
         .returns(events, &pub_data, timeout, &extra, |r| {
             if !cli.static_ {
-                let data = Value::Map(vec![(s(r.id.as_str()), r.ret.clone())]);
+                let data = Value::Map(vec![(string(r.id.as_str()), r.ret.clone())]);
                 output::display(&data, r.out.as_deref().unwrap_or(""), &out_opts, retcode_of(&r));
             }
             all.push(r);
         })
         .await;
     if cli.static_ {
-        let data = Value::Map(all.iter().map(|r| (s(r.id.as_str()), r.ret.clone())).collect());
+        let data = Value::Map(all.iter().map(|r| (string(r.id.as_str()), r.ret.clone())).collect());
         output::display(&data, "", &out_opts, 0);
         if all.is_empty() {
             eprintln!("ERROR: No return received");

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::py::{py_float_repr, py_repr, py_str, text_of, Value};
+use crate::py::{as_str, py_float_repr, py_repr, py_str, Value};
 
 fn string(out: &mut String, text: &str) {
     out.push('"');
@@ -42,7 +42,7 @@ fn key(k: &Value) -> String {
         Value::Boolean(b) => (if *b { "true" } else { "false" }).into(),
         Value::F32(f) => float(f64::from(*f)),
         Value::F64(f) => float(*f),
-        other => text_of(other).map_or_else(|| py_str(other), str::to_owned),
+        other => as_str(other).map_or_else(|| py_str(other), str::to_owned),
     }
 }
 
@@ -60,7 +60,7 @@ fn write(out: &mut String, v: &Value, indent: Option<usize>, level: usize) {
         Value::Integer(i) => out.push_str(&i.to_string()),
         Value::F32(f) => out.push_str(&float(f64::from(*f))),
         Value::F64(f) => out.push_str(&float(*f)),
-        Value::String(_) | Value::Binary(_) => match text_of(v) {
+        Value::String(_) | Value::Binary(_) => match as_str(v) {
             Some(t) => string(out, t),
             // bytes are not JSON: `default=repr` writes their repr as a string.
             None => string(out, &py_repr(v)),
@@ -107,14 +107,21 @@ pub fn dumps(v: &Value, indent: Option<usize>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::py::s;
+    use crate::py::string;
 
     #[test]
     fn like_python() {
         let v = Value::Map(vec![
-            (s("m1"), Value::Map(vec![(s("os"), s("Debian")), (s("n"), Value::from(2)), (s("f"), Value::F64(1e16))])),
-            (s("e"), Value::Array(vec![])),
-            (s("u"), s("é\"\u{1}")),
+            (
+                string("m1"),
+                Value::Map(vec![
+                    (string("os"), string("Debian")),
+                    (string("n"), Value::from(2)),
+                    (string("f"), Value::F64(1e16)),
+                ]),
+            ),
+            (string("e"), Value::Array(vec![])),
+            (string("u"), string("é\"\u{1}")),
         ]);
         assert_eq!(
             dumps(&v, Some(4)),

@@ -7,7 +7,7 @@ pub mod json;
 pub mod nested;
 pub mod yaml;
 
-use crate::py::{py_repr, py_str, splitlines, text_of, Value};
+use crate::py::{as_str, py_repr, py_str, splitlines, Value};
 
 /// How output is printed: the `--out`, `--out-indent`, colour flags of the CLI.
 #[derive(Debug, Clone, Default)]
@@ -37,8 +37,8 @@ fn txt(data: &Value) -> String {
     match data {
         Value::Map(entries) => {
             for (k, v) in entries {
-                let key = text_of(k).map_or_else(|| py_str(k), str::to_owned);
-                match text_of(v) {
+                let key = as_str(k).map_or_else(|| py_str(k), str::to_owned);
+                match as_str(v) {
                     Some(t) => {
                         for line in splitlines(t) {
                             ret.push_str(&format!("{key}: {line}\n"));
@@ -48,7 +48,7 @@ fn txt(data: &Value) -> String {
                 }
             }
         }
-        other => match text_of(other) {
+        other => match as_str(other) {
             Some(t) => {
                 ret.push_str(t);
                 ret.push('\n');

@@ -2,7 +2,7 @@
 //! `no_return` outputter used for minions that did not return (`salt/output/no_return.py`).
 
 use super::colors::Colors;
-use crate::py::{py_float_repr, py_str, sorted_items, splitlines, text_of, Value};
+use crate::py::{as_str, py_float_repr, py_str, sorted_items, splitlines, Value};
 
 /// `NestDisplay` of `nested.py`.
 struct Nest {
@@ -24,7 +24,7 @@ impl Nest {
             Value::F64(f) => self.line(indent, self.c.light_yellow, &py_float_repr(*f), prefix, "", out),
             Value::String(_) | Value::Binary(_) => {
                 // Undecodable bytes are neither str nor a container: Salt prints nothing for them.
-                let Some(text) = text_of(ret) else { return };
+                let Some(text) = as_str(ret) else { return };
                 let pad = " ".repeat(prefix.chars().count());
                 for (n, line) in splitlines(text).into_iter().enumerate() {
                     let p = if n == 0 { prefix } else { pad.as_str() };
@@ -72,7 +72,7 @@ pub fn nested(ret: &Value, retcode: i64, color: bool) -> String {
 /// `no_return.output(ret)`: strings split on `\n` only (empty lines kept), all red.
 pub fn no_return(ret: &Value, color: bool) -> String {
     fn walk(c: &Colors, ret: &Value, indent: usize, out: &mut String) {
-        if let Some(text) = text_of(ret) {
+        if let Some(text) = as_str(ret) {
             for line in text.split('\n') {
                 out.push_str(&format!("{}{}{line}{}\n", c.red, " ".repeat(indent), c.endc));
             }
@@ -92,17 +92,22 @@ pub fn no_return(ret: &Value, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::py::s;
+    use crate::py::string;
 
     fn map(pairs: Vec<(&str, Value)>) -> Value {
-        Value::Map(pairs.into_iter().map(|(k, v)| (s(k), v)).collect())
+        Value::Map(pairs.into_iter().map(|(k, v)| (string(k), v)).collect())
     }
 
     #[test]
     fn grains_item_like_salt() {
         let ret = map(vec![(
             "m1",
-            map(vec![("os", s("Debian")), ("id", s("m1")), ("osrelease", s("12")), ("num_cpus", Value::from(2))]),
+            map(vec![
+                ("os", string("Debian")),
+                ("id", string("m1")),
+                ("osrelease", string("12")),
+                ("num_cpus", Value::from(2)),
+            ]),
         )]);
         assert_eq!(
             nested(&ret, 0, false),
@@ -114,13 +119,13 @@ mod tests {
     fn scalars_lists_and_multiline() {
         let ret = map(vec![("m1", Value::Boolean(true))]);
         assert_eq!(nested(&ret, 0, false), "m1:\n    True");
-        let ret = map(vec![("m1", s("hi\nthere"))]);
+        let ret = map(vec![("m1", string("hi\nthere"))]);
         assert_eq!(nested(&ret, 0, false), "m1:\n    hi\n    there");
-        let ret = map(vec![("m1", s(""))]);
+        let ret = map(vec![("m1", string(""))]);
         assert_eq!(nested(&ret, 0, false), "m1:");
         let ret = map(vec![(
             "m1",
-            Value::Array(vec![s("a"), Value::Array(vec![s("b")]), map(vec![("k", Value::F64(1.5))])]),
+            Value::Array(vec![string("a"), Value::Array(vec![string("b")]), map(vec![("k", Value::F64(1.5))])]),
         )]);
         assert_eq!(
             nested(&ret, 0, false),
@@ -136,7 +141,7 @@ mod tests {
 
     #[test]
     fn no_return_keeps_empty_lines() {
-        let ret = map(vec![("ghost", s("a\n\nb"))]);
+        let ret = map(vec![("ghost", string("a\n\nb"))]);
         assert_eq!(no_return(&ret, false), "ghost:\n    a\n    \n    b\n");
     }
 }

@@ -4,7 +4,7 @@
 //! at 80 columns (PyYAML `emitter.py`: `analyze_scalar`, `choose_scalar_style`, `write_plain`,
 //! `write_single_quoted`, `write_double_quoted`).
 
-use crate::py::{py_float_repr, sorted_items, text_of, Value};
+use crate::py::{as_str, py_float_repr, sorted_items, Value};
 
 const BEST_WIDTH: usize = 80;
 const BEST_INDENT: usize = 2;
@@ -112,7 +112,7 @@ fn resolves_to_str(text: &str) -> bool {
     if text == "=" || ts.as_ref().is_some_and(|r| r.is_match(text)) {
         return false;
     }
-    match minion::yaml::safe_load(text) {
+    match salt_core::yaml::safe_load(text) {
         Ok(Value::String(s)) => s.as_str() == Some(text),
         _ => false,
     }
@@ -370,7 +370,7 @@ impl Emitter {
                 (t, false)
             }
             other => {
-                let t = text_of(other).map_or_else(|| crate::py::py_str(other), str::to_owned);
+                let t = as_str(other).map_or_else(|| crate::py::py_str(other), str::to_owned);
                 let implicit = resolves_to_str(&t);
                 (t, implicit)
             }
@@ -454,51 +454,51 @@ pub fn dump(data: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::py::s;
+    use crate::py::string;
 
     fn map(pairs: Vec<(&str, Value)>) -> Value {
-        Value::Map(pairs.into_iter().map(|(k, v)| (s(k), v)).collect())
+        Value::Map(pairs.into_iter().map(|(k, v)| (string(k), v)).collect())
     }
 
     #[test]
     fn like_pyyaml() {
         // Expected text produced by PyYAML 6 (salt.utils.yaml.safe_dump, default_flow_style=False).
         let inner = map(vec![
-            ("a", s("hi\nthere")),
-            ("b", s("")),
-            ("c", s("yes")),
-            ("d", s("12")),
-            ("e", s("x: y")),
+            ("a", string("hi\nthere")),
+            ("b", string("")),
+            ("c", string("yes")),
+            ("d", string("12")),
+            ("e", string("x: y")),
             ("f", Value::Nil),
             (
                 "g",
                 Value::Array(vec![
                     Value::from(1),
-                    s("a"),
+                    string("a"),
                     Value::Array(vec![Value::from(2), Value::from(3)]),
-                    map(vec![("k", s("v")), ("j", Value::Array(vec![]))]),
+                    map(vec![("k", string("v")), ("j", Value::Array(vec![]))]),
                 ]),
             ),
             ("h", Value::Map(vec![])),
-            ("i", s("é")),
-            ("j", s(format!("{} {} c", "a".repeat(50), "b".repeat(40)))),
-            ("k", s("- x")),
-            ("l", s(" lead")),
-            ("m", s("tr ")),
+            ("i", string("é")),
+            ("j", string(format!("{} {} c", "a".repeat(50), "b".repeat(40)))),
+            ("k", string("- x")),
+            ("l", string(" lead")),
+            ("m", string("tr ")),
             ("n", Value::F64(1.5)),
             ("o", Value::Boolean(true)),
-            ("p", s("~")),
-            ("q", s("#c")),
-            ("r", s("a#b")),
-            ("s", s("a #b")),
-            ("t", s("@x")),
-            ("u", s("1e3")),
-            ("v", s("0x1f")),
-            ("w", s("null")),
-            ("x", s("2026-01-01")),
-            ("y", s("1:2")),
-            ("z", s("tab\there")),
-            ("za", s("ctl\x01")),
+            ("p", string("~")),
+            ("q", string("#c")),
+            ("r", string("a#b")),
+            ("s", string("a #b")),
+            ("t", string("@x")),
+            ("u", string("1e3")),
+            ("v", string("0x1f")),
+            ("w", string("null")),
+            ("x", string("2026-01-01")),
+            ("y", string("1:2")),
+            ("z", string("tab\there")),
+            ("za", string("ctl\x01")),
         ]);
         let want = "m1:\n  a: 'hi\n\n    there'\n  b: ''\n  c: 'yes'\n  d: '12'\n  e: 'x: y'\n  f: null\n  g:\n  - 1\n  - a\n  - - 2\n    - 3\n  - j: []\n    k: v\n  h: {}\n  i: é\n  j: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\n    c\n  k: '- x'\n  l: ' lead'\n  m: 'tr '\n  n: 1.5\n  o: true\n  p: '~'\n  q: '#c'\n  r: a#b\n  s: 'a #b'\n  t: '@x'\n  u: 1e3\n  v: '0x1f'\n  w: 'null'\n  x: '2026-01-01'\n  y: '1:2'\n  z: \"tab\\there\"\n  za: \"ctl\\x01\"\n";
         assert_eq!(dump(&map(vec![("m1", inner)])), want);
@@ -506,8 +506,8 @@ mod tests {
 
     #[test]
     fn roots() {
-        assert_eq!(dump(&s("abc")), "abc\n...\n");
-        assert_eq!(dump(&Value::Array(vec![s("a"), map(vec![("b", Value::from(1))])])), "- a\n- b: 1\n");
+        assert_eq!(dump(&string("abc")), "abc\n...\n");
+        assert_eq!(dump(&Value::Array(vec![string("a"), map(vec![("b", Value::from(1))])])), "- a\n- b: 1\n");
         assert_eq!(dump(&Value::Map(vec![])), "{}\n");
     }
 }
