@@ -25,7 +25,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use salt_proto::msgpack::{self, as_str, get, string};
+use salt_proto::msgpack;
+use salt_proto::value::{self, as_str, get, string};
 use salt_proto::Value;
 
 use crate::fsutil::write_atomic;
@@ -243,7 +244,7 @@ impl JobStore for LocalCache {
         }
         let mut jid = get(load, "jid").and_then(as_str).ok_or(JobError::InvalidReturn("no jid"))?.to_owned();
         if jid == "req" {
-            let nocache = get(load, "nocache").map(msgpack::truthy).unwrap_or(false);
+            let nocache = get(load, "nocache").map(value::truthy).unwrap_or(false);
             jid = self.prep_jid(nocache, None)?;
         }
         let dir = self.jid_dir(&jid);
@@ -347,7 +348,7 @@ impl JobStore for LocalCache {
             for f in finals.flatten() {
                 let load_p = f.path().join(".load.p");
                 let job = match Self::read_msgpack(&load_p) {
-                    Ok(Some(j)) if msgpack::truthy(&j) => j,
+                    Ok(Some(j)) if value::truthy(&j) => j,
                     Ok(_) => continue,
                     Err(e) => {
                         tracing::warn!("{e}");
@@ -448,7 +449,7 @@ pub fn format_jid_instance(jid: &str, job: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use salt_proto::msgpack::map;
+    use value::map;
 
     #[test]
     fn layout_and_round_trip() {

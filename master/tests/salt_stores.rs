@@ -9,7 +9,7 @@ use std::process::Command;
 
 use master::jobcache::{JobStore, LocalCache, StoreOutcome};
 use master::keys::{key_finger, KeyState, KeyStore};
-use salt_proto::msgpack::{as_str, get, map, string};
+use salt_proto::value::{as_str, get, map, string};
 use salt_proto::{PrivateKey, Value};
 
 const VENV: &str = "/opt/salt-venv";

@@ -67,11 +67,18 @@ pub fn ensure_pki_dir(pki_dir: &Path) -> Result<(), KeyError> {
     Ok(())
 }
 
-/// Write `data` to `path` through a temporary file created with `mode`, then rename it.
+/// Temporary-name sequence of [`write_atomic`]: threads of one process (a master's workers)
+/// never share a temporary file.
+static TMP_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Write `data` to `path` through a temporary file created with `mode` (named after the process
+/// and a per-process sequence number, so concurrent writers never collide), synced, then renamed
+/// over `path`.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), KeyError> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let seq = TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
     let _ = fs::remove_file(&tmp);
     let result = (|| {
         let mut f = fs::OpenOptions::new()
