@@ -97,7 +97,7 @@ pub struct LocalClient {
 }
 
 fn read_key(opts: &MasterOpts, user: &str) -> String {
-    std::fs::read_to_string(opts.key_file(user)).unwrap_or_default()
+    master::keys::read_access_key(&opts.cachedir, &opts.key_user(user)).unwrap_or_default()
 }
 
 impl LocalClient {
@@ -196,16 +196,16 @@ impl LocalClient {
         // `_check_pub_data`.
         let Some(jid) = jid else {
             if minions.is_empty() && !self.opts.order_masters {
-                println!("No minions matched the target. No command was sent, no jid was assigned.");
+                crate::output::print_line("No minions matched the target. No command was sent, no jid was assigned.");
             }
             return Ok(None);
         };
         if jid == "0" {
-            println!("Failed to connect to the Master, is the Salt Master running?");
+            crate::output::print_line("Failed to connect to the Master, is the Salt Master running?");
             return Ok(None);
         }
         if minions.is_empty() && !self.opts.order_masters {
-            println!("No minions matched the target. No command was sent, no jid was assigned.");
+            crate::output::print_line("No minions matched the target. No command was sent, no jid was assigned.");
             return Ok(None);
         }
         Ok(Some(PubData { jid, minions }))
@@ -213,15 +213,7 @@ impl LocalClient {
 
     /// The minions with an accepted key (`CkMinions._pki_minions`).
     fn accepted_minions(&self) -> BTreeSet<String> {
-        std::fs::read_dir(self.opts.pki_dir.join("minions"))
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| e.path().is_file())
-                    .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-                    .filter(|n| !n.starts_with('.'))
-                    .collect()
-            })
-            .unwrap_or_default()
+        master::keys::KeyStore::at(self.opts.pki_dir.clone()).accepted().unwrap_or_default().into_iter().collect()
     }
 
     /// `get_cli_event_returns`: call `on_return` for each minion's return as it arrives, then for

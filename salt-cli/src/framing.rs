@@ -42,12 +42,9 @@ impl StreamDecoder {
 
 /// One event for `*_pull.ipc`: 4-byte big-endian length, then `{"head":{}, "body":bin}`.
 pub fn pack_pull_frame(tag: &str, mut data: Value) -> Vec<u8> {
-    value::insert(&mut data, "_stamp", value::string(crate::jid::stamp_now()));
-    let mut ev = tag.as_bytes().to_vec();
-    ev.extend_from_slice(b"\n\n");
-    ev.extend_from_slice(&msgpack::encode_bin_type(&data));
-    let m = msgpack::encode_bin_type(&value::map([("head", Value::Map(Vec::new())), ("body", value::bytes(ev))]));
-    let mut out = (m.len() as u32).to_be_bytes().to_vec();
+    value::insert(&mut data, "_stamp", value::string(master::events::stamp_now()));
+    let m = master::events::event_frame(tag, &data);
+    let mut out = u32::try_from(m.len()).unwrap_or(u32::MAX).to_be_bytes().to_vec();
     out.extend_from_slice(&m);
     out
 }

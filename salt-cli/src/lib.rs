@@ -8,7 +8,7 @@
 //! | [`client`] | `client/__init__.py:LocalClient` (`pub`, `get_iter_returns`, `get_cli_event_returns`) |
 //! | [`events`] | `utils/event.py:MasterEvent` over the master's Unix event sockets |
 //! | [`output`] | `output/{nested,no_return,json_out,yaml_out,txt,raw}.py` and `output/__init__.py` |
-//! | [`jid`] | `utils/jid.py:gen_jid`, event `_stamp` |
+//! | [`jid`] | `utils/jid.py:gen_jid` |
 
 pub mod client;
 pub mod events;

@@ -262,7 +262,10 @@ async fn run(cli: Cli) -> i32 {
     if cli.async_ {
         return match client.publish(&job, timeout).await {
             Ok(pd) => {
-                println!("Executed command with job ID: {}", pd.map_or_else(|| "0".to_string(), |p| p.jid));
+                output::print_line(&format!(
+                    "Executed command with job ID: {}",
+                    pd.map_or_else(|| "0".to_string(), |p| p.jid)
+                ));
                 0
             }
             Err(e) => {
@@ -297,9 +300,9 @@ async fn run(cli: Cli) -> i32 {
     };
     if cli.verbose {
         let msg = format!("Executing job with jid {}", pub_data.jid);
-        println!("{msg}\n{}\n", "-".repeat(msg.len()));
+        output::print_line(&format!("{msg}\n{}\n", "-".repeat(msg.len())));
     } else if cli.show_jid {
-        println!("jid: {}", pub_data.jid);
+        output::print_line(&format!("jid: {}", pub_data.jid));
     }
     let extra: Vec<(String, Value)> =
         kwargs.into_iter().filter(|(k, _)| k != "show_timeout" && k != "show_jid").collect();
@@ -335,8 +338,35 @@ async fn run(cli: Cli) -> i32 {
 /// `-N`, and `N@` words of a compound target, expanded from the master's `nodegroups`
 /// (`LocalClient._prep_pub`).
 fn resolve_nodegroups(opts: &MasterOpts, tgt: Value, tgt_type: &str) -> Result<(Value, String), String> {
-    let _ = opts;
-    Ok((tgt, tgt_type.to_string()))
+    use master::targeting::nodegroup_words;
+    let nodegroups = &opts.master.nodegroups;
+    match tgt_type {
+        "nodegroup" => {
+            let name = salt_cli::py::as_str(&tgt).unwrap_or_default().to_string();
+            if salt_cli::py::get(nodegroups, &name).is_none() {
+                return Err(format!("Node group {name} unavailable in {}", opts.conf_file.display()));
+            }
+            let words = nodegroup_words(&name, nodegroups, &mut Vec::new());
+            Ok((string(words.join(" ")), "compound".into()))
+        }
+        "compound" => {
+            let words: Vec<String> = match &tgt {
+                Value::Array(a) => a.iter().filter_map(salt_cli::py::as_str).map(str::to_owned).collect(),
+                other => {
+                    salt_cli::py::as_str(other).unwrap_or_default().split_whitespace().map(str::to_owned).collect()
+                }
+            };
+            let mut out = Vec::new();
+            for w in words {
+                match w.strip_prefix("N@").filter(|n| !n.is_empty()) {
+                    Some(name) => out.extend(nodegroup_words(name, nodegroups, &mut Vec::new())),
+                    None => out.push(w),
+                }
+            }
+            Ok((string(out.join(" ")), "compound".into()))
+        }
+        _ => Ok((tgt, tgt_type.to_string())),
+    }
 }
 
 /// `_print_returns_summary`.
@@ -344,21 +374,21 @@ fn print_summary(all: &[MinionReturn], verbose: bool) {
     let returned = all.iter().filter(|r| !r.failed).count();
     let not_returned: Vec<&str> = all.iter().filter(|r| r.failed).map(|r| r.id.as_str()).collect();
     let failed: Vec<&str> = all.iter().filter(|r| !r.failed && retcode_of(r) != 0).map(|r| r.id.as_str()).collect();
-    println!("\n");
-    println!("-------------------------------------------");
-    println!("Summary");
-    println!("-------------------------------------------");
-    println!("# of minions targeted: {}", all.len());
-    println!("# of minions returned: {returned}");
-    println!("# of minions that did not return: {}", not_returned.len());
-    println!("# of minions with errors: {}", failed.len());
+    output::print_line("\n");
+    output::print_line("-------------------------------------------");
+    output::print_line("Summary");
+    output::print_line("-------------------------------------------");
+    output::print_line(&format!("# of minions targeted: {}", all.len()));
+    output::print_line(&format!("# of minions returned: {returned}"));
+    output::print_line(&format!("# of minions that did not return: {}", not_returned.len()));
+    output::print_line(&format!("# of minions with errors: {}", failed.len()));
     if verbose {
         if !not_returned.is_empty() {
-            println!("Minions not responding: {}", not_returned.join(" "));
+            output::print_line(&format!("Minions not responding: {}", not_returned.join(" ")));
         }
         if !failed.is_empty() {
-            println!("Minions with failures: {}", failed.join(" "));
+            output::print_line(&format!("Minions with failures: {}", failed.join(" ")));
         }
     }
-    println!("-------------------------------------------");
+    output::print_line("-------------------------------------------");
 }

@@ -7,6 +7,12 @@ pub struct Colors {
     pub green: &'static str,
     pub light_yellow: &'static str,
     pub cyan: &'static str,
+    pub blue: &'static str,
+    pub magenta: &'static str,
+    pub light_red: &'static str,
+    pub light_green: &'static str,
+    pub light_blue: &'static str,
+    pub light_magenta: &'static str,
     pub endc: &'static str,
 }
 
@@ -19,10 +25,28 @@ impl Colors {
                 green: "\x1b[0;32m",
                 light_yellow: "\x1b[0;1;33m",
                 cyan: "\x1b[0;36m",
+                blue: "\x1b[0;34m",
+                magenta: "\x1b[0;35m",
+                light_red: "\x1b[0;1;31m",
+                light_green: "\x1b[0;1;32m",
+                light_blue: "\x1b[0;1;34m",
+                light_magenta: "\x1b[0;1;35m",
                 endc: "\x1b[0;0m",
             }
         } else {
-            Colors { red: "", green: "", light_yellow: "", cyan: "", endc: "" }
+            Colors {
+                red: "",
+                green: "",
+                light_yellow: "",
+                cyan: "",
+                blue: "",
+                magenta: "",
+                light_red: "",
+                light_green: "",
+                light_blue: "",
+                light_magenta: "",
+                endc: "",
+            }
         }
     }
 }

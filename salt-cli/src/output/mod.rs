@@ -4,6 +4,7 @@
 
 mod colors;
 pub mod json;
+pub mod key;
 pub mod nested;
 pub mod yaml;
 
@@ -92,6 +93,7 @@ pub fn format(data: &Value, out: &str, opts: &OutputOptions, retcode: i64) -> Op
         "txt" => txt(data),
         "raw" | "pprint" => py_str(data),
         "quiet" => String::new(),
+        "key" => key::key(data, opts.color),
         "no_return" => nested::no_return(data, opts.color),
         "nested" => nested::nested(data, retcode, opts.color),
         other => {
@@ -105,9 +107,18 @@ pub fn format(data: &Value, out: &str, opts: &OutputOptions, retcode: i64) -> Op
     (!trimmed.is_empty()).then(|| trimmed.to_string())
 }
 
-/// `display_output`: print what [`format`] gives, if anything.
+/// `display_output`: print what [`format`] gives, if anything (a closed stdout is not an error,
+/// as in Salt).
 pub fn display(data: &Value, out: &str, opts: &OutputOptions, retcode: i64) {
     if let Some(text) = format(data, out, opts, retcode) {
-        println!("{text}");
+        print_line(&text);
     }
+}
+
+/// `print_cli`: one line on stdout, ignoring a closed pipe.
+pub fn print_line(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
