@@ -4,12 +4,15 @@
 //!
 //! | module | mirrors |
 //! |---|---|
+//! | [`args`] | `utils/args.py:parse_input`, `condition_input` |
 //! | [`opts`] | `config/__init__.py:client_config` (the master file as the CLI reads it) |
 //! | [`client`] | `client/__init__.py:LocalClient` (`pub`, `get_iter_returns`, `get_cli_event_returns`) |
 //! | [`events`] | `utils/event.py:MasterEvent` over the master's Unix event sockets |
 //! | [`output`] | `output/{nested,no_return,json_out,yaml_out,txt,raw}.py` and `output/__init__.py` |
+//! | [`runner`] | `runners/jobs.py`, `client/mixins.py:SyncClientMixin.low` (events, store_job) |
 //! | [`jid`] | `utils/jid.py:gen_jid` |
 
+pub mod args;
 pub mod client;
 pub mod events;
 mod framing;
@@ -17,6 +20,7 @@ pub mod jid;
 pub mod opts;
 pub mod output;
 pub mod py;
+pub mod runner;
 
 /// `salt.defaults.exitcodes.EX_USAGE`: what Salt's option parser exits with on a bad option.
 pub const EX_USAGE: i32 = 64;

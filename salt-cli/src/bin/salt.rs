@@ -128,42 +128,6 @@ impl Cli {
     }
 }
 
-/// `salt.utils.args.parse_input` + `condition_input`: `key=value` arguments become one trailing
-/// `{"__kwarg__": True, ...}` dict, the others are YAML-typed.
-fn parse_input(args: &[String]) -> Vec<Value> {
-    use salt_core::args::{parse_kwarg, yamlify_arg};
-    let mut out = Vec::new();
-    let mut kwargs: Vec<(Value, Value)> = Vec::new();
-    for arg in args {
-        match parse_kwarg(arg) {
-            Some((name, value)) => {
-                let v = yamlify_arg(&value);
-                match kwargs.iter_mut().find(|(k, _)| k.as_str() == Some(name.as_str())) {
-                    Some(slot) => slot.1 = v,
-                    None => kwargs.push((string(name), v)),
-                }
-            }
-            None => {
-                let v = yamlify_arg(arg);
-                // condition_input: an int that looks like a jid is sent as a string.
-                let v = match &v {
-                    Value::Integer(i) if i.to_string().len() == 20 && arg.chars().all(|c| c.is_ascii_digit()) => {
-                        string(arg.as_str())
-                    }
-                    _ => v,
-                };
-                out.push(v);
-            }
-        }
-    }
-    if !kwargs.is_empty() {
-        let mut m = vec![(string("__kwarg__"), Value::Boolean(true))];
-        m.extend(kwargs);
-        out.push(Value::Map(m));
-    }
-    out
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -252,7 +216,7 @@ async fn run(cli: Cli) -> i32 {
         tgt,
         tgt_type,
         fun: cli.args[1].clone(),
-        arg: parse_input(&cli.args[2..]),
+        arg: salt_cli::args::parse_input(&cli.args[2..]),
         ret: cli.return_.clone(),
         jid: String::new(),
         kwargs: kwargs.clone(),

@@ -98,24 +98,10 @@ fn analyze(text: &str) -> Analysis {
     Analysis { multiline: line_breaks, allow_block_plain: plain, allow_single_quoted: single }
 }
 
-/// Would the text, written plain, load back as this same string (PyYAML's implicit resolvers)?
+/// Would the text, written plain, load back as this same string (PyYAML's implicit resolvers;
+/// `=` is the `value` resolver PyYAML also quotes)?
 fn resolves_to_str(text: &str) -> bool {
-    use std::sync::OnceLock;
-    // The timestamp resolver (Salt's loader keeps timestamps as text, PyYAML's dumper still quotes them).
-    static TS: OnceLock<Option<regex::Regex>> = OnceLock::new();
-    let ts = TS.get_or_init(|| {
-        regex::Regex::new(
-            r"^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]|[0-9][0-9][0-9][0-9]-[0-9][0-9]?-[0-9][0-9]?(?:[Tt]|[ \t]+)[0-9][0-9]?:[0-9][0-9]:[0-9][0-9](?:\.[0-9]*)?(?:[ \t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$",
-        )
-        .ok()
-    });
-    if text == "=" || ts.as_ref().is_some_and(|r| r.is_match(text)) {
-        return false;
-    }
-    match salt_core::yaml::safe_load(text) {
-        Ok(Value::String(s)) => s.as_str() == Some(text),
-        _ => false,
-    }
+    text != "=" && salt_core::yaml::plain_is_str(text)
 }
 
 #[derive(Clone, Copy, PartialEq)]
