@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{have_salt, real_stderr, run, wait_for, Env, Output, SERIAL};
+use common::{have_salt, our_master, real_stderr, run, wait_for, Env, Output, SERIAL};
 use serde_json::Value as J;
 
 const SALT_RS: &str = env!("CARGO_BIN_EXE_salt-rs");
@@ -29,6 +29,10 @@ fn json(o: &Output) -> J {
 fn env_with_minion() -> Env {
     let mut env = Env::new();
     env.start_master();
+    accept_m1(env)
+}
+
+fn accept_m1(mut env: Env) -> Env {
     env.start_minion("m1");
     let mut accept = env.stock("salt-key");
     accept.args(["-a", "m1", "-y"]);
@@ -118,4 +122,39 @@ fn salt_rs_matches_stock_salt() {
     assert_eq!(ours.stdout.trim(), "Authentication error occurred.");
     // Salt exits 0 here; we exit 1 (an error is an error).
     assert_eq!(ours.code, 1);
+}
+
+/// Our CLI against OUR master (`salt-master-rs`) with a real `salt-minion`: the same answers as
+/// the stock `salt` CLI gets from it.
+#[test]
+fn salt_rs_against_our_master() {
+    if !have_salt() {
+        return;
+    }
+    let Some(exe) = our_master(SALT_RS) else { return };
+    let _serial = SERIAL.lock();
+    let mut env = Env::new();
+    env.start_master_exe(&exe);
+    let env = accept_m1(env);
+    for args in [
+        &["*", "test.ping", "--out", "json"][..],
+        &["m1", "cmd.run", "echo hi; echo there"],
+        &["-G", "id:m1", "grains.item", "os", "id", "--out", "yaml"],
+        &["-C", "m1 and G@os:*", "test.ping"],
+        &["nosuch", "test.ping"],
+    ] {
+        let stock = salt(&env, false, args);
+        let ours = salt(&env, true, args);
+        assert_eq!(ours.stdout, stock.stdout, "stdout of {args:?}\nours: {ours:?}\nstock: {stock:?}");
+        assert_eq!(ours.code, stock.code, "exit code of {args:?}");
+    }
+    assert_eq!(json(&salt(&env, true, &["m1", "test.ping", "--out", "json"])), serde_json::json!({"m1": true}));
+    let ours = salt(&env, true, &["m1", "test.echo", "ours", "--async"]);
+    let jid = ours.stdout.trim().rsplit(' ').next().unwrap_or("").to_string();
+    assert_eq!(jid.len(), 20, "{ours:?}");
+    wait_for("the async return in our master's job cache", LIMIT, || {
+        let mut cmd = env.ours(env!("CARGO_BIN_EXE_salt-run-rs"));
+        cmd.args(["jobs.lookup_jid", &jid, "--out", "json"]);
+        run(cmd, LIMIT).stdout.contains("\"ours\"")
+    });
 }

@@ -207,7 +207,12 @@ impl Env {
 
     /// Start the real `salt-master` and wait until the CLI can use it.
     pub fn start_master(&mut self) {
-        let mut cmd = Command::new(salt_bin("salt-master"));
+        self.start_master_exe(&salt_bin("salt-master"));
+    }
+
+    /// Start a master executable (the real one or ours) and wait until the CLI can use it.
+    pub fn start_master_exe(&mut self, exe: &Path) {
+        let mut cmd = Command::new(exe);
         cmd.arg("-c").arg(self.conf_dir()).args(["-l", "warning"]).current_dir(self.r());
         self.master = Some(spawn(cmd, &self.r().join("master.out")));
         let pull = self.r().join("var/run/salt/master/publish_pull.ipc");
@@ -264,6 +269,18 @@ impl Drop for Env {
         kill_leftovers(&self.conf_dir().display().to_string());
         let root = self.r().display().to_string();
         kill_leftovers(&root);
+    }
+}
+
+/// Our master, `salt-master-rs`, built beside our tools (by `cargo build`/`cargo test` of the
+/// workspace); `None`, with the reason printed, when it has not been built.
+pub fn our_master(beside: &str) -> Option<PathBuf> {
+    let exe = Path::new(beside).parent()?.join("salt-master-rs");
+    if exe.exists() {
+        Some(exe)
+    } else {
+        eprintln!("SKIP: {} is not built (cargo build -p master)", exe.display());
+        None
     }
 }
 
