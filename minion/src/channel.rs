@@ -9,14 +9,16 @@
 //!   `[recon_default, recon_default + recon_max]` ms with `RECONNECT_IVL_MAX = recon_max`.
 //!   No ZMTP heartbeats of our own: the 3008 master PINGs and zmtp answers.
 //! - subscriptions ([`subscriptions`]): everything, or with `zmq_filtering` the `broadcast`
-//!   topic and the SHA-1 hex of the minion id.
+//!   topic and the SHA-1 hex of the minion id (`salt_proto::envelope::publish_topic`).
 //! - frames ([`decode_frames`]): one frame is the msgpack envelope; two frames are
-//!   `[topic, envelope]` and are dropped unless the topic is `broadcast` or our hex id.
+//!   `[topic, envelope]` and are dropped unless the topic is `broadcast` or ours
+//!   (`salt_proto::envelope::publish_payload`).
 //! - the envelope is opened with `salt_proto::envelope::open_publish` (shared AES key, serial
 //!   replay guard, master signature when `sign_pub_messages`).
 
 use std::time::Duration;
 
+use salt_proto::envelope::{publish_payload, publish_topic, BROADCAST_TOPIC};
 use salt_proto::msgpack;
 use zmtp::{Message, Options};
 
@@ -27,8 +29,8 @@ use salt_core::value::Value;
 #[derive(Debug, thiserror::Error)]
 pub enum ChannelError {
     /// Neither 1 nor 2 frames.
-    #[error("Invalid number of messages ({0}) in zeromq pubmessage from master")]
-    FrameCount(usize),
+    #[error("{0}")]
+    Frames(salt_proto::Error),
     /// The envelope is not msgpack.
     #[error("cannot decode publish: {0}")]
     Decode(salt_proto::Error),
@@ -65,15 +67,10 @@ pub fn sub_options(config: &Config) -> Options {
     opts
 }
 
-/// `sha1(id).hexdigest()`: this minion's topic with `zmq_filtering`.
-pub fn hexid(id: &str) -> String {
-    salt_proto::util::sha1_hex(id.as_bytes())
-}
-
 /// The topics to subscribe to.
 pub fn subscriptions(config: &Config) -> Vec<Vec<u8>> {
     if config.zmq_filtering {
-        vec![b"broadcast".to_vec(), hexid(&config.id).into_bytes()]
+        vec![BROADCAST_TOPIC.to_vec(), publish_topic(&config.id).into_bytes()]
     } else {
         vec![Vec::new()]
     }
@@ -81,18 +78,11 @@ pub fn subscriptions(config: &Config) -> Vec<Vec<u8>> {
 
 /// `_decode_messages`: the envelope of a publish, or `Ok(None)` when a 2-frame publish is for
 /// another minion.
-pub fn decode_frames(msg: &Message, hexid: &str) -> Result<Option<Value>, ChannelError> {
-    let body = match msg.len() {
-        1 => &msg.frames()[0],
-        2 => {
-            let topic = &msg.frames()[0];
-            if &topic[..] != b"broadcast" && &topic[..] != hexid.as_bytes() {
-                tracing::debug!("Publish received for not this minion: {}", String::from_utf8_lossy(topic));
-                return Ok(None);
-            }
-            &msg.frames()[1]
-        }
-        n => return Err(ChannelError::FrameCount(n)),
+pub fn decode_frames(msg: &Message, own_topic: &str) -> Result<Option<Value>, ChannelError> {
+    let Some(body) = publish_payload(msg.frames(), own_topic).map_err(ChannelError::Frames)? else {
+        let topic = msg.frames().first().map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_default();
+        tracing::debug!("Publish received for not this minion: {topic}");
+        return Ok(None);
     };
     msgpack::decode(body).map(Some).map_err(ChannelError::Decode)
 }
@@ -105,7 +95,7 @@ mod tests {
     #[test]
     fn frames() {
         let env = msgpack::encode(&salt_core::value::map([("enc", salt_core::value::string("aes"))]));
-        let me = hexid("m1");
+        let me = publish_topic("m1");
         assert_eq!(me, "ae23b94ccaf714337e4ce5ba99ef3dc257e300df");
         let one = Message::from(Bytes::from(env.clone()));
         assert!(matches!(decode_frames(&one, &me), Ok(Some(_))));
@@ -113,10 +103,13 @@ mod tests {
         assert!(matches!(decode_frames(&bc, &me), Ok(Some(_))));
         let mine = Message::from(vec![Bytes::from(me.clone()), Bytes::from(env.clone())]);
         assert!(matches!(decode_frames(&mine, &me), Ok(Some(_))));
-        let other = Message::from(vec![Bytes::from(hexid("m2")), Bytes::from(env.clone())]);
+        let other = Message::from(vec![Bytes::from(publish_topic("m2")), Bytes::from(env.clone())]);
         assert!(matches!(decode_frames(&other, &me), Ok(None)));
         let three = Message::from(vec![Bytes::new(), Bytes::new(), Bytes::new()]);
-        assert!(matches!(decode_frames(&three, &me), Err(ChannelError::FrameCount(3))));
+        assert!(matches!(
+            decode_frames(&three, &me),
+            Err(ChannelError::Frames(salt_proto::Error::PublishFrameCount(3)))
+        ));
         let junk = Message::from(Bytes::from_static(b"\xc1"));
         assert!(matches!(decode_frames(&junk, &me), Err(ChannelError::Decode(_))));
     }

@@ -559,12 +559,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
 /// Receive publishes until the socket closes.
 async fn publish_loop(shared: Arc<Shared>, sub: Socket) -> Result<(), DaemonError> {
-    let hexid = channel::hexid(&shared.config.id);
+    let own_topic = salt_proto::envelope::publish_topic(&shared.config.id);
     let mut guard = SerialGuard::default();
     let mut guard_key = shared.current().creds.aes.key_string().to_string();
     loop {
         let msg = sub.recv().await?;
-        let envelope = match channel::decode_frames(&msg, &hexid) {
+        let envelope = match channel::decode_frames(&msg, &own_topic) {
             Ok(Some(e)) => e,
             Ok(None) => continue,
             Err(e) => {

@@ -693,6 +693,43 @@ pub fn open_private_reply(
 // Publish (4505)
 // ---------------------------------------------------------------------------
 
+/// The topic every minion with `zmq_filtering` subscribes to besides its own.
+pub const BROADCAST_TOPIC: &[u8] = b"broadcast";
+
+/// The ZeroMQ topic of one minion with `zmq_filtering`: `sha1(id).hexdigest()`
+/// (`transport/zeromq.py`; the minion subscribes to it, the master addresses it).
+pub fn publish_topic(minion_id: &str) -> String {
+    crate::util::sha1_hex(minion_id.as_bytes())
+}
+
+/// Master side: the topics of one publish (`zeromq.PublishServer.publish_payload`).
+/// `None`: send the payload as a single frame (no `zmq_filtering`). `Some(topics)`: send
+/// `[topic, payload]` once per topic — one per targeted minion when the publish has a topic
+/// list (`glob`/`pcre`/`list` targets resolved to ids), else just [`BROADCAST_TOPIC`].
+pub fn publish_topics(zmq_filtering: bool, topic_list: Option<&[String]>) -> Option<Vec<Vec<u8>>> {
+    if !zmq_filtering {
+        return None;
+    }
+    Some(match topic_list {
+        Some(ids) => ids.iter().map(|id| publish_topic(id).into_bytes()).collect(),
+        None => vec![BROADCAST_TOPIC.to_vec()],
+    })
+}
+
+/// Minion side: the payload of a publish message (`_decode_messages`): one frame is the payload;
+/// two frames are `[topic, payload]`, and `Ok(None)` unless the topic is [`BROADCAST_TOPIC`] or
+/// `own_topic` (see [`publish_topic`]). Any other frame count is an error.
+pub fn publish_payload<'a, F: AsRef<[u8]>>(frames: &'a [F], own_topic: &str) -> Result<Option<&'a [u8]>> {
+    match frames {
+        [payload] => Ok(Some(payload.as_ref())),
+        [topic, payload] => {
+            let topic = topic.as_ref();
+            Ok((topic == BROADCAST_TOPIC || topic == own_topic.as_bytes()).then_some(payload.as_ref()))
+        }
+        _ => Err(Error::PublishFrameCount(frames.len())),
+    }
+}
+
 /// Master side: `PubServerChannel.wrap_payload`: set `load["serial"]`,
 /// encrypt with the shared AES Crypticle and, when `signer` is given
 /// (`sign_pub_messages: True`, the master default), add `sig_algo` and a
@@ -962,5 +999,32 @@ impl ReturnLoad {
             out: opt_str(v, "out"),
             extra,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_topic_framing() {
+        assert_eq!(publish_topic("m1"), "ae23b94ccaf714337e4ce5ba99ef3dc257e300df");
+        assert_eq!(publish_topics(false, Some(&["m1".into()])), None);
+        assert_eq!(publish_topics(true, None), Some(vec![b"broadcast".to_vec()]));
+        let ids = ["m1".to_string(), "m2".to_string()];
+        let topics = publish_topics(true, Some(&ids)).unwrap_or_default();
+        assert_eq!(topics, vec![publish_topic("m1").into_bytes(), publish_topic("m2").into_bytes()]);
+
+        let me = publish_topic("m1");
+        let payload: &[u8] = b"env";
+        assert_eq!(publish_payload(&[payload], &me).ok(), Some(Some(payload)));
+        for topic in &topics[..1] {
+            assert_eq!(publish_payload(&[topic.as_slice(), payload], &me).ok(), Some(Some(payload)));
+        }
+        assert_eq!(publish_payload(&[BROADCAST_TOPIC, payload], &me).ok(), Some(Some(payload)));
+        assert_eq!(publish_payload(&[topics[1].as_slice(), payload], &me).ok(), Some(None));
+        let none: [&[u8]; 0] = [];
+        assert!(matches!(publish_payload(&none, &me), Err(Error::PublishFrameCount(0))));
+        assert!(matches!(publish_payload(&[payload; 3], &me), Err(Error::PublishFrameCount(3))));
     }
 }

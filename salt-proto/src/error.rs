@@ -69,6 +69,18 @@ pub enum Error {
     /// (for example `"bad load"`).
     #[error("master replied with an error: {0}")]
     Remote(String),
+    /// A length-delimited frame (event bus) announces or reaches more than the
+    /// receiver's limit; checked before anything is allocated for it.
+    #[error("frame of {len} bytes exceeds the limit of {max}")]
+    FrameTooLarge {
+        /// The announced (or already buffered) length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A publish arrived as neither 1 nor 2 ZeroMQ frames.
+    #[error("Invalid number of messages ({0}) in zeromq pubmessage from master")]
+    PublishFrameCount(usize),
     /// The master's public key differs from the cached one.
     #[error("the master public key has changed")]
     MasterKeyChanged,

@@ -16,7 +16,10 @@
 //!   semantics (dict lookup where the last duplicate key wins, `str()`,
 //!   `repr()`, truthiness), used by the envelopes and by every crate above.
 //! * [`envelope`]: request/reply/publish envelopes and the `_auth`,
-//!   publish, `_return` and `_pillar` (`send_private`) loads.
+//!   publish, `_return` and `_pillar` (`send_private`) loads, with the
+//!   publish topic framing of `zmq_filtering`.
+//! * [`event`]: Salt's event framing (`tag\n\n` + msgpack) and the event
+//!   bus's pull-side and pub-side frames.
 //!
 //! Only RustCrypto crates are used; nothing links a C library.
 //!
@@ -26,6 +29,7 @@
 pub mod crypticle;
 pub mod envelope;
 mod error;
+pub mod event;
 pub mod msgpack;
 pub mod rsa;
 pub mod util;

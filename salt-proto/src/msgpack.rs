@@ -203,7 +203,7 @@ fn str_header(n: usize, out: &mut Vec<u8>, bin_type: bool) {
     }
 }
 
-fn bin_header(n: usize, out: &mut Vec<u8>) {
+pub(crate) fn bin_header(n: usize, out: &mut Vec<u8>) {
     if n <= 0xff {
         out.push(0xc4);
         out.push(n as u8);
@@ -238,19 +238,38 @@ pub fn decode(data: &[u8]) -> Result<Value> {
 /// Decode one msgpack object from the start of `data`; returns it and the
 /// number of bytes it used (for streams of concatenated objects).
 pub fn decode_prefix(data: &[u8]) -> Result<(Value, usize)> {
-    let mut r = Reader { data, pos: 0 };
+    let mut r = Reader { data, pos: 0, short: false };
     let v = r.value(0)?;
     Ok((v, r.pos))
+}
+
+/// Like [`decode_prefix`] for a stream that may not hold the whole object yet:
+/// `Ok(None)` when `data` ends before the object does (read more and retry),
+/// `Err` when the bytes can never be msgpack.
+pub fn decode_partial(data: &[u8]) -> Result<Option<(Value, usize)>> {
+    let mut r = Reader { data, pos: 0, short: false };
+    match r.value(0) {
+        Ok(v) => Ok(Some((v, r.pos))),
+        Err(_) if r.short => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
+    /// The last error was the input ending early (not bad bytes).
+    short: bool,
 }
 
 impl<'a> Reader<'a> {
     fn err(&self, msg: &'static str) -> Error {
         Error::Msgpack { offset: self.pos, msg }
+    }
+
+    fn short(&mut self, msg: &'static str) -> Error {
+        self.short = true;
+        self.err(msg)
     }
 
     fn remaining(&self) -> usize {
@@ -259,7 +278,7 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.remaining() {
-            return Err(self.err("unexpected end of data"));
+            return Err(self.short("unexpected end of data"));
         }
         let s = &self.data[self.pos..self.pos + n];
         self.pos += n;
@@ -315,7 +334,7 @@ impl<'a> Reader<'a> {
             Item::Scalar(v) => Ok(v),
             Item::Array(n) => {
                 if n > self.remaining() {
-                    return Err(self.err("array length exceeds input"));
+                    return Err(self.short("array length exceeds input"));
                 }
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -325,7 +344,7 @@ impl<'a> Reader<'a> {
             }
             Item::Map(n) => {
                 if n > self.remaining() / 2 {
-                    return Err(self.err("map length exceeds input"));
+                    return Err(self.short("map length exceeds input"));
                 }
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -455,6 +474,20 @@ mod tests {
         let v = decode(&[0xa2, 0xff, 0xfe]).ok();
         assert_eq!(v, Some(Value::Binary(vec![0xff, 0xfe])));
         assert_eq!(encode(&Value::Binary(vec![0xff, 0xfe])), vec![0xa2, 0xff, 0xfe]);
+    }
+
+    #[test]
+    fn partial_input_is_not_an_error() {
+        let full =
+            encode_bin_type(&crate::value::map([("head", Value::Map(vec![])), ("body", Value::Binary(vec![7; 300]))]));
+        for cut in 0..full.len() {
+            assert!(matches!(decode_partial(&full[..cut]), Ok(None)), "cut at {cut}");
+        }
+        let mut two = full.clone();
+        two.extend_from_slice(&full);
+        assert!(matches!(decode_partial(&two), Ok(Some((_, n))) if n == full.len()));
+        assert!(decode_partial(&[0xc1]).is_err());
+        assert!(decode_partial(&[0x91, 0xc1]).is_err());
     }
 
     #[test]

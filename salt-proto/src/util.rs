@@ -67,13 +67,31 @@ pub fn jid_from_unix_micros(micros: i64) -> String {
     format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}{frac:06}", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
+/// `datetime.fromtimestamp(micros / 1e6, timezone.utc).isoformat()`: Salt's event `_stamp`,
+/// e.g. `2026-08-01T10:00:00.123456+00:00` (no fraction when it is zero, as Python prints it).
+/// Instants before 1970 are clamped to the epoch.
+pub fn isoformat_utc(micros: i64) -> String {
+    let micros = micros.max(0);
+    let secs = micros / 1_000_000;
+    let frac = micros % 1_000_000;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(secs / 86_400);
+    let time = format!("{:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60);
+    if frac == 0 {
+        format!("{y:04}-{m:02}-{d:02}T{time}+00:00")
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{time}.{frac:06}+00:00")
+    }
+}
+
+/// Microseconds since the Unix epoch, now (0 if the clock is before 1970).
+pub fn unix_micros() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
 /// A jid for the current time (see [`jid_from_unix_micros`]).
 pub fn gen_jid() -> String {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    jid_from_unix_micros(micros)
+    jid_from_unix_micros(unix_micros())
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
@@ -112,6 +130,9 @@ mod tests {
         assert_eq!(jid_from_unix_micros(4_102_444_800_999_999), "21000101000000999999");
         assert_eq!(jid_from_unix_micros(951_782_400_000_001), "20000229000000000001");
         assert_eq!(gen_jid().len(), 20);
+        assert_eq!(isoformat_utc(1_709_251_199_123_456), "2024-02-29T23:59:59.123456+00:00");
+        assert_eq!(isoformat_utc(1_709_251_199_000_000), "2024-02-29T23:59:59+00:00");
+        assert_eq!(isoformat_utc(0), "1970-01-01T00:00:00+00:00");
         assert!(unix_time() > 1_700_000_000);
     }
 }
