@@ -13,6 +13,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
+use salt_proto::event;
+
 use crate::opts::MasterOpts;
 use crate::py::Value;
 
@@ -69,19 +71,33 @@ impl Subscriber {
 }
 
 async fn read_events(mut stream: Box<dyn Stream>, tx: mpsc::Sender<Event>) {
-    let mut decoder = crate::framing::StreamDecoder::new(MAX_EVENT);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    let mut chunk = vec![0u8; 64 * 1024];
     loop {
-        let n = match stream.read(&mut buf).await {
+        // An event still incomplete is parsed again from its start after each read: read in
+        // chunks as large as what is buffered (up to 8 MiB) so a large return costs a few
+        // passes, not one per 64 KiB.
+        let want = buf.len().clamp(64 * 1024, 8 * 1024 * 1024);
+        if chunk.len() < want {
+            chunk.resize(want, 0);
+        }
+        let n = match stream.read(&mut chunk).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        decoder.push(&buf[..n]);
+        buf.extend_from_slice(&chunk[..n]);
+        let mut used = 0;
         loop {
-            match decoder.next_event() {
-                Ok(Some((tag, data))) => {
-                    if tx.send(Event { tag, data }).await.is_err() {
-                        return;
+            match event::decode_pub(&buf[used..], MAX_EVENT) {
+                Ok(Some((raw, consumed))) => {
+                    used += consumed;
+                    match event::unpack(&raw) {
+                        Ok((tag, data)) => {
+                            if tx.send(Event { tag, data }).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => tracing::debug!("event bus: undecodable event skipped: {e}"),
                     }
                 }
                 Ok(None) => break,
@@ -91,13 +107,16 @@ async fn read_events(mut stream: Box<dyn Stream>, tx: mpsc::Sender<Event>) {
                 }
             }
         }
+        buf.drain(..used);
     }
 }
 
 /// Fire one event on the master bus (`MasterEvent.fire_event`): best effort, as Salt's CLI tools
 /// do when the master is not running.
 pub async fn fire(opts: &MasterOpts, tag: &str, data: Value) -> io::Result<()> {
-    let frame = crate::framing::pack_pull_frame(tag, data);
+    let raw = event::pack_stamped(tag, data, salt_proto::util::unix_micros());
+    let frame =
+        event::frame_pull(&raw).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "event too large"))?;
     let mut stream = tokio::time::timeout(Duration::from_secs(5), connect_stream(opts, true))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "event bus connect timed out"))??;

@@ -10,13 +10,10 @@
 //! | [`events`] | `utils/event.py:MasterEvent` over the master's Unix event sockets |
 //! | [`output`] | `output/{nested,no_return,json_out,yaml_out,txt,raw}.py` and `output/__init__.py` |
 //! | [`runner`] | `runners/jobs.py`, `client/mixins.py:SyncClientMixin.low` (events, store_job) |
-//! | [`jid`] | `utils/jid.py:gen_jid` |
 
 pub mod args;
 pub mod client;
 pub mod events;
-mod framing;
-pub mod jid;
 pub mod opts;
 pub mod output;
 pub mod py;

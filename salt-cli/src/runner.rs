@@ -260,7 +260,7 @@ pub async fn call(opts: &MasterOpts, user: &str, fun: &str, call: &CallArgs) -> 
 /// `salt-run FUN ARGS`: fire `salt/run/<jid>/new`, run, store the runner's job under the master's
 /// id, fire `salt/run/<jid>/ret`; returns the jid and the runner's return.
 pub async fn run(opts: &MasterOpts, user: &str, fun: &str, args: &CallArgs) -> (String, RunnerReturn) {
-    let jid = crate::jid::gen_jid();
+    let jid = salt_proto::util::gen_jid();
     let tag = format!("salt/run/{jid}");
     let mut data = vec![
         (string("fun"), string(format!("runner.{fun}"))),
@@ -268,7 +268,7 @@ pub async fn run(opts: &MasterOpts, user: &str, fun: &str, args: &CallArgs) -> (
         (string("user"), string(user)),
         (string("fun_args"), args.fun_args()),
         // `fire_event` stamps the runner's data in place: the stored job keeps this stamp.
-        (string("_stamp"), string(master::events::stamp_now())),
+        (string("_stamp"), string(salt_proto::util::isoformat_utc(salt_proto::util::unix_micros()))),
     ];
     fire(opts, &format!("{tag}/new"), Value::Map(data.clone())).await;
     let ret = call(opts, user, fun, args).await;
