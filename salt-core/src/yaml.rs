@@ -463,6 +463,13 @@ fn check_collection_tag(tag: Option<&Tag>, want: &str, line: usize) -> Result<()
     }
 }
 
+/// Whether a plain (unquoted, untagged) scalar with this text loads as a string under PyYAML's
+/// YAML 1.1 implicit resolvers (not a bool, int, float, null, timestamp or merge key) — what a
+/// dumper checks before writing a string without quotes.
+pub fn plain_is_str(text: &str) -> bool {
+    resolve_plain(text) == Implicit::Str
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
