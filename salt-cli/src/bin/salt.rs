@@ -166,7 +166,7 @@ async fn run(cli: Cli) -> i32 {
         }
     };
     let out_opts = OutputOptions {
-        output: cli.out.clone(),
+        output: cli.out.clone().or_else(|| opts.raw.opt_string("output").ok().flatten()),
         output_indent: cli.out_indent,
         color: OutputOptions::colour_for_stdout(cli.force_color, cli.no_color),
         static_: cli.static_,
@@ -281,15 +281,19 @@ async fn run(cli: Cli) -> i32 {
         })
         .await;
     if cli.static_ {
-        let data = Value::Map(all.iter().map(|r| (string(r.id.as_str()), r.ret.clone())).collect());
+        // Salt runs --static as a batch of 100%, which leaves out the minions that do not answer
+        // and does not look at return codes.
+        let data =
+            Value::Map(all.iter().filter(|r| !r.failed).map(|r| (string(r.id.as_str()), r.ret.clone())).collect());
         output::display(&data, "", &out_opts, 0);
-        if all.is_empty() {
+        if all.iter().all(|r| r.failed) {
             eprintln!("ERROR: No return received");
             return 2;
         }
         return 0;
     }
-    if cli.summary && cli.out.is_none() {
+    let summary = cli.summary || client.opts.raw.boolean("cli_summary", false).unwrap_or(false);
+    if summary && out_opts.output.is_none() {
         print_summary(&all, cli.verbose);
     }
     if all.iter().any(|r| retcode_of(r) != 0) {
