@@ -219,6 +219,7 @@ fn hostile_requests_get_salts_answers() {
         let other =
             Minion { id: "ghost".to_owned(), key: m.key.clone(), session: m.session.clone(), tok: m.tok.clone() };
         assert_eq!(request(port, aes_frame(&other, rr.clone(), &other.tok, &nonce)).await, bad_load);
+        assert!(!env_cachedir(&pki).join("sessions/ghost").exists(), "an unknown id made a session key file");
         let reply = request(port, aes_frame(&m, map([("cmd", string("_nosuch"))]), &m.tok, &nonce)).await;
         assert_eq!(envelope::open_aes_reply(&m.session, &reply, &nonce).ok(), Some(Value::Map(vec![])));
         // A _return with a path-like jid and an id it does not own is harmless.
