@@ -117,7 +117,7 @@ async fn wait_event(stream: &mut tokio::net::UnixStream, buf: &mut Vec<u8>, tag:
 
 #[test]
 fn hostile_requests_get_salts_answers() {
-    let mut env = Env::new(41530, "auto_accept: True\nkeysize: 2048\n");
+    let mut env = Env::new(41530, "auto_accept: True\nkeysize: 2048\nmax_request_size: 16384\n");
     env.start_master();
     let port = env.ret_port;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
@@ -264,6 +264,17 @@ fn hostile_requests_get_salts_answers() {
         assert_eq!(jid.len(), 20);
         let new = wait_event(&mut events, &mut ebuf, &format!("salt/job/{jid}/new")).await;
         assert_eq!(get(&new, "minions"), Some(&Value::Array(vec![string("good")])));
+
+        // A request above max_request_size: the connection is dropped
+        // (no answer; the wait is only bounded), others are served.
+        let s = Socket::new(SocketType::Req);
+        if s.connect(&format!("tcp://127.0.0.1:{port}")).await.is_err() {
+            panic!("connect");
+        }
+        let huge = clear(map([("cmd", string("ping")), ("pad", string("x".repeat(100_000)))]), 3);
+        let _ = s.send(Message::from(vec![Bytes::from(huge)])).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.recv()).await;
+        s.close().await;
 
         // Still serving.
         let r = request(port, clear(map([("cmd", string("ping"))]), 3)).await;
