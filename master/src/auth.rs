@@ -241,3 +241,98 @@ pub async fn handle_auth(master: &Master, load: &Value, _version: i64) -> Value 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use salt_proto::envelope::AuthOutcome;
+    use salt_proto::{EncAlgo, PrivateKey};
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn master(dir: &Path, tweak: impl FnOnce(&mut crate::config::MasterConfig)) -> Master {
+        let mut c = crate::config::MasterConfig::defaults(dir);
+        c.keysize = 1024;
+        tweak(&mut c);
+        match Master::new(c) {
+            Ok(m) => m,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn sign_in(m: &Master, id: &str, key: &PrivateKey) -> AuthOutcome {
+        let req = AuthRequest::new(id, &key.public_key(), None, b"tok", EncAlgo::OaepSha1, SigAlgo::Pkcs1v15Sha1);
+        let Ok(req) = req else { panic!("request") };
+        let rt = tokio::runtime::Builder::new_current_thread().build();
+        let Ok(rt) = rt else { panic!("runtime") };
+        let reply = rt.block_on(handle_auth(m, &req.to_load(), 3));
+        match envelope::open_auth_reply(&reply, &req, key, None, None) {
+            Ok(o) => o,
+            Err(e) => panic!("{id}: {e}"),
+        }
+    }
+
+    #[test]
+    fn expr_match_like_salt() {
+        assert!(expr_match("web1", "web1"));
+        assert!(expr_match("web1", "web*"));
+        assert!(expr_match("web1", r"web\d"));
+        assert!(!expr_match("web1", "db*"));
+        assert!(!expr_match("web1x", r"web\d"), "regex anchored at both ends");
+    }
+
+    #[test]
+    fn autosign_and_autoreject_files() {
+        let Ok(dir) = tempfile::tempdir() else { return };
+        let sign = dir.path().join("autosign.conf");
+        let reject = dir.path().join("autoreject.conf");
+        let _ = std::fs::write(&sign, "# comment\nweb*\n");
+        let _ = std::fs::write(&reject, "bad*\n");
+        let m = master(dir.path(), |c| {
+            c.autosign_file = Some(sign.clone());
+            c.autoreject_file = Some(reject.clone());
+        });
+        let Ok(k) = PrivateKey::generate(1024) else { return };
+        assert!(matches!(sign_in(&m, "web1", &k), AuthOutcome::Accepted(_)));
+        assert_eq!(m.keystore.fetch("web1").ok().flatten().map(|k| k.state), Some(KeyState::Accepted));
+        assert!(matches!(sign_in(&m, "bad1", &k), AuthOutcome::Rejected));
+        assert_eq!(m.keystore.fetch("bad1").ok().flatten().map(|k| k.state), Some(KeyState::Rejected));
+        assert!(matches!(sign_in(&m, "db1", &k), AuthOutcome::Pending));
+        assert_eq!(m.keystore.fetch("db1").ok().flatten().map(|k| k.state), Some(KeyState::Pending));
+        // A world-writable autosign file is ignored.
+        let _ = std::fs::set_permissions(&sign, std::fs::Permissions::from_mode(0o666));
+        assert!(matches!(sign_in(&m, "web2", &k), AuthOutcome::Pending));
+        // A one-shot stub in minions_autosign accepts once.
+        let _ = std::fs::write(m.config.pki_dir.join("minions_autosign/db2"), "");
+        assert!(matches!(sign_in(&m, "db2", &k), AuthOutcome::Accepted(_)));
+        assert!(!m.config.pki_dir.join("minions_autosign/db2").exists());
+    }
+
+    #[test]
+    fn known_id_with_another_key_is_denied() {
+        let Ok(dir) = tempfile::tempdir() else { return };
+        let m = master(dir.path(), |c| c.auto_accept = true);
+        let (Ok(k1), Ok(k2)) = (PrivateKey::generate(1024), PrivateKey::generate(1024)) else { return };
+        assert!(matches!(sign_in(&m, "m1", &k1), AuthOutcome::Accepted(_)));
+        let accepted = m.keystore.fetch_in(KeyState::Accepted, "m1").ok().flatten();
+        assert!(matches!(sign_in(&m, "m1", &k2), AuthOutcome::Rejected));
+        assert_eq!(m.keystore.fetch_in(KeyState::Accepted, "m1").ok().flatten(), accepted);
+        assert!(m.keystore.fetch_denied("m1").ok().flatten().is_some());
+        // The right key still works; a rejected key stays rejected.
+        assert!(matches!(sign_in(&m, "m1", &k1), AuthOutcome::Accepted(_)));
+        assert!(m.keystore.change_state("m1", KeyState::Accepted, KeyState::Rejected).is_ok());
+        assert!(matches!(sign_in(&m, "m1", &k1), AuthOutcome::Rejected));
+    }
+
+    #[test]
+    fn max_minions_is_full() {
+        let Ok(dir) = tempfile::tempdir() else { return };
+        let m = master(dir.path(), |c| {
+            c.auto_accept = true;
+            c.max_minions = 1;
+        });
+        let Ok(k) = PrivateKey::generate(1024) else { return };
+        assert!(matches!(sign_in(&m, "a", &k), AuthOutcome::Accepted(_)));
+        assert!(matches!(sign_in(&m, "b", &k), AuthOutcome::Full));
+        assert!(matches!(sign_in(&m, "a", &k), AuthOutcome::Accepted(_)));
+    }
+}

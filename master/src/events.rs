@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use salt_proto::{value, Value};
+use salt_proto::{event, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
@@ -44,39 +44,6 @@ pub const MAX_CONNECTIONS: usize = 4096;
 pub const PUB_SOCK: &str = "master_event_pub.ipc";
 /// The pull socket's file name.
 pub const PULL_SOCK: &str = "master_event_pull.ipc";
-
-// --- wire helpers (to be replaced by salt_proto's event framing) ---------
-
-/// `datetime.now(timezone.utc).isoformat()`, e.g.
-/// `2026-12-05T03:25:36.535066+00:00`: the `_stamp` of every event.
-pub fn stamp_now() -> String {
-    let micros = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    let j = salt_proto::util::jid_from_unix_micros(micros);
-    format!("{}-{}-{}T{}:{}:{}.{}+00:00", &j[..4], &j[4..6], &j[6..8], &j[8..10], &j[10..12], &j[12..14], &j[14..20])
-}
-
-/// The bus frame of one event: `msgpack({"head":{}, "body": bin(tag\n\nmsgpack(data))})`.
-pub fn event_frame(tag: &str, data: &Value) -> Bytes {
-    let mut ev = Vec::with_capacity(tag.len() + 64);
-    ev.extend_from_slice(tag.as_bytes());
-    ev.extend_from_slice(b"\n\n");
-    salt_proto::msgpack::encode_into(data, &mut ev, true);
-    let frame =
-        Value::Map(vec![(Value::from("head"), Value::Map(Vec::new())), (Value::from("body"), Value::Binary(ev))]);
-    Bytes::from(salt_proto::msgpack::encode_bin_type(&frame))
-}
-
-/// Whether `frame` is one whole `{"head", "body"}` map (what a pusher
-/// must send).
-fn valid_frame(frame: &[u8]) -> bool {
-    match salt_proto::msgpack::decode(frame) {
-        Ok(v) => value::get(&v, "body").and_then(value::as_bytes).is_some(),
-        Err(_) => false,
-    }
-}
 
 // --- the bus --------------------------------------------------------------
 
@@ -141,13 +108,10 @@ impl EventBus {
 
     /// `SaltEvent.fire_event`: add `_stamp` to `data` (a map) and publish
     /// it under `tag`.
-    pub fn fire(&self, tag: &str, mut data: Value) {
-        if let Value::Map(m) = &mut data {
-            m.retain(|(k, _)| value::as_str(k) != Some("_stamp"));
-            m.push((Value::from("_stamp"), Value::from(stamp_now())));
-        }
+    pub fn fire(&self, tag: &str, data: Value) {
         tracing::debug!("Sending event: tag = {tag}");
-        self.publish_frame(&event_frame(tag, &data));
+        let ev = event::pack_stamped(tag, data, salt_proto::util::unix_micros());
+        self.publish_frame(&Bytes::from(event::frame_pub(&ev)));
     }
 }
 
@@ -227,25 +191,23 @@ async fn serve_subscriber(master: Arc<Master>, id: u64, mut rx: mpsc::Receiver<B
 }
 
 async fn serve_pusher(master: Arc<Master>, mut stream: UnixStream) {
-    let mut len = [0u8; 4];
+    let mut buf = bytes::BytesMut::with_capacity(8192);
     loop {
-        if stream.read_exact(&mut len).await.is_err() {
-            return;
+        match event::decode_pull(&buf, MAX_EVENT_FRAME) {
+            Ok(Some((ev, used))) => {
+                let _ = buf.split_to(used);
+                master.events.publish_frame(&Bytes::from(event::frame_pub(&ev)));
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!("bad event frame from a pusher ({e}); closing it");
+                return;
+            }
         }
-        let n = u32::from_be_bytes(len) as usize;
-        if n > MAX_EVENT_FRAME {
-            tracing::warn!("event frame of {n} bytes from a pusher; closing it");
-            return;
-        }
-        let mut buf = vec![0u8; n];
-        if stream.read_exact(&mut buf).await.is_err() {
-            return;
-        }
-        if valid_frame(&buf) {
-            master.events.publish_frame(&Bytes::from(buf));
-        } else {
-            tracing::warn!("malformed event frame from a pusher; closing it");
-            return;
+        match stream.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
         }
     }
 }
@@ -253,18 +215,6 @@ async fn serve_pusher(master: Arc<Master>, mut stream: UnixStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn frames_and_stamps() {
-        let f = event_frame("salt/auth", &Value::Map(vec![]));
-        // map{"head":{}, "body": bin8(...)}
-        assert_eq!(&f[..12], b"\x82\xa4head\x80\xa4body");
-        assert_eq!(f[12], 0xc4);
-        assert!(valid_frame(&f));
-        let s = stamp_now();
-        assert_eq!(s.len(), 32);
-        assert!(s.ends_with("+00:00") && s.as_bytes()[10] == b'T');
-    }
 
     #[test]
     fn slow_subscriber_is_dropped() {

@@ -7,7 +7,8 @@
 //!   (`handle_key_rotate`: written by `salt-key` after a delete or reject;
 //!   mode `0400`, content = this master's `id`). Minions holding the old key
 //!   fail the next publish's HMAC and sign in again; the `key` event
-//!   `{"rotate_aes_key": True}` is fired;
+//!   `{"rotate_aes_key": True}` is fired and, with `ping_on_rotate`, a
+//!   `test.ping` to `*` is published so that they do it at once;
 //! * refreshes the health sentinel `cachedir/health/alive` (3008's
 //!   Kubernetes probes; `startup` and `ready` are written once at start).
 
@@ -36,7 +37,7 @@ pub fn mark_started(master: &Master) {
 }
 
 /// One maintenance pass.
-pub fn run_once(master: &Master) {
+pub async fn run_once(master: &Master) {
     let c = &master.config;
     if c.job_cache {
         match master.jobs.clean_old_jobs(Duration::from_secs(c.keep_jobs_seconds)) {
@@ -50,6 +51,9 @@ pub fn run_once(master: &Master) {
             Ok(()) => {
                 tracing::info!("Rotating master AES key");
                 master.events.fire("key", value::map([("rotate_aes_key", Value::Boolean(true))]));
+                if c.ping_on_rotate {
+                    ping_all(master).await;
+                }
             }
             Err(e) => tracing::error!("cannot rotate the AES key: {e}"),
         }
@@ -57,11 +61,30 @@ pub fn run_once(master: &Master) {
     write_sentinel(&c.cachedir, "alive");
 }
 
+/// `ping_on_rotate`: `LocalClient.cmd_async("*", "test.ping")` through the
+/// master's own publish path.
+async fn ping_all(master: &Master) {
+    let Some(key) = master.own_access_key() else { return };
+    let load = value::map([
+        ("cmd", value::string("publish")),
+        ("tgt", value::string("*")),
+        ("fun", value::string("test.ping")),
+        ("arg", Value::Array(Vec::new())),
+        ("key", value::string(key)),
+        ("tgt_type", value::string("glob")),
+        ("ret", value::string("")),
+        ("jid", value::string("")),
+        ("user", value::string(master.config.user.as_str())),
+    ]);
+    let r = crate::funcs::clear(master, "publish", load).await;
+    tracing::info!("ping_on_rotate: {r:?}");
+}
+
 /// Run Maintenance until shutdown.
 pub async fn run_maintenance(master: Arc<Master>, mut shutdown: Shutdown) -> Result<(), UnitError> {
     let period = Duration::from_secs(master.config.loop_interval.max(1));
     loop {
-        run_once(&master);
+        run_once(&master).await;
         tokio::select! {
             _ = shutdown.wait() => return Ok(()),
             _ = tokio::time::sleep(period) => {}

@@ -52,15 +52,9 @@ fn frames(master: &Master, job: PublishJob) -> Result<Vec<Message>, salt_proto::
     let signer = master.config.sign_pub_messages.then_some((&master.master_keys.private, master.publish_sig_algo));
     let env = envelope::wrap_publish(&aes.crypticle, job.load, master.next_serial(), signer)?;
     let payload = Bytes::from(msgpack::encode(&env));
-    if !master.config.zmq_filtering {
-        return Ok(vec![Message::from(vec![payload])]);
-    }
-    Ok(match job.topics {
-        Some(ids) => ids
-            .iter()
-            .map(|id| Message::from(vec![Bytes::from(salt_proto::util::sha1_hex(id.as_bytes())), payload.clone()]))
-            .collect(),
-        None => vec![Message::from(vec![Bytes::from_static(b"broadcast"), payload])],
+    Ok(match envelope::publish_topics(master.config.zmq_filtering, job.topics.as_deref()) {
+        None => vec![Message::from(vec![payload])],
+        Some(topics) => topics.into_iter().map(|t| Message::from(vec![Bytes::from(t), payload.clone()])).collect(),
     })
 }
 

@@ -141,13 +141,6 @@ pub async fn handle_request(master: &Master, frame: &[u8]) -> Vec<u8> {
                 tracing::warn!("Request contains invalid minion id {id:?}");
                 return str_reply(BAD_LOAD);
             }
-            let session = match master.session_key(&id) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!("session key of {id}: {e}");
-                    return str_reply(BAD_LOAD);
-                }
-            };
             let minion_pub = match master.keystore.fetch_in(crate::keys::KeyState::Accepted, &id) {
                 Ok(Some(pem)) => match salt_proto::PublicKey::from_pem(pem.trim()) {
                     Ok(k) => k,
@@ -157,6 +150,15 @@ pub async fn handle_request(master: &Master, frame: &[u8]) -> Vec<u8> {
                     tracing::warn!(
                         "Salt minion claiming to be {id} attempted to communicate with master, but key could not be read and verification was denied."
                     );
+                    return str_reply(BAD_LOAD);
+                }
+            };
+            // Only an accepted minion gets a session key file: ids from
+            // the network never create files by themselves.
+            let session = match master.session_key(&id) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("session key of {id}: {e}");
                     return str_reply(BAD_LOAD);
                 }
             };

@@ -234,6 +234,12 @@ impl Master {
         Ok(key)
     }
 
+    /// The access key of the master's own `user` (what its internal
+    /// publishes, such as `ping_on_rotate`, authenticate with).
+    pub fn own_access_key(&self) -> Option<&str> {
+        self.access_keys.get(&self.config.user).map(String::as_str)
+    }
+
     /// Whether `key` is the access key of some local user
     /// (`LoadAuth.authenticate_key` for `user`/`root`).
     pub fn access_key_matches(&self, key: &str) -> bool {

@@ -190,25 +190,31 @@ fn spawn_unit(
 /// thread; it builds its own small runtime for signals and timers.
 pub fn run(master: Arc<Master>, units: Vec<UnitSpec>) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    rt.block_on(supervise(master, units))
+    rt.block_on(supervise(master, units, stop_signal()))
 }
 
 async fn stop_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "received SIGTERM",
+            _ = tokio::signal::ctrl_c() => "received SIGINT",
         },
         Err(e) => {
             tracing::warn!("cannot watch SIGTERM: {e}");
             let _ = tokio::signal::ctrl_c().await;
-            "SIGINT"
+            "received SIGINT"
         }
     }
 }
 
-async fn supervise(master: Arc<Master>, units: Vec<UnitSpec>) -> std::io::Result<()> {
+/// Supervise `units` until `stop` resolves (with the reason to log), then
+/// stop them in order.
+pub async fn supervise(
+    master: Arc<Master>,
+    units: Vec<UnitSpec>,
+    stop: impl Future<Output = &'static str>,
+) -> std::io::Result<()> {
     let (exits_tx, mut exits) = mpsc::unbounded_channel::<(usize, Exit)>();
     let (restart_tx, mut restarts) = mpsc::unbounded_channel::<usize>();
     let mut running: Vec<Running> = units
@@ -220,7 +226,7 @@ async fn supervise(master: Arc<Master>, units: Vec<UnitSpec>) -> std::io::Result
             Running { spec, stop, thread, started: Instant::now(), backoff: BACKOFF_MIN, alive: true }
         })
         .collect();
-    let sig = stop_signal();
+    let sig = stop;
     tokio::pin!(sig);
     let signal_name = loop {
         tokio::select! {
@@ -260,7 +266,7 @@ async fn supervise(master: Arc<Master>, units: Vec<UnitSpec>) -> std::io::Result
             }
         }
     };
-    tracing::warn!("received {signal_name}; stopping the master");
+    tracing::warn!("{signal_name}: stopping the master");
     let mut ranks: Vec<u8> = running.iter().map(|u| u.spec.stop_rank).collect();
     ranks.sort_unstable();
     ranks.dedup();
@@ -293,4 +299,59 @@ async fn supervise(master: Arc<Master>, units: Vec<UnitSpec>) -> std::io::Result
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_panicking_unit_is_restarted_and_all_stop_in_order() {
+        let Ok(dir) = tempfile::tempdir() else { return };
+        let mut config = crate::config::MasterConfig::defaults(dir.path());
+        config.keysize = 1024;
+        let master = match Master::new(config) {
+            Ok(m) => Arc::new(m),
+            Err(e) => panic!("{e}"),
+        };
+        let starts = Arc::new(AtomicUsize::new(0));
+        let stopped = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s1, st1) = (starts.clone(), stopped.clone());
+        let flaky = UnitSpec::new("Flaky", "Flaky", 0, move |_m, mut shutdown: Shutdown| {
+            let n = s1.fetch_add(1, Ordering::SeqCst);
+            let st = st1.clone();
+            async move {
+                if n < 2 {
+                    panic!("boom {n}");
+                }
+                shutdown.wait().await;
+                st.lock().map(|mut v| v.push("Flaky")).ok();
+                Ok(())
+            }
+        });
+        let st2 = stopped.clone();
+        let last = UnitSpec::new("Last", "Last", 5, move |_m, mut shutdown: Shutdown| {
+            let st = st2.clone();
+            async move {
+                shutdown.wait().await;
+                st.lock().map(|mut v| v.push("Last")).ok();
+                Ok(())
+            }
+        });
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let Ok(rt) = rt else { return };
+        let s3 = starts.clone();
+        let r = rt.block_on(supervise(master, vec![last, flaky], async move {
+            // Stop once the flaky unit has been started a third time.
+            while s3.load(Ordering::SeqCst) < 3 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            "test done"
+        }));
+        assert!(r.is_ok());
+        assert_eq!(starts.load(Ordering::SeqCst), 3, "two panics, two restarts");
+        let order = stopped.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(order, ["Flaky", "Last"], "stop_rank order");
+    }
 }

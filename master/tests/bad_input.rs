@@ -117,7 +117,7 @@ async fn wait_event(stream: &mut tokio::net::UnixStream, buf: &mut Vec<u8>, tag:
 
 #[test]
 fn hostile_requests_get_salts_answers() {
-    let mut env = Env::new(41530, "auto_accept: True\nkeysize: 2048\n");
+    let mut env = Env::new(41530, "auto_accept: True\nkeysize: 2048\nmax_request_size: 16384\n");
     env.start_master();
     let port = env.ret_port;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
@@ -193,6 +193,19 @@ fn hostile_requests_get_salts_answers() {
         let rr = map([("cmd", string("_register_resources")), ("resources", Value::Map(vec![]))]);
         let reply = request(port, aes_frame(&m, rr.clone(), &m.tok, &nonce)).await;
         assert_eq!(envelope::open_aes_reply(&m.session, &reply, &nonce).ok(), Some(Value::Boolean(true)));
+        // A minion event is re-fired on the bus under its tag.
+        let mev = map([
+            ("cmd", string("_minion_event")),
+            ("tag", string("salt/minion/good/start")),
+            ("data", string("Minion good started")),
+            ("pretag", Value::Nil),
+        ]);
+        let reply = request(port, aes_frame(&m, mev, &m.tok, &nonce)).await;
+        assert_eq!(envelope::open_aes_reply(&m.session, &reply, &nonce).ok(), Some(Value::Nil));
+        let ev = wait_event(&mut events, &mut ebuf, "salt/minion/good/start").await;
+        assert_eq!(get_str(&ev, "data"), Some("Minion good started"));
+        assert_eq!(get_str(&ev, "id"), Some("good"));
+        assert!(get(&ev, "tok").is_none() && get(&ev, "nonce").is_none());
         let wrong_tok = envelope::make_tok(&k2).unwrap_or_default();
         assert_eq!(request(port, aes_frame(&m, rr.clone(), &wrong_tok, &nonce)).await, bad_load);
         let mut tampered = aes_frame(&m, rr.clone(), &m.tok, &nonce);
@@ -206,6 +219,7 @@ fn hostile_requests_get_salts_answers() {
         let other =
             Minion { id: "ghost".to_owned(), key: m.key.clone(), session: m.session.clone(), tok: m.tok.clone() };
         assert_eq!(request(port, aes_frame(&other, rr.clone(), &other.tok, &nonce)).await, bad_load);
+        assert!(!env_cachedir(&pki).join("sessions/ghost").exists(), "an unknown id made a session key file");
         let reply = request(port, aes_frame(&m, map([("cmd", string("_nosuch"))]), &m.tok, &nonce)).await;
         assert_eq!(envelope::open_aes_reply(&m.session, &reply, &nonce).ok(), Some(Value::Map(vec![])));
         // A _return with a path-like jid and an id it does not own is harmless.
@@ -250,6 +264,17 @@ fn hostile_requests_get_salts_answers() {
         assert_eq!(jid.len(), 20);
         let new = wait_event(&mut events, &mut ebuf, &format!("salt/job/{jid}/new")).await;
         assert_eq!(get(&new, "minions"), Some(&Value::Array(vec![string("good")])));
+
+        // A request above max_request_size: the connection is dropped
+        // (no answer; the wait is only bounded), others are served.
+        let s = Socket::new(SocketType::Req);
+        if s.connect(&format!("tcp://127.0.0.1:{port}")).await.is_err() {
+            panic!("connect");
+        }
+        let huge = clear(map([("cmd", string("ping")), ("pad", string("x".repeat(100_000)))]), 3);
+        let _ = s.send(Message::from(vec![Bytes::from(huge)])).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), s.recv()).await;
+        s.close().await;
 
         // Still serving.
         let r = request(port, clear(map([("cmd", string("ping"))]), 3)).await;

@@ -101,7 +101,7 @@ fn pending_keys_accepted_by_salt_key_and_by_our_key_store() {
     if !have_salt() {
         return;
     }
-    let mut env = Env::new(41520, "");
+    let mut env = Env::new(41520, "ping_on_rotate: True\n");
     env.start_master();
     env.start_salt_minion("pm2");
     let rust = env.start_rust_minion("rm2");
@@ -131,15 +131,50 @@ fn pending_keys_accepted_by_salt_key_and_by_our_key_store() {
     let (code, _, _) = env.cli("salt-key", &["-d", "pm2", "-y"], T);
     assert_eq!(code, 0);
     wait_for("the AES key rotation", T, || env.master_log().contains("Rotating master AES key"));
-    // The next publish fails pm2's HMAC check: it signs in again, now unknown → pending.
-    wait_for("pm2 pending again", T, || {
-        env.cli("salt", &["*", "test.ping", "-t", "3"], T);
-        ks.list().map(|l| l.pending.iter().any(|k| k == "pm2")).unwrap_or(false)
-    });
+    // ping_on_rotate publishes test.ping at once; it fails pm2's HMAC
+    // check, so pm2 signs in again, now unknown → pending.
+    wait_for("pm2 pending again", T, || ks.list().map(|l| l.pending.iter().any(|k| k == "pm2")).unwrap_or(false));
     let (code, _, _) = env.cli("salt-key", &["-a", "pm2", "-y"], T);
     assert_eq!(code, 0);
     wait_for("test.ping after the rotation", T, || {
         let (_, out, _) = env.cli("salt", &["pm2", "test.ping", "--static", "--out", "json", "-t", "10"], T);
         Env::json(&out)["pm2"] == serde_json::json!(true)
     });
+}
+
+#[test]
+fn zmq_filtering_publishes_reach_exactly_their_minions() {
+    if !have_salt() {
+        return;
+    }
+    let mut env = Env::new(41540, "auto_accept: True\nzmq_filtering: True\n");
+    env.minion_extra = "zmq_filtering: True\n".to_owned();
+    env.start_master();
+    env.start_salt_minion("pf1");
+    env.start_salt_minion("pf2");
+    let rust = env.start_rust_minion("rf1");
+    let mut ids = vec!["pf1", "pf2"];
+    if rust {
+        ids.push("rf1");
+    }
+    let ks = KeyStore::at(env.pki());
+    wait_for("the minions accepted", T, || {
+        let acc = ks.accepted().unwrap_or_default();
+        ids.iter().all(|id| acc.iter().any(|a| a == id))
+    });
+    // glob/list targets go out as [sha1(id), payload] per minion; grain
+    // targets as [b"broadcast", payload].
+    wait_for("test.ping through topic-filtered publishes", T, || {
+        let (_, out, _) = env.cli("salt", &["*", "test.ping", "--static", "--out", "json", "-t", "10"], T);
+        let v = Env::json(&out);
+        ids.iter().all(|id| v[id] == serde_json::json!(true))
+    });
+    let (_, out, _) = env.cli("salt", &["pf2", "test.ping", "--static", "--out", "json", "-t", "10"], T);
+    let v = Env::json(&out);
+    assert_eq!(v, serde_json::json!({"pf2": true}), "{out}");
+    let (_, out, _) = env.cli("salt", &["-G", "kernel:Linux", "test.ping", "--static", "--out", "json", "-t", "10"], T);
+    let v = Env::json(&out);
+    for id in &ids {
+        assert_eq!(v[id], serde_json::json!(true), "{out}");
+    }
 }

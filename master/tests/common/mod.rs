@@ -159,6 +159,8 @@ pub struct Env {
     pub ret_port: u16,
     pub master: Option<Proc>,
     pub minions: Vec<Proc>,
+    /// Appended to every minion config written after it is set.
+    pub minion_extra: String,
 }
 
 impl Env {
@@ -175,7 +177,7 @@ impl Env {
             ma.display()
         );
         let _ = fs::write(ma.join("master"), conf);
-        Env { root, pub_port, ret_port, master: None, minions: Vec::new() }
+        Env { root, pub_port, ret_port, master: None, minions: Vec::new(), minion_extra: String::new() }
     }
 
     pub fn conf(&self) -> PathBuf {
@@ -222,10 +224,11 @@ impl Env {
         let _ = fs::create_dir_all(&d);
         let conf = format!(
             "root_dir: {}\nid: {id}\nmaster: 127.0.0.1\nmaster_port: {}\npublish_port: {}\nacceptance_wait_time: 1\n\
-             log_level_logfile: debug\nrandom_reauth_delay: 0\nmine_enabled: False\n",
+             log_level_logfile: debug\nrandom_reauth_delay: 0\nmine_enabled: False\n{}",
             d.display(),
             self.ret_port,
-            self.pub_port
+            self.pub_port,
+            self.minion_extra
         );
         let _ = fs::write(d.join("minion"), conf);
         d
