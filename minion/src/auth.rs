@@ -200,13 +200,13 @@ impl Authenticator {
             Ok(AuthOutcome::Full) => Err(AuthError::Full),
             Ok(AuthOutcome::BadEncAlgo) => Err(AuthError::BadAlgo("encryption")),
             Ok(AuthOutcome::BadSigAlgo) => Err(AuthError::BadAlgo("signing")),
-            Err(salt_proto::Error::MasterKeyChanged) => {
+            Ok(AuthOutcome::MasterKeyChanged) => {
                 Err(AuthError::MasterKeyChanged(self.keys.pki_dir.join(crate::keys::MASTER_PUB).display().to_string()))
             }
-            Err(salt_proto::Error::BadSignature) => {
+            Err(salt_proto::Error::Crypto(salt_proto::Crypto::BadSignature)) => {
                 Err(AuthError::Invalid("The payload signature did not validate.".into()))
             }
-            Err(salt_proto::Error::NonceMismatch) => {
+            Err(salt_proto::Error::Crypto(salt_proto::Crypto::NonceMismatch)) => {
                 Err(AuthError::Invalid("The payload nonce did not validate.".into()))
             }
             Err(e) => Err(AuthError::Invalid(e.to_string())),

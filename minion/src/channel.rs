@@ -108,7 +108,7 @@ mod tests {
         let three = Message::from(vec![Bytes::new(), Bytes::new(), Bytes::new()]);
         assert!(matches!(
             decode_frames(&three, &me),
-            Err(ChannelError::Frames(salt_proto::Error::PublishFrameCount(3)))
+            Err(ChannelError::Frames(salt_proto::Error::Malformed(salt_proto::Malformed::PublishFrameCount(3))))
         ));
         let junk = Message::from(Bytes::from_static(b"\xc1"));
         assert!(matches!(decode_frames(&junk, &me), Err(ChannelError::Decode(_))));

@@ -190,7 +190,10 @@ impl Shared {
             let reply = msgpack::decode(&frame)?;
             match open_aes_reply(&sess.creds.session, &reply, &nonce) {
                 Ok(v) => return Ok(v),
-                Err(e @ (salt_proto::Error::AuthenticationFailed | salt_proto::Error::Remote(_))) if !reauthed => {
+                Err(
+                    e @ (salt_proto::Error::Crypto(salt_proto::Crypto::AuthenticationFailed)
+                    | salt_proto::Error::Refused(_)),
+                ) if !reauthed => {
                     tracing::info!("The master could not handle our request ({e}); re-authenticating");
                     reauthed = true;
                     if self.reauth(sess.generation).await.is_none() {
@@ -243,7 +246,7 @@ impl Shared {
                 // "Reauth in the case our key is deleted on the master side."
                 reauthed = true;
                 if self.reauth(sess.generation).await.is_none() {
-                    return Err(salt_proto::Error::Remote(py_str(&reply)).into());
+                    return Err(salt_proto::Error::Refused(py_str(&reply)).into());
                 }
                 continue;
             }
@@ -587,7 +590,7 @@ async fn publish_loop(shared: Arc<Shared>, sub: Socket) -> Result<(), DaemonErro
         let verify = |sess: &Arc<Session>| shared.config.sign_pub_messages.then(|| sess.creds.master_pub.clone());
         let load = match open_publish(&sess.creds.aes, &envelope, verify(&sess).as_ref(), &mut guard) {
             Ok(load) => load,
-            Err(salt_proto::Error::AuthenticationFailed) => {
+            Err(salt_proto::Error::Crypto(salt_proto::Crypto::AuthenticationFailed)) => {
                 tracing::info!(
                     "A publish did not authenticate with our AES key: the master has a new key; signing in again"
                 );
@@ -605,7 +608,7 @@ async fn publish_loop(shared: Arc<Shared>, sub: Socket) -> Result<(), DaemonErro
                     }
                 }
             }
-            Err(e @ salt_proto::Error::StaleSerial { .. }) => {
+            Err(e @ salt_proto::Error::Replay { .. }) => {
                 tracing::debug!("Dropping a replayed publish: {e}");
                 continue;
             }

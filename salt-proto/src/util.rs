@@ -7,11 +7,11 @@ use rand_core::{OsRng, RngCore};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Local, Result};
 
 /// Fill `buf` from the operating system's random number generator.
 pub fn fill_random(buf: &mut [u8]) -> Result<()> {
-    OsRng.try_fill_bytes(buf).map_err(|_| Error::Rng)
+    OsRng.try_fill_bytes(buf).map_err(|_| Error::Local(Local::Rng))
 }
 
 /// Lower-case hex of `data`.

@@ -6,7 +6,7 @@ use rmpv::Value;
 
 use super::request::Request;
 use super::{ensure_map, int_of, need, need_bytes, need_str, opt_str, PROTOCOL_VERSION};
-use crate::error::{Error, Result};
+use crate::error::{Crypto, Error, Result};
 use crate::msgpack;
 use crate::rsa::{clean_key, EncAlgo, PrivateKey, PublicKey, SigAlgo};
 use crate::util;
@@ -65,7 +65,7 @@ pub struct AuthRequest {
 
 impl AuthRequest {
     /// Minion side: build the sign-in load. `token` is the plaintext
-    /// token (a fresh [`Crypticle::generate_key_string`] as bytes); it is
+    /// token (a fresh [`Crypticle::generate_key_string`](crate::Crypticle::generate_key_string) as bytes); it is
     /// OAEP-encrypted to `master_pub` when that key is cached (pass `None`
     /// on first contact).
     pub fn new(
@@ -238,13 +238,16 @@ pub enum AuthOutcome {
     BadEncAlgo,
     /// The master does not accept our `sig_algo`.
     BadSigAlgo,
+    /// The reply carries a master key other than the cached one (`verify_master`): nothing else
+    /// in it was checked or may be trusted.
+    MasterKeyChanged,
 }
 
 /// Minion side: check an `_auth` reply (crypt.py `handle_signin_response`,
 /// `verify_master`, `decrypt_aes`).
 ///
 /// * `cached_master_pub`: the contents of `minion_master.pub`, if any. If
-///   the reply's `pub_key` differs, [`Error::MasterKeyChanged`]. If none is
+///   the reply's `pub_key` differs, [`AuthOutcome::MasterKeyChanged`]. If none is
 ///   cached the reply's key is trusted (and should then be stored).
 /// * `token`: the plaintext token whose encryption was sent in
 ///   `req.token`; when the request carried one, the reply must return it.
@@ -290,7 +293,7 @@ pub fn open_auth_reply(
         let received = clean_key(pub_key);
         if let Some((cached_pem, _)) = &cached {
             if *cached_pem != received {
-                return Err(Error::MasterKeyChanged);
+                return Ok(AuthOutcome::MasterKeyChanged);
             }
         }
         let master_pub = PublicKey::from_pem(&received)?;
@@ -328,7 +331,7 @@ pub fn open_auth_reply(
         k.verify(&signed.load, &signed.sig, sig_algo)?;
     }
     if get(&payload, "nonce").and_then(as_str) != Some(req.nonce.as_str()) {
-        return Err(Error::NonceMismatch);
+        return Err(Error::Crypto(Crypto::NonceMismatch));
     }
     if let Some(ret) = get(&payload, "ret") {
         return Ok(if !value::truthy(ret) {

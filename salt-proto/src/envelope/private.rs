@@ -5,7 +5,7 @@ use rmpv::Value;
 
 use super::{ensure_map, need, need_bytes, need_str};
 use crate::crypticle::Crypticle;
-use crate::error::{Error, Result};
+use crate::error::{Crypto, Error, Result};
 use crate::msgpack;
 use crate::rsa::{EncAlgo, PrivateKey, PublicKey, SigAlgo};
 use crate::value::{self, bytes, string};
@@ -60,7 +60,7 @@ pub fn open_private_reply(
         return Err(Error::bad("key verification failed"));
     }
     if need_str(&data, "nonce")? != nonce {
-        return Err(Error::NonceMismatch);
+        return Err(Error::Crypto(Crypto::NonceMismatch));
     }
     Ok(need(&data, "pillar")?.clone())
 }

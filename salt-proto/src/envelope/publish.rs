@@ -6,7 +6,7 @@ use rmpv::Value;
 
 use super::{ensure_map, need, need_bytes, need_str, opt_str};
 use crate::crypticle::{Crypticle, SerialGuard};
-use crate::error::{Error, Result};
+use crate::error::{Error, Malformed, Result};
 use crate::rsa::{PrivateKey, PublicKey, SigAlgo};
 use crate::value::{self, as_bytes, as_str, bytes, get, insert, string};
 
@@ -43,7 +43,7 @@ pub fn publish_payload<'a, F: AsRef<[u8]>>(frames: &'a [F], own_topic: &str) -> 
             let topic = topic.as_ref();
             Ok((topic == BROADCAST_TOPIC || topic == own_topic.as_bytes()).then_some(payload.as_ref()))
         }
-        _ => Err(Error::PublishFrameCount(frames.len())),
+        _ => Err(Error::Malformed(Malformed::PublishFrameCount(frames.len()))),
     }
 }
 
@@ -250,7 +250,7 @@ mod tests {
         assert_eq!(publish_payload(&[BROADCAST_TOPIC, payload], &me).ok(), Some(Some(payload)));
         assert_eq!(publish_payload(&[topics[1].as_slice(), payload], &me).ok(), Some(None));
         let none: [&[u8]; 0] = [];
-        assert!(matches!(publish_payload(&none, &me), Err(Error::PublishFrameCount(0))));
-        assert!(matches!(publish_payload(&[payload; 3], &me), Err(Error::PublishFrameCount(3))));
+        assert!(matches!(publish_payload(&none, &me), Err(Error::Malformed(Malformed::PublishFrameCount(0)))));
+        assert!(matches!(publish_payload(&[payload; 3], &me), Err(Error::Malformed(Malformed::PublishFrameCount(3)))));
     }
 }

@@ -6,7 +6,7 @@ use rmpv::Value;
 
 use super::{ensure_map, int_of, need, need_bytes, need_str, opt_str, PROTOCOL_VERSION, TOK_PLAINTEXT};
 use crate::crypticle::Crypticle;
-use crate::error::{Error, Result};
+use crate::error::{Crypto, Error, Malformed, Result};
 use crate::msgpack;
 use crate::rsa::{EncAlgo, PrivateKey, PublicKey, SigAlgo};
 use crate::value::{self, as_bytes, as_str, bytes, get, insert, remove, string};
@@ -119,7 +119,7 @@ pub fn make_tok(minion_key: &PrivateKey) -> Result<Vec<u8>> {
 /// assignment: an existing key keeps its position), encrypt with the
 /// session Crypticle (no nonce prefix), wrap.
 ///
-/// `nonce` is a fresh [`util::uuid4_hex`]; keep it to open the reply with
+/// `nonce` is a fresh [`util::uuid4_hex`](crate::util::uuid4_hex); keep it to open the reply with
 /// [`open_aes_reply`]. `ts` is the current Unix time in seconds. `tok` is
 /// [`make_tok`].
 #[allow(clippy::too_many_arguments)]
@@ -208,8 +208,8 @@ pub fn seal_aes_reply(session: &Crypticle, ret: &Value, nonce: Option<&str>) -> 
 ///
 /// Like Salt's `_crypted_transfer`, an empty/false reply is returned as is.
 /// A reply that does not decrypt and is a short text (`"bad load"`, ...) is
-/// reported as [`Error::Remote`]; a wrong key as
-/// [`Error::AuthenticationFailed`] (re-authenticate and retry).
+/// reported as [`Error::Refused`]; a wrong key as
+/// [`Crypto::AuthenticationFailed`] (re-authenticate and retry).
 pub fn open_aes_reply(session: &Crypticle, reply: &Value, nonce: &str) -> Result<Value> {
     if !value::truthy(reply) {
         return Ok(reply.clone());
@@ -219,10 +219,12 @@ pub fn open_aes_reply(session: &Crypticle, reply: &Value, nonce: &str) -> Result
     };
     match session.loads(data, Some(nonce)) {
         Ok(v) => Ok(v),
-        Err(e @ (Error::AuthenticationFailed | Error::BadCiphertextLength(_))) => match as_str(reply) {
-            Some(s) if s.len() < 256 => Err(Error::Remote(s.to_owned())),
-            _ => Err(e),
-        },
+        Err(e @ (Error::Crypto(Crypto::AuthenticationFailed) | Error::Malformed(Malformed::CiphertextLength(_)))) => {
+            match as_str(reply) {
+                Some(s) if s.len() < 256 => Err(Error::Refused(s.to_owned())),
+                _ => Err(e),
+            }
+        }
         Err(e) => Err(e),
     }
 }

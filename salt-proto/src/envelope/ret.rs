@@ -34,7 +34,7 @@ pub struct ReturnLoad {
 impl ReturnLoad {
     /// The load map in the order a Python minion writes it: `cmd`, `id`,
     /// `success`, `return`, `retcode`, `jid`, `fun`, `fun_args`, extras,
-    /// `out`. ([`seal_aes_request`] then adds `nonce`, `ts`, `tok`.)
+    /// `out`. ([`seal_aes_request`](super::seal_aes_request) then adds `nonce`, `ts`, `tok`.)
     pub fn to_value(&self) -> Value {
         let mut m: Vec<(Value, Value)> = vec![
             (string("cmd"), string("_return")),
@@ -55,7 +55,7 @@ impl ReturnLoad {
         Value::Map(m)
     }
 
-    /// Parse a `_return` load (after [`open_aes_request`]). `ts` is
+    /// Parse a `_return` load (after [`open_aes_request`](super::open_aes_request)). `ts` is
     /// dropped; unknown keys go to `extra`.
     pub fn from_value(v: &Value) -> Result<Self> {
         let Value::Map(pairs) = v else {
