@@ -25,7 +25,8 @@ use salt_proto::{msgpack, Crypticle, EncAlgo, PublicKey, SigAlgo};
 
 use crate::config::Config;
 use crate::keys::MinionKeys;
-use crate::reqclient::{req_options, ReqError, RequestClient};
+use crate::reqclient::{ReqError, RequestClient};
+use crate::sockopts::{req_options, secs};
 use salt_core::pki::KeyError;
 
 /// `salt.defaults.exitcodes.EX_NOPERM`: Salt's exit status when the master rejects the key.
@@ -84,15 +85,6 @@ pub enum SignIn {
     /// Pending (or rejected with `rejected_retry`, or timed out with `auth_safemode`): retry
     /// after `acceptance_wait_time`.
     Retry,
-}
-
-/// `f64` seconds from the configuration as a [`Duration`] (negative or NaN → zero).
-pub fn secs(v: f64) -> Duration {
-    if v.is_finite() && v > 0.0 {
-        Duration::from_secs_f64(v.min(1e9))
-    } else {
-        Duration::ZERO
-    }
 }
 
 /// Signs in to one master.

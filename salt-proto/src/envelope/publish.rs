@@ -150,6 +150,11 @@ impl PublishLoad {
         }
     }
 
+    /// The value of an extra key (`master_id`, `delimiter`, `metadata`, ...).
+    pub fn extra(&self, key: &str) -> Option<&Value> {
+        self.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
     /// The function name when `fun` is a single string.
     pub fn fun_name(&self) -> Option<&str> {
         as_str(&self.fun)
@@ -165,15 +170,14 @@ impl PublishLoad {
             (string("jid"), string(self.jid.clone())),
             (string("ret"), self.ret.clone()),
         ];
-        let extra = |k: &str| self.extra.iter().find(|(ek, _)| ek == k).map(|(_, v)| v);
         for k in PUB_KEYS_BEFORE_TGT_TYPE {
-            if let Some(v) = extra(k) {
+            if let Some(v) = self.extra(k) {
                 m.push((string(*k), v.clone()));
             }
         }
         m.push((string("tgt_type"), string(self.tgt_type.clone())));
         for k in PUB_KEYS_AFTER_TGT_TYPE {
-            if let Some(v) = extra(k) {
+            if let Some(v) = self.extra(k) {
                 m.push((string(*k), v.clone()));
             }
         }
