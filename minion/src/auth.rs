@@ -99,10 +99,9 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// An authenticator for `master_uri` (`tcp://ip:master_port`).
-    pub fn new(config: Arc<Config>, keys: Arc<MinionKeys>, master_uri: String) -> Result<Self, AuthError> {
-        let enc_algo = config.encryption_algorithm.parse().map_err(|_| AuthError::BadAlgo("encryption"))?;
-        let sig_algo = config.signing_algorithm.parse().map_err(|_| AuthError::BadAlgo("signing"))?;
-        Ok(Authenticator { config, keys, master_uri, enc_algo, sig_algo })
+    pub fn new(config: Arc<Config>, keys: Arc<MinionKeys>, master_uri: String) -> Self {
+        let (enc_algo, sig_algo) = (config.encryption_algorithm, config.signing_algorithm);
+        Authenticator { config, keys, master_uri, enc_algo, sig_algo }
     }
 
     /// The master URI.

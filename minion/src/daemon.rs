@@ -223,7 +223,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
 
     let ip = resolve_master(&config, &host).await?;
     let master_uri = tcp_uri(ip, config.master_port);
-    let auth = Authenticator::new(config.clone(), keys.clone(), master_uri.clone()).map_err(DaemonError::Auth)?;
+    let auth = Authenticator::new(config.clone(), keys.clone(), master_uri.clone());
     let creds = match auth.authenticate_forever().await {
         Ok(c) => c,
         Err(AuthError::Rejected) => return Err(DaemonError::Rejected),

@@ -52,6 +52,9 @@ pub enum EncAlgo {
 }
 
 impl EncAlgo {
+    /// Every algorithm Salt allows (`VALID_ENCRYPTION_ALGORITHMS`), in Salt's order.
+    pub const ALL: [EncAlgo; 2] = [EncAlgo::OaepSha1, EncAlgo::OaepSha224];
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -97,6 +100,9 @@ pub enum SigAlgo {
 }
 
 impl SigAlgo {
+    /// Every algorithm Salt allows (`VALID_SIGNING_ALGORITHMS`), in Salt's order.
+    pub const ALL: [SigAlgo; 2] = [SigAlgo::Pkcs1v15Sha1, SigAlgo::Pkcs1v15Sha224];
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
