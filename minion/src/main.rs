@@ -159,7 +159,7 @@ fn main() -> ExitCode {
                     if matches!(e, minion::daemon::DaemonError::Rejected) {
                         // Salt waits before exiting so a service manager does not restart it
                         // into a storm of sign-ins.
-                        let wait = minion::channel::randint(10, 20);
+                        let wait = salt_proto::util::randint(10, 20);
                         tokio::select! {
                             _ = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}
                             _ = stop_signal() => {}

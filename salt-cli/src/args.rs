@@ -39,3 +39,33 @@ pub fn parse_input(args: &[String]) -> Vec<Value> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(w: &[&str]) -> Vec<String> {
+        w.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn like_salt_parse_input() {
+        // salt '*' test.arg 1 two '[3]' 20261205050305756518 a=b c=True
+        let v = parse_input(&words(&["1", "two", "[3]", "20261205050305756518", "a=b", "c=True"]));
+        assert_eq!(v.len(), 5);
+        assert_eq!(v[0], Value::from(1));
+        assert_eq!(v[1], string("two"));
+        assert_eq!(v[2], Value::Array(vec![Value::from(3)]));
+        // A jid stays text (condition_input).
+        assert_eq!(v[3], string("20261205050305756518"));
+        assert_eq!(
+            v[4],
+            Value::Map(vec![
+                (string("__kwarg__"), Value::Boolean(true)),
+                (string("a"), string("b")),
+                (string("c"), Value::Boolean(true)),
+            ])
+        );
+        assert!(parse_input(&[]).is_empty());
+    }
+}

@@ -22,7 +22,36 @@ pub mod runner;
 /// `salt.defaults.exitcodes.EX_USAGE`: what Salt's option parser exits with on a bad option.
 pub const EX_USAGE: i32 = 64;
 
-/// Start logging to stderr at `level` (`-l/--log-level`; Salt's CLI default is `warning`).
+/// Salt's console log line: `[LEVEL   ] message` (`log_fmt_console` `[%(levelname)-8s] %(message)s`).
+#[derive(Debug)]
+struct SaltConsoleFormat;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for SaltConsoleFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "ERROR",
+            tracing::Level::WARN => "WARNING",
+            tracing::Level::INFO => "INFO",
+            tracing::Level::DEBUG => "DEBUG",
+            tracing::Level::TRACE => "TRACE",
+        };
+        write!(writer, "[{level:<8}] ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Start logging to stderr at `level` (`-l/--log-level`; Salt's CLI default is `warning`), in
+/// Salt's console format.
 pub fn init_logging(level: &str) {
     use tracing_subscriber::filter::LevelFilter;
     use tracing_subscriber::prelude::*;
@@ -35,6 +64,10 @@ pub fn init_logging(level: &str) {
         "quiet" => LevelFilter::OFF,
         _ => LevelFilter::WARN,
     };
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_filter(filter);
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .event_format(SaltConsoleFormat)
+        .with_filter(filter);
     let _ = tracing_subscriber::registry().with(layer).try_init();
 }

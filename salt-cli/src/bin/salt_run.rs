@@ -81,7 +81,7 @@ async fn run(cli: Cli) -> i32 {
         opts.timeout = t;
     }
     let out = OutputOptions {
-        output: cli.out.clone(),
+        output: cli.out.clone().or_else(|| opts.raw.opt_string("output").ok().flatten()),
         output_indent: cli.out_indent,
         color: OutputOptions::colour_for_stdout(cli.force_color, cli.no_color),
         static_: false,

@@ -51,3 +51,24 @@ pub fn key(data: &Value, color: bool) -> String {
     }
     lines.join("\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::py::string;
+
+    #[test]
+    fn like_salt_key() {
+        let ids = |v: &[&str]| Value::Array(v.iter().map(|s| string(*s)).collect());
+        let data = Value::Map(vec![
+            (string("minions_pre"), ids(&["b", "a"])),
+            (string("minions_rejected"), ids(&[])),
+            (string("minions"), ids(&["m1"])),
+            (string("minions_denied"), ids(&[])),
+        ]);
+        assert_eq!(key(&data, false), "Accepted Keys:\nm1\nDenied Keys:\nUnaccepted Keys:\na\nb\nRejected Keys:");
+        let fingers = Value::Map(vec![(string("local"), Value::Map(vec![(string("master.pub"), string("aa:bb"))]))]);
+        assert_eq!(key(&fingers, false), "Local Keys:\nmaster.pub:  aa:bb");
+        assert_eq!(key(&data, true).lines().next(), Some("\x1b[0;1;32mAccepted Keys:\x1b[0;0m"));
+    }
+}

@@ -122,3 +122,33 @@ pub fn print_line(text: &str) {
     let _ = writeln!(out, "{text}");
     let _ = out.flush();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::py::string;
+
+    #[test]
+    fn txt_raw_and_choice() {
+        let data = Value::Map(vec![
+            (string("m1"), string("one\ntwo")),
+            (string("m2"), Value::Map(vec![(string("k"), Value::from(1))])),
+        ]);
+        let opts = OutputOptions { output: Some("txt".into()), ..OutputOptions::default() };
+        assert_eq!(format(&data, "nested", &opts, 0).as_deref(), Some("m1: one\nm1: two\nm2: {'k': 1}"));
+        let opts = OutputOptions { output: Some("raw".into()), ..OutputOptions::default() };
+        assert_eq!(format(&data, "", &opts, 0).as_deref(), Some("{'m1': 'one\\ntwo', 'm2': {'k': 1}}"));
+        // --out beats the outputter a return asks for; "highstate" does not (Salt's #29796).
+        assert_eq!(
+            outputter_name("nested", &OutputOptions { output: Some("json".into()), ..Default::default() }),
+            "json"
+        );
+        assert_eq!(
+            outputter_name("grains", &OutputOptions { output: Some("highstate".into()), ..Default::default() }),
+            "grains"
+        );
+        assert_eq!(outputter_name("", &OutputOptions::default()), "nested");
+        // Nothing to print for an empty mapping.
+        assert_eq!(format(&Value::Map(vec![]), "", &OutputOptions::default(), 0), None);
+    }
+}
