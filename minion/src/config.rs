@@ -2,8 +2,9 @@
 //!
 //! Mirrors `config/__init__.py` of Salt 3008.5:
 //!
-//! - `load_config` / `_read_conf_file`: the main file is YAML (see [`crate::yaml`]); an empty file is
-//!   `{}`, a non-mapping document is an error; a non-string `id` becomes its `str()`.
+//! - `load_config` / `_read_conf_file` / `include_config`: the generic machinery of
+//!   [`salt_core::config`] (the main file is YAML; an empty file is `{}`, a non-mapping document is
+//!   an error; a non-string `id` becomes its `str()`).
 //! - `include_config`: `default_include` (default `minion.d/*.conf`, relative to the main file's
 //!   directory) and then `include` (string or list, `~` expanded, globbed, sorted) are read; the
 //!   included files are merged into each other recursively (`dictupdate.update(…, merge_lists=True)`)
@@ -25,52 +26,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::value::{as_str, py_str, s, Value};
-use crate::yaml::YamlError;
-
-/// `salt.syspaths.ROOT_DIR` on Linux.
-pub const DEFAULT_ROOT_DIR: &str = "/";
-
-/// A configuration that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A file exists but could not be read.
-    #[error("cannot read configuration file {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// A file is not valid YAML (by Salt's loader).
-    #[error("Error parsing configuration file: {path} - {source}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What the YAML loader said.
-        source: YamlError,
-    },
-    /// A file holds YAML that is not a mapping.
-    #[error("Error parsing configuration file: {path} - conf should be a document, not {found}")]
-    NotAMapping {
-        /// The file.
-        path: PathBuf,
-        /// The Python type name of what was found.
-        found: &'static str,
-    },
-    /// An option has a value this crate cannot use.
-    #[error("Config option '{key}' with value {value} (from {origin}) is invalid: {reason}")]
-    Invalid {
-        /// Option name.
-        key: String,
-        /// Python `repr` of the value.
-        value: String,
-        /// The file that set it, or "defaults".
-        origin: String,
-        /// Why.
-        reason: String,
-    },
-}
+use salt_core::config::{basename, dirname, has_url_scheme, join, prepend_root_dir, Opts};
+pub use salt_core::config::{ConfigError, DEFAULT_ROOT_DIR};
+use salt_core::value::{py_str, string, Value};
+use salt_proto::{EncAlgo, SigAlgo};
 
 /// The `master` option: one address, or a list (multi-master / failover).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +52,8 @@ impl Master {
     /// As Salt holds it in opts (a string or a list of strings).
     pub fn to_value(&self) -> Value {
         match self {
-            Master::One(m) => s(m),
-            Master::List(l) => crate::value::str_list(l),
+            Master::One(m) => string(m),
+            Master::List(l) => salt_core::value::str_list(l),
         }
     }
 }
@@ -170,9 +129,9 @@ pub struct Config {
     /// `grains`: static grains (a mapping).
     pub grains: Value,
     /// `encryption_algorithm` (`OAEP-SHA1`).
-    pub encryption_algorithm: String,
+    pub encryption_algorithm: EncAlgo,
     /// `signing_algorithm` (`PKCS1v15-SHA1`).
-    pub signing_algorithm: String,
+    pub signing_algorithm: SigAlgo,
     /// `sign_pub_messages` (false).
     pub sign_pub_messages: bool,
     /// `keysize` (2048).
@@ -271,403 +230,6 @@ const KNOWN: &[&str] = &[
     "key_logfile",
 ];
 
-/// `salt.crypt.VALID_ENCRYPTION_ALGORITHMS`.
-pub const VALID_ENCRYPTION_ALGORITHMS: &[&str] = &["OAEP-SHA1", "OAEP-SHA224"];
-/// `salt.crypt.VALID_SIGNING_ALGORITHMS`.
-pub const VALID_SIGNING_ALGORITHMS: &[&str] = &["PKCS1v15-SHA1", "PKCS1v15-SHA224"];
-
-/// The merged option map plus, per top-level key, the file that set it.
-struct Opts {
-    entries: Vec<(String, Value)>,
-    origin: Vec<(String, String)>,
-}
-
-impl Opts {
-    fn get(&self, key: &str) -> Option<&Value> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-
-    fn set(&mut self, key: &str, val: Value, origin: &str) {
-        if let Some(slot) = self.entries.iter_mut().find(|(k, _)| k == key) {
-            slot.1 = val;
-        } else {
-            self.entries.push((key.to_string(), val));
-        }
-        if let Some(o) = self.origin.iter_mut().find(|(k, _)| k == key) {
-            o.1 = origin.to_string();
-        } else {
-            self.origin.push((key.to_string(), origin.to_string()));
-        }
-    }
-
-    fn origin_of(&self, key: &str) -> String {
-        self.origin.iter().find(|(k, _)| k == key).map_or_else(|| "defaults".to_string(), |(_, o)| o.clone())
-    }
-
-    fn invalid(&self, key: &str, val: &Value, reason: &str) -> ConfigError {
-        ConfigError::Invalid {
-            key: key.into(),
-            value: crate::value::py_repr(val),
-            origin: self.origin_of(key),
-            reason: reason.into(),
-        }
-    }
-
-    fn string(&self, key: &str, default: &str) -> Result<String, ConfigError> {
-        match self.get(key) {
-            None => Ok(default.into()),
-            Some(v @ (Value::Array(_) | Value::Map(_) | Value::Binary(_) | Value::Nil)) => {
-                Err(self.invalid(key, v, "a string is required"))
-            }
-            Some(v) => Ok(py_str(v)),
-        }
-    }
-
-    fn opt_string(&self, key: &str) -> Result<Option<String>, ConfigError> {
-        match self.get(key) {
-            None | Some(Value::Nil) => Ok(None),
-            Some(_) => self.string(key, "").map(Some),
-        }
-    }
-
-    fn int(&self, key: &str, default: i64) -> Result<i64, ConfigError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(Value::Integer(i)) => {
-                i.as_i64().ok_or_else(|| self.invalid(key, &Value::Integer(*i), "integer out of range"))
-            }
-            Some(v @ Value::String(_)) => as_str(v)
-                .and_then(|t| t.trim().parse::<i64>().ok())
-                .ok_or_else(|| self.invalid(key, v, "an integer is required")),
-            Some(v) => Err(self.invalid(key, v, "an integer is required")),
-        }
-    }
-
-    fn float(&self, key: &str, default: f64) -> Result<f64, ConfigError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(Value::Integer(i)) => Ok(i.as_f64().unwrap_or(default)),
-            Some(Value::F64(f)) => Ok(*f),
-            Some(Value::F32(f)) => Ok(f64::from(*f)),
-            Some(v @ Value::String(_)) => as_str(v)
-                .and_then(|t| t.trim().parse::<f64>().ok())
-                .ok_or_else(|| self.invalid(key, v, "a number is required")),
-            Some(v) => Err(self.invalid(key, v, "a number is required")),
-        }
-    }
-
-    fn boolean(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.get(key) {
-            None => Ok(default),
-            Some(Value::Boolean(b)) => Ok(*b),
-            Some(v) => Err(self.invalid(key, v, "a boolean (True/False) is required")),
-        }
-    }
-
-    fn opt_bool(&self, key: &str) -> Result<Option<bool>, ConfigError> {
-        match self.get(key) {
-            None | Some(Value::Nil) => Ok(None),
-            Some(_) => self.boolean(key, false).map(Some),
-        }
-    }
-
-    fn port(&self, key: &str, default: Option<u16>) -> Result<Option<u16>, ConfigError> {
-        match self.get(key) {
-            None | Some(Value::Nil) => Ok(default),
-            Some(v) => {
-                let n = self.int(key, 0)?;
-                u16::try_from(n)
-                    .ok()
-                    .filter(|p| *p > 0)
-                    .map(Some)
-                    .ok_or_else(|| self.invalid(key, v, "a TCP port (1-65535) is required"))
-            }
-        }
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Nil => "<class 'NoneType'>",
-        Value::Boolean(_) => "<class 'bool'>",
-        Value::Integer(_) => "<class 'int'>",
-        Value::F32(_) | Value::F64(_) => "<class 'float'>",
-        Value::String(_) => "<class 'str'>",
-        Value::Binary(_) => "<class 'bytes'>",
-        Value::Array(_) => "<class 'list'>",
-        Value::Map(_) => "<class 'dict'>",
-        Value::Ext(..) => "<class 'object'>",
-    }
-}
-
-/// `_read_conf_file`: read one YAML file into `(key, value)` pairs.
-pub fn read_conf_file(path: &Path) -> Result<Vec<(String, Value)>, ConfigError> {
-    tracing::debug!("Reading configuration from {}", path.display());
-    let text =
-        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    let doc =
-        crate::yaml::safe_load(&text).map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source })?;
-    let entries = match doc {
-        Value::Nil => Vec::new(),
-        Value::Map(m) => m,
-        other => return Err(ConfigError::NotAMapping { path: path.to_path_buf(), found: type_name(&other) }),
-    };
-    Ok(entries
-        .into_iter()
-        .map(|(k, v)| {
-            let key = as_str(&k).map_or_else(|| py_str(&k), str::to_string);
-            let v = if key == "id" && !matches!(v, Value::String(_)) { s(py_str(&v)) } else { v };
-            (key, v)
-        })
-        .collect())
-}
-
-/// `salt.utils.dictupdate.update(dest, upd, recursive_update=True, merge_lists=True)`.
-fn dict_update(dest: &mut Vec<(Value, Value)>, upd: Vec<(Value, Value)>) {
-    let shares_a_key = upd.iter().any(|(k, _)| dest.iter().any(|(d, _)| crate::value::py_eq(d, k)));
-    for (k, v) in upd {
-        let slot = dest.iter_mut().find(|(d, _)| crate::value::py_eq(d, &k));
-        match slot {
-            Some((_, existing)) if shares_a_key => match (existing, v) {
-                (Value::Map(d), Value::Map(u)) => dict_update(d, u),
-                (Value::Array(d), Value::Array(u)) => {
-                    for item in u {
-                        if !d.iter().any(|x| crate::value::py_eq(x, &item)) {
-                            d.push(item);
-                        }
-                    }
-                }
-                (e, v) => *e = v,
-            },
-            Some((_, existing)) => *existing = v,
-            None => dest.push((k, v)),
-        }
-    }
-}
-
-fn expand_user(p: &str) -> String {
-    if let Some(rest) = p.strip_prefix("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return Path::new(&home).join(rest).to_string_lossy().into_owned();
-        }
-    } else if p == "~" {
-        if let Some(home) = std::env::var_os("HOME") {
-            return home.to_string_lossy().into_owned();
-        }
-    }
-    p.to_string()
-}
-
-/// Python `glob.glob` for the patterns Salt includes: wildcards only in the last component(s),
-/// matched per component with `fnmatch`; hidden files are not matched by `*`.
-fn glob(pattern: &str) -> Vec<PathBuf> {
-    let path = Path::new(pattern);
-    let has_magic = |t: &str| t.contains(['*', '?', '[']);
-    if !has_magic(pattern) {
-        return if path.exists() { vec![path.to_path_buf()] } else { Vec::new() };
-    }
-    let mut current: Vec<PathBuf> = vec![if path.is_absolute() { PathBuf::from("/") } else { PathBuf::new() }];
-    for comp in path.components() {
-        let part = comp.as_os_str().to_string_lossy().into_owned();
-        if part == "/" {
-            continue;
-        }
-        let mut next = Vec::new();
-        for base in &current {
-            if has_magic(&part) {
-                let dir = if base.as_os_str().is_empty() { Path::new(".") } else { base.as_path() };
-                let Ok(rd) = std::fs::read_dir(dir) else {
-                    continue;
-                };
-                let mut names: Vec<String> = rd
-                    .flatten()
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| !n.starts_with('.') || part.starts_with('.'))
-                    .filter(|n| crate::matcher::fnmatch(n, &part))
-                    .collect();
-                names.sort();
-                next.extend(names.into_iter().map(|n| base.join(n)));
-            } else {
-                let p = base.join(&part);
-                if p.exists() || p.is_symlink() {
-                    next.push(p);
-                }
-            }
-        }
-        current = next;
-    }
-    current
-}
-
-/// `include_config(include, orig_path)`: read and merge the files an include names.
-fn include_config(include: &Value, orig_path: &Path) -> Result<Vec<(String, Value, String)>, ConfigError> {
-    let patterns: Vec<String> = match include {
-        Value::Nil => return Ok(Vec::new()),
-        Value::String(_) => vec![py_str(include)],
-        Value::Array(a) => a.iter().map(py_str).collect(),
-        other if !crate::value::py_truthy(other) => return Ok(Vec::new()),
-        other => vec![py_str(other)],
-    };
-    let mut merged: Vec<(Value, Value)> = Vec::new();
-    let mut origin: Vec<(String, String)> = Vec::new();
-    let base = orig_path.parent().unwrap_or(Path::new(""));
-    for pat in patterns {
-        let pat = expand_user(&pat);
-        let full = if Path::new(&pat).is_absolute() { PathBuf::from(&pat) } else { base.join(&pat) };
-        let mut matches = glob(&full.to_string_lossy());
-        matches.sort();
-        for file in matches {
-            tracing::debug!("Including configuration from '{}'", file.display());
-            let mut opts = read_conf_file(&file)?;
-            if let Some((_, nested)) = opts.iter().find(|(k, _)| k == "include").cloned() {
-                for (k, v, o) in include_config(&nested, &file)? {
-                    if let Some(slot) = opts.iter_mut().find(|(ok, _)| *ok == k) {
-                        slot.1 = v;
-                    } else {
-                        opts.push((k.clone(), v));
-                    }
-                    origin.retain(|(ok, _)| *ok != k);
-                    origin.push((k, o));
-                }
-            }
-            for (k, _) in &opts {
-                origin.retain(|(ok, _)| ok != k);
-                origin.push((k.clone(), file.display().to_string()));
-            }
-            dict_update(&mut merged, opts.into_iter().map(|(k, v)| (s(k), v)).collect());
-        }
-    }
-    Ok(merged
-        .into_iter()
-        .map(|(k, v)| {
-            let key = py_str(&k);
-            let o = origin.iter().find(|(ok, _)| *ok == key).map_or_else(String::new, |(_, o)| o.clone());
-            (key, v, o)
-        })
-        .collect())
-}
-
-/// Python `os.path.normpath` (POSIX).
-pub fn normpath(p: &str) -> String {
-    if p.is_empty() {
-        return ".".into();
-    }
-    let initial = if p.starts_with("//") && !p.starts_with("///") {
-        2
-    } else if p.starts_with('/') {
-        1
-    } else {
-        0
-    };
-    let mut out: Vec<&str> = Vec::new();
-    for comp in p.split('/') {
-        if comp.is_empty() || comp == "." {
-            continue;
-        }
-        if comp != ".." || (initial == 0 && out.is_empty()) || out.last() == Some(&"..") {
-            out.push(comp);
-        } else if !out.is_empty() {
-            out.pop();
-        }
-    }
-    let joined = out.join("/");
-    let res = format!("{}{}", "/".repeat(initial), joined);
-    if res.is_empty() {
-        ".".into()
-    } else {
-        res
-    }
-}
-
-/// Python `os.path.abspath`.
-fn abspath(p: &str) -> String {
-    if p.starts_with('/') {
-        normpath(p)
-    } else {
-        let cwd = std::env::current_dir().map(|c| c.to_string_lossy().into_owned()).unwrap_or_else(|_| "/".into());
-        normpath(&format!("{cwd}/{p}"))
-    }
-}
-
-/// `salt.utils.path.join(root, path)`: normalise both, strip the second's leading slashes.
-fn salt_path_join(root: &str, path: &str) -> String {
-    let root = normpath(root);
-    let path = normpath(path);
-    let stripped = path.trim_start_matches('/');
-    let joined = if stripped.is_empty() {
-        format!("{}/", root.trim_end_matches('/'))
-    } else if root.ends_with('/') {
-        format!("{root}{stripped}")
-    } else {
-        format!("{root}/{stripped}")
-    };
-    normpath(&joined)
-}
-
-/// `prepend_root_dir` for one value (ROOT_DIR is `/` on Linux, so every absolute path "matches the
-/// default root" and is re-rooted unless it already lies under `root_dir`).
-pub fn prepend_root_dir(root_dir: &str, path: &str) -> String {
-    let root = abspath(root_dir);
-    let def_root = DEFAULT_ROOT_DIR.trim_end_matches('/');
-    let sep_def = format!("{def_root}/");
-    let tmp_def = (path == def_root || path.starts_with(&sep_def)).then(|| path[def_root.len()..].to_string());
-    let sep_root = format!("{root}/");
-    let tmp_root =
-        (!root.is_empty() && (path == root || path.starts_with(&sep_root))).then(|| path[root.len()..].to_string());
-    let nonempty = |o: &Option<String>| o.as_ref().is_some_and(|t| !t.is_empty());
-    let rel = match (nonempty(&tmp_def), nonempty(&tmp_root)) {
-        (true, false) => tmp_def.unwrap_or_default(),
-        (false, true) => tmp_root.unwrap_or_default(),
-        (true, true) => {
-            if root.contains(def_root) {
-                tmp_root.unwrap_or_default()
-            } else {
-                tmp_def.unwrap_or_default()
-            }
-        }
-        (false, false) => {
-            if path.starts_with('/') {
-                return path.to_string();
-            }
-            path.to_string()
-        }
-    };
-    salt_path_join(&root, &rel)
-}
-
-/// `urllib.parse.urlparse(path).scheme != ""` as `should_prepend_root_dir` tests it.
-fn has_url_scheme(p: &str) -> bool {
-    let Some(i) = p.find(':') else { return false };
-    if i == 0 {
-        return false;
-    }
-    let scheme = &p[..i];
-    scheme.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.')
-}
-
-fn join(a: &str, b: &str) -> String {
-    if b.starts_with('/') {
-        b.to_string()
-    } else if a.is_empty() || a.ends_with('/') {
-        format!("{a}{b}")
-    } else {
-        format!("{a}/{b}")
-    }
-}
-
-fn basename(p: &str) -> &str {
-    p.rsplit('/').next().unwrap_or(p)
-}
-
-fn dirname(p: &str) -> &str {
-    match p.rfind('/') {
-        Some(0) => "/",
-        Some(i) => &p[..i],
-        None => "",
-    }
-}
-
 /// `get_id`: the cached id in `ROOT_DIR/etc/salt/minion_id`, else `generate_minion_id()`.
 fn get_id(opts: &Opts, cache: bool) -> Result<String, ConfigError> {
     let root_dir = opts.string("root_dir", DEFAULT_ROOT_DIR)?;
@@ -723,24 +285,9 @@ impl Config {
     /// Like [`Config::load`] for an explicit main-file path.
     pub fn load_file(path: impl AsRef<Path>, options: &LoadOptions) -> Result<Self, ConfigError> {
         let path = path.as_ref().to_path_buf();
-        let origin = path.display().to_string();
-        let mut opts = Opts { entries: Vec::new(), origin: Vec::new() };
-        if path.is_file() {
-            for (k, v) in read_conf_file(&path)? {
-                opts.set(&k, v, &origin);
-            }
-        } else {
-            tracing::debug!("Missing configuration file: {}", path.display());
-        }
-        let default_include = opts.get("default_include").cloned().unwrap_or_else(|| s("minion.d/*.conf"));
-        let include = opts.get("include").cloned().unwrap_or(Value::Nil);
-        for inc in [default_include, include] {
-            for (k, v, o) in include_config(&inc, &path)? {
-                opts.set(&k, v, &o);
-            }
-        }
+        let mut opts = Opts::load(&path, "minion.d/*.conf")?;
         if let Some(id) = &options.id_override {
-            opts.set("id", s(id), "--id");
+            opts.set("id", string(id), "--id");
         }
         Self::apply(opts, path, options)
     }
@@ -748,21 +295,21 @@ impl Config {
     fn apply(mut opts: Opts, conf_file: PathBuf, options: &LoadOptions) -> Result<Self, ConfigError> {
         let default_log_file = "/var/log/salt/minion";
         // _adjust_log_file_override
-        if let Some(log_dir) = opts.get("log_dir").filter(|v| crate::value::py_truthy(v)).cloned() {
+        if let Some(log_dir) = opts.get("log_dir").filter(|v| salt_core::value::truthy(v)).cloned() {
             let log_dir = py_str(&log_dir);
             let origin = opts.origin_of("log_dir");
-            match opts.get("log_file").filter(|v| crate::value::py_truthy(v)).cloned() {
+            match opts.get("log_file").filter(|v| salt_core::value::truthy(v)).cloned() {
                 Some(lf) => {
                     let lf = py_str(&lf);
                     if !lf.starts_with('/') {
-                        opts.set("log_file", s(join(&log_dir, &lf)), &origin);
+                        opts.set("log_file", string(join(&log_dir, &lf)), &origin);
                     }
                 }
-                None => opts.set("log_file", s(join(&log_dir, basename(default_log_file))), &origin),
+                None => opts.set("log_file", string(join(&log_dir, basename(default_log_file))), &origin),
             }
         }
 
-        let id = match opts.get("id").filter(|v| crate::value::py_truthy(v)) {
+        let id = match opts.get("id").filter(|v| salt_core::value::truthy(v)) {
             Some(v) => py_str(v),
             None => get_id(&opts, options.cache_minion_id)?,
         };
@@ -817,24 +364,10 @@ impl Config {
             Some(v @ Value::Map(_)) => v.clone(),
             Some(v) => return Err(opts.invalid("grains", v, "a mapping is required")),
         };
-        let encryption_algorithm = opts.string("encryption_algorithm", "OAEP-SHA1")?;
-        if !VALID_ENCRYPTION_ALGORITHMS.contains(&encryption_algorithm.as_str()) {
-            return Err(opts.invalid(
-                "encryption_algorithm",
-                &s(&encryption_algorithm),
-                &format!("Please specify one of {}", VALID_ENCRYPTION_ALGORITHMS.join(",")),
-            ));
-        }
-        let signing_algorithm = opts.string("signing_algorithm", "PKCS1v15-SHA1")?;
-        if !VALID_SIGNING_ALGORITHMS.contains(&signing_algorithm.as_str()) {
-            return Err(opts.invalid(
-                "signing_algorithm",
-                &s(&signing_algorithm),
-                &format!("Please specify one of {}", VALID_SIGNING_ALGORITHMS.join(",")),
-            ));
-        }
+        let encryption_algorithm = opts.enc_algo("encryption_algorithm", EncAlgo::OaepSha1)?;
+        let signing_algorithm = opts.sig_algo("signing_algorithm", SigAlgo::Pkcs1v15Sha1)?;
 
-        for (k, _) in &opts.entries {
+        for (k, _) in opts.entries() {
             if !KNOWN.contains(&k.as_str()) {
                 tracing::debug!(
                     "config option '{k}' (from {}) is not interpreted by this minion; ignored",
@@ -843,7 +376,7 @@ impl Config {
             }
         }
         let extra: Vec<(String, Value)> =
-            opts.entries.iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())).cloned().collect();
+            opts.entries().iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())).cloned().collect();
 
         Ok(Config {
             conf_file,
@@ -921,25 +454,25 @@ impl Config {
 
     /// All options as Salt names them (typed fields then extras), e.g. for printing as JSON.
     pub fn to_value(&self) -> Value {
-        let p = |x: &Path| s(x.to_string_lossy());
+        let p = |x: &Path| string(x.to_string_lossy());
         let f = Value::F64;
-        let opt = |o: &Option<String>| o.as_ref().map_or(Value::Nil, s);
+        let opt = |o: &Option<String>| o.as_ref().map_or(Value::Nil, string);
         let mut m = vec![
             ("conf_file", p(&self.conf_file)),
-            ("id", s(&self.id)),
+            ("id", string(&self.id)),
             ("master", self.master.to_value()),
             ("master_port", Value::from(self.master_port)),
             ("publish_port", self.publish_port.map_or(Value::Nil, Value::from)),
-            ("master_type", s(&self.master_type)),
-            ("user", s(&self.user)),
+            ("master_type", string(&self.master_type)),
+            ("user", string(&self.user)),
             ("root_dir", p(&self.root_dir)),
             ("pki_dir", p(&self.pki_dir)),
             ("cachedir", p(&self.cachedir)),
             ("sock_dir", p(&self.sock_dir)),
             ("extension_modules", p(&self.extension_modules)),
             ("pidfile", p(&self.pidfile)),
-            ("log_file", s(&self.log_file)),
-            ("log_level", s(&self.log_level)),
+            ("log_file", string(&self.log_file)),
+            ("log_level", string(&self.log_level)),
             ("log_level_logfile", opt(&self.log_level_logfile)),
             ("acceptance_wait_time", f(self.acceptance_wait_time)),
             ("acceptance_wait_time_max", f(self.acceptance_wait_time_max)),
@@ -958,11 +491,11 @@ impl Config {
             ("zmq_filtering", Value::Boolean(self.zmq_filtering)),
             ("ipv6", self.ipv6.map_or(Value::Nil, Value::Boolean)),
             ("grains", self.grains.clone()),
-            ("encryption_algorithm", s(&self.encryption_algorithm)),
-            ("signing_algorithm", s(&self.signing_algorithm)),
+            ("encryption_algorithm", string(self.encryption_algorithm.as_str())),
+            ("signing_algorithm", string(self.signing_algorithm.as_str())),
             ("sign_pub_messages", Value::Boolean(self.sign_pub_messages)),
             ("keysize", Value::from(self.keysize)),
-            ("transport", s(&self.transport)),
+            ("transport", string(&self.transport)),
             ("master_tries", Value::from(self.master_tries)),
             ("master_alive_interval", Value::from(self.master_alive_interval)),
             ("ping_interval", Value::from(self.ping_interval)),
@@ -974,9 +507,9 @@ impl Config {
             ("cmd_safe", Value::Boolean(self.cmd_safe)),
         ]
         .into_iter()
-        .map(|(k, v)| (s(k), v))
+        .map(|(k, v)| (string(k), v))
         .collect::<Vec<_>>();
-        m.extend(self.extra.iter().map(|(k, v)| (s(k), v.clone())));
+        m.extend(self.extra.iter().map(|(k, v)| (string(k), v.clone())));
         Value::Map(m)
     }
 }
@@ -984,32 +517,6 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn normpath_like_python() {
-        assert_eq!(normpath("/a//b/./c/../d/"), "/a/b/d");
-        assert_eq!(normpath("a/../../b"), "../b");
-        assert_eq!(normpath("//x"), "//x");
-        assert_eq!(normpath("///x"), "/x");
-        assert_eq!(normpath(""), ".");
-    }
-
-    #[test]
-    fn reroot_like_salt() {
-        assert_eq!(prepend_root_dir("/srv/r", "/etc/salt/pki/minion"), "/srv/r/etc/salt/pki/minion");
-        assert_eq!(prepend_root_dir("/srv/r", "/srv/r/cache"), "/srv/r/cache");
-        assert_eq!(prepend_root_dir("/srv/r", "cache"), "/srv/r/cache");
-        assert_eq!(prepend_root_dir("/", "/var/cache/salt/minion"), "/var/cache/salt/minion");
-        assert_eq!(prepend_root_dir("/srv/r/", "/var/log"), "/srv/r/var/log");
-    }
-
-    #[test]
-    fn url_schemes() {
-        assert!(has_url_scheme("udp://localhost:514"));
-        assert!(has_url_scheme("file:///var/log/x"));
-        assert!(!has_url_scheme("/var/log/a:b"));
-        assert!(!has_url_scheme("/var/log/salt/minion"));
-    }
 
     #[test]
     fn publish_port_rule() {

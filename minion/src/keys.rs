@@ -13,17 +13,19 @@
 //! `crypt.py:gen_keys` only builds the PEM strings; in 3008 both are then stored through the
 //! `master_keys` cache bank, which writes every file of that bank with umask `0277` and then
 //! `chmod 0400` — so a real 3008.5 minion leaves `minion.pub` at `0400` too, and so do we.
-//! Files are written to a temporary name and renamed into place, as the cache driver does.
+//! Files are written to a temporary name and renamed into place, as the cache driver does
+//! ([`salt_core::pki`]).
 //!
 //! The master key is trusted on first use: [`store_master_pub`] is called once the first
 //! `_auth` reply has been verified, and afterwards [`cached_master_pub`] is handed to
 //! `salt_proto::envelope::open_auth_reply`, which refuses a different key.
 
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
+use salt_core::pki::{
+    ensure_pki_dir, io_err, read_public_pem, write_atomic, KeyError, PRIVATE_KEY_MODE, PUBLIC_KEY_MODE,
+};
 use salt_proto::{PrivateKey, PublicKey};
 
 /// The private key file name.
@@ -32,36 +34,6 @@ pub const MINION_PEM: &str = "minion.pem";
 pub const MINION_PUB: &str = "minion.pub";
 /// The cached master key file name (`AsyncAuth.mpub`).
 pub const MASTER_PUB: &str = "minion_master.pub";
-
-/// A key file that cannot be read, written or parsed.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    /// A file system operation failed.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was attempted.
-        op: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// A key file does not hold a usable key.
-    #[error("invalid key in {path}: {source}")]
-    Invalid {
-        /// The file.
-        path: PathBuf,
-        /// What the parser said.
-        source: salt_proto::Error,
-    },
-    /// Key generation or encoding failed.
-    #[error("cannot generate the minion key: {0}")]
-    Generate(salt_proto::Error),
-}
-
-fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> KeyError + 'a {
-    move |source| KeyError::Io { op, path: path.to_path_buf(), source }
-}
 
 /// The minion's key pair, plus what is derived from it once.
 #[derive(Debug)]
@@ -91,10 +63,10 @@ impl MinionKeys {
                 tracing::info!("Generating keys: {}", pki_dir.display());
                 let key = PrivateKey::generate(keysize).map_err(KeyError::Generate)?;
                 let pem = key.to_pem().map_err(KeyError::Generate)?;
-                write_atomic(&pem_path, pem.as_bytes(), 0o400)?;
+                write_atomic(&pem_path, pem.as_bytes(), PRIVATE_KEY_MODE)?;
                 // A stale public key of another private key must not survive.
                 let pub_pem = key.public_key().to_pem().map_err(KeyError::Generate)?;
-                write_atomic(&pub_path, pub_pem.as_bytes(), 0o400)?;
+                write_atomic(&pub_path, pub_pem.as_bytes(), PRIVATE_KEY_MODE)?;
                 key
             }
             Err(e) => return Err(io_err("cannot read", &pem_path)(e)),
@@ -116,7 +88,7 @@ impl MinionKeys {
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let pub_pem = public.to_pem().map_err(KeyError::Generate)?;
-                write_atomic(&pub_path, pub_pem.as_bytes(), 0o400)?;
+                write_atomic(&pub_path, pub_pem.as_bytes(), PRIVATE_KEY_MODE)?;
             }
             Err(e) => return Err(io_err("cannot stat", &pub_path)(e)),
         }
@@ -135,64 +107,22 @@ impl MinionKeys {
     }
 }
 
-/// Create `pki_dir` if needed and make it `0700` unless it is `0700` or `0750`.
-fn ensure_pki_dir(pki_dir: &Path) -> Result<(), KeyError> {
-    fs::create_dir_all(pki_dir).map_err(io_err("cannot create", pki_dir))?;
-    let meta = fs::metadata(pki_dir).map_err(io_err("cannot stat", pki_dir))?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if mode != 0o700 && mode != 0o750 {
-        fs::set_permissions(pki_dir, fs::Permissions::from_mode(0o700)).map_err(io_err("cannot chmod", pki_dir))?;
-    }
-    Ok(())
-}
-
-/// Write `data` to `path` through a temporary file created with `mode`, then rename it.
-fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<(), KeyError> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io_err("cannot create", &tmp))?;
-        f.write_all(data).map_err(io_err("cannot write", &tmp))?;
-        f.sync_all().map_err(io_err("cannot sync", &tmp))?;
-        // The umask may have narrowed the mode given to open(2).
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io_err("cannot chmod", &tmp))?;
-        fs::rename(&tmp, path).map_err(io_err("cannot rename into", path))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// The contents of `pki_dir/minion_master.pub`, or `None` before the first contact.
 pub fn cached_master_pub(pki_dir: &Path) -> Result<Option<String>, KeyError> {
-    let path = pki_dir.join(MASTER_PUB);
-    match fs::read_to_string(&path) {
-        Ok(text) => {
-            // Refuse garbage here rather than on every sign-in.
-            PublicKey::from_pem(&text).map_err(|source| KeyError::Invalid { path: path.clone(), source })?;
-            Ok(Some(text))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err("cannot read", &path)(e)),
-    }
+    // Refuse garbage here rather than on every sign-in.
+    read_public_pem(&pki_dir.join(MASTER_PUB))
 }
 
 /// Write the master key to `pki_dir/minion_master.pub`, `clean_key`ed like Salt (mode `0644`).
 pub fn store_master_pub(pki_dir: &Path, pem: &str) -> Result<(), KeyError> {
     let path = pki_dir.join(MASTER_PUB);
-    write_atomic(&path, salt_proto::rsa::clean_key(pem).as_bytes(), 0o644)
+    write_atomic(&path, salt_proto::rsa::clean_key(pem).as_bytes(), PUBLIC_KEY_MODE)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
 
     #[test]

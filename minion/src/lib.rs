@@ -6,17 +6,21 @@
 //!
 //! | module | mirrors |
 //! |---|---|
-//! | [`daemon`] | `minion.py`: `Minion.connect_master`, `tune_in`, `_handle_payload`, `_target_load`, `_thread_return`, `_return_pub`, `_fire_master_minion_start` |
+//! | [`daemon`] | `minion.py`: `Minion.connect_master`, `tune_in` (start-up and the publish loop), `_fire_master_minion_start` |
+//! | `session` | `channel/client.py` `AsyncReqChannel.send`/`_crypted_transfer` (one request loop, re-authentication), `AsyncRemotePillar.compile_pillar` |
+//! | `jobs` | `minion.py`: `_handle_payload`, `_target_load`, `_handle_decoded_payload`, `_thread_return`, `_return_pub` |
 //! | [`auth`] | `crypt.py`: `AsyncAuth.sign_in`, `handle_signin_response`, `_authenticate`; `MinionManager._connect_minion` retries |
 //! | [`keys`] | `crypt.py`: `get_keys`/`gen_keys`, `verify_master` (`minion_master.pub`, trust on first use) |
-//! | [`channel`] | `transport/zeromq.py` `PublishClient` (SUB options, topics, `_decode_messages`) |
-//! | [`reqclient`] | `transport/zeromq.py` `RequestClient` (REQ options, queue, re-created socket on timeout) |
-//! | [`config`] | `config/__init__.py`: `DEFAULT_MINION_OPTS`, `minion_config`, `apply_minion_config`, `prepend_root_dir`, `include_config`, `get_id` |
-//! | [`yaml`] | `utils/yamlloader.py` (`SaltYamlSafeLoader`) on top of PyYAML's YAML 1.1 `SafeLoader` resolution |
+//! | [`channel`] | `transport/zeromq.py` `PublishClient` (topics, `_decode_messages`) |
+//! | [`reqclient`] | `transport/zeromq.py` `RequestClient` (queue, re-created socket on timeout) |
+//! | [`sockopts`] | the REQ and SUB socket options of `transport/zeromq.py` (`_init_socket`, `_legacy_setup`, `_set_tcp_keepalive`) |
+//! | [`config`] | `config/__init__.py`: `DEFAULT_MINION_OPTS`, `minion_config`, `apply_minion_config`, `get_id` |
 //! | [`grains`] | `grains/core.py`, `grains/extra.py`, `grains/minion_process.py`, `utils/network.py` |
-//! | [`matcher`] | `matchers/{glob,pcre,list,grain,grain_pcre,compound,ipcidr}_match.py`, `utils/data.py:subdict_match` |
 //! | [`functions`] | `modules/{test,cmdmod,grains,saltutil,sysmod}.py`, argument handling of `minion.py:load_args_and_kwargs` |
-//! | [`value`] | Python semantics Salt relies on (`str()`, `fnmatch`, truthiness) over [`rmpv::Value`] |
+//!
+//! What a master needs as well (values, YAML, the config-file machinery, targeting, argument
+//! parsing, key files, the Salt version) is in [`salt_core`]; this crate never depends on the
+//! master or the CLI, and they never depend on it.
 //!
 //! The binary `salt-minion-rs -c CONFDIR` runs [`daemon::run`].
 //!
@@ -29,16 +33,8 @@ pub mod config;
 pub mod daemon;
 pub mod functions;
 pub mod grains;
+mod jobs;
 pub mod keys;
-pub mod matcher;
 pub mod reqclient;
-pub mod value;
-pub mod yaml;
-
-/// The Salt version this minion speaks and reports (`test.version`, `saltversion` grain).
-pub const SALT_VERSION: &str = "3008.5";
-
-/// `saltversioninfo` grain: `salt.version.__version_info__` of [`SALT_VERSION`].
-pub const SALT_VERSION_INFO: [i64; 2] = [3008, 5];
-
-pub use value::Value;
+mod session;
+pub mod sockopts;

@@ -17,7 +17,7 @@ use tracing_subscriber::prelude::*;
 
 /// A Salt-compatible minion.
 #[derive(Debug, Parser)]
-#[command(name = "salt-minion-rs", version = minion::SALT_VERSION)]
+#[command(name = "salt-minion-rs", version = salt_core::SALT_VERSION)]
 struct Cli {
     /// Configuration directory (holds `minion` and `minion.d/`).
     #[arg(short = 'c', long = "config-dir", default_value = "/etc/salt")]
@@ -91,9 +91,9 @@ fn init_logging(console: Option<&str>, config: Option<&Config>, file_level: Opti
 
 fn print_config(config: &Config, grains: bool) -> ExitCode {
     let mut out = serde_json::Map::new();
-    out.insert("config".into(), minion::value::to_json(&config.to_value()));
+    out.insert("config".into(), salt_core::value::to_json(&config.to_value()));
     if grains {
-        out.insert("grains".into(), minion::value::to_json(&minion::grains::collect(config)));
+        out.insert("grains".into(), salt_core::value::to_json(&minion::grains::collect(config)));
     }
     match serde_json::to_string_pretty(&serde_json::Value::Object(out)) {
         Ok(text) => {
@@ -159,7 +159,7 @@ fn main() -> ExitCode {
                     if matches!(e, minion::daemon::DaemonError::Rejected) {
                         // Salt waits before exiting so a service manager does not restart it
                         // into a storm of sign-ins.
-                        let wait = minion::channel::randint(10, 20);
+                        let wait = salt_proto::util::randint(10, 20);
                         tokio::select! {
                             _ = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}
                             _ = stop_signal() => {}

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use minion::config::{Config, LoadOptions};
-use minion::value::to_json;
+use salt_core::value::to_json;
 use serde_json::Value as J;
 
 fn copy_tree(src: &Path, dst: &Path, confdir: &str) {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use minion::config::{Config, LoadOptions};
-use minion::value::{get, to_json};
+use salt_core::value::{get, to_json};
 use serde_json::Value as J;
 
 /// Grains whose values must equal Salt's on the same host.
@@ -114,8 +114,10 @@ fn grains_have_salts_shapes() {
     assert!(g["mem_total"].as_i64().is_some_and(|n| n > 0));
     assert!(g["osrelease_info"].is_array() && g["ipv4"].is_array() && g["ip_interfaces"].is_object());
     assert_eq!(g["saltversioninfo"], serde_json::json!([3008, 5]));
-    let core =
-        minion::grains::core_grains(&minion::grains::GrainsInput { id: "x".into(), master: minion::value::s("salt") });
+    let core = minion::grains::core_grains(&minion::grains::GrainsInput {
+        id: "x".into(),
+        master: salt_core::value::string("salt"),
+    });
     assert!(get(&core, "kernel").is_some());
 }
 

@@ -12,8 +12,14 @@
 //!   public-decrypt Salt uses for `tok` and for the `_auth` reply `sig`.
 //! * [`msgpack`]: Salt's msgpack dialect (`use_bin_type=False`: bytes are
 //!   sent as old-spec *raw* strings, possibly not UTF-8).
+//! * [`value`]: the one vocabulary over [`rmpv::Value`] with Python's
+//!   semantics (dict lookup where the last duplicate key wins, `str()`,
+//!   `repr()`, truthiness), used by the envelopes and by every crate above.
 //! * [`envelope`]: request/reply/publish envelopes and the `_auth`,
-//!   publish, `_return` and `_pillar` (`send_private`) loads.
+//!   publish, `_return` and `_pillar` (`send_private`) loads, with the
+//!   publish topic framing of `zmq_filtering`.
+//! * [`event`]: Salt's event framing (`tag\n\n` + msgpack) and the event
+//!   bus's pull-side and pub-side frames.
 //!
 //! Only RustCrypto crates are used; nothing links a C library.
 //!
@@ -23,11 +29,13 @@
 pub mod crypticle;
 pub mod envelope;
 mod error;
+pub mod event;
 pub mod msgpack;
 pub mod rsa;
 pub mod util;
+pub mod value;
 
 pub use crate::crypticle::{Crypticle, SerialGuard};
-pub use crate::error::{Error, Result};
+pub use crate::error::{Crypto, Error, Local, Malformed, Result};
 pub use crate::rsa::{EncAlgo, PrivateKey, PublicKey, SigAlgo};
 pub use rmpv::Value;

@@ -17,7 +17,7 @@
 //! that are valid UTF-8 into `str` (`decode_embedded_strs`). [`decode`]
 //! mirrors that: a msgpack str/raw whose content is UTF-8 becomes
 //! [`Value::String`], any other becomes [`Value::Binary`]; `bin` objects
-//! stay [`Value::Binary`]. Use [`as_bytes`] / [`as_str`] to read fields
+//! stay [`Value::Binary`]. Use [`crate::value::as_bytes`] / [`crate::value::as_str`] to read fields
 //! without caring which of the two a peer used.
 //!
 //! [`encode`] writes [`Value::String`] and [`Value::Binary`] both as raw
@@ -28,7 +28,7 @@
 
 use rmpv::{Integer, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Malformed, Result};
 
 /// msgpack ext type Salt uses for `datetime` objects.
 pub const EXT_DATETIME: i8 = 78;
@@ -203,7 +203,7 @@ fn str_header(n: usize, out: &mut Vec<u8>, bin_type: bool) {
     }
 }
 
-fn bin_header(n: usize, out: &mut Vec<u8>) {
+pub(crate) fn bin_header(n: usize, out: &mut Vec<u8>) {
     if n <= 0xff {
         out.push(0xc4);
         out.push(n as u8);
@@ -230,7 +230,7 @@ fn bin_header(n: usize, out: &mut Vec<u8>) {
 pub fn decode(data: &[u8]) -> Result<Value> {
     let (v, used) = decode_prefix(data)?;
     if used != data.len() {
-        return Err(Error::Msgpack { offset: used, msg: "trailing bytes after msgpack object" });
+        return Err(Error::Malformed(Malformed::Msgpack { offset: used, msg: "trailing bytes after msgpack object" }));
     }
     Ok(v)
 }
@@ -238,19 +238,38 @@ pub fn decode(data: &[u8]) -> Result<Value> {
 /// Decode one msgpack object from the start of `data`; returns it and the
 /// number of bytes it used (for streams of concatenated objects).
 pub fn decode_prefix(data: &[u8]) -> Result<(Value, usize)> {
-    let mut r = Reader { data, pos: 0 };
+    let mut r = Reader { data, pos: 0, short: false };
     let v = r.value(0)?;
     Ok((v, r.pos))
+}
+
+/// Like [`decode_prefix`] for a stream that may not hold the whole object yet:
+/// `Ok(None)` when `data` ends before the object does (read more and retry),
+/// `Err` when the bytes can never be msgpack.
+pub fn decode_partial(data: &[u8]) -> Result<Option<(Value, usize)>> {
+    let mut r = Reader { data, pos: 0, short: false };
+    match r.value(0) {
+        Ok(v) => Ok(Some((v, r.pos))),
+        Err(_) if r.short => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
+    /// The last error was the input ending early (not bad bytes).
+    short: bool,
 }
 
 impl<'a> Reader<'a> {
     fn err(&self, msg: &'static str) -> Error {
-        Error::Msgpack { offset: self.pos, msg }
+        Error::Malformed(Malformed::Msgpack { offset: self.pos, msg })
+    }
+
+    fn short(&mut self, msg: &'static str) -> Error {
+        self.short = true;
+        self.err(msg)
     }
 
     fn remaining(&self) -> usize {
@@ -259,7 +278,7 @@ impl<'a> Reader<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if n > self.remaining() {
-            return Err(self.err("unexpected end of data"));
+            return Err(self.short("unexpected end of data"));
         }
         let s = &self.data[self.pos..self.pos + n];
         self.pos += n;
@@ -315,7 +334,7 @@ impl<'a> Reader<'a> {
             Item::Scalar(v) => Ok(v),
             Item::Array(n) => {
                 if n > self.remaining() {
-                    return Err(self.err("array length exceeds input"));
+                    return Err(self.short("array length exceeds input"));
                 }
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -325,7 +344,7 @@ impl<'a> Reader<'a> {
             }
             Item::Map(n) => {
                 if n > self.remaining() / 2 {
-                    return Err(self.err("map length exceeds input"));
+                    return Err(self.short("map length exceeds input"));
                 }
                 let mut v = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -418,119 +437,10 @@ enum Item {
     Map(usize),
 }
 
-// ---------------------------------------------------------------------------
-// Helpers for Salt's dynamically typed payloads
-// ---------------------------------------------------------------------------
-
-/// A bytes value (ciphertext, signature); [`encode`] packs it as a raw
-/// string, like Python `bytes` under `use_bin_type=False`.
-pub fn bytes(b: impl Into<Vec<u8>>) -> Value {
-    Value::Binary(b.into())
-}
-
-/// A text value.
-pub fn string(s: impl Into<String>) -> Value {
-    Value::String(s.into().into())
-}
-
-/// Build a map from `(key, value)` pairs, keeping their order.
-pub fn map<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Value {
-    Value::Map(pairs.into_iter().map(|(k, v)| (string(k), v)).collect())
-}
-
-/// The bytes of a string or binary value (whatever its UTF-8 validity).
-pub fn as_bytes(v: &Value) -> Option<&[u8]> {
-    match v {
-        Value::String(s) => Some(s.as_bytes()),
-        Value::Binary(b) => Some(b),
-        _ => None,
-    }
-}
-
-/// The text of a string value, or of a binary value that is valid UTF-8
-/// (Salt's `decode_embedded_strs` makes no difference between the two).
-pub fn as_str(v: &Value) -> Option<&str> {
-    match v {
-        Value::String(s) => s.as_str(),
-        Value::Binary(b) => std::str::from_utf8(b).ok(),
-        _ => None,
-    }
-}
-
-/// Does `k` (a string or binary map key) equal `key`?
-fn key_is(k: &Value, key: &str) -> bool {
-    as_bytes(k) == Some(key.as_bytes())
-}
-
-/// Look up `key` in a map (keys may be str or bin). `None` if `map` is not
-/// a map or has no such key. Like a Python dict, the *last* duplicate wins.
-pub fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
-    match map {
-        Value::Map(pairs) => pairs.iter().rev().find(|(k, _)| key_is(k, key)).map(|(_, v)| v),
-        _ => None,
-    }
-}
-
-/// Look up `key` and read it as text.
-pub fn get_str<'a>(map: &'a Value, key: &str) -> Option<&'a str> {
-    get(map, key).and_then(as_str)
-}
-
-/// Look up `key` and read it as bytes.
-pub fn get_bytes<'a>(map: &'a Value, key: &str) -> Option<&'a [u8]> {
-    get(map, key).and_then(as_bytes)
-}
-
-/// Python `d[key] = value`: replace the value in place if `key` exists
-/// (keeping its position, as a Python dict does), else append. Returns
-/// `false` (and does nothing) if `map` is not a map.
-pub fn insert(map: &mut Value, key: &str, value: Value) -> bool {
-    match map {
-        Value::Map(pairs) => {
-            if let Some(slot) = pairs.iter_mut().rev().find(|(k, _)| key_is(k, key)) {
-                slot.1 = value;
-            } else {
-                pairs.push((string(key), value));
-            }
-            true
-        }
-        _ => false,
-    }
-}
-
-/// Python `d.pop(key, None)`: remove `key` and return its value.
-pub fn remove(map: &mut Value, key: &str) -> Option<Value> {
-    match map {
-        Value::Map(pairs) => {
-            let idx = pairs.iter().rposition(|(k, _)| key_is(k, key))?;
-            let (_, v) = pairs.remove(idx);
-            // Python dicts cannot hold duplicates; drop any earlier ones too.
-            pairs.retain(|(k, _)| !key_is(k, key));
-            Some(v)
-        }
-        _ => None,
-    }
-}
-
-/// Python truthiness of a value (`if x:`).
-pub fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Nil => false,
-        Value::Boolean(b) => *b,
-        Value::Integer(i) => i.as_u64() != Some(0),
-        Value::F32(f) => *f != 0.0,
-        Value::F64(f) => *f != 0.0,
-        Value::String(s) => !s.as_bytes().is_empty(),
-        Value::Binary(b) => !b.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Map(m) => !m.is_empty(),
-        Value::Ext(_, _) => true,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::value::string;
 
     #[test]
     fn raw16_for_32_byte_strings() {
@@ -567,6 +477,20 @@ mod tests {
     }
 
     #[test]
+    fn partial_input_is_not_an_error() {
+        let full =
+            encode_bin_type(&crate::value::map([("head", Value::Map(vec![])), ("body", Value::Binary(vec![7; 300]))]));
+        for cut in 0..full.len() {
+            assert!(matches!(decode_partial(&full[..cut]), Ok(None)), "cut at {cut}");
+        }
+        let mut two = full.clone();
+        two.extend_from_slice(&full);
+        assert!(matches!(decode_partial(&two), Ok(Some((_, n))) if n == full.len()));
+        assert!(decode_partial(&[0xc1]).is_err());
+        assert!(decode_partial(&[0x91, 0xc1]).is_err());
+    }
+
+    #[test]
     fn hostile_lengths_do_not_allocate() {
         assert!(decode(&[0xdd, 0xff, 0xff, 0xff, 0xff]).is_err());
         assert!(decode(&[0xdf, 0xff, 0xff, 0xff, 0xff]).is_err());
@@ -580,15 +504,5 @@ mod tests {
         let mut ok = vec![0x91u8; MAX_DEPTH];
         ok.push(0xc0);
         assert!(decode(&ok).is_ok());
-    }
-
-    #[test]
-    fn insert_keeps_position() {
-        let mut m = map([("a", Value::from(1)), ("b", Value::from(2))]);
-        assert!(insert(&mut m, "a", Value::from(3)));
-        assert!(insert(&mut m, "c", Value::from(4)));
-        assert_eq!(m, map([("a", Value::from(3)), ("b", Value::from(2)), ("c", Value::from(4))]));
-        assert_eq!(remove(&mut m, "b"), Some(Value::from(2)));
-        assert_eq!(get(&m, "b"), None);
     }
 }

@@ -7,11 +7,25 @@ use rand_core::{OsRng, RngCore};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Local, Result};
 
 /// Fill `buf` from the operating system's random number generator.
 pub fn fill_random(buf: &mut [u8]) -> Result<()> {
-    OsRng.try_fill_bytes(buf).map_err(|_| Error::Rng)
+    OsRng.try_fill_bytes(buf).map_err(|_| Error::Local(Local::Rng))
+}
+
+/// A uniform random integer in `[lo, hi]` from the OS generator (`random.randint`; `lo` when
+/// `hi <= lo` or the generator fails). Salt draws start-up delays and reconnect intervals so.
+pub fn randint(lo: u64, hi: u64) -> u64 {
+    if hi <= lo {
+        return lo;
+    }
+    let mut b = [0u8; 8];
+    if fill_random(&mut b).is_err() {
+        return lo;
+    }
+    let span = hi - lo + 1;
+    lo + u64::from_le_bytes(b) % span
 }
 
 /// Lower-case hex of `data`.
@@ -67,13 +81,43 @@ pub fn jid_from_unix_micros(micros: i64) -> String {
     format!("{y:04}{m:02}{d:02}{:02}{:02}{:02}{frac:06}", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
+/// `datetime.fromtimestamp(micros / 1e6, timezone.utc).isoformat()`: Salt's event `_stamp`,
+/// e.g. `2026-08-01T10:00:00.123456+00:00` (no fraction when it is zero, as Python prints it).
+/// Instants before 1970 are clamped to the epoch.
+pub fn isoformat_utc(micros: i64) -> String {
+    let micros = micros.max(0);
+    let secs = micros / 1_000_000;
+    let frac = micros % 1_000_000;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil_from_days(secs / 86_400);
+    let time = format!("{:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60);
+    if frac == 0 {
+        format!("{y:04}-{m:02}-{d:02}T{time}+00:00")
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{time}.{frac:06}+00:00")
+    }
+}
+
+/// Microseconds since the Unix epoch, now (0 if the clock is before 1970).
+pub fn unix_micros() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
 /// A jid for the current time (see [`jid_from_unix_micros`]).
 pub fn gen_jid() -> String {
-    let micros = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    jid_from_unix_micros(micros)
+    jid_from_unix_micros(unix_micros())
+}
+
+/// `time.asctime(time.gmtime(unix))`: `"Tue Nov 25 03:02:11 2025"` (the minion's start event).
+pub fn asctime(unix: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = unix.div_euclid(86_400);
+    let rem = unix.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let wd = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
+    let mon = MONTHS[usize::try_from(m - 1).unwrap_or(0)];
+    format!("{wd} {mon} {d:>2} {:02}:{:02}:{:02} {y}", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
@@ -105,6 +149,25 @@ mod tests {
     }
 
     #[test]
+    fn asctime_like_python() {
+        // time.asctime(time.gmtime(0)), (1764039731), (951782400)
+        assert_eq!(asctime(0), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(asctime(1_764_039_731), "Tue Nov 25 03:02:11 2025");
+        assert_eq!(asctime(951_782_400), "Tue Feb 29 00:00:00 2000");
+        assert_eq!(asctime(-86_400), "Wed Dec 31 00:00:00 1969");
+    }
+
+    #[test]
+    fn randint_bounds() {
+        for _ in 0..100 {
+            let v = randint(1000, 11000);
+            assert!((1000..=11000).contains(&v));
+        }
+        assert_eq!(randint(5, 5), 5);
+        assert_eq!(randint(5, 1), 5);
+    }
+
+    #[test]
     fn jids() {
         assert_eq!(jid_from_unix_micros(0), "19700101000000000000");
         // 2024-02-29T23:59:59.123456Z
@@ -112,6 +175,9 @@ mod tests {
         assert_eq!(jid_from_unix_micros(4_102_444_800_999_999), "21000101000000999999");
         assert_eq!(jid_from_unix_micros(951_782_400_000_001), "20000229000000000001");
         assert_eq!(gen_jid().len(), 20);
+        assert_eq!(isoformat_utc(1_709_251_199_123_456), "2024-02-29T23:59:59.123456+00:00");
+        assert_eq!(isoformat_utc(1_709_251_199_000_000), "2024-02-29T23:59:59+00:00");
+        assert_eq!(isoformat_utc(0), "1970-01-01T00:00:00+00:00");
         assert!(unix_time() > 1_700_000_000);
     }
 }

@@ -10,8 +10,9 @@
 
 use salt_proto::crypticle::Crypticle;
 use salt_proto::envelope::{self, AuthRequest, PublishLoad, Request};
-use salt_proto::msgpack::{self, string};
+use salt_proto::msgpack;
 use salt_proto::rsa::{EncAlgo, PrivateKey, PublicKey, SigAlgo};
+use salt_proto::value::{self, string};
 use salt_proto::{util, Value};
 use serde_json::{json, Value as Json};
 
@@ -42,9 +43,9 @@ fn write_rust_output() {
     let encrypt: Vec<Json> =
         plaintexts.iter().map(|p| json!({"plaintext": h(p), "ciphertext": h(&c.encrypt(p).unwrap())})).collect();
     let nonce = util::uuid4_hex().unwrap();
-    let value = msgpack::map([
+    let value = value::map([
         ("fun", string("test.ping")),
-        ("arg", Value::Array(vec![Value::from(1), msgpack::bytes(vec![0xff, 0])])),
+        ("arg", Value::Array(vec![Value::from(1), value::bytes(vec![0xff, 0])])),
     ]);
     let dumps = json!({
         "msgpack": h(&msgpack::encode(&value)),
@@ -90,7 +91,7 @@ fn write_rust_output() {
     let aes = Crypticle::new(&aes_key).unwrap();
     let id = "rust-minion";
     let req_nonce = util::uuid4_hex().unwrap();
-    let ret = msgpack::map([
+    let ret = value::map([
         ("cmd", string("_return")),
         ("id", string(id)),
         ("success", Value::Boolean(true)),
@@ -111,9 +112,9 @@ fn write_rust_output() {
         SigAlgo::Pkcs1v15Sha1,
     )
     .unwrap();
-    let reply_value = msgpack::map([("ok", Value::Boolean(true))]);
+    let reply_value = value::map([("ok", Value::Boolean(true))]);
     let aes_reply =
-        msgpack::encode(&msgpack::bytes(envelope::seal_aes_reply(&session, &reply_value, Some(&req_nonce)).unwrap()));
+        msgpack::encode(&value::bytes(envelope::seal_aes_reply(&session, &reply_value, Some(&req_nonce)).unwrap()));
 
     // _auth: a Rust request (with token) and the Rust master's reply.
     let token = Crypticle::generate_key_string().unwrap();
@@ -134,7 +135,7 @@ fn write_rust_output() {
     pl.user = Some("root".into());
     let publish = envelope::wrap_publish(&aes, pl.to_value(), 3, Some((&master, SigAlgo::Pkcs1v15Sha1))).unwrap();
 
-    let pillar = msgpack::map([("role", string("db"))]);
+    let pillar = value::map([("role", string("db"))]);
     let private = envelope::seal_private_reply(
         &master,
         &minion_pub,

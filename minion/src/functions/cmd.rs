@@ -23,8 +23,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{args::split_input, py_int, shlex_split, Bound, Ctx, Def, FnError, FnSpec, Output, Signature};
-use crate::value::{as_str, map, py_repr, py_str, py_truthy, s, Value};
+use salt_core::args::{shlex_split, split_input};
+
+use super::{py_int, Bound, Ctx, Def, FnError, FnSpec, Output, Signature};
+use salt_core::value::{as_str, map, py_repr, py_str, string, truthy, Value};
 
 const RUN_PARAMS: &[(&str, Def)] = &[
     ("cmd", Def::Required),
@@ -242,19 +244,19 @@ impl RunOptions {
     /// Build from bound arguments, applying `_python_shell_default` and the `runas` warning.
     pub fn from_bound(b: &Bound, ctx: &Ctx, redirect_stderr: bool) -> Result<Self, FnError> {
         for unsupported in ["runas", "group", "password", "umask", "template"] {
-            if py_truthy(b.get(unsupported)) {
+            if truthy(b.get(unsupported)) {
                 tracing::warn!(
                     "cmd: '{unsupported}' is not supported by this minion and is ignored (running as the minion's user)"
                 );
             }
         }
-        if py_truthy(b.get("use_vt")) || py_truthy(b.get("bg")) {
+        if truthy(b.get("use_vt")) || truthy(b.get("bg")) {
             tracing::warn!("cmd: 'use_vt'/'bg' are not supported by this minion; running in the foreground");
         }
-        let from_job = b.kwarg("__pub_jid").is_some_and(py_truthy) || ctx.jid().is_some();
+        let from_job = b.kwarg("__pub_jid").is_some_and(truthy) || ctx.jid().is_some();
         let python_shell = match b.get("python_shell") {
             Value::Nil => from_job || !ctx.config.cmd_safe,
-            other => py_truthy(other),
+            other => truthy(other),
         };
         let timeout = match b.get("timeout") {
             Value::Nil => None,
@@ -283,14 +285,14 @@ impl RunOptions {
             cmd: b.get("cmd").clone(),
             cwd: opt_string(b.get("cwd")).filter(|c| !c.is_empty()),
             stdin: opt_string(b.get("stdin")),
-            stdin_raw_newlines: b.kwarg("stdin_raw_newlines").is_some_and(py_truthy),
+            stdin_raw_newlines: b.kwarg("stdin_raw_newlines").is_some_and(truthy),
             shell: Some(opt_string(b.get("shell")).unwrap_or_else(default_shell)),
             python_shell,
             env: parse_env(b.get("env")),
-            clean_env: py_truthy(b.get("clean_env")),
+            clean_env: truthy(b.get("clean_env")),
             prepend_path: opt_string(b.get("prepend_path")),
-            reset_system_locale: py_truthy(b.get("reset_system_locale")),
-            rstrip: py_truthy(b.get("rstrip")),
+            reset_system_locale: truthy(b.get("reset_system_locale")),
+            rstrip: truthy(b.get("rstrip")),
             timeout,
             redirect_stderr,
             success_retcodes,
@@ -372,14 +374,14 @@ pub async fn run(opts: &RunOptions) -> Result<RunResult, FnError> {
     let (argv, shown): (Vec<String>, String) = match (&opts.cmd, opts.python_shell) {
         (Value::Array(items), _) => {
             let v: Vec<String> = items.iter().map(py_str).collect();
-            let shown = py_str(&Value::Array(v.iter().map(s).collect()));
+            let shown = py_str(&Value::Array(v.iter().map(string).collect()));
             (v, shown)
         }
         (cmd, true) => (vec![py_str(cmd)], py_str(cmd)),
         (cmd, false) => {
             let text = py_str(cmd);
             let v = shlex_split(&text).map_err(|e| FnError::Exception(format!("ValueError: {e}")))?;
-            let shown = py_str(&Value::Array(v.iter().map(s).collect()));
+            let shown = py_str(&Value::Array(v.iter().map(string).collect()));
             (v, shown)
         }
     };
@@ -418,13 +420,13 @@ pub async fn run(opts: &RunOptions) -> Result<RunResult, FnError> {
         // TimedProc's Popen kwargs minus env/stdin, as Salt prints them.
         let mut context = format!(
             "{{'cwd': {}, 'shell': {}, 'stdout': -1, 'stderr': {}, 'with_communicate': True, 'timeout': {}, 'bg': False",
-            py_repr(&s(&cwd)),
+            py_repr(&string(&cwd)),
             if shell_mode { "True" } else { "False" },
             if opts.redirect_stderr { -2 } else { -1 },
-            opts.timeout.map_or_else(|| "None".to_string(), |t| if t.fract() == 0.0 { format!("{}", t as i64) } else { crate::value::py_float_repr(t) }),
+            opts.timeout.map_or_else(|| "None".to_string(), |t| if t.fract() == 0.0 { format!("{}", t as i64) } else { salt_core::value::py_float_repr(t) }),
         );
         if shell_mode {
-            context.push_str(&format!(", 'executable': {}", py_repr(&s(opts.shell.as_deref().unwrap_or("/bin/sh")))));
+            context.push_str(&format!(", 'executable': {}", py_repr(&string(opts.shell.as_deref().unwrap_or("/bin/sh")))));
         }
         context.push_str(", 'close_fds': True}");
         FnError::Execution(format!(
@@ -460,7 +462,8 @@ pub async fn run(opts: &RunOptions) -> Result<RunResult, FnError> {
                 Err(_) => {
                     // The `collect` future, and the child in it, is dropped here: kill_on_drop
                     // kills the process (TimedProc: process.kill()) and tokio reaps it.
-                    let secs = if t.fract() == 0.0 { format!("{}", t as i64) } else { crate::value::py_float_repr(t) };
+                    let secs =
+                        if t.fract() == 0.0 { format!("{}", t as i64) } else { salt_core::value::py_float_repr(t) };
                     return Ok(RunResult {
                         pid,
                         retcode: 1,
@@ -501,7 +504,7 @@ fn python_os_error(e: &std::io::Error, prog: &str) -> String {
         Some(code) => {
             let text = e.to_string();
             let msg = text.split(" (os error").next().unwrap_or(&text).to_string();
-            format!("[Errno {code}] {msg}: {}", py_repr(&s(prog)))
+            format!("[Errno {code}] {msg}: {}", py_repr(&string(prog)))
         }
         None => e.to_string(),
     }
@@ -511,28 +514,28 @@ fn python_os_error(e: &std::io::Error, prog: &str) -> String {
 pub async fn dispatch(fun: &str, b: &Bound, ctx: &Ctx) -> Result<Output, FnError> {
     let redirect = match fun {
         "cmd.retcode" => true,
-        _ => py_truthy(b.get("redirect_stderr")),
+        _ => truthy(b.get("redirect_stderr")),
     };
     let opts = RunOptions::from_bound(b, ctx, redirect)?;
     let res = run(&opts).await?;
-    let ignore = py_truthy(b.get("ignore_retcode"));
+    let ignore = truthy(b.get("ignore_retcode"));
     let ctx_retcode = if ignore { 0 } else { i32::try_from(res.retcode).unwrap_or(1) };
     if res.retcode != 0 && !ignore {
         tracing::error!("Command '{}' failed with return code: {}", py_str(&opts.cmd), res.retcode);
     }
-    let hide = py_truthy(b.get("hide_output"));
+    let hide = truthy(b.get("hide_output"));
     let ret = match fun {
         "cmd.run" => {
-            if res.retcode != 0 && !ignore && py_truthy(b.get("raise_err")) {
+            if res.retcode != 0 && !ignore && truthy(b.get("raise_err")) {
                 return Err(FnError::Execution(if hide { String::new() } else { res.stdout }));
             }
-            s(if hide { String::new() } else { res.stdout })
+            string(if hide { String::new() } else { res.stdout })
         }
         "cmd.run_all" => map([
             ("pid", Value::from(res.pid)),
             ("retcode", Value::from(res.retcode)),
-            ("stdout", s(if hide { String::new() } else { res.stdout })),
-            ("stderr", s(if hide { String::new() } else { res.stderr })),
+            ("stdout", string(if hide { String::new() } else { res.stdout })),
+            ("stderr", string(if hide { String::new() } else { res.stderr })),
         ]),
         "cmd.retcode" => Value::from(res.retcode),
         _ => return Err(FnError::NotAvailable(fun.to_string())),
@@ -542,12 +545,20 @@ pub async fn dispatch(fun: &str, b: &Bound, ctx: &Ctx) -> Result<Output, FnError
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::ctx;
-    use super::super::{run_job, Ctx};
-    use crate::value::{get, map, s, Value};
+    use super::super::tests::{ctx, run};
+    use super::super::Ctx;
+    use salt_core::value::{get, map, string, Value};
 
     fn job(ctx: &Ctx, fun: &str, arg: Vec<Value>) -> impl std::future::Future<Output = super::super::JobReturn> {
-        run_job(ctx.clone(), map([("fun", s(fun)), ("arg", Value::Array(arg)), ("jid", s("20240101000000000001"))]))
+        run(
+            ctx.clone(),
+            map([
+                ("fun", string(fun)),
+                ("arg", Value::Array(arg)),
+                ("jid", string("20240101000000000001")),
+                ("tgt", string("*")),
+            ]),
+        )
     }
 
     fn kw(pairs: Vec<(&str, Value)>) -> Value {
@@ -559,81 +570,88 @@ mod tests {
     #[tokio::test]
     async fn run_uses_a_shell_in_jobs_and_merges_stderr() {
         let c = ctx();
-        let r = job(&c, "cmd.run", vec![s("echo out; echo err 1>&2; echo   ")]).await;
-        assert_eq!(r.ret, s("out\nerr"), "stderr merged, trailing whitespace stripped");
+        let r = job(&c, "cmd.run", vec![string("echo out; echo err 1>&2; echo   ")]).await;
+        assert_eq!(r.ret, string("out\nerr"), "stderr merged, trailing whitespace stripped");
         assert_eq!((r.retcode, r.success), (0, true));
-        let r = job(&c, "cmd.run", vec![s("exit 3")]).await;
-        assert_eq!((r.ret, r.retcode, r.success), (s(""), 3, false));
+        let r = job(&c, "cmd.run", vec![string("exit 3")]).await;
+        assert_eq!((r.ret, r.retcode, r.success), (string(""), 3, false));
     }
 
     #[tokio::test]
     async fn run_all_shape() {
         let c = ctx();
-        let r = job(&c, "cmd.run_all", vec![s("echo out; echo err >&2; exit 2")]).await;
-        assert_eq!(get(&r.ret, "stdout"), Some(&s("out")));
-        assert_eq!(get(&r.ret, "stderr"), Some(&s("err")));
+        let r = job(&c, "cmd.run_all", vec![string("echo out; echo err >&2; exit 2")]).await;
+        assert_eq!(get(&r.ret, "stdout"), Some(&string("out")));
+        assert_eq!(get(&r.ret, "stderr"), Some(&string("err")));
         assert_eq!(get(&r.ret, "retcode"), Some(&Value::from(2)));
         assert!(matches!(get(&r.ret, "pid"), Some(Value::Integer(_))));
         assert_eq!(r.retcode, 2);
         let Value::Map(m) = &r.ret else { panic!() };
-        let keys: Vec<String> = m.iter().map(|(k, _)| crate::value::py_str(k)).collect();
+        let keys: Vec<String> = m.iter().map(|(k, _)| salt_core::value::py_str(k)).collect();
         assert_eq!(keys, ["pid", "retcode", "stdout", "stderr"]);
     }
 
     #[tokio::test]
     async fn retcode_and_kwargs() {
         let c = ctx();
-        let r = job(&c, "cmd.retcode", vec![s("false")]).await;
+        let r = job(&c, "cmd.retcode", vec![string("false")]).await;
         assert_eq!((r.ret.clone(), r.retcode), (Value::from(1), 1));
-        let r = job(&c, "cmd.run", vec![s("pwd"), kw(vec![("cwd", s("/tmp"))])]).await;
-        assert_eq!(r.ret, s("/tmp"));
-        let r = job(&c, "cmd.run", vec![s("pwd"), s("/")]).await;
-        assert_eq!(r.ret, s("/"), "second positional argument is cwd");
-        let r = job(&c, "cmd.run", vec![s("echo $FOO-$LC_CTYPE"), s("env={FOO: bar}")]).await;
-        assert_eq!(r.ret, s("bar-C"));
-        let r = job(&c, "cmd.run", vec![s("cat"), kw(vec![("stdin", s("a\\nb"))])]).await;
-        assert_eq!(r.ret, s("a\nb"));
-        let r =
-            job(&c, "cmd.run", vec![s("echo 'a  b' | tr -s ' '"), kw(vec![("python_shell", Value::Boolean(false))])])
-                .await;
-        assert_eq!(r.ret, s("a  b | tr -s"), "no shell: shlex split, echo prints its args");
-        let r =
-            job(&c, "cmd.run", vec![s("exit 4"), kw(vec![("success_retcodes", Value::Array(vec![Value::from(4)]))])])
-                .await;
+        let r = job(&c, "cmd.run", vec![string("pwd"), kw(vec![("cwd", string("/tmp"))])]).await;
+        assert_eq!(r.ret, string("/tmp"));
+        let r = job(&c, "cmd.run", vec![string("pwd"), string("/")]).await;
+        assert_eq!(r.ret, string("/"), "second positional argument is cwd");
+        let r = job(&c, "cmd.run", vec![string("echo $FOO-$LC_CTYPE"), string("env={FOO: bar}")]).await;
+        assert_eq!(r.ret, string("bar-C"));
+        let r = job(&c, "cmd.run", vec![string("cat"), kw(vec![("stdin", string("a\\nb"))])]).await;
+        assert_eq!(r.ret, string("a\nb"));
+        let r = job(
+            &c,
+            "cmd.run",
+            vec![string("echo 'a  b' | tr -s ' '"), kw(vec![("python_shell", Value::Boolean(false))])],
+        )
+        .await;
+        assert_eq!(r.ret, string("a  b | tr -s"), "no shell: shlex split, echo prints its args");
+        let r = job(
+            &c,
+            "cmd.run",
+            vec![string("exit 4"), kw(vec![("success_retcodes", Value::Array(vec![Value::from(4)]))])],
+        )
+        .await;
         assert_eq!(r.retcode, 0);
-        let r = job(&c, "cmd.run", vec![s("exit 4"), kw(vec![("ignore_retcode", Value::Boolean(true))])]).await;
+        let r = job(&c, "cmd.run", vec![string("exit 4"), kw(vec![("ignore_retcode", Value::Boolean(true))])]).await;
         assert_eq!(r.retcode, 0);
-        let r = job(&c, "cmd.run", vec![s("id -un"), kw(vec![("runas", s("nobody"))])]).await;
+        let r = job(&c, "cmd.run", vec![string("id -un"), kw(vec![("runas", string("nobody"))])]).await;
         assert_eq!(r.retcode, 0, "runas is ignored with a warning");
     }
 
     #[tokio::test]
     async fn errors_like_salt() {
         let c = ctx();
-        let r = job(&c, "cmd.run", vec![s("pwd"), kw(vec![("cwd", s("relative/dir"))])]).await;
-        assert_eq!(r.ret, s("ERROR: Specified cwd 'relative/dir' either not absolute or does not exist"));
+        let r = job(&c, "cmd.run", vec![string("pwd"), kw(vec![("cwd", string("relative/dir"))])]).await;
+        assert_eq!(r.ret, string("ERROR: Specified cwd 'relative/dir' either not absolute or does not exist"));
         assert_eq!(r.retcode, 1);
         let r =
-            job(&c, "cmd.run", vec![s("no-such-binary-xyz"), kw(vec![("python_shell", Value::Boolean(false))])]).await;
-        let text = crate::value::py_str(&r.ret);
+            job(&c, "cmd.run", vec![string("no-such-binary-xyz"), kw(vec![("python_shell", Value::Boolean(false))])])
+                .await;
+        let text = salt_core::value::py_str(&r.ret);
         assert!(text.starts_with("ERROR: Unable to run command '['no-such-binary-xyz']'"), "{text}");
         assert!(text.contains("[Errno 2] No such file or directory: 'no-such-binary-xyz'"), "{text}");
         assert!(
             text.contains("'shell': False, 'stdout': -1, 'stderr': -2, 'with_communicate': True, 'timeout': None, 'bg': False, 'close_fds': True}'"),
             "{text}"
         );
-        let r = job(&c, "cmd.run", vec![s("true"), kw(vec![("shell", s("/nonexistent/sh"))])]).await;
-        assert_eq!(r.ret, s("ERROR: The shell /nonexistent/sh is not available"));
-        let r = job(&c, "cmd.run", vec![s("sleep 5"), kw(vec![("timeout", Value::from(1))])]).await;
-        assert_eq!((r.ret, r.retcode), (s("sleep 5 : Timed out after 1 seconds"), 1));
+        let r = job(&c, "cmd.run", vec![string("true"), kw(vec![("shell", string("/nonexistent/sh"))])]).await;
+        assert_eq!(r.ret, string("ERROR: The shell /nonexistent/sh is not available"));
+        let r = job(&c, "cmd.run", vec![string("sleep 5"), kw(vec![("timeout", Value::from(1))])]).await;
+        assert_eq!((r.ret, r.retcode), (string("sleep 5 : Timed out after 1 seconds"), 1));
         let r = job(
             &c,
             "cmd.run",
-            vec![s("sleep 5"), kw(vec![("timeout", Value::from(1)), ("python_shell", Value::Boolean(false))])],
+            vec![string("sleep 5"), kw(vec![("timeout", Value::from(1)), ("python_shell", Value::Boolean(false))])],
         )
         .await;
-        assert_eq!(r.ret, s("['sleep', '5'] : Timed out after 1 seconds"));
-        let r = job(&c, "cmd.run", vec![s("kill -9 $$")]).await;
+        assert_eq!(r.ret, string("['sleep', '5'] : Timed out after 1 seconds"));
+        let r = job(&c, "cmd.run", vec![string("kill -9 $$")]).await;
         assert_eq!(r.retcode, -9);
     }
 }

@@ -1,7 +1,7 @@
 //! `modules/grains.py`: `items`, `get`, `item`.
 
 use super::{Bound, Ctx, Def, FnError, FnSpec, Output, Signature};
-use crate::value::{py_str, s, Value};
+use salt_core::value::{py_str, string, Value};
 
 /// The functions of this module.
 pub static FUNCTIONS: &[FnSpec] = &[
@@ -32,7 +32,7 @@ pub fn dispatch(fun: &str, b: &Bound, ctx: &Ctx) -> Result<Output, FnError> {
     let grains: &Value = &ctx.grains;
     match fun {
         "grains.items" => {
-            if crate::value::is_true(b.get("sanitize")) {
+            if salt_core::value::is_true(b.get("sanitize")) {
                 tracing::warn!("grains.items sanitize=True is not supported; returning the grains as is");
             }
             Ok(Output::value(grains.clone()))
@@ -41,18 +41,20 @@ pub fn dispatch(fun: &str, b: &Bound, ctx: &Ctx) -> Result<Output, FnError> {
             let key = py_str(b.get("key"));
             let delimiter = py_str(b.get("delimiter"));
             Ok(Output::value(
-                crate::matcher::traverse(grains, &key, &delimiter).cloned().unwrap_or_else(|| b.get("default").clone()),
+                salt_core::matcher::traverse(grains, &key, &delimiter)
+                    .cloned()
+                    .unwrap_or_else(|| b.get("default").clone()),
             ))
         }
         "grains.item" => {
-            let default = b.kwarg("default").cloned().unwrap_or_else(|| s(""));
+            let default = b.kwarg("default").cloned().unwrap_or_else(|| string(""));
             let delimiter = b.kwarg("delimiter").map_or_else(|| ":".to_string(), py_str);
             let mut out: Vec<(Value, Value)> = Vec::new();
             for arg in &b.varargs {
-                let v = crate::matcher::traverse(grains, &py_str(arg), &delimiter)
+                let v = salt_core::matcher::traverse(grains, &py_str(arg), &delimiter)
                     .cloned()
                     .unwrap_or_else(|| default.clone());
-                out.retain(|(k, _)| !crate::value::py_eq(k, arg));
+                out.retain(|(k, _)| !salt_core::value::py_eq(k, arg));
                 out.push((arg.clone(), v));
             }
             Ok(Output::value(Value::Map(out)))
@@ -65,32 +67,32 @@ pub fn dispatch(fun: &str, b: &Bound, ctx: &Ctx) -> Result<Output, FnError> {
 mod tests {
     use super::super::tests::ctx;
     use super::super::{dispatch, FnError};
-    use crate::value::{py_str, s, Value};
+    use salt_core::value::{py_str, string, Value};
 
     async fn call(fun: &str, args: Vec<Value>) -> Result<Value, FnError> {
         dispatch(fun, &args, &ctx()).await.map(|o| o.ret)
     }
 
     fn kw(k: &str, v: Value) -> Value {
-        crate::value::map([("__kwarg__", Value::Boolean(true)), (k, v)])
+        salt_core::value::map([("__kwarg__", Value::Boolean(true)), (k, v)])
     }
 
     #[tokio::test]
     async fn get_nested_and_default() {
-        assert_eq!(call("grains.get", vec![s("os")]).await, Ok(s("Debian")));
-        assert_eq!(call("grains.get", vec![s("pkg:apache")]).await, Ok(s("httpd")));
-        assert_eq!(call("grains.get", vec![s("roles:1")]).await, Ok(s("db")));
-        assert_eq!(call("grains.get", vec![s("nope")]).await, Ok(s("")));
-        assert_eq!(call("grains.get", vec![s("nope"), s("dflt")]).await, Ok(s("dflt")));
-        assert_eq!(call("grains.get", vec![s("nope"), kw("default", Value::from(3))]).await, Ok(Value::from(3)));
-        assert_eq!(call("grains.get", vec![s("pkg|apache"), s("delimiter=|")]).await, Ok(s("httpd")));
+        assert_eq!(call("grains.get", vec![string("os")]).await, Ok(string("Debian")));
+        assert_eq!(call("grains.get", vec![string("pkg:apache")]).await, Ok(string("httpd")));
+        assert_eq!(call("grains.get", vec![string("roles:1")]).await, Ok(string("db")));
+        assert_eq!(call("grains.get", vec![string("nope")]).await, Ok(string("")));
+        assert_eq!(call("grains.get", vec![string("nope"), string("dflt")]).await, Ok(string("dflt")));
+        assert_eq!(call("grains.get", vec![string("nope"), kw("default", Value::from(3))]).await, Ok(Value::from(3)));
+        assert_eq!(call("grains.get", vec![string("pkg|apache"), string("delimiter=|")]).await, Ok(string("httpd")));
     }
 
     #[tokio::test]
     async fn item_and_items() {
-        let r = call("grains.item", vec![s("os"), s("nope"), s("pkg:apache")]).await;
+        let r = call("grains.item", vec![string("os"), string("nope"), string("pkg:apache")]).await;
         assert_eq!(r.map(|v| py_str(&v)), Ok("{'os': 'Debian', 'nope': '', 'pkg:apache': 'httpd'}".into()));
         let r = call("grains.items", vec![]).await;
-        assert_eq!(r.map(|v| crate::value::get(&v, "os").cloned()), Ok(Some(s("Debian"))));
+        assert_eq!(r.map(|v| salt_core::value::get(&v, "os").cloned()), Ok(Some(string("Debian"))));
     }
 }

@@ -31,10 +31,12 @@ pub mod test;
 
 use std::sync::{Arc, Mutex};
 
-pub use args::{shlex_split, yamlify_arg, Bound, Def, Signature};
+pub use args::{Bound, Def, Signature};
+
+use salt_proto::envelope::PublishLoad;
 
 use crate::config::Config;
-use crate::value::{get, py_str, s, Value};
+use salt_core::value::{get, py_str, string, Value};
 
 /// One callable function: its name, Python signature and documentation.
 #[derive(Debug, Clone, Copy)]
@@ -156,10 +158,11 @@ impl JobRegistry {
         Self::default()
     }
 
-    /// Register a job from its publish load (`{"pid": <our pid>}` + the load, like the proc file).
-    pub fn start(&self, load: &Value) -> JobGuard {
-        let jid = get(load, "jid").map(py_str).unwrap_or_default();
-        let mut data = vec![(s("pid"), Value::from(std::process::id()))];
+    /// Register job `jid` from its publish load (`{"pid": <our pid>}` + the load, like the proc
+    /// file).
+    pub fn start(&self, jid: &str, load: &Value) -> JobGuard {
+        let jid = jid.to_string();
+        let mut data = vec![(string("pid"), Value::from(std::process::id()))];
         if let Value::Map(entries) = load {
             data.extend(entries.iter().filter(|(k, _)| py_str(k) != "pid").cloned());
         }
@@ -247,7 +250,7 @@ pub fn job_return(fun: &str, outcome: Result<Output, FnError>) -> JobReturn {
                 if let Value::Map(_) = &out.ret {
                     let failed = ["result", "success"]
                         .iter()
-                        .any(|k| get(&out.ret, k).is_some_and(|v| !crate::value::py_truthy(v)));
+                        .any(|k| get(&out.ret, k).is_some_and(|v| !salt_core::value::truthy(v)));
                     if failed {
                         retcode = 1;
                     }
@@ -256,46 +259,42 @@ pub fn job_return(fun: &str, outcome: Result<Output, FnError>) -> JobReturn {
             JobReturn { ret: out.ret, retcode, success: retcode == 0, out: None }
         }
         Err(FnError::NotAvailable(_)) => {
-            let missing = s(format!("'{fun}' is not available."));
+            let missing = string(format!("'{fun}' is not available."));
             let pattern = format!("{fun}*");
             let docs: Vec<(Value, Value)> = all_functions()
                 .into_iter()
-                .filter(|f| crate::matcher::fnmatch(f.name, &pattern))
-                .map(|f| (s(f.name), s(f.doc)))
+                .filter(|f| salt_core::fnmatch::fnmatch(f.name, &pattern))
+                .map(|f| (string(f.name), string(f.doc)))
                 .collect();
             if docs.is_empty() {
                 nested(missing)
             } else {
                 let mut docs = docs;
-                docs.push((s(fun), missing));
+                docs.push((string(fun), missing));
                 nested(Value::Map(docs))
             }
         }
-        Err(FnError::Invocation(m)) => nested(s(format!("ERROR executing '{fun}': {m}"))),
-        Err(FnError::Execution(m)) => nested(s(format!("ERROR: {m}"))),
+        Err(FnError::Invocation(m)) => nested(string(format!("ERROR executing '{fun}': {m}"))),
+        Err(FnError::Execution(m)) => nested(string(format!("ERROR: {m}"))),
         Err(FnError::BadArgs(m)) => {
             let doc = find(fun).map_or("", |f| f.doc);
-            nested(s(format!("Passed invalid arguments to {fun}: {m}\n{doc}")))
+            nested(string(format!("Passed invalid arguments to {fun}: {m}\n{doc}")))
         }
-        Err(FnError::Exception(m)) => nested(s(format!("The minion function caused an exception: {m}"))),
+        Err(FnError::Exception(m)) => nested(string(format!("The minion function caused an exception: {m}"))),
     }
 }
 
-/// Run one published job: register it, call `load["fun"]` with `load["arg"]`, build the return.
+/// Run one published job: register it, call `load.fun` with `load.arg`, build the return.
 ///
-/// `load` is the decrypted publish load (`fun`, `arg`, `jid`, `tgt`, …). The job stays visible to
-/// `saltutil.find_job`/`running` until this future completes (or is dropped).
-pub async fn run_job(ctx: Ctx, load: Value) -> JobReturn {
-    let fun = get(&load, "fun").map(py_str).unwrap_or_default();
-    let args = match get(&load, "arg") {
-        Some(Value::Array(a)) => a.clone(),
-        Some(Value::Nil) | None => Vec::new(),
-        Some(other) => vec![other.clone()],
-    };
-    let _guard = ctx.jobs.start(&load);
-    let ctx = ctx.with_load(load);
+/// `raw` is the decrypted publish load as it arrived, which the job's functions see (`__pub_*`)
+/// and `saltutil.running` shows. The job stays visible to `saltutil.find_job`/`running` until
+/// this future completes (or is dropped).
+pub async fn run_job(ctx: Ctx, load: &PublishLoad, raw: Value) -> JobReturn {
+    let fun = py_str(&load.fun);
+    let _guard = ctx.jobs.start(&load.jid, &raw);
+    let ctx = ctx.with_load(raw);
     tracing::info!("Starting a new job {} ({fun})", ctx.jid().unwrap_or_default());
-    let outcome = dispatch(&fun, &args, &ctx).await;
+    let outcome = dispatch(&fun, &load.arg, &ctx).await;
     job_return(&fun, outcome)
 }
 
@@ -311,7 +310,7 @@ pub(crate) fn py_int(v: &Value) -> Result<i64, FnError> {
             t.trim().replace('_', "").parse::<i64>().map_err(|_| {
                 FnError::Exception(format!(
                     "ValueError: invalid literal for int() with base 10: {}",
-                    crate::value::py_repr(v)
+                    salt_core::value::py_repr(v)
                 ))
             })
         }
@@ -342,45 +341,57 @@ mod tests {
         };
         Ctx {
             config: Arc::new(config),
-            grains: Arc::new(crate::value::map([
-                ("os", s("Debian")),
-                ("pkg", crate::value::map([("apache", s("httpd"))])),
-                ("roles", crate::value::str_list(["web", "db"])),
+            grains: Arc::new(salt_core::value::map([
+                ("os", string("Debian")),
+                ("pkg", salt_core::value::map([("apache", string("httpd"))])),
+                ("roles", salt_core::value::str_list(["web", "db"])),
             ])),
             jobs: JobRegistry::new(),
             load: Value::Nil,
         }
     }
 
+    /// Run a job from a raw publish load, as the job loop does.
+    pub(crate) async fn run(ctx: Ctx, raw: Value) -> JobReturn {
+        let load = match PublishLoad::from_value(&raw) {
+            Ok(l) => l,
+            Err(e) => panic!("{e}"),
+        };
+        run_job(ctx, &load, raw).await
+    }
+
     fn load(fun: &str, arg: Vec<Value>) -> Value {
-        crate::value::map([
-            ("fun", s(fun)),
+        salt_core::value::map([
+            ("fun", string(fun)),
             ("arg", Value::Array(arg)),
-            ("jid", s("20240101000000000000")),
-            ("tgt", s("*")),
-            ("tgt_type", s("glob")),
+            ("jid", string("20240101000000000000")),
+            ("tgt", string("*")),
+            ("tgt_type", string("glob")),
         ])
     }
 
     #[tokio::test]
     async fn ping_and_unknown() {
-        let r = run_job(ctx(), load("test.ping", vec![])).await;
+        let r = run(ctx(), load("test.ping", vec![])).await;
         assert_eq!((r.ret, r.retcode, r.success), (Value::Boolean(true), 0, true));
-        let r = run_job(ctx(), load("foo.bar", vec![])).await;
-        assert_eq!(r.ret, s("'foo.bar' is not available."));
+        let r = run(ctx(), load("foo.bar", vec![])).await;
+        assert_eq!(r.ret, string("'foo.bar' is not available."));
         assert_eq!((r.retcode, r.success, r.out), (1, false, Some("nested")));
-        let r = run_job(ctx(), load("test.pin", vec![])).await;
+        let r = run(ctx(), load("test.pin", vec![])).await;
         let Value::Map(m) = &r.ret else { panic!("{:?}", r.ret) };
         assert_eq!(m.len(), 2, "sys.doc('test.pin*') plus the missing-function text");
-        assert_eq!(get(&r.ret, "test.pin"), Some(&s("'test.pin' is not available.")));
+        assert_eq!(get(&r.ret, "test.pin"), Some(&string("'test.pin' is not available.")));
     }
 
     #[tokio::test]
     async fn argument_errors() {
-        let r = run_job(ctx(), load("test.ping", vec![s("foo=bar")])).await;
-        assert_eq!(r.ret, s("ERROR executing 'test.ping': The following keyword arguments are not valid: foo=bar"));
+        let r = run(ctx(), load("test.ping", vec![string("foo=bar")])).await;
+        assert_eq!(
+            r.ret,
+            string("ERROR executing 'test.ping': The following keyword arguments are not valid: foo=bar")
+        );
         assert_eq!(r.retcode, 1);
-        let r = run_job(ctx(), load("test.echo", vec![])).await;
+        let r = run(ctx(), load("test.echo", vec![])).await;
         let text = py_str(&r.ret);
         assert!(
             text.starts_with(
@@ -388,10 +399,12 @@ mod tests {
             ),
             "{text}"
         );
-        let r = run_job(ctx(), load("test.sleep", vec![s("abc")])).await;
+        let r = run(ctx(), load("test.sleep", vec![string("abc")])).await;
         assert_eq!(
             r.ret,
-            s("The minion function caused an exception: ValueError: invalid literal for int() with base 10: 'abc'")
+            string(
+                "The minion function caused an exception: ValueError: invalid literal for int() with base 10: 'abc'"
+            )
         );
     }
 
@@ -399,26 +412,26 @@ mod tests {
     async fn find_job_sees_running_jobs() {
         let c = ctx();
         let mut sleeper = load("test.sleep", vec![Value::from(2)]);
-        crate::value::set(&mut sleeper, "jid", s("111"));
-        let bg = tokio::spawn(run_job(c.clone(), sleeper));
+        salt_core::value::insert(&mut sleeper, "jid", string("111"));
+        let bg = tokio::spawn(run(c.clone(), sleeper));
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let r = run_job(c.clone(), load("saltutil.find_job", vec![s("111")])).await;
-        assert_eq!(get(&r.ret, "fun"), Some(&s("test.sleep")));
+        let r = run(c.clone(), load("saltutil.find_job", vec![string("111")])).await;
+        assert_eq!(get(&r.ret, "fun"), Some(&string("test.sleep")));
         assert_eq!(get(&r.ret, "pid"), Some(&Value::from(std::process::id())));
-        let r = run_job(c.clone(), load("saltutil.running", vec![])).await;
+        let r = run(c.clone(), load("saltutil.running", vec![])).await;
         let Value::Array(list) = &r.ret else { panic!() };
         assert_eq!(list.len(), 1, "the caller itself is not listed");
-        let r = run_job(c.clone(), load("saltutil.find_job", vec![s("999")])).await;
+        let r = run(c.clone(), load("saltutil.find_job", vec![string("999")])).await;
         assert_eq!(r.ret, Value::Map(Vec::new()));
         let done = bg.await.map(|r| r.ret).ok();
         assert_eq!(done, Some(Value::Boolean(true)));
-        let r = run_job(c, load("saltutil.find_job", vec![s("111")])).await;
+        let r = run(c, load("saltutil.find_job", vec![string("111")])).await;
         assert_eq!(r.ret, Value::Map(Vec::new()), "finished jobs are gone");
     }
 
     #[tokio::test]
     async fn dict_result_false_sets_retcode() {
-        let r = job_return("x.y", Ok(Output::value(crate::value::map([("result", Value::Boolean(false))]))));
+        let r = job_return("x.y", Ok(Output::value(salt_core::value::map([("result", Value::Boolean(false))]))));
         assert_eq!((r.retcode, r.success), (1, false));
     }
 }

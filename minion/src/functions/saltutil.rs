@@ -1,7 +1,7 @@
 //! `modules/saltutil.py`: `find_job`, `running` (over [`super::JobRegistry`], Salt's `cachedir/proc`).
 
 use super::{Bound, Ctx, Def, FnError, FnSpec, Output, Signature};
-use crate::value::{py_str, Value};
+use salt_core::value::{py_str, Value};
 
 /// The functions of this module.
 pub static FUNCTIONS: &[FnSpec] = &[

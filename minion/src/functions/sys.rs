@@ -1,8 +1,8 @@
 //! `modules/sysmod.py`: `list_functions`, `list_modules`, `doc`.
 
 use super::{all_functions, Bound, Ctx, FnError, FnSpec, Output, Signature};
-use crate::matcher::fnmatch;
-use crate::value::{py_str, s, str_list, Value};
+use salt_core::fnmatch::fnmatch;
+use salt_core::value::{py_str, str_list, string, Value};
 
 /// The functions of this module.
 pub static FUNCTIONS: &[FnSpec] = &[
@@ -79,7 +79,7 @@ pub fn dispatch(fun: &str, b: &Bound, _ctx: &Ctx) -> Result<Output, FnError> {
                         }
                     });
                 if hit {
-                    docs.push((s(f.name), s(f.doc)));
+                    docs.push((string(f.name), string(f.doc)));
                 }
             }
             Ok(Output::value(Value::Map(docs)))

@@ -1,7 +1,7 @@
 //! `modules/test.py`: `ping`, `echo`, `version`, `sleep`.
 
 use super::{py_int, Bound, Ctx, Def, FnError, FnSpec, Output, Signature};
-use crate::value::{s, Value};
+use salt_core::value::{string, Value};
 
 /// The functions of this module.
 pub static FUNCTIONS: &[FnSpec] = &[
@@ -35,7 +35,7 @@ pub async fn dispatch(fun: &str, b: &Bound, ctx: &Ctx) -> Result<Output, FnError
             Ok(Output::value(Value::Boolean(true)))
         }
         "test.echo" => Ok(Output::value(b.get("text").clone())),
-        "test.version" => Ok(Output::value(s(crate::SALT_VERSION))),
+        "test.version" => Ok(Output::value(string(salt_core::SALT_VERSION))),
         "test.sleep" => {
             let secs = py_int(b.get("length"))?;
             if secs > 0 {

@@ -23,7 +23,7 @@ pub mod os;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::value::{s, str_list, Value};
+use salt_core::value::{str_list, string, Value};
 
 fn read(path: &str) -> Option<String> {
     std::fs::read_to_string(path).ok()
@@ -227,14 +227,14 @@ pub fn virtual_grains() -> (String, Option<String>) {
 
 /// `kernelparams`: `/proc/cmdline` split like `shlex.split`, each `[key, value-or-None]`.
 pub fn kernelparams(cmdline: &str) -> Value {
-    let words = crate::functions::shlex_split(cmdline).unwrap_or_default();
+    let words = salt_core::args::shlex_split(cmdline).unwrap_or_default();
     Value::Array(
         words
             .iter()
             .map(|w| {
                 let parts: Vec<&str> = w.split('=').collect();
-                let val = if parts.len() == 2 { s(parts[1].trim_matches('"')) } else { Value::Nil };
-                Value::Array(vec![s(parts[0]), val])
+                let val = if parts.len() == 2 { string(parts[1].trim_matches('"')) } else { Value::Nil };
+                Value::Array(vec![string(parts[0]), val])
             })
             .collect(),
     )
@@ -292,12 +292,12 @@ pub fn parse_resolv(text: &str) -> Value {
             _ => {}
         }
     }
-    crate::value::map([
+    salt_core::value::map([
         ("nameservers", str_list(ns)),
         ("ip4_nameservers", str_list(ns4)),
         ("ip6_nameservers", str_list(ns6)),
         ("sortlist", str_list(sortlist)),
-        ("domain", s(domain)),
+        ("domain", string(domain)),
         ("search", str_list(search)),
         ("options", str_list(options)),
     ])
@@ -317,7 +317,7 @@ pub fn default_gateways(route: &str, ipv6_route: &str) -> (Value, Value) {
             continue; // RTF_REJECT
         }
         gw4 = match u32::from_str_radix(c[2], 16) {
-            Ok(g) if g != 0 && flags & 0x2 != 0 => s(std::net::Ipv4Addr::from(u32::from_be(g)).to_string()),
+            Ok(g) if g != 0 && flags & 0x2 != 0 => string(std::net::Ipv4Addr::from(u32::from_be(g)).to_string()),
             _ => Value::Boolean(true),
         };
         break;
@@ -333,7 +333,7 @@ pub fn default_gateways(route: &str, ipv6_route: &str) -> (Value, Value) {
             continue;
         }
         gw6 = match u128::from_str_radix(c[4], 16) {
-            Ok(g) if g != 0 && flags & 0x2 != 0 => s(std::net::Ipv6Addr::from(g).to_string()),
+            Ok(g) if g != 0 && flags & 0x2 != 0 => string(std::net::Ipv6Addr::from(g).to_string()),
             _ => Value::Boolean(true),
         };
         break;
@@ -383,14 +383,14 @@ pub fn core_grains(input: &GrainsInput) -> Value {
     let uts = rustix::system::uname();
     let kernel = uts.sysname().to_string_lossy().into_owned();
     let cpuarch = uts.machine().to_string_lossy().into_owned();
-    g.insert("kernel".into(), s(&kernel));
-    g.insert("nodename".into(), s(uts.nodename().to_string_lossy()));
-    g.insert("kernelrelease".into(), s(uts.release().to_string_lossy()));
-    g.insert("kernelversion".into(), s(uts.version().to_string_lossy()));
-    g.insert("cpuarch".into(), s(&cpuarch));
+    g.insert("kernel".into(), string(&kernel));
+    g.insert("nodename".into(), string(uts.nodename().to_string_lossy()));
+    g.insert("kernelrelease".into(), string(uts.release().to_string_lossy()));
+    g.insert("kernelversion".into(), string(uts.version().to_string_lossy()));
+    g.insert("cpuarch".into(), string(&cpuarch));
     g.insert("num_gpus".into(), Value::from(0));
     g.insert("gpus".into(), Value::Array(Vec::new()));
-    g.insert("init".into(), s(init_system()));
+    g.insert("init".into(), string(init_system()));
 
     let os_release = read("/etc/os-release").or_else(|| read("/usr/lib/os-release")).map(|t| os::parse_os_release(&t));
     let lsb = read("/etc/lsb-release");
@@ -398,24 +398,24 @@ pub fn core_grains(input: &GrainsInput) -> Value {
 
     let (num_cpus, cpu_model, cpu_flags) = cpudata(&read("/proc/cpuinfo").unwrap_or_default());
     g.insert("num_cpus".into(), Value::from(num_cpus));
-    g.insert("cpu_model".into(), s(cpu_model));
+    g.insert("cpu_model".into(), string(cpu_model));
     g.insert("cpu_flags".into(), str_list(cpu_flags));
     let (mem, swap) = memdata(&read("/proc/meminfo").unwrap_or_default());
     g.insert("mem_total".into(), Value::from(mem));
     g.insert("swap_total".into(), Value::from(swap));
     let (virt, sub) = virtual_grains();
-    g.insert("virtual".into(), s(virt));
+    g.insert("virtual".into(), string(virt));
     if let Some(sub) = sub {
-        g.insert("virtual_subtype".into(), s(sub));
+        g.insert("virtual_subtype".into(), string(sub));
     }
 
     // hostname()
     let fqdn = host::fqdn();
     let (h, d) = fqdn.split_once('.').unwrap_or((fqdn.as_str(), ""));
-    g.insert("localhost".into(), s(host::hostname()));
-    g.insert("host".into(), s(h));
-    g.insert("domain".into(), s(d));
-    g.insert("fqdn".into(), s(&fqdn));
+    g.insert("localhost".into(), string(host::hostname()));
+    g.insert("host".into(), string(h));
+    g.insert("domain".into(), string(d));
+    g.insert("fqdn".into(), string(&fqdn));
 
     // ip_fqdn(), ip*_interfaces(), hwaddr_interfaces()
     let ifaces = net::interfaces();
@@ -428,20 +428,20 @@ pub fn core_grains(input: &GrainsInput) -> Value {
     g.insert("ipv4".into(), ips(&v4));
     g.insert("ipv6".into(), ips(&v6));
     let per_iface = |f: &dyn Fn(&net::Interface) -> Vec<std::net::IpAddr>| {
-        Value::Map(ifaces.iter().map(|i| (s(&i.name), ips(&f(i)))).collect())
+        Value::Map(ifaces.iter().map(|i| (string(&i.name), ips(&f(i)))).collect())
     };
     g.insert("ip4_interfaces".into(), per_iface(&|i| i.ipv4()));
     g.insert("ip6_interfaces".into(), per_iface(&|i| i.ipv6()));
     g.insert("ip_interfaces".into(), per_iface(&|i| i.all()));
     g.insert(
         "hwaddr_interfaces".into(),
-        Value::Map(ifaces.iter().filter_map(|i| i.hwaddr.as_ref().map(|h| (s(&i.name), s(h)))).collect()),
+        Value::Map(ifaces.iter().filter_map(|i| i.hwaddr.as_ref().map(|h| (string(&i.name), string(h)))).collect()),
     );
     let (gw4, gw6) = default_gateways(
         &read("/proc/net/route").unwrap_or_default(),
         &read("/proc/net/ipv6_route").unwrap_or_default(),
     );
-    let any_gw = crate::value::py_truthy(&gw4) || crate::value::py_truthy(&gw6);
+    let any_gw = salt_core::value::truthy(&gw4) || salt_core::value::truthy(&gw6);
     g.insert("ip4_gw".into(), gw4);
     g.insert("ip6_gw".into(), gw6);
     g.insert("ip_gw".into(), Value::Boolean(any_gw));
@@ -455,7 +455,7 @@ pub fn core_grains(input: &GrainsInput) -> Value {
         g.insert("dns".into(), parse_resolv(&text));
     }
     if let Some(id) = read("/etc/machine-id").or_else(|| read("/var/lib/dbus/machine-id")) {
-        g.insert("machine_id".into(), s(id.trim()));
+        g.insert("machine_id".into(), string(id.trim()));
     }
     if let Some(cmdline) = read("/proc/cmdline") {
         g.insert("kernelparams".into(), kernelparams(&cmdline));
@@ -476,20 +476,20 @@ pub fn core_grains(input: &GrainsInput) -> Value {
     g.insert("efi-secure-boot".into(), Value::Boolean(secure));
 
     // extra.shell(), path(), cwd()
-    g.insert("shell".into(), s(std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into())));
+    g.insert("shell".into(), string(std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into())));
     let path = std::env::var("PATH").unwrap_or_default().trim().to_string();
     g.insert("systempath".into(), str_list(path.split(':')));
-    g.insert("path".into(), s(path));
+    g.insert("path".into(), string(path));
     if let Ok(cwd) = std::env::current_dir() {
-        g.insert("cwd".into(), s(cwd.to_string_lossy()));
+        g.insert("cwd".into(), string(cwd.to_string_lossy()));
     }
 
-    g.insert("saltversion".into(), s(crate::SALT_VERSION));
+    g.insert("saltversion".into(), string(salt_core::SALT_VERSION));
     g.insert(
         "saltversioninfo".into(),
-        Value::Array(crate::SALT_VERSION_INFO.iter().map(|v| Value::from(*v)).collect()),
+        Value::Array(salt_core::SALT_VERSION_INFO.iter().map(|v| Value::from(*v)).collect()),
     );
-    g.insert("id".into(), s(&input.id));
+    g.insert("id".into(), string(&input.id));
     g.insert("server_id".into(), Value::from(server_id(&input.id)));
     g.insert("master".into(), input.master.clone());
 
@@ -499,13 +499,13 @@ pub fn core_grains(input: &GrainsInput) -> Value {
     let pw = passwd_by_uid(euid);
     let username = pw.as_ref().map_or_else(|| euid.to_string(), |p| p.0.clone());
     let groupname = pw.as_ref().and_then(|p| group_name(p.2)).unwrap_or_default();
-    g.insert("username".into(), s(username));
-    g.insert("groupname".into(), s(groupname));
+    g.insert("username".into(), string(username));
+    g.insert("groupname".into(), string(groupname));
     g.insert("pid".into(), Value::from(std::process::id()));
     g.insert("uid".into(), Value::from(euid));
     g.insert("gid".into(), Value::from(egid));
 
-    Value::Map(g.into_iter().map(|(k, v)| (s(k), v)).collect())
+    Value::Map(g.into_iter().map(|(k, v)| (string(k), v)).collect())
 }
 
 /// Read `<confdir>/grains` (`grains/extra.py:config`): a YAML mapping, `{}` when absent or bad.
@@ -514,7 +514,7 @@ pub fn grains_file(conf_dir: &Path) -> Value {
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Value::Map(Vec::new());
     };
-    match crate::yaml::safe_load(&text) {
+    match salt_core::yaml::safe_load(&text) {
         Ok(v @ Value::Map(_)) => v,
         Ok(Value::Nil) => Value::Map(Vec::new()),
         Ok(_) | Err(_) => {
@@ -528,7 +528,7 @@ fn shallow_update(dst: &mut Value, src: &Value) {
     if let (Value::Map(_), Value::Map(entries)) = (&*dst, src) {
         for (k, v) in entries.clone() {
             if let Value::Map(d) = dst {
-                if let Some(slot) = d.iter_mut().find(|(dk, _)| crate::value::py_eq(dk, &k)) {
+                if let Some(slot) = d.iter_mut().find(|(dk, _)| salt_core::value::py_eq(dk, &k)) {
                     slot.1 = v;
                 } else {
                     d.push((k, v));
@@ -576,7 +576,7 @@ mod tests {
     #[test]
     fn kernelparams_shape() {
         let v = kernelparams("console=ttyS0 quiet a=b=c x=\"y z\"\n");
-        assert_eq!(crate::value::py_str(&v), "[['console', 'ttyS0'], ['quiet', None], ['a', None], ['x', 'y z']]");
+        assert_eq!(salt_core::value::py_str(&v), "[['console', 'ttyS0'], ['quiet', None], ['a', None], ['x', 'y z']]");
     }
 
     #[test]
@@ -584,8 +584,8 @@ mod tests {
         let route = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\neth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n";
         let v6 = "00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000001 00000000 00000003 eth0\n";
         let (a, b) = default_gateways(route, v6);
-        assert_eq!(a, s("192.0.2.1"));
-        assert_eq!(b, s("fd00::1"));
+        assert_eq!(a, string("192.0.2.1"));
+        assert_eq!(b, string("fd00::1"));
         let (a, b) = default_gateways("", "");
         assert_eq!((a, b), (Value::Boolean(false), Value::Boolean(false)));
     }
@@ -595,17 +595,17 @@ mod tests {
         let v =
             parse_resolv("nameserver 10.0.0.1\nnameserver fd00::53 # x\nsearch a.example b.example\noptions ndots:2\n");
         assert_eq!(
-            crate::value::py_str(&v),
+            salt_core::value::py_str(&v),
             "{'nameservers': ['10.0.0.1', 'fd00::53'], 'ip4_nameservers': ['10.0.0.1'], 'ip6_nameservers': ['fd00::53'], 'sortlist': [], 'domain': '', 'search': ['a.example', 'b.example'], 'options': ['ndots:2']}"
         );
     }
 
     #[test]
     fn core_grains_have_the_basics() {
-        let g = core_grains(&GrainsInput { id: "t1".into(), master: s("salt") });
+        let g = core_grains(&GrainsInput { id: "t1".into(), master: string("salt") });
         for k in ["os", "kernel", "cpuarch", "num_cpus", "host", "fqdn", "ipv4", "saltversion"] {
-            assert!(crate::value::get(&g, k).is_some(), "missing {k}");
+            assert!(salt_core::value::get(&g, k).is_some(), "missing {k}");
         }
-        assert_eq!(crate::value::get(&g, "kernel"), Some(&s("Linux")));
+        assert_eq!(salt_core::value::get(&g, "kernel"), Some(&string("Linux")));
     }
 }

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::value::{s, Value};
+use salt_core::value::{string, Value};
 
 /// Parse os-release text (`platform.freedesktop_os_release` rules: `KEY=value`, shell quoting).
 pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
@@ -29,7 +29,7 @@ pub fn parse_os_release(text: &str) -> BTreeMap<String, String> {
         if !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || k.is_empty() {
             continue;
         }
-        let v = match crate::functions::shlex_split(v) {
+        let v = match salt_core::args::shlex_split(v) {
             Ok(parts) => parts.join(" "),
             Err(_) => continue,
         };
@@ -228,18 +228,18 @@ pub fn os_grains(
     let family = os_family_map(&os).map_or_else(|| os.clone(), str::to_string);
     g.insert("os_family".into(), family.clone());
 
-    let mut out: BTreeMap<String, Value> = g.into_iter().map(|(k, v)| (k, s(v))).collect();
-    out.insert("osarch".into(), s(osarch(&family, cpuarch)));
-    let osrelease = crate::value::as_str(&out["osrelease"]).unwrap_or("").to_string();
-    let fullname = crate::value::as_str(&out["osfullname"]).unwrap_or("").to_string();
+    let mut out: BTreeMap<String, Value> = g.into_iter().map(|(k, v)| (k, string(v))).collect();
+    out.insert("osarch".into(), string(osarch(&family, cpuarch)));
+    let osrelease = salt_core::value::as_str(&out["osrelease"]).unwrap_or("").to_string();
+    let fullname = salt_core::value::as_str(&out["osfullname"]).unwrap_or("").to_string();
     if !osrelease.is_empty() {
         let info: Vec<Value> = osrelease
             .split('.')
             .map(|p| {
                 if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) {
-                    p.parse::<i64>().map(Value::from).unwrap_or_else(|_| s(p))
+                    p.parse::<i64>().map(Value::from).unwrap_or_else(|_| string(p))
                 } else {
-                    s(p)
+                    string(p)
                 }
             })
             .collect();
@@ -255,9 +255,9 @@ pub fn os_grains(
         let ver = if ["Ubuntu", "Pop", "NixOS"].contains(&os.as_str()) {
             osrelease.clone()
         } else {
-            info.first().map(crate::value::py_str).unwrap_or_default()
+            info.first().map(salt_core::value::py_str).unwrap_or_default()
         };
-        out.insert("osfinger".into(), s(format!("{os_name}-{ver}")));
+        out.insert("osfinger".into(), string(format!("{os_name}-{ver}")));
         out.insert("osrelease_info".into(), Value::Array(info));
     }
     out
@@ -283,7 +283,7 @@ pub fn osarch(os_family: &str, cpuarch: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::py_str;
+    use salt_core::value::py_str;
 
     const DEBIAN: &str = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\n";
     const UBUNTU: &str = "PRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nVERSION_CODENAME=jammy\nID=ubuntu\nID_LIKE=debian\n";

@@ -21,7 +21,7 @@ use std::rc::Rc;
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
-use crate::value::{s, Value};
+use crate::value::{string, Value};
 
 /// A YAML document that Salt's loader would reject.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -242,7 +242,7 @@ fn construct_int(raw: &str, line: usize) -> Result<Value, YamlError> {
         Ok(Value::from(u))
     } else {
         // Python ints are unbounded; msgpack's are not. Keep the digits.
-        Ok(s(n.to_string()))
+        Ok(string(n.to_string()))
     }
 }
 
@@ -348,7 +348,7 @@ fn construct_scalar(value: &str, style: TScalarStyle, tag: Option<&Tag>, line: u
         Implicit::Int => construct_int(value, line),
         Implicit::Float => construct_float(value, line),
         Implicit::Null => Ok(Value::Nil),
-        Implicit::Merge | Implicit::Timestamp | Implicit::Str => Ok(s(value)),
+        Implicit::Merge | Implicit::Timestamp | Implicit::Str => Ok(string(value)),
     }
 }
 
@@ -463,6 +463,13 @@ fn check_collection_tag(tag: Option<&Tag>, want: &str, line: usize) -> Result<()
     }
 }
 
+/// Whether a plain (unquoted, untagged) scalar with this text loads as a string under PyYAML's
+/// YAML 1.1 implicit resolvers (not a bool, int, float, null, timestamp or merge key) — what a
+/// dumper checks before writing a string without quotes.
+pub fn plain_is_str(text: &str) -> bool {
+    resolve_plain(text) == Implicit::Str
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,12 +493,12 @@ mod tests {
         assert_eq!(get(&v, "d"), Some(&Value::from(31)));
         assert_eq!(get(&v, "e"), Some(&Value::from(1000)));
         assert_eq!(get(&v, "f"), Some(&Value::from(90)));
-        assert_eq!(get(&v, "g"), Some(&s("1e3")));
+        assert_eq!(get(&v, "g"), Some(&string("1e3")));
         assert_eq!(get(&v, "h"), Some(&Value::F64(1.5)));
         assert_eq!(get(&v, "i"), Some(&Value::Nil));
         assert_eq!(get(&v, "j"), Some(&Value::Nil));
-        assert_eq!(get(&v, "k"), Some(&s("2024-01-02")));
-        assert_eq!(get(&v, "l"), Some(&s("0755")));
+        assert_eq!(get(&v, "k"), Some(&string("2024-01-02")));
+        assert_eq!(get(&v, "l"), Some(&string("0755")));
         assert_eq!(get(&v, "m"), Some(&Value::F64(f64::INFINITY)));
         assert_eq!(get(&v, "n"), Some(&Value::from(-5)));
         assert_eq!(get(&v, "o"), Some(&Value::from(0)));
@@ -507,7 +514,7 @@ mod tests {
     #[test]
     fn tags_and_binary() {
         let v = load("a: !!str 123\nb: !!binary aGVsbG8\nc: !!int '42'\n");
-        assert_eq!(get(&v, "a"), Some(&s("123")));
+        assert_eq!(get(&v, "a"), Some(&string("123")));
         assert_eq!(get(&v, "b"), Some(&Value::Binary(b"hello".to_vec())));
         assert_eq!(get(&v, "c"), Some(&Value::from(42)));
         assert!(safe_load("a: !custom x").is_err());

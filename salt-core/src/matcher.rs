@@ -1,6 +1,7 @@
-//! Local targeting: does a publish's `tgt`/`tgt_type` select this minion?
+//! Targeting: does a publish's `tgt`/`tgt_type` select a minion, given its id, grains and pillar?
 //!
-//! Mirrors Salt's `matchers/` modules:
+//! The minion runs it over its own grains (`Minion._target_load`); the master can run it over the
+//! grains and pillar it caches per minion (`CkMinions`). Mirrors Salt's `matchers/` modules:
 //!
 //! | `tgt_type` | Salt file | semantics |
 //! |---|---|---|
@@ -9,19 +10,24 @@
 //! | `list` | `list_match.py` | comma string (substring rules of the Python code) or list membership |
 //! | `grain` | `grain_match.py` | `utils/data.py:subdict_match`: `key:sub:value`, glob on `str(value).lower()`, lists match if any element does |
 //! | `grain_pcre` | `grain_pcre_match.py` | same with `re.match` |
+//! | `pillar` | `pillar_match.py` | `subdict_match` over the pillar, like `grain` |
+//! | `pillar_pcre` | `pillar_pcre_match.py` | same with `re.match` |
 //! | `ipcidr` | `ipcidr_match.py` | address or network against the `ipv4`/`ipv6` grains |
-//! | `compound` | `compound_match.py` | `and`/`or`/`not`/parentheses over `G@ P@ L@ E@ S@` words, others glob |
+//! | `compound` | `compound_match.py` | `and`/`or`/`not`/parentheses over `G@ P@ I@ J@ L@ E@ S@` words, others glob |
 //!
-//! `pillar*`, `nodegroup` (`N@`), `range`, `data` and the resource engines are [`MatchError::Unsupported`].
+//! Pillar targets need a pillar in the [`MatchContext`]; without one they are
+//! [`MatchError::Unsupported`], as are `pillar_exact`, `nodegroup` (`N@`), `range`, `data` and the
+//! resource engines.
 //! Salt's `regex` module and Rust's `regex` crate differ on backreferences and lookaround (not
 //! supported here: an invalid pattern does not match, as Salt's pcre matcher would raise).
 
+use crate::fnmatch::fnmatch;
 use crate::value::{as_str, py_str, Value};
 
-/// A target this minion cannot evaluate.
+/// A target that cannot be evaluated here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MatchError {
-    /// The target type needs data this minion does not have (pillar, nodegroups…).
+    /// The target type needs data not at hand (pillar, nodegroups…) or is not implemented.
     #[error("target type '{0}' is not supported by this minion")]
     Unsupported(String),
 }
@@ -33,176 +39,8 @@ pub struct MatchContext<'a> {
     pub id: &'a str,
     /// The minion's grains (a map).
     pub grains: &'a Value,
-}
-
-/// Python `fnmatch.fnmatchcase(name, pat)` (what `fnmatch.fnmatch` is on POSIX).
-pub fn fnmatch(name: &str, pat: &str) -> bool {
-    let tokens = translate(pat);
-    let name: Vec<char> = name.chars().collect();
-    let (mut p, mut n) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match tokens.get(p) {
-            Some(Tok::Star) => {
-                star = Some((p, n));
-                p += 1;
-                continue;
-            }
-            Some(t) if t.matches(name[n]) => {
-                p += 1;
-                n += 1;
-                continue;
-            }
-            _ => {}
-        }
-        match star {
-            Some((sp, sn)) => {
-                p = sp + 1;
-                n = sn + 1;
-                star = Some((sp, sn + 1));
-            }
-            None => return false,
-        }
-    }
-    while matches!(tokens.get(p), Some(Tok::Star)) {
-        p += 1;
-    }
-    p == tokens.len()
-}
-
-#[derive(Debug, Clone)]
-enum Tok {
-    Lit(char),
-    Any,
-    Star,
-    /// `negated`, single chars, ranges
-    Class(bool, Vec<char>, Vec<(char, char)>),
-    Never,
-}
-
-impl Tok {
-    fn matches(&self, c: char) -> bool {
-        match self {
-            Tok::Lit(l) => *l == c,
-            Tok::Any => true,
-            Tok::Star | Tok::Never => false,
-            Tok::Class(neg, chars, ranges) => {
-                let hit = chars.contains(&c) || ranges.iter().any(|(a, b)| *a <= c && c <= *b);
-                hit != *neg
-            }
-        }
-    }
-}
-
-/// `fnmatch.translate`, as tokens (Python 3.11 rules for `[...]`, ranges and `!`).
-fn translate(pat: &str) -> Vec<Tok> {
-    let p: Vec<char> = pat.chars().collect();
-    let n = p.len();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < n {
-        let c = p[i];
-        i += 1;
-        match c {
-            '*' => {
-                if !matches!(out.last(), Some(Tok::Star)) {
-                    out.push(Tok::Star);
-                }
-            }
-            '?' => out.push(Tok::Any),
-            '[' => {
-                let mut j = i;
-                if j < n && p[j] == '!' {
-                    j += 1;
-                }
-                if j < n && p[j] == ']' {
-                    j += 1;
-                }
-                while j < n && p[j] != ']' {
-                    j += 1;
-                }
-                if j >= n {
-                    out.push(Tok::Lit('['));
-                    continue;
-                }
-                out.push(class(&p[i..j]));
-                i = j + 1;
-            }
-            c => out.push(Tok::Lit(c)),
-        }
-    }
-    out
-}
-
-/// The body of a `[...]` (without brackets), split into chunks at range hyphens like Python does.
-fn class(body: &[char]) -> Tok {
-    let negated_src = body.first() == Some(&'!');
-    let mut chunks: Vec<Vec<char>> = Vec::new();
-    let mut start = 0usize;
-    let mut k = if negated_src { 2 } else { 1 };
-    loop {
-        let found = (k..body.len()).find(|&x| body[x] == '-');
-        let Some(h) = found else { break };
-        chunks.push(body[start..h].to_vec());
-        start = h + 1;
-        k = h + 3;
-    }
-    let last: Vec<char> = body[start.min(body.len())..].to_vec();
-    if !last.is_empty() {
-        chunks.push(last);
-    } else if let Some(l) = chunks.last_mut() {
-        l.push('-');
-    } else {
-        chunks.push(vec!['-']);
-    }
-    // Remove empty ranges (a > b): merge chunk k-1 (minus its last char) with chunk k (minus first).
-    let mut idx = chunks.len();
-    while idx > 1 {
-        idx -= 1;
-        let prev_last = chunks[idx - 1].last().copied();
-        let cur_first = chunks[idx].first().copied();
-        if let (Some(a), Some(b)) = (prev_last, cur_first) {
-            if a > b {
-                let cur = chunks.remove(idx);
-                let prev = &mut chunks[idx - 1];
-                prev.pop();
-                prev.extend_from_slice(&cur[1..]);
-            }
-        }
-    }
-    // Now the class is chunk0 '-' chunk1 '-' ...; a leading '!' (source negation) stays in chunk0.
-    let mut negated = false;
-    if let Some(first) = chunks.first_mut() {
-        if first.first() == Some(&'!') {
-            negated = true;
-            first.remove(0);
-        }
-    }
-    let total: usize = chunks.iter().map(Vec::len).sum::<usize>() + chunks.len().saturating_sub(1);
-    if total == 0 {
-        // "[!]" style: Python turns an empty negated class into "." and an empty class into "(?!)".
-        return if negated { Tok::Any } else { Tok::Never };
-    }
-    let mut chars = Vec::new();
-    let mut ranges = Vec::new();
-    for (ci, chunk) in chunks.iter().enumerate() {
-        let mut body: &[char] = chunk;
-        // The first char of chunk ci (ci > 0) is the end of a range started by chunk ci-1.
-        if ci > 0 {
-            match (chunks[ci - 1].last(), chunk.first()) {
-                (Some(_), Some(_)) => body = &chunk[1..],
-                _ => chars.push('-'),
-            }
-        }
-        if ci + 1 < chunks.len() && !body.is_empty() {
-            if let (Some(a), Some(b)) = (chunk.last(), chunks[ci + 1].first()) {
-                ranges.push((*a, *b));
-                body = &body[..body.len() - 1];
-            }
-        }
-        chars.extend_from_slice(body);
-    }
-    Tok::Class(negated, chars, ranges)
+    /// The minion's pillar (a map), when known; pillar targets are unsupported without it.
+    pub pillar: Option<&'a Value>,
 }
 
 /// Compile a Python `re` pattern with the `regex` crate (`None` if unsupported/invalid).
@@ -284,8 +122,8 @@ pub fn traverse<'a>(data: &'a Value, key: &str, delimiter: &str) -> Option<&'a V
             Value::Map(_) => match crate::value::get(ptr, each) {
                 Some(v) => v,
                 None => {
-                    let loaded = crate::functions::yamlify_arg(each);
-                    if loaded == crate::value::s(each) {
+                    let loaded = crate::args::yamlify_arg(each);
+                    if loaded == crate::value::string(each) {
                         return None;
                     }
                     crate::value::get_py(ptr, &loaded)?
@@ -387,6 +225,19 @@ pub fn grain_match(tgt: &str, grains: &Value, delimiter: &str, regex: bool) -> b
         return false;
     }
     subdict_match(grains, tgt, delimiter, regex)
+}
+
+/// `pillar_match.match` / `pillar_pcre_match.match`: [`subdict_match`] over the pillar.
+pub fn pillar_match(tgt: &str, pillar: &Value, delimiter: &str, regex: bool) -> bool {
+    if !tgt.contains(delimiter) {
+        tracing::error!("Got insufficient arguments for pillar match statement from master");
+        return false;
+    }
+    subdict_match(pillar, tgt, delimiter, regex)
+}
+
+fn need_pillar<'a>(ctx: &MatchContext<'a>) -> Result<&'a Value, MatchError> {
+    ctx.pillar.ok_or_else(|| MatchError::Unsupported("pillar".into()))
 }
 
 /// `ipcidr_match.match`: an address must be in the `ipv4`/`ipv6` grain, a network must contain one.
@@ -546,10 +397,11 @@ pub fn compound_match(tgt: &Value, ctx: &MatchContext<'_>) -> Result<bool, Match
             None => fnmatch(ctx.id, word),
             Some('G') => grain_match(pattern, ctx.grains, &delimiter, false),
             Some('P') => grain_match(pattern, ctx.grains, &delimiter, true),
-            Some('L') => list_match(&crate::value::s(pattern), ctx.id),
-            Some('E') => pcre_match(&crate::value::s(pattern), ctx.id),
+            Some('L') => list_match(&crate::value::string(pattern), ctx.id),
+            Some('E') => pcre_match(&crate::value::string(pattern), ctx.id),
             Some('S') => ipcidr_match(pattern, ctx.grains),
-            Some('I') | Some('J') => return Err(MatchError::Unsupported("pillar".into())),
+            Some('I') => pillar_match(pattern, need_pillar(ctx)?, &delimiter, false),
+            Some('J') => pillar_match(pattern, need_pillar(ctx)?, &delimiter, true),
             Some('N') => return Err(MatchError::Unsupported("nodegroup".into())),
             Some(e) => {
                 tracing::error!("Unrecognized target engine \"{e}\" for target expression \"{word}\"");
@@ -581,6 +433,10 @@ pub fn matches(
         "list" => Ok(list_match(tgt, ctx.id)),
         "grain" => Ok(as_str(tgt).is_some_and(|t| grain_match(t, ctx.grains, delimiter, false))),
         "grain_pcre" => Ok(as_str(tgt).is_some_and(|t| grain_match(t, ctx.grains, delimiter, true))),
+        "pillar" | "pillar_pcre" => {
+            let pillar = need_pillar(ctx)?;
+            Ok(as_str(tgt).is_some_and(|t| pillar_match(t, pillar, delimiter, tgt_type == "pillar_pcre")))
+        }
         "ipcidr" => Ok(as_str(tgt).is_some_and(|t| ipcidr_match(t, ctx.grains))),
         "compound" => compound_match(tgt, ctx),
         other => Err(MatchError::Unsupported(other.to_string())),
@@ -590,76 +446,36 @@ pub fn matches(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::{map, s, str_list};
-
-    #[test]
-    fn fnmatch_basics() {
-        assert!(fnmatch("web1", "web*"));
-        assert!(fnmatch("web1", "*"));
-        assert!(fnmatch("", "*"));
-        assert!(!fnmatch("Web1", "web*"));
-        assert!(fnmatch("web1", "web?"));
-        assert!(!fnmatch("web12", "web?"));
-        assert!(fnmatch("a/b", "a*b"));
-        assert!(fnmatch("a\nb", "a*b"));
-        assert!(fnmatch("x.y", "x.y"));
-        assert!(!fnmatch("xzy", "x.y"));
-        assert!(fnmatch("a+b", "a+b"));
-        assert!(fnmatch("abcabc", "*abc"));
-        assert!(fnmatch("mississippi", "*sip*"));
-        assert!(!fnmatch("mississippi", "*sip"));
-    }
-
-    #[test]
-    fn fnmatch_classes() {
-        assert!(fnmatch("web1", "web[0-9]"));
-        assert!(!fnmatch("weba", "web[0-9]"));
-        assert!(fnmatch("weba", "web[!0-9]"));
-        assert!(fnmatch("web-", "web[a-]"));
-        assert!(fnmatch("web-", "web[-a]"));
-        assert!(fnmatch("web]", "web[]]"));
-        assert!(fnmatch("web[!]", "web[!]"), "'[!]' has no closing bracket: literal");
-        assert!(!fnmatch("web!", "web[!]"));
-        assert!(fnmatch("web[", "web["));
-        assert!(fnmatch("web[1", "web[1"));
-        assert!(fnmatch("b", "[a-c]"));
-        assert!(!fnmatch("b", "[c-a]"), "empty range never matches");
-        assert!(fnmatch("x", "[!c-a]"), "negated empty range matches anything");
-        assert!(fnmatch("\\", "[\\]"));
-        assert!(fnmatch("^", "[^]"));
-        assert!(fnmatch("-", "[!a]"));
-        assert!(!fnmatch("a", "[!a]"));
-        assert!(fnmatch("é", "?"));
-    }
+    use crate::value::{map, str_list, string};
 
     fn grains() -> Value {
         map([
-            ("os", s("Debian")),
-            ("os_family", s("Debian")),
+            ("os", string("Debian")),
+            ("os_family", string("Debian")),
             ("num_cpus", Value::from(2)),
             ("roles", str_list(["web", "db"])),
-            ("virtual", s("kvm")),
+            ("virtual", string("kvm")),
             ("ipv4", str_list(["127.0.0.1", "192.0.2.10"])),
             ("ipv6", str_list(["::1", "fd00::2"])),
-            ("selinux", map([("enabled", Value::Boolean(false)), ("mode", s("permissive"))])),
-            ("url", s("http://x:80")),
-            ("nested", map([("list", Value::Array(vec![map([("k", s("v"))])]))])),
+            ("selinux", map([("enabled", Value::Boolean(false)), ("mode", string("permissive"))])),
+            ("url", string("http://x:80")),
+            ("nested", map([("list", Value::Array(vec![map([("k", string("v"))])]))])),
             ("ssd", Value::Boolean(true)),
         ])
     }
 
     #[test]
     fn glob_pcre_list() {
-        assert!(glob_match(&s("web*"), "web1"));
+        assert!(glob_match(&string("web*"), "web1"));
         assert!(!glob_match(&Value::from(1), "1"));
-        assert!(pcre_match(&s("web\\d"), "web1x"), "re.match anchors at the start only");
-        assert!(!pcre_match(&s("eb1"), "web1"));
-        assert!(!pcre_match(&s("(unclosed"), "web1"));
-        assert!(list_match(&s("a,web1,b"), "web1"));
-        assert!(list_match(&s("web1,b"), "web1"));
-        assert!(list_match(&s("a,web1"), "web1"));
-        assert!(list_match(&s("web1"), "web1"));
-        assert!(!list_match(&s("web10,b"), "web1"));
+        assert!(pcre_match(&string("web\\d"), "web1x"), "re.match anchors at the start only");
+        assert!(!pcre_match(&string("eb1"), "web1"));
+        assert!(!pcre_match(&string("(unclosed"), "web1"));
+        assert!(list_match(&string("a,web1,b"), "web1"));
+        assert!(list_match(&string("web1,b"), "web1"));
+        assert!(list_match(&string("a,web1"), "web1"));
+        assert!(list_match(&string("web1"), "web1"));
+        assert!(!list_match(&string("web10,b"), "web1"));
         assert!(list_match(&str_list(["a", "web1"]), "web1"));
         assert!(!list_match(&str_list(["a", "web"]), "web1"));
     }
@@ -700,11 +516,11 @@ mod tests {
     }
 
     fn ctx(g: &Value) -> MatchContext<'_> {
-        MatchContext { id: "web1", grains: g }
+        MatchContext { id: "web1", grains: g, pillar: None }
     }
 
     fn c(expr: &str, g: &Value) -> bool {
-        compound_match(&s(expr), &ctx(g)).unwrap_or(false)
+        compound_match(&string(expr), &ctx(g)).unwrap_or(false)
     }
 
     #[test]
@@ -729,7 +545,7 @@ mod tests {
         assert!(!c("", &g));
         assert!(!c("X@foo", &g), "unknown engine word is a glob on the id");
         assert!(c("Z@x or web1", &g));
-        assert!(matches!(compound_match(&s("I@role:web"), &ctx(&g)), Err(MatchError::Unsupported(_))));
+        assert!(matches!(compound_match(&string("I@role:web"), &ctx(&g)), Err(MatchError::Unsupported(_))));
         assert!(compound_match(&str_list(["web1", "and", "G@os:Debian"]), &ctx(&g)).unwrap_or(false));
     }
 
@@ -737,11 +553,26 @@ mod tests {
     fn dispatch() {
         let g = grains();
         let cx = ctx(&g);
-        assert_eq!(matches(&s("web*"), "glob", None, &cx), Ok(true));
-        assert_eq!(matches(&s("os:Debian"), "grain", None, &cx), Ok(true));
-        assert_eq!(matches(&s("os:Deb.*"), "grain_pcre", None, &cx), Ok(true));
-        assert_eq!(matches(&s("192.0.2.10"), "ipcidr", None, &cx), Ok(true));
-        assert!(matches(&s("x"), "pillar", None, &cx).is_err());
-        assert!(matches(&s("x"), "nodegroup", None, &cx).is_err());
+        assert_eq!(matches(&string("web*"), "glob", None, &cx), Ok(true));
+        assert_eq!(matches(&string("os:Debian"), "grain", None, &cx), Ok(true));
+        assert_eq!(matches(&string("os:Deb.*"), "grain_pcre", None, &cx), Ok(true));
+        assert_eq!(matches(&string("192.0.2.10"), "ipcidr", None, &cx), Ok(true));
+        assert!(matches(&string("x"), "pillar", None, &cx).is_err());
+        assert!(matches(&string("x"), "nodegroup", None, &cx).is_err());
+        assert!(compound_match(&string("I@role:db"), &cx).is_err());
+    }
+
+    #[test]
+    fn pillar_targets() {
+        let g = grains();
+        let p = map([("role", string("db")), ("apps", str_list(["nginx", "redis"]))]);
+        let cx = MatchContext { id: "web1", grains: &g, pillar: Some(&p) };
+        assert_eq!(matches(&string("role:db"), "pillar", None, &cx), Ok(true));
+        assert_eq!(matches(&string("role:web"), "pillar", None, &cx), Ok(false));
+        assert_eq!(matches(&string("apps:red*"), "pillar", None, &cx), Ok(true));
+        assert_eq!(matches(&string("role:d.$"), "pillar_pcre", None, &cx), Ok(true));
+        assert_eq!(matches(&string("role"), "pillar", None, &cx), Ok(false), "no delimiter");
+        assert_eq!(compound_match(&string("I@role:db and web*"), &cx), Ok(true));
+        assert_eq!(compound_match(&string("J@role:^w and web*"), &cx), Ok(false));
     }
 }

@@ -1,63 +1,125 @@
-//! Python semantics that Salt's code relies on, over [`rmpv::Value`].
+//! Salt's values and the Python semantics Salt's code relies on, over [`rmpv::Value`].
 //!
-//! Salt's matchers and execution modules call `str()` on arbitrary values
-//! (`utils/data.py:subdict_match`, `modules/cmdmod.py:_ensure_env_str`), use `fnmatch.fnmatch`
-//! (`matchers/glob_match.py`) and Python truthiness (`utils/data.py:is_true`). This module gives
-//! those operations for [`Value`], plus conversions to and from `serde_json::Value` for printing and
-//! for comparing with `salt-call --out json`.
+//! This is the one value vocabulary of the project: the envelopes of this crate, `salt-core`
+//! (which re-exports it as `salt_core::value`), the minion and the master all read and build
+//! Salt's dynamically typed payloads through these functions.
+//!
+//! - Building: [`string`], [`bytes`], [`map`], [`str_list`].
+//! - Reading: [`as_str`], [`as_bytes`], [`get`], [`get_str`], [`get_bytes`], [`get_py`] — a map
+//!   key may be a msgpack str or bin (Salt's `decode_embedded_strs` makes no difference), and like
+//!   a Python dict built from a msgpack map, the **last** duplicate key wins.
+//! - Changing: [`insert`] (`d[key] = v`), [`remove`] (`d.pop(key, None)`).
+//! - Python semantics: [`py_eq`] (`==`), [`py_str`] (`str()`), [`py_repr`] (`repr()`),
+//!   [`truthy`] (`bool()`), [`is_true`] (`salt.utils.data.is_true`), as Salt's matchers and
+//!   execution modules apply them (`utils/data.py:subdict_match`, `modules/cmdmod.py`).
+//! - JSON: [`to_json`] / [`from_json`], for printing and for comparing with `salt-call --out json`.
 
 use std::fmt::Write as _;
 
-/// The dynamic value type of this crate (msgpack-shaped, like Salt's payloads).
+/// The dynamic value type (msgpack-shaped, like Salt's payloads).
 pub type Value = rmpv::Value;
 
-/// Build a string value.
-pub fn s(v: impl Into<String>) -> Value {
-    Value::String(v.into().into())
+/// A text value.
+pub fn string(s: impl Into<String>) -> Value {
+    Value::String(s.into().into())
 }
 
-/// Build a map value from string keys, keeping their order.
-pub fn map<K: Into<String>>(entries: impl IntoIterator<Item = (K, Value)>) -> Value {
-    Value::Map(entries.into_iter().map(|(k, v)| (s(k), v)).collect())
+/// A bytes value (ciphertext, signature); [`crate::msgpack::encode`] packs it as a raw
+/// string, like Python `bytes` under `use_bin_type=False`.
+pub fn bytes(b: impl Into<Vec<u8>>) -> Value {
+    Value::Binary(b.into())
+}
+
+/// Build a map from `(key, value)` pairs with string keys, keeping their order.
+pub fn map<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Value {
+    Value::Map(pairs.into_iter().map(|(k, v)| (string(k), v)).collect())
 }
 
 /// Build a list of strings.
 pub fn str_list<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Value {
-    Value::Array(items.into_iter().map(|i| s(i.as_ref())).collect())
+    Value::Array(items.into_iter().map(|i| string(i.as_ref())).collect())
 }
 
-/// The string content of a value if it is a (UTF-8) string.
+/// The bytes of a string or binary value (whatever its UTF-8 validity).
+pub fn as_bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::String(s) => Some(s.as_bytes()),
+        Value::Binary(b) => Some(b),
+        _ => None,
+    }
+}
+
+/// The text of a string value, or of a binary value that is valid UTF-8
+/// (Salt's `decode_embedded_strs` makes no difference between the two).
 pub fn as_str(v: &Value) -> Option<&str> {
     match v {
-        Value::String(st) => st.as_str(),
+        Value::String(s) => s.as_str(),
+        Value::Binary(b) => std::str::from_utf8(b).ok(),
         _ => None,
     }
 }
 
-/// Look a string key up in a map value (first match, like a Python dict).
-pub fn get<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
-    match v {
-        Value::Map(entries) => entries.iter().find(|(k, _)| as_str(k) == Some(key)).map(|(_, v)| v),
+/// Does `k` (a string or binary map key) equal `key`?
+fn key_is(k: &Value, key: &str) -> bool {
+    as_bytes(k) == Some(key.as_bytes())
+}
+
+/// Look up `key` in a map (keys may be str or bin). `None` if `map` is not
+/// a map or has no such key. Like a Python dict, the *last* duplicate wins.
+pub fn get<'a>(map: &'a Value, key: &str) -> Option<&'a Value> {
+    match map {
+        Value::Map(pairs) => pairs.iter().rev().find(|(k, _)| key_is(k, key)).map(|(_, v)| v),
         _ => None,
     }
 }
 
-/// Look a key up in a map value using Python dict equality (`1 == 1.0 == True`).
+/// Look up `key` and read it as text.
+pub fn get_str<'a>(map: &'a Value, key: &str) -> Option<&'a str> {
+    get(map, key).and_then(as_str)
+}
+
+/// Look up `key` and read it as bytes.
+pub fn get_bytes<'a>(map: &'a Value, key: &str) -> Option<&'a [u8]> {
+    get(map, key).and_then(as_bytes)
+}
+
+/// Look a key up in a map value using Python dict equality (`1 == 1.0 == True`); the last
+/// duplicate wins, as in [`get`].
 pub fn get_py<'a>(v: &'a Value, key: &Value) -> Option<&'a Value> {
     match v {
-        Value::Map(entries) => entries.iter().find(|(k, _)| py_eq(k, key)).map(|(_, v)| v),
+        Value::Map(entries) => entries.iter().rev().find(|(k, _)| py_eq(k, key)).map(|(_, v)| v),
         _ => None,
     }
 }
 
-/// Insert or replace a string key in a map value (keeps the position of an existing key).
-pub fn set(v: &mut Value, key: &str, val: Value) {
-    if let Value::Map(entries) = v {
-        if let Some(slot) = entries.iter_mut().find(|(k, _)| as_str(k) == Some(key)) {
-            slot.1 = val;
-        } else {
-            entries.push((s(key), val));
+/// Python `d[key] = value`: replace the value in place if `key` exists
+/// (keeping its position, as a Python dict does), else append. Returns
+/// `false` (and does nothing) if `map` is not a map.
+pub fn insert(map: &mut Value, key: &str, value: Value) -> bool {
+    match map {
+        Value::Map(pairs) => {
+            if let Some(slot) = pairs.iter_mut().rev().find(|(k, _)| key_is(k, key)) {
+                slot.1 = value;
+            } else {
+                pairs.push((string(key), value));
+            }
+            true
         }
+        _ => false,
+    }
+}
+
+/// Python `d.pop(key, None)`: remove `key` and return its value.
+pub fn remove(map: &mut Value, key: &str) -> Option<Value> {
+    match map {
+        Value::Map(pairs) => {
+            let idx = pairs.iter().rposition(|(k, _)| key_is(k, key))?;
+            let (_, v) = pairs.remove(idx);
+            // Python dicts cannot hold duplicates; drop any earlier ones too.
+            pairs.retain(|(k, _)| !key_is(k, key));
+            Some(v)
+        }
+        _ => None,
     }
 }
 
@@ -242,7 +304,7 @@ pub fn py_str(v: &Value) -> String {
 }
 
 /// Python truthiness (`bool(obj)`).
-pub fn py_truthy(v: &Value) -> bool {
+pub fn truthy(v: &Value) -> bool {
     match v {
         Value::Nil => false,
         Value::Boolean(b) => *b,
@@ -272,7 +334,7 @@ pub fn is_true(v: &Value) -> bool {
             }
             st.as_str().unwrap_or("").to_lowercase() == "true"
         }
-        other => py_truthy(other),
+        other => truthy(other),
     }
 }
 
@@ -328,9 +390,9 @@ pub fn from_json(j: &serde_json::Value) -> Value {
                 Value::F64(n.as_f64().unwrap_or(f64::NAN))
             }
         }
-        J::String(st) => s(st.as_str()),
+        J::String(st) => string(st.as_str()),
         J::Array(a) => Value::Array(a.iter().map(from_json).collect()),
-        J::Object(o) => Value::Map(o.iter().map(|(k, v)| (s(k.as_str()), from_json(v))).collect()),
+        J::Object(o) => Value::Map(o.iter().map(|(k, v)| (string(k.as_str()), from_json(v))).collect()),
     }
 }
 
@@ -353,9 +415,9 @@ mod tests {
 
     #[test]
     fn str_matches_python() {
-        let v = Value::Array(vec![s("a"), Value::from(1), Value::Boolean(true), Value::Nil]);
+        let v = Value::Array(vec![string("a"), Value::from(1), Value::Boolean(true), Value::Nil]);
         assert_eq!(py_str(&v), "['a', 1, True, None]");
-        let m = map([("k", s("it's"))]);
+        let m = map([("k", string("it's"))]);
         assert_eq!(py_str(&m), "{'k': \"it's\"}");
         assert_eq!(py_str(&Value::F64(2.0)), "2.0");
     }
@@ -364,16 +426,51 @@ mod tests {
     fn python_equality() {
         assert!(py_eq(&Value::from(1), &Value::F64(1.0)));
         assert!(py_eq(&Value::Boolean(true), &Value::from(1)));
-        assert!(!py_eq(&s("1"), &Value::from(1)));
+        assert!(!py_eq(&string("1"), &Value::from(1)));
     }
 
     #[test]
     fn salt_is_true() {
-        assert!(is_true(&s("True")));
-        assert!(is_true(&s("1")));
-        assert!(!is_true(&s("0")));
-        assert!(!is_true(&s("yes")));
+        assert!(is_true(&string("True")));
+        assert!(is_true(&string("1")));
+        assert!(!is_true(&string("0")));
+        assert!(!is_true(&string("yes")));
         assert!(is_true(&Value::from(2)));
         assert!(!is_true(&Value::Nil));
+    }
+
+    #[test]
+    fn insert_keeps_position() {
+        let mut m = map([("a", Value::from(1)), ("b", Value::from(2))]);
+        assert!(insert(&mut m, "a", Value::from(3)));
+        assert!(insert(&mut m, "c", Value::from(4)));
+        assert_eq!(m, map([("a", Value::from(3)), ("b", Value::from(2)), ("c", Value::from(4))]));
+        assert_eq!(remove(&mut m, "b"), Some(Value::from(2)));
+        assert_eq!(get(&m, "b"), None);
+    }
+
+    #[test]
+    fn last_duplicate_key_wins_like_python() {
+        // msgpack maps may repeat a key; `dict(msgpack.loads(...))` keeps the last value.
+        let m = Value::Map(vec![
+            (string("k"), Value::from(1)),
+            (bytes(b"k".to_vec()), Value::from(2)),
+            (Value::from(1), string("int")),
+            (Value::F64(1.0), string("float")),
+        ]);
+        assert_eq!(get(&m, "k"), Some(&Value::from(2)));
+        assert_eq!(get_py(&m, &Value::Boolean(true)), Some(&string("float")));
+        let mut m2 = m.clone();
+        assert!(insert(&mut m2, "k", Value::from(3)));
+        assert_eq!(get(&m2, "k"), Some(&Value::from(3)));
+        assert_eq!(remove(&mut m2, "k"), Some(Value::from(3)));
+        assert_eq!(get(&m2, "k"), None);
+    }
+
+    #[test]
+    fn binary_utf8_reads_as_text() {
+        assert_eq!(as_str(&bytes(b"abc".to_vec())), Some("abc"));
+        assert_eq!(as_str(&bytes(vec![0xff])), None);
+        assert_eq!(as_bytes(&bytes(vec![0xff])), Some(&[0xff][..]));
     }
 }

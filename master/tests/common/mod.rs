@@ -1,0 +1,297 @@
+//! Harness of the master's real-Salt tests: one temporary root under
+//! `/tmp` (short: Unix socket paths stay under 107 bytes) holding our
+//! master's config (`ma/`), and one config dir per minion; every process
+//! started runs in its own process group, killed when the test ends,
+//! whatever happens; every wait is bounded.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Read as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const VENV: &str = "/opt/salt-venv";
+
+pub fn salt_bin(name: &str) -> PathBuf {
+    Path::new(VENV).join("bin").join(name)
+}
+
+pub fn have_salt() -> bool {
+    let ok = salt_bin("salt-minion").exists();
+    if !ok {
+        eprintln!("SKIP: Salt 3008.5 is not installed in {VENV} (scripts/install-salt.sh); real-Salt tests not run");
+    }
+    ok
+}
+
+fn signal_group(pgid: u32, sig: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pgid).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process_group(pid, sig);
+    }
+}
+
+/// A started daemon in its own process group; killed on drop.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
+        let out = fs::OpenOptions::new().create(true).append(true).open(log);
+        let Ok(out) = out else { panic!("cannot open {}", log.display()) };
+        let Ok(err) = out.try_clone() else { panic!("cannot dup {}", log.display()) };
+        cmd.process_group(0).stdin(Stdio::null()).stdout(out).stderr(err);
+        match cmd.spawn() {
+            Ok(child) => Proc { name: name.to_owned(), child },
+            Err(e) => panic!("cannot start {name}: {e}"),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM (to the process only: our master must stop its units
+    /// itself), wait up to `grace`; the group is SIGKILLed afterwards.
+    /// Returns whether it exited within `grace`.
+    pub fn stop(&mut self, grace: Duration) -> bool {
+        if let Some(pid) = i32::try_from(self.pid()).ok().and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + grace;
+        let mut exited = false;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                exited = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        signal_group(self.pid(), rustix::process::Signal::KILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        exited
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        signal_group(self.pid(), rustix::process::Signal::KILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run a command to completion within `limit`: `(exit code or -1, stdout, stderr)`.
+pub fn run(mut cmd: Command, limit: Duration) -> (i32, String, String) {
+    cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => panic!("cannot run {cmd:?}: {e}"),
+    };
+    let pipe = |p: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = p {
+                let _ = p.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = pipe(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let err = pipe(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
+    let deadline = Instant::now() + limit;
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st.code().unwrap_or(-1),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                eprintln!("{cmd:?} did not finish within {limit:?}; killed");
+                break -1;
+            }
+        }
+    };
+    signal_group(child.id(), rustix::process::Signal::KILL);
+    let _ = child.kill();
+    let _ = child.wait();
+    (code, out.join().unwrap_or_default(), err.join().unwrap_or_default())
+}
+
+pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// `salt-minion-rs`, next to this test's binary (built on demand).
+pub fn rust_minion_bin() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let dir = exe.parent()?.parent()?.to_path_buf();
+    let bin = dir.join("salt-minion-rs");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let st = Command::new(cargo).args(["build", "-q", "-p", "minion", "--bin", "salt-minion-rs"]).status();
+        if !matches!(st, Ok(s) if s.success()) {
+            eprintln!("SKIP part: cannot build salt-minion-rs");
+            return None;
+        }
+    }
+    bin.exists().then_some(bin)
+}
+
+/// One master of ours and its minions under one temporary root.
+pub struct Env {
+    pub root: tempfile::TempDir,
+    pub pub_port: u16,
+    pub ret_port: u16,
+    pub master: Option<Proc>,
+    pub minions: Vec<Proc>,
+    /// Appended to every minion config written after it is set.
+    pub minion_extra: String,
+}
+
+impl Env {
+    /// A root with our master's config (`extra` appended to `master`).
+    pub fn new(pub_port: u16, extra: &str) -> Env {
+        let root = tempfile::Builder::new().prefix("mt").tempdir_in("/tmp");
+        let Ok(root) = root else { panic!("no temp dir") };
+        let ret_port = pub_port + 1;
+        let ma = root.path().join("ma");
+        let _ = fs::create_dir_all(ma.join("master.d"));
+        let conf = format!(
+            "root_dir: {}\ninterface: 127.0.0.1\npublish_port: {pub_port}\nret_port: {ret_port}\nid: t_master\n\
+             log_level_logfile: debug\nloop_interval: 2\n{extra}",
+            ma.display()
+        );
+        let _ = fs::write(ma.join("master"), conf);
+        Env { root, pub_port, ret_port, master: None, minions: Vec::new(), minion_extra: String::new() }
+    }
+
+    pub fn conf(&self) -> PathBuf {
+        self.root.path().join("ma")
+    }
+
+    pub fn master_root(&self) -> PathBuf {
+        self.root.path().join("ma")
+    }
+
+    pub fn pki(&self) -> PathBuf {
+        self.master_root().join("etc/salt/pki/master")
+    }
+
+    pub fn cachedir(&self) -> PathBuf {
+        self.master_root().join("var/cache/salt/master")
+    }
+
+    pub fn sock_dir(&self) -> PathBuf {
+        self.master_root().join("var/run/salt/master")
+    }
+
+    /// Start our master and wait until its sockets are up.
+    pub fn start_master(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_salt-master-rs"));
+        cmd.arg("-c").arg(self.conf()).args(["-l", "info"]);
+        let log = self.root.path().join("master.log");
+        self.master = Some(Proc::spawn("salt-master-rs", cmd, &log));
+        let sock = self.sock_dir();
+        let ret = self.ret_port;
+        wait_for("our master's sockets", Duration::from_secs(90), || {
+            sock.join("publish_pull.ipc").exists()
+                && sock.join("master_event_pub.ipc").exists()
+                && std::net::TcpStream::connect(("127.0.0.1", ret)).is_ok()
+        });
+    }
+
+    pub fn stop_master(&mut self) -> bool {
+        self.master.take().map(|mut m| m.stop(Duration::from_secs(10))).unwrap_or(true)
+    }
+
+    fn minion_conf(&self, dir: &str, id: &str) -> PathBuf {
+        let d = self.root.path().join(dir);
+        let _ = fs::create_dir_all(&d);
+        let conf = format!(
+            "root_dir: {}\nid: {id}\nmaster: 127.0.0.1\nmaster_port: {}\npublish_port: {}\nacceptance_wait_time: 1\n\
+             log_level_logfile: debug\nrandom_reauth_delay: 0\nmine_enabled: False\n{}",
+            d.display(),
+            self.ret_port,
+            self.pub_port,
+            self.minion_extra
+        );
+        let _ = fs::write(d.join("minion"), conf);
+        d
+    }
+
+    /// Start a real salt-minion with id `id`.
+    pub fn start_salt_minion(&mut self, id: &str) {
+        let d = self.minion_conf(&format!("py-{id}"), id);
+        let mut cmd = Command::new(salt_bin("salt-minion"));
+        cmd.arg("-c").arg(&d).args(["-l", "info"]);
+        let log = self.root.path().join(format!("minion-{id}.log"));
+        self.minions.push(Proc::spawn(id, cmd, &log));
+    }
+
+    /// Start our salt-minion-rs with id `id`; false if it is not available.
+    pub fn start_rust_minion(&mut self, id: &str) -> bool {
+        let Some(bin) = rust_minion_bin() else { return false };
+        let d = self.minion_conf(&format!("rs-{id}"), id);
+        let mut cmd = Command::new(bin);
+        cmd.arg("-c").arg(&d).args(["-l", "info"]);
+        let log = self.root.path().join(format!("minion-{id}.log"));
+        self.minions.push(Proc::spawn(id, cmd, &log));
+        true
+    }
+
+    /// Run a stock Salt CLI (`salt`, `salt-key`, `salt-run`) against our master.
+    pub fn cli(&self, tool: &str, args: &[&str], limit: Duration) -> (i32, String, String) {
+        let mut cmd = Command::new(salt_bin(tool));
+        cmd.arg("-c").arg(self.conf()).args(args).current_dir("/tmp");
+        run(cmd, limit)
+    }
+
+    /// The JSON document in a CLI's stdout (text before it skipped).
+    pub fn json(out: &str) -> serde_json::Value {
+        let start = out.find('{').unwrap_or(0);
+        serde_json::from_str(&out[start..]).unwrap_or(serde_json::Value::Null)
+    }
+
+    pub fn master_log(&self) -> String {
+        fs::read_to_string(self.root.path().join("master.log")).unwrap_or_default()
+    }
+
+    pub fn dump_logs(&self) {
+        let Ok(rd) = fs::read_dir(self.root.path()) else { return };
+        for e in rd.flatten() {
+            if e.path().extension().is_some_and(|x| x == "log") {
+                let text = fs::read_to_string(e.path()).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                eprintln!("==== {} (tail) ====", e.path().display());
+                for l in tail.into_iter().rev() {
+                    eprintln!("{l}");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
+        self.minions.clear();
+        self.master = None;
+    }
+}

@@ -1,0 +1,228 @@
+//! Our master (`salt-master-rs`) serving REAL Salt 3008.5: a Python
+//! `salt-minion` and our `salt-minion-rs` sign in, and the stock `salt`,
+//! `salt-key` and `salt-run` CLIs drive them through our master.
+//! Skipped (with a message) when Salt is not installed in `/opt/salt-venv`.
+//!
+//! Ports 41500-41599 (this crate's range), one pair per test.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{have_salt, wait_for, Env};
+use master::keys::{KeyState, KeyStore};
+
+const T: Duration = Duration::from_secs(90);
+
+fn ping_all(env: &Env, expect: &[&str]) {
+    let (code, out, err) = env.cli("salt", &["*", "test.ping", "--static", "--out", "json", "-t", "20"], T);
+    let v = Env::json(&out);
+    for id in expect {
+        assert_eq!(v[id], serde_json::json!(true), "{id} did not answer test.ping: {out} {err} (rc {code})");
+    }
+    assert_eq!(code, 0, "{out} {err}");
+}
+
+#[test]
+fn real_and_rust_minions_with_the_stock_cli() {
+    if !have_salt() {
+        return;
+    }
+    let mut env = Env::new(41510, "auto_accept: True\n");
+    env.start_master();
+    env.start_salt_minion("pm1");
+    let rust = env.start_rust_minion("rm1");
+    let mut ids = vec!["pm1"];
+    if rust {
+        ids.push("rm1");
+    }
+    let ks = KeyStore::at(env.pki());
+    wait_for("both minions accepted and their grains cached", T, || {
+        let acc = ks.accepted().unwrap_or_default();
+        ids.iter().all(|id| acc.iter().any(|a| a == id) && env.cachedir().join(format!("grains/{id}.p")).exists())
+    });
+    // The stock salt-key sees what _auth stored.
+    let (_, out, _) = env.cli("salt-key", &["-L", "--out", "json"], T);
+    let keys = Env::json(&out);
+    for id in &ids {
+        assert!(keys["minions"].as_array().is_some_and(|a| a.iter().any(|x| x == id)), "{out}");
+    }
+    ping_all(&env, &ids);
+
+    // cmd.run on both, by list target.
+    let list = ids.join(",");
+    let (code, out, err) =
+        env.cli("salt", &["-L", &list, "cmd.run", "echo hello-$((40+2))", "--static", "--out", "json", "-t", "20"], T);
+    let v = Env::json(&out);
+    for id in &ids {
+        assert_eq!(v[id], serde_json::json!("hello-42"), "{out} {err}");
+    }
+    assert_eq!(code, 0);
+
+    // Grain and compound targets resolved by our master over the cached grains.
+    let (_, out, _) = env.cli("salt", &["-G", "kernel:Linux", "test.ping", "--static", "--out", "json", "-t", "20"], T);
+    let v = Env::json(&out);
+    for id in &ids {
+        assert_eq!(v[id], serde_json::json!(true), "{out}");
+    }
+    let (_, out, _) = env.cli("salt", &["-C", "G@kernel:Linux and pm*", "test.ping", "--static", "--out", "json"], T);
+    let v = Env::json(&out);
+    assert_eq!(v["pm1"], serde_json::json!(true), "{out}");
+    assert!(v.get("rm1").is_none(), "compound target selected rm1: {out}");
+    let (code, out, err) = env.cli("salt", &["-G", "kernel:Plan9", "test.ping"], T);
+    assert_ne!(code, 0);
+    assert!(format!("{out}{err}").contains("No minions matched"), "{out} {err}");
+
+    // The stock salt-run reads our job cache.
+    let (_, out, _) = env.cli("salt-run", &["jobs.list_jobs", "search_function=cmd.run", "--out", "json"], T);
+    let jobs = Env::json(&out);
+    let Some((jid, job)) = jobs.as_object().and_then(|m| m.iter().next()) else { panic!("no cmd.run job: {out}") };
+    assert_eq!(job["Function"], "cmd.run");
+    let (_, out, _) = env.cli("salt-run", &["jobs.lookup_jid", jid, "--out", "json"], T);
+    let v = Env::json(&out);
+    for id in &ids {
+        assert_eq!(v[id], serde_json::json!("hello-42"), "lookup_jid {jid}: {out}");
+    }
+
+    // Master restart: the minions come back by themselves (new AES key →
+    // they sign in again on the next publish).
+    assert!(env.stop_master(), "our master did not stop within 10 s of SIGTERM");
+    env.start_master();
+    wait_for("test.ping after a master restart", T, || {
+        let (_, out, _) = env.cli("salt", &["*", "test.ping", "--static", "--out", "json", "-t", "10"], T);
+        let v = Env::json(&out);
+        ids.iter().all(|id| v[id] == serde_json::json!(true))
+    });
+    assert!(env.master_log().contains("Authentication accepted from pm1"));
+}
+
+#[test]
+fn pending_keys_accepted_by_salt_key_and_by_our_key_store() {
+    if !have_salt() {
+        return;
+    }
+    let mut env = Env::new(41520, "ping_on_rotate: True\n");
+    env.start_master();
+    env.start_salt_minion("pm2");
+    let rust = env.start_rust_minion("rm2");
+    let ks = KeyStore::at(env.pki());
+    wait_for("pm2 pending", T, || ks.list().map(|l| l.pending.iter().any(|k| k == "pm2")).unwrap_or(false));
+    if rust {
+        wait_for("rm2 pending", T, || ks.list().map(|l| l.pending.iter().any(|k| k == "rm2")).unwrap_or(false));
+    }
+    assert!(ks.accepted().unwrap_or_default().is_empty(), "nothing is accepted without auto_accept");
+    // The stock salt-key accepts one, our key store the other.
+    let (code, out, err) = env.cli("salt-key", &["-a", "pm2", "-y"], T);
+    assert_eq!(code, 0, "{out} {err}");
+    if rust {
+        assert!(ks.change_state("rm2", KeyState::Pending, KeyState::Accepted).is_ok());
+    }
+    let mut ids = vec!["pm2"];
+    if rust {
+        ids.push("rm2");
+    }
+    wait_for("test.ping from the accepted minions", T, || {
+        let (_, out, _) = env.cli("salt", &["*", "test.ping", "--static", "--out", "json", "-t", "10"], T);
+        let v = Env::json(&out);
+        ids.iter().all(|id| v[id] == serde_json::json!(true))
+    });
+    // Delete + .dfn: Maintenance rotates the AES key; the minion signs in
+    // again once re-accepted.
+    let (code, _, _) = env.cli("salt-key", &["-d", "pm2", "-y"], T);
+    assert_eq!(code, 0);
+    wait_for("the AES key rotation", T, || env.master_log().contains("Rotating master AES key"));
+    // ping_on_rotate publishes test.ping at once; it fails pm2's HMAC
+    // check, so pm2 signs in again, now unknown → pending.
+    wait_for("pm2 pending again", T, || ks.list().map(|l| l.pending.iter().any(|k| k == "pm2")).unwrap_or(false));
+    let (code, _, _) = env.cli("salt-key", &["-a", "pm2", "-y"], T);
+    assert_eq!(code, 0);
+    wait_for("test.ping after the rotation", T, || {
+        let (_, out, _) = env.cli("salt", &["pm2", "test.ping", "--static", "--out", "json", "-t", "10"], T);
+        Env::json(&out)["pm2"] == serde_json::json!(true)
+    });
+}
+
+#[test]
+fn zmq_filtering_publishes_reach_exactly_their_minions() {
+    if !have_salt() {
+        return;
+    }
+    let mut env = Env::new(41540, "auto_accept: True\nzmq_filtering: True\n");
+    env.minion_extra = "zmq_filtering: True\n".to_owned();
+    env.start_master();
+    env.start_salt_minion("pf1");
+    env.start_salt_minion("pf2");
+    let rust = env.start_rust_minion("rf1");
+    let mut ids = vec!["pf1", "pf2"];
+    if rust {
+        ids.push("rf1");
+    }
+    let ks = KeyStore::at(env.pki());
+    wait_for("the minions accepted", T, || {
+        let acc = ks.accepted().unwrap_or_default();
+        ids.iter().all(|id| acc.iter().any(|a| a == id))
+    });
+    // glob/list targets go out as [sha1(id), payload] per minion; grain
+    // targets as [b"broadcast", payload].
+    wait_for("test.ping through topic-filtered publishes", T, || {
+        let (_, out, _) = env.cli("salt", &["*", "test.ping", "--static", "--out", "json", "-t", "10"], T);
+        let v = Env::json(&out);
+        ids.iter().all(|id| v[id] == serde_json::json!(true))
+    });
+    let (_, out, _) = env.cli("salt", &["pf2", "test.ping", "--static", "--out", "json", "-t", "10"], T);
+    let v = Env::json(&out);
+    assert_eq!(v, serde_json::json!({"pf2": true}), "{out}");
+    let (_, out, _) = env.cli("salt", &["-G", "kernel:Linux", "test.ping", "--static", "--out", "json", "-t", "10"], T);
+    let v = Env::json(&out);
+    for id in &ids {
+        assert_eq!(v[id], serde_json::json!(true), "{out}");
+    }
+}
+
+/// Read `master_event_pub.ipc` until an event tagged `tag` arrives.
+fn read_event(stream: &mut std::os::unix::net::UnixStream, buf: &mut Vec<u8>, tag: &str) -> serde_json::Value {
+    use std::io::Read as _;
+    loop {
+        while let Ok(Some((ev, used))) = salt_proto::event::decode_pub(buf, 1 << 24) {
+            buf.drain(..used);
+            if let Ok((t, data)) = salt_proto::event::unpack(&ev) {
+                if t == tag {
+                    return salt_proto::value::to_json(&data);
+                }
+            }
+        }
+        let mut chunk = [0u8; 8192];
+        match stream.read(&mut chunk) {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            other => panic!("event stream ended before {tag}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn stock_pushers_reach_the_event_bus() {
+    if !have_salt() {
+        return;
+    }
+    let mut env = Env::new(41550, "");
+    env.start_master();
+    let sock = env.sock_dir().join("master_event_pub.ipc");
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&sock) else { panic!("connect {}", sock.display()) };
+    let _ = stream.set_read_timeout(Some(T));
+    let mut buf = Vec::new();
+    // salt-run pushes on master_event_pull.ipc with Salt's own framing.
+    let (code, out, err) = env.cli("salt-run", &["event.send", "my/custom/event", "{\"foo\": [1, 2]}"], T);
+    assert_eq!(code, 0, "{out} {err}");
+    let ev = read_event(&mut stream, &mut buf, "my/custom/event");
+    assert_eq!(ev["foo"], serde_json::json!([1, 2]), "{ev}");
+    // salt-key announces key changes on the same bus.
+    let ks = KeyStore::open(env.pki());
+    let Ok(ks) = ks else { panic!("key store") };
+    let Ok(k) = salt_proto::PrivateKey::generate(1024) else { panic!("keygen") };
+    assert!(ks.store("kx", KeyState::Pending, &k.public_key().to_pem().unwrap_or_default()).is_ok());
+    let (code, out, err) = env.cli("salt-key", &["-a", "kx", "-y"], T);
+    assert_eq!(code, 0, "{out} {err}");
+    let ev = read_event(&mut stream, &mut buf, "salt/key");
+    assert_eq!(ev["act"], "accepted", "{ev}");
+    assert_eq!(ev["id"], "kx");
+}
