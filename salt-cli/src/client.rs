@@ -18,6 +18,9 @@ use crate::events::{Event, Subscriber};
 use crate::opts::MasterOpts;
 use crate::py::{as_str, get, string, Value};
 
+/// The largest reply accepted from the master (a publish reply names the targeted minions).
+const MAX_REPLY: u64 = 64 << 20;
+
 /// `salt.defaults.exitcodes.EX_GENERIC`.
 pub const EX_GENERIC: i64 = 1;
 
@@ -140,7 +143,8 @@ impl LocalClient {
         let frame = Request::Clear { load, version: 3 }.encode();
         let uri = self.opts.master_uri();
         let exchange = async {
-            let socket = Socket::with_options(SocketType::Req, Options::default().linger(Some(Duration::ZERO)));
+            let options = Options::default().linger(Some(Duration::ZERO)).max_msg_size(Some(MAX_REPLY));
+            let socket = Socket::with_options(SocketType::Req, options);
             socket.connect(&uri).await.map_err(|_| ClientError::NotRunning)?;
             socket.send(frame).await.map_err(|_| ClientError::NotRunning)?;
             let msg = socket.recv().await.map_err(|_| ClientError::NotRunning)?;
