@@ -241,7 +241,7 @@ impl LocalClient {
         let mut timeout_at = Instant::now() + timeout;
         let mut minions_running = true;
         let mut find_jid: Option<String> = None;
-        let job_tag = format!("salt/job/{jid}");
+        let job_tag = format!("salt/job/{jid}/");
         loop {
             if found.is_superset(&minions) && !self.opts.order_masters {
                 break;
@@ -336,10 +336,11 @@ impl LocalClient {
                         }
                         continue;
                     }
+                    // A non-empty dict (the job's proc data) means the minion still runs it.
                     let running = match get(data, "return") {
-                        Some(Value::Map(m)) => {
+                        Some(ret @ Value::Map(m)) => {
                             !m.is_empty()
-                                && !get(&Value::Map(m.clone()), "return").is_some_and(|r| *r == Value::Map(vec![]))
+                                && !get(ret, "return").is_some_and(|r| matches!(r, Value::Map(x) if x.is_empty()))
                         }
                         _ => false,
                     };
