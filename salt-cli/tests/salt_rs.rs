@@ -99,6 +99,11 @@ fn salt_rs_matches_stock_salt() {
         serde_json::from_str::<J>(&o.stdout).ok() == Some(serde_json::json!({"m1": "async-works"}))
     });
 
+    // A job that outlives -t and gather_job_timeout (3 s here): each saltutil.find_job round finds
+    // it still running and the CLI keeps waiting.
+    let ours = salt(&env, true, &["m1", "test.sleep", "7", "-t", "1", "--out", "json"]);
+    assert_eq!((json(&ours), ours.code), (serde_json::json!({"m1": true}), 0), "{ours:?}");
+
     // --show-jid and -v print the jid first.
     let ours = salt(&env, true, &["m1", "test.ping", "--show-jid"]);
     assert!(ours.stdout.starts_with("jid: "), "{ours:?}");
