@@ -2,9 +2,9 @@
 # Checks the layering rules of ARCHITECTURE.md ("Salt layers") on the resolved dependency graph
 # (`cargo tree`, so indirect dependencies count too):
 #
-#   - master never depends on minion or salt-cli; minion never depends on master or salt-cli
-#     (no kind of dependency: normal, build or dev; interop tests run the other daemons'
-#     binaries, they do not link them);
+#   - master never depends on minion or salt-cli; minion never depends on master or salt-cli;
+#     salt-cli never depends on minion (no kind of dependency: normal, build or dev; interop
+#     tests run the other daemons' binaries, they do not link them);
 #   - salt-core never depends on tokio, zmtp, minion, master or salt-cli (normal and build
 #     dependencies: what ships);
 #   - salt-proto never depends on tokio, zmtp, salt-core, minion, master or salt-cli.
@@ -37,6 +37,7 @@ forbid() {
 
 forbid master normal,build,dev minion salt-cli
 forbid minion normal,build,dev master salt-cli
+forbid salt-cli normal,build,dev minion
 forbid salt-core normal,build tokio zmtp minion master salt-cli
 forbid salt-proto normal,build tokio zmtp salt-core minion master salt-cli
 
