@@ -166,7 +166,12 @@ impl LocalClient {
             // The master key may have been rotated under us: re-read it and try once more.
             let key = read_key(&self.opts, &self.user);
             if key == self.key {
-                return Err(ClientError::Eauth);
+                // `_check_pub_data`: an empty string is an authentication failure, an empty map
+                // just no job.
+                return match reply {
+                    Value::String(_) => Err(ClientError::Eauth),
+                    _ => Ok(None),
+                };
             }
             self.key = key;
             reply = self.request(self.load(job), timeout).await?;
@@ -184,7 +189,7 @@ impl LocalClient {
             });
         }
         if reply_is_empty(&reply) {
-            return Err(ClientError::Eauth);
+            return Ok(None);
         }
         let Some(load) = get(&reply, "load") else {
             return Err(ClientError::BadReply("no load".into()));
