@@ -228,10 +228,8 @@ impl Connection {
                             greeting.mechanism
                         )));
                     }
-                    if self.config.security.is_server() == Some(greeting.as_server) {
-                        let role = if greeting.as_server { "servers" } else { "clients" };
-                        return Err(ConnectionError::PeerIncompatible(format!("both peers are {ours} {role}")));
-                    }
+                    // The peer's as-server bit is not checked: libzmq 4.3 sends 0 from PLAIN and
+                    // CURVE servers too. Two clients or two servers fail on the first command.
                     let meta = self.config.ready_metadata();
                     let ctx = mechanism::Context { metadata: &meta, zap: self.config.zap.as_ref(), now };
                     let next = Handshake::start(&self.config.security, ctx, &mut self.commands);

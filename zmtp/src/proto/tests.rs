@@ -294,11 +294,26 @@ fn mechanism_and_role_mismatches() {
     let (c2, _, _) = curve_configs(SocketType::Rep, SocketType::Req);
     let mut a = Connection::new(c, now);
     let mut b = Connection::new(c2, now);
-    let err = shuttle(&mut a, &mut b, now).expect_err("two clients");
-    assert!(matches!(err, ConnectionError::PeerIncompatible(_)), "{err:?}");
+    shuttle(&mut a, &mut b, now).expect("greeting");
+    let err = shuttle(&mut b, &mut a, now).expect_err("two clients: HELLO where WELCOME is expected");
+    assert!(matches!(err, ConnectionError::PeerMisbehaved(_)), "{err:?}");
     let (c, _, _) = curve_configs(SocketType::Req, SocketType::Rep);
     let mut a = Connection::new(c, now);
     let mut b = Connection::new(Config::new(SocketType::Rep), now);
     let err = shuttle(&mut a, &mut b, now).expect_err("CURVE vs NULL");
     assert!(matches!(err, ConnectionError::PeerIncompatible(_)), "{err:?}");
+}
+
+/// libzmq 4.3's PLAIN server sends its ERROR as `\x5eRROR` + reason (captured from 4.3.5).
+#[test]
+fn libzmq_plain_error_quirk_is_an_error() {
+    let now = Instant::now();
+    let mut c = Config::new(SocketType::Req);
+    c.security = mechanism::Security::PlainClient { username: Bytes::from_static(b"u"), password: Bytes::new() };
+    let mut a = Connection::new(c, now);
+    let mut wire = BytesMut::new();
+    crate::codec::Greeting::new(crate::codec::MechanismName::PLAIN, false).encode(&mut wire);
+    wire.extend_from_slice(b"\x04\x09\x5eRROR\x03400");
+    let err = a.handle_input(&mut wire, now).expect_err("refused");
+    assert_eq!(err, ConnectionError::PeerError(Bytes::from_static(b"400")));
 }

@@ -143,6 +143,9 @@ impl Handshake {
     /// Feeds one command frame's body from the peer. An ERROR from the peer ends the handshake
     /// with its reason, whatever the state.
     pub fn handle(self, body: Bytes, ctx: Context<'_>, out: &mut Vec<Command>) -> Result<Next, ConnectionError> {
+        if let Some(reason) = libzmq_plain_error(&body) {
+            return Err(ConnectionError::PeerError(reason));
+        }
         let (name, data) = command::split(&body)?;
         if &name[..] == b"ERROR" {
             return match Command::decode(body)? {
@@ -187,6 +190,15 @@ impl Handshake {
             Handshake::Curve(s) => s.awaits_zap(),
         }
     }
+}
+
+/// libzmq 4.3's PLAIN server writes its ERROR command as `"\x5eRROR"` followed by the reason
+/// (seen from 4.3.4 and 4.3.5: a C string escape swallowed the name's `E` into its size
+/// octet). Its clients take it for an ERROR; so do we, rather than report a malformed command.
+fn libzmq_plain_error(body: &Bytes) -> Option<Bytes> {
+    let rest = body.strip_prefix(b"\x5eRROR")?;
+    let len = usize::from(*rest.first()?);
+    (rest.len() > len).then(|| body.slice(6..6 + len))
 }
 
 /// Adds what a ZAP handler said about the client to the client's properties.

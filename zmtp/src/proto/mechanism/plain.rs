@@ -101,8 +101,11 @@ impl State {
                         ZapRequest::new(settings, MechanismName::PLAIN, vec![username, password]),
                         Handshake::Plain(State::AwaitZap),
                     )),
-                    // No handler: every client is welcome, as in libzmq.
-                    None => Ok(welcome(ctx, None, out)),
+                    // No handler: refused, as libzmq 4.3 does (it closes without a word).
+                    None => Err(ConnectionError::Unauthorized {
+                        status: 500,
+                        text: "a PLAIN server needs a ZAP handler to check passwords".into(),
+                    }),
                 }
             }
             (State::ExpectHello, got) => Err(unexpected("PLAIN", "HELLO", got)),
