@@ -86,6 +86,9 @@ struct Cli {
     /// Ask targeted minions to fire salt/job/<jid>/start/<id> when they accept the job.
     #[arg(long = "start-event")]
     start_event: bool,
+    /// Show the minions expected to match a target. Does not issue any command.
+    #[arg(long = "preview-target")]
+    preview_target: bool,
     /// Display summary information about a salt command.
     #[arg(long = "summary")]
     summary: bool,
@@ -138,7 +141,7 @@ fn main() -> ExitCode {
         }
     };
     salt_cli::init_logging(&cli.log_level);
-    if cli.args.len() < 2 {
+    if cli.args.len() < 2 && !(cli.preview_target && cli.args.len() == 1) {
         eprintln!("Usage: salt [options] '<target>' <function> [arguments]\n\nIncomplete options passed.\n");
         return ExitCode::from(42);
     }
@@ -195,6 +198,9 @@ async fn run(cli: Cli) -> i32 {
             return 1;
         }
     };
+    if cli.preview_target {
+        return preview_target(&opts, &tgt, &tgt_type, &cli.delimiter, &out_opts);
+    }
     let mut kwargs: Vec<(String, Value)> = vec![
         ("show_timeout".into(), Value::Boolean(!cli.hide_timeout)),
         ("show_jid".into(), Value::Boolean(cli.show_jid)),
@@ -346,6 +352,26 @@ fn resolve_nodegroups(opts: &MasterOpts, tgt: Value, tgt_type: &str) -> Result<(
         }
         _ => Ok((tgt, tgt_type.to_string())),
     }
+}
+
+/// `--preview-target` (`_preview_target`): the minions the target names, as the master would
+/// resolve them from its key store and data cache on this host; nothing is sent.
+fn preview_target(opts: &MasterOpts, tgt: &Value, tgt_type: &str, delimiter: &str, out: &OutputOptions) -> i32 {
+    let found = master::targeting::check_minions_in(
+        &master::keys::KeyStore::at(opts.pki_dir.clone()),
+        &master::datacache::DataCache::new(&opts.cachedir),
+        &opts.master.nodegroups,
+        tgt,
+        tgt_type,
+        delimiter,
+    );
+    let list = Value::Array(found.minions.iter().map(|m| string(m.as_str())).collect());
+    output::display(&list, "nested", out, 0);
+    if found.minions.is_empty() {
+        eprintln!("ERROR: No return received");
+        return 2;
+    }
+    0
 }
 
 /// `_print_returns_summary`.
