@@ -72,6 +72,13 @@ fn salt_rs_matches_stock_salt() {
     let ping = json(&salt(&env, true, &["*", "test.ping", "--out", "json"]));
     assert_eq!(ping, serde_json::json!({"m1": true}));
 
+    // --subset: only minions that have the function are picked.
+    for args in [&["--subset", "1", "*", "test.ping"][..], &["--subset", "1", "*", "test.nosuchfun"]] {
+        let stock = salt(&env, false, args);
+        let ours = salt(&env, true, args);
+        assert_eq!((&ours.stdout, ours.code), (&stock.stdout, stock.code), "{args:?}");
+    }
+
     // --preview-target resolves the target from the master's files, like stock.
     for args in [
         &["--preview-target", "*"][..],
