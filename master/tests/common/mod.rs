@@ -213,7 +213,15 @@ impl Env {
         self.master = Some(Proc::spawn("salt-master-rs", cmd, &log));
         let sock = self.sock_dir();
         let ret = self.ret_port;
-        wait_for("our master's sockets", Duration::from_secs(90), || {
+        let log_path = log.clone();
+        let master = self.master.as_mut();
+        let Some(master) = master else { return };
+        wait_for("our master's sockets", Duration::from_secs(120), || {
+            if !master.alive() {
+                // Ports in 41500-41599 can be held as ephemeral source ports by
+                // other programs' outgoing connections; say so plainly.
+                panic!("our master exited: {}", fs::read_to_string(&log_path).unwrap_or_default());
+            }
             sock.join("publish_pull.ipc").exists()
                 && sock.join("master_event_pub.ipc").exists()
                 && std::net::TcpStream::connect(("127.0.0.1", ret)).is_ok()
