@@ -24,7 +24,7 @@ pub enum Z85Error {
 
 /// Encodes `data` (a multiple of 4 octets long).
 pub fn encode(data: &[u8]) -> Result<String, Z85Error> {
-    if data.len() % 4 != 0 {
+    if !data.len().is_multiple_of(4) {
         return Err(Z85Error::Length(data.len()));
     }
     let mut out = String::with_capacity(data.len() / 4 * 5);
@@ -48,7 +48,7 @@ fn digit(c: u8) -> Result<u32, Z85Error> {
 /// Decodes `text` (a multiple of 5 characters long).
 pub fn decode(text: &str) -> Result<Vec<u8>, Z85Error> {
     let raw = text.as_bytes();
-    if raw.len() % 5 != 0 {
+    if !raw.len().is_multiple_of(5) {
         return Err(Z85Error::Length(raw.len()));
     }
     let mut out = Vec::with_capacity(raw.len() / 5 * 4);

@@ -166,7 +166,6 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// `crypto_box` between one secret and one public key, precomputed (libsodium's `_beforenm`).
-
 pub(crate) struct Boxer {
     #[cfg(not(fuzzing))]
     inner: crypto_box::SalsaBox,

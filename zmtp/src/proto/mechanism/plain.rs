@@ -55,18 +55,15 @@ pub(super) fn start_server() -> Next {
 fn parse_hello(data: &Bytes) -> Result<(Bytes, Bytes), ConnectionError> {
     let bad = || ConnectionError::PeerMisbehaved("malformed PLAIN HELLO".into());
     let ulen = usize::from(*data.first().ok_or_else(bad)?);
-    let username = data.get(1..1 + ulen).ok_or_else(bad)?;
     let plen = usize::from(*data.get(1 + ulen).ok_or_else(bad)?);
     let start = 2 + ulen;
     if data.len() != start + plen {
         return Err(bad());
     }
-    let _ = username;
     Ok((data.slice(1..1 + ulen), data.slice(start..)))
 }
 
-fn welcome(ctx: Context<'_>, zap: Option<ZapReply>, out: &mut Vec<Command>) -> Next {
-    let _ = ctx;
+fn welcome(zap: Option<ZapReply>, out: &mut Vec<Command>) -> Next {
     out.push(other(b"WELCOME", Bytes::new()));
     Next::Continue(Handshake::Plain(State::ExpectInitiate { zap }))
 }
@@ -122,11 +119,11 @@ impl State {
     pub(super) fn handle_zap(
         self,
         reply: ZapReply,
-        ctx: Context<'_>,
+        _ctx: Context<'_>,
         out: &mut Vec<Command>,
     ) -> Result<Next, ConnectionError> {
         match self {
-            State::AwaitZap => Ok(welcome(ctx, Some(reply), out)),
+            State::AwaitZap => Ok(welcome(Some(reply), out)),
             _ => Err(ConnectionError::PeerMisbehaved("unexpected ZAP reply".into())),
         }
     }
