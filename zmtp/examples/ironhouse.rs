@@ -51,7 +51,8 @@ async fn main() -> Result<(), zmtp::Error> {
     );
     client.connect(&endpoint).await?;
     server.send("Ironhouse test OK").await?;
-    let msg = tokio::time::timeout(Duration::from_secs(5), client.recv()).await.map_err(|_| zmtp::Error::WouldBlock)??;
+    let msg =
+        tokio::time::timeout(Duration::from_secs(5), client.recv()).await.map_err(|_| zmtp::Error::WouldBlock)??;
     println!("{}", String::from_utf8_lossy(msg.first().map_or(&[][..], |f| f)));
     Ok(())
 }

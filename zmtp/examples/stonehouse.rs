@@ -17,7 +17,8 @@ async fn main() -> Result<(), zmtp::Error> {
     );
     let endpoint = server.bind("tcp://127.0.0.1:*").await?;
 
-    let guesser = Socket::with_options(SocketType::Pull, Options::default().plain_username("admin").plain_password("guess"));
+    let guesser =
+        Socket::with_options(SocketType::Pull, Options::default().plain_username("admin").plain_password("guess"));
     let mut events = guesser.monitor();
     guesser.connect(&endpoint).await?;
     loop {
@@ -32,10 +33,12 @@ async fn main() -> Result<(), zmtp::Error> {
     }
     guesser.close().await;
 
-    let client = Socket::with_options(SocketType::Pull, Options::default().plain_username("admin").plain_password("secret"));
+    let client =
+        Socket::with_options(SocketType::Pull, Options::default().plain_username("admin").plain_password("secret"));
     client.connect(&endpoint).await?;
     server.send("Stonehouse test OK").await?;
-    let msg = tokio::time::timeout(Duration::from_secs(5), client.recv()).await.map_err(|_| zmtp::Error::WouldBlock)??;
+    let msg =
+        tokio::time::timeout(Duration::from_secs(5), client.recv()).await.map_err(|_| zmtp::Error::WouldBlock)??;
     println!("{}", String::from_utf8_lossy(msg.first().map_or(&[][..], |f| f)));
     Ok(())
 }
