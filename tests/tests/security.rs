@@ -535,3 +535,32 @@ async fn curve_tampered_handshakes_close_only_that_connection() {
     // The libzmq client never noticed.
     req_rep_traffic_our_rep(&good, &rep).await;
 }
+
+/// NULL with a ZAP domain asks the handler too (libzmq's rule): an address denied by our
+/// `Authenticator` gets an ERROR, one allowed gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zap_null_with_domain_filters_by_address() {
+    let denied = Socket::with_options(
+        SocketType::Rep,
+        Options::default().zap_domain("global").zap_handler(Authenticator::new().deny("127.0.0.1")),
+    );
+    let mut monitor = denied.monitor();
+    let ep = denied.bind("tcp://127.0.0.1:*").await.expect("bind");
+    let z = Z::new(zmq::REQ);
+    z.connect(&ep);
+    let reason = handshake_failure(&mut monitor).await;
+    assert_eq!(
+        reason,
+        DisconnectReason::Protocol(ConnectionError::Unauthorized { status: 400, text: "address denied".into() })
+    );
+    z.close();
+
+    let allowed = Socket::with_options(
+        SocketType::Rep,
+        Options::default().zap_domain("global").zap_handler(Authenticator::new().allow("127.0.0.1")),
+    );
+    let ep = allowed.bind("tcp://127.0.0.1:*").await.expect("bind");
+    let z = Z::new(zmq::REQ);
+    z.connect(&ep);
+    req_rep_traffic_our_rep(&z, &allowed).await;
+}
