@@ -77,6 +77,9 @@ async fn ping_flood_from_a_peer_that_never_reads() {
     let (pongs, closed) = drain(&mut raw, Duration::from_millis(500)).await;
     assert!(!closed, "the PINGing peer was disconnected");
     println!("PONG octets waiting for the peer: {pongs}, after {} PINGs", sent / ping(b"0123456789abcdef").len());
+    // Counted, not only measured: what waits for the peer is our write queue's backlog (256 KiB)
+    // and the kernel's buffers, not a PONG per PING (that would be 40 MiB here).
+    assert!(pongs < 8 << 20, "{pongs} octets of PONGs queued");
     check("PING flood", &growth, 16, sent);
     rep.close().await;
 }
@@ -262,7 +265,9 @@ async fn subscriber_that_never_reads() {
     check("PUB toward a subscriber that never reads", &growth, 24, FLOOD);
     let (got, _) = drain(&mut raw, Duration::from_millis(500)).await;
     println!("the subscriber then read {} messages of {count}", got / size);
-    assert!(got > 0 && got / size < count / 4, "read {got} octets of {FLOOD}");
+    // SNDHWM (100) and the write backlog (256 KiB: 32 messages) plus what the kernel buffers:
+    // a few hundred of the 8192 offered.
+    assert!(got > 0 && got / size < 1000, "read {got} octets of {FLOOD}");
     publ.close().await;
 }
 

@@ -225,3 +225,16 @@ pub async fn drain(stream: &mut TcpStream, idle: Duration) -> (usize, bool) {
 pub fn repeat(unit: &[u8], n: usize) -> Vec<u8> {
     unit.iter().copied().cycle().take(unit.len() * n).collect()
 }
+
+/// Reads the other side's greeting and its first command (READY, with NULL): the handshake is
+/// done once this returns, as far as the other side is concerned.
+pub async fn read_handshake(stream: &mut TcpStream) {
+    let mut greeting = [0u8; 64];
+    tokio::time::timeout(T, stream.read_exact(&mut greeting)).await.expect("greeting in time").expect("greeting");
+    let mut header = [0u8; 2];
+    tokio::time::timeout(T, stream.read_exact(&mut header)).await.expect("READY in time").expect("READY");
+    assert_eq!(header[0], 0x04, "a short command frame");
+    let mut body = vec![0u8; usize::from(header[1])];
+    stream.read_exact(&mut body).await.expect("READY body");
+    assert_eq!(command_name(&body), b"READY");
+}
