@@ -104,9 +104,7 @@ async fn ping_flood() {
     let _one = MEASURING.lock().await;
     let batch = repeat(&ping(b"0123456789abcdef"), 4096);
     let total = 64 << 20;
-    for (server, addr) in
-        [ours(SocketType::Rep, Options::default()).await, libzmq(zmq::REP, |_| {})]
-    {
+    for (server, addr) in [ours(SocketType::Rep, Options::default()).await, libzmq(zmq::REP, |_| {})] {
         let f = hostile(addr, Some("DEALER"), &[], &batch, total).await;
         report("PINGs, never reading (REP)", &server, &f);
         // Both take every PING, stay connected, and stay flat.

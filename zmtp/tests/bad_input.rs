@@ -17,7 +17,9 @@ use zmtp::socket::{DisconnectReason, Monitor, MonitorEvent};
 use zmtp::{Message, Options, Socket, SocketType};
 
 mod raw;
-use raw::{command_frame, command_name, frames_after_greeting, greeting, read_until_closed, ready, rss_kib, send_raw, T};
+use raw::{
+    command_frame, command_name, frames_after_greeting, greeting, read_until_closed, ready, rss_kib, send_raw, T,
+};
 
 fn options() -> Options {
     Options::default().linger(Some(Duration::ZERO))
