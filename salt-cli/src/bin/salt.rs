@@ -271,15 +271,26 @@ async fn run(cli: Cli) -> i32 {
     let extra: Vec<(String, Value)> =
         kwargs.into_iter().filter(|(k, _)| k != "show_timeout" && k != "show_jid").collect();
     let mut all: Vec<MinionReturn> = Vec::new();
-    client
-        .returns(events, &pub_data, timeout, &extra, |r| {
-            if !cli.static_ {
-                let data = Value::Map(vec![(string(r.id.as_str()), r.ret.clone())]);
-                output::display(&data, r.out.as_deref().unwrap_or(""), &out_opts, retcode_of(&r));
-            }
-            all.push(r);
-        })
-        .await;
+    let gather = client.returns(events, &pub_data, timeout, &extra, |r| {
+        if !cli.static_ {
+            let data = Value::Map(vec![(string(r.id.as_str()), r.ret.clone())]);
+            output::display(&data, r.out.as_deref().unwrap_or(""), &out_opts, retcode_of(&r));
+        }
+        all.push(r);
+    });
+    tokio::select! {
+        () = gather => {}
+        _ = tokio::signal::ctrl_c() => {
+            // `cmd_cli`'s KeyboardInterrupt: the job goes on; say how to find its returns.
+            let jid = &pub_data.jid;
+            eprintln!(
+                "\nThis job's jid is: {jid}\nExiting gracefully on Ctrl-c\nThe minions may not have all finished \
+                 running and any remaining minions will return upon completion. To look up the return data for this \
+                 job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}"
+            );
+            return 1;
+        }
+    }
     if cli.static_ {
         // Salt runs --static as a batch of 100%, which leaves out the minions that do not answer
         // and does not look at return codes.

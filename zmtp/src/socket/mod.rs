@@ -20,6 +20,7 @@ mod options;
 mod pattern;
 mod queue;
 mod subscriptions;
+mod sync;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -287,25 +288,8 @@ impl Socket {
     /// (see `driver`): a reply is then read and returned without a hop through its task.
     async fn recv_assisted(&self) -> Option<Inbound> {
         let Some(driven) = self.core.single_connection() else { return self.inbound.recv().await };
-        struct Unassist<'a>(&'a driver::Driven);
-        impl Drop for Unassist<'_> {
-            fn drop(&mut self) {
-                self.0.unassist();
-            }
-        }
-        let _unassist = Unassist(&driven);
-        std::future::poll_fn(|cx| {
-            // Drive the connection before registering with the queue: a reply it delivers is then
-            // taken below without waking this task (a self-wake costs the runtime an extra turn).
-            if let Some(m) = self.inbound.try_recv() {
-                return std::task::Poll::Ready(Some(m));
-            }
-            // Registered by an earlier poll: the connection, driven from here, would wake us.
-            self.inbound.forget(cx.waker());
-            driven.assist(cx.waker());
-            self.inbound.poll_recv(cx)
-        })
-        .await
+        let mut assist = driver::Assist::new(&driven);
+        std::future::poll_fn(|cx| assist.poll_recv(&self.inbound, cx)).await
     }
 
     /// Receives with a deadline (libzmq's ZMQ_RCVTIMEO); `Err(Error::WouldBlock)` on expiry.
