@@ -197,8 +197,9 @@ async fn subscriber_that_never_reads() {
         libzmq(zmq::PUB, |s| s.set_sndhwm(100).expect("ZMQ_SNDHWM")),
     ] {
         let mut raw = connect_as(addr, "SUB").await;
+        raw::read_handshake(&mut raw).await;
         raw::send_raw(&mut raw, &subscribe(b"")).await;
-        // Both take the subscription once the handshake is done; give them a moment.
+        // Give the subscription a moment to land.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let body = vec![7u8; size];
         let growth = Growth::start();
