@@ -495,7 +495,8 @@ mod flags {
 ///
 /// The stream in one read and in the chosen reads gives the same result, events and output,
 /// whether events are taken after every read or once at the end (a failure keeps what was decoded
-/// before it); after close nothing comes out.
+/// before it); after close nothing comes out. PONGs aside: one PONG answers the PINGs read while
+/// it was owed, so their number depends on the reads; the last one's context does not.
 pub fn connection(data: &[u8]) {
     let mut r = Reader::new(data);
     let ours = SOCKET_TYPES[usize::from(r.u8() % 11)];

@@ -4,10 +4,14 @@
 //!
 //! Inputs are `handle_*` and `send_*` calls; outputs are `poll_*` calls:
 //!
-//! - [`Connection::handle_input`] with bytes read from the peer and the current time;
+//! - [`Connection::handle_input`] with bytes read from the peer and the current time; again, with
+//!   no new bytes, once the events are taken if [`Connection::input_paused`] says it stopped
+//!   with [`MAX_QUEUED_EVENTS`] queued;
 //! - [`Connection::handle_timeout`] when [`Connection::poll_timeout`]'s instant has passed;
 //! - [`Connection::send_message`] and [`Connection::send_subscription`] once [`Event::Ready`] was seen;
-//! - [`Connection::poll_transmit`] gives the bytes to write, in order, until it returns `None`;
+//! - [`Connection::poll_transmit`] gives the bytes to write, in order, until it returns `None`
+//!   (a PONG is owed, not queued: a driver that stops taking output while its writes are blocked
+//!   holds one PONG whatever the peer's PINGs);
 //! - [`Connection::poll_event`] gives what the peer said (ready, messages, subscriptions).
 //!
 //! An `Err` from a `handle_*` call is final: the connection is closed, [`Connection::poll_transmit`]
@@ -50,8 +54,8 @@ pub const DEFAULT_MAX_HANDSHAKE_COMMAND: u64 = 64 << 10;
 /// this, not by the read's size.
 pub const MAX_QUEUED_EVENTS: usize = 1024;
 
-/// What `message` counts toward [`Config::max_msg_size`]: its bodies, each at least
-/// [`FRAME_COST`].
+/// What a message of these frames counts toward [`Config::max_msg_size`]: its bodies' sizes,
+/// each at least [`FRAME_COST`].
 pub fn message_cost<'a>(frames: impl IntoIterator<Item = &'a [u8]>) -> u64 {
     frames.into_iter().map(|f| (f.len() as u64).max(FRAME_COST)).sum()
 }
