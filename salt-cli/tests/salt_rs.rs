@@ -72,6 +72,27 @@ fn salt_rs_matches_stock_salt() {
     let ping = json(&salt(&env, true, &["*", "test.ping", "--out", "json"]));
     assert_eq!(ping, serde_json::json!({"m1": true}));
 
+    // --subset: only minions that have the function are picked.
+    for args in [&["--subset", "1", "*", "test.ping"][..], &["--subset", "1", "*", "test.nosuchfun"]] {
+        let stock = salt(&env, false, args);
+        let ours = salt(&env, true, args);
+        assert_eq!((&ours.stdout, ours.code), (&stock.stdout, stock.code), "{args:?}");
+    }
+
+    // --preview-target resolves the target from the master's files, like stock.
+    for args in [
+        &["--preview-target", "*"][..],
+        &["--preview-target", "-G", "os:*"],
+        &["--preview-target", "-C", "G@id:m1 and m*"],
+        &["--preview-target", "-L", "m1,ghost"],
+        &["--preview-target", "nosuch*"],
+    ] {
+        let stock = salt(&env, false, args);
+        let ours = salt(&env, true, args);
+        assert_eq!((&ours.stdout, ours.code), (&stock.stdout, stock.code), "{args:?}");
+    }
+    assert_eq!(salt(&env, true, &["--preview-target", "-G", "os:*"]).stdout, "- m1\n");
+
     // A target nothing matches: same message, exit code 2.
     let stock = salt(&env, false, &["nosuch*", "test.ping"]);
     let ours = salt(&env, true, &["nosuch*", "test.ping"]);
