@@ -21,7 +21,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use super::queue::{self, same_task};
+use super::queue::{same_task, Inbox};
 use super::sync::{AtomicBool, Mutex, Ordering};
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -160,7 +160,7 @@ impl<'a> Assist<'a> {
 
     /// Takes the next message from `inbound`, driving the connection first. Returns `Pending`
     /// only with `cx` registered both with the queue and with the connection.
-    pub(crate) fn poll_recv<T>(&mut self, inbound: &queue::Receiver<T>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+    pub(crate) fn poll_recv<T>(&mut self, inbound: &impl Inbox<T>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         // Drive the connection before registering with the queue: a message it delivers is then
         // taken below without waking this task (a self-wake costs the runtime an extra turn).
         if let Some(m) = inbound.try_recv() {
@@ -191,6 +191,7 @@ impl Drop for Assist<'_> {
 #[cfg(all(test, zmtp_loom))]
 mod loom_models {
     use super::*;
+    use crate::socket::queue;
     use loom::future::block_on;
     use loom::thread;
 
@@ -320,7 +321,7 @@ mod loom_models {
                 thread::spawn(move || {
                     block_on(async {
                         let mut assist = Assist::new(&driven);
-                        std::future::poll_fn(|cx| assist.poll_recv(&inbound, cx)).await
+                        std::future::poll_fn(|cx| assist.poll_recv(&*inbound, cx)).await
                     })
                 })
             };
@@ -328,7 +329,7 @@ mod loom_models {
             drop(pipe_tx);
             let mine = block_on(async {
                 let mut assist = Assist::new(&driven);
-                std::future::poll_fn(|cx| assist.poll_recv(&inbound, cx)).await
+                std::future::poll_fn(|cx| assist.poll_recv(&*inbound, cx)).await
             });
             let theirs = other.join().expect("other receiver");
             task.join().expect("task");

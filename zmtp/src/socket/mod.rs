@@ -14,6 +14,7 @@ mod core;
 mod driver;
 mod engine;
 mod error;
+mod fair;
 mod inproc;
 mod monitor;
 mod options;
@@ -47,7 +48,7 @@ use crate::Message;
 #[derive(Debug)]
 pub struct Socket {
     core: Arc<Core>,
-    inbound: queue::Receiver<Inbound>,
+    inbound: fair::Receiver<Inbound>,
 }
 
 impl Socket {
@@ -364,9 +365,7 @@ async fn accept_loop(core: Arc<Core>, listener: Listener, endpoint: String, opts
                 core.spawn_connection(async move {
                     let (id, pipe, mut rx) = core2.new_pipe();
                     engine::run(&core2, stream, id, &mut rx, &ep, Some(pipe)).await;
-                    for inbound in core2.remove_pipe(id) {
-                        let _ = core2.try_deliver(inbound);
-                    }
+                    core2.detach(id, true);
                 });
             }
             Err(e) => {
@@ -421,15 +420,11 @@ async fn connect_loop(
                     // done, gone (with what it queued) when the connection ends.
                     let (cid, pipe, mut crx) = core.new_pipe();
                     let outcome = engine::run(&core, stream, cid, &mut crx, &endpoint, Some(pipe)).await;
-                    for inbound in core.remove_pipe(cid) {
-                        let _ = core.try_deliver(inbound);
-                    }
+                    core.detach(cid, true);
                     outcome
                 } else {
                     let outcome = engine::run(&core, stream, id, &mut rx, &endpoint, None).await;
-                    for inbound in core.on_disconnect(id, false) {
-                        let _ = core.try_deliver(inbound);
-                    }
+                    core.detach(id, false);
                     outcome
                 };
                 if outcome.reason == DisconnectReason::Closed {

@@ -82,19 +82,43 @@ pub(crate) fn same_task(a: &Waker, b: &Waker) -> bool {
     a.will_wake(b) || (!a.data().is_null() && std::ptr::eq(a.data(), b.data()))
 }
 
-fn register(waiters: &mut Vec<Waker>, waker: &Waker) {
+pub(crate) fn register(waiters: &mut Vec<Waker>, waker: &Waker) {
     if !waiters.iter().any(|w| same_task(w, waker)) {
         waiters.push(waker.clone());
     }
 }
 
 #[inline]
-fn wake_all(waiters: Vec<Waker>) {
+pub(crate) fn wake_all(waiters: Vec<Waker>) {
     if waiters.is_empty() {
         return;
     }
     for w in waiters {
         w.wake();
+    }
+}
+
+/// What an assisted receive takes messages from (this queue, or the fair one of `fair`).
+pub(crate) trait Inbox<T> {
+    /// The next message if one is queued.
+    fn try_recv(&self) -> Option<T>;
+    /// Withdraws `waker` from the receivers waiting for a message.
+    fn forget(&self, waker: &Waker);
+    /// Takes the next message, or registers `cx` to be woken when one comes.
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>>;
+}
+
+impl<T> Inbox<T> for Receiver<T> {
+    fn try_recv(&self) -> Option<T> {
+        Receiver::try_recv(self)
+    }
+
+    fn forget(&self, waker: &Waker) {
+        Receiver::forget(self, waker)
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        Receiver::poll_recv(self, cx)
     }
 }
 
