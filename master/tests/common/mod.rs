@@ -169,10 +169,19 @@ pub struct Env {
 }
 
 impl Env {
-    /// A root with our master's config (`extra` appended to `master`).
-    pub fn new(pub_port: u16, extra: &str) -> Env {
+    /// A root with our master's config (`extra` appended to `master`), on
+    /// the port pair `preferred`/`preferred+1`, or the next free pair in this
+    /// crate's range 41500-41599 (other programs' outgoing connections can
+    /// hold ports of that range as ephemeral source ports).
+    pub fn new(preferred: u16, extra: &str) -> Env {
         let root = tempfile::Builder::new().prefix("mt").tempdir_in("/tmp");
         let Ok(root) = root else { panic!("no temp dir") };
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        let pub_port = (preferred..41599)
+            .step_by(2)
+            .chain((41500..preferred).step_by(2))
+            .find(|&p| free(p) && free(p + 1))
+            .unwrap_or(preferred);
         let ret_port = pub_port + 1;
         let ma = root.path().join("ma");
         let _ = fs::create_dir_all(ma.join("master.d"));
