@@ -80,7 +80,9 @@ fn salt_rs_matches_stock_salt() {
     }
 
     // -d / sys.doc: the documentation printed once per function, like stock.
-    for args in [&["m1", "-d", "test.ping"][..], &["m1", "-d", "test.echo", "--out", "json"], &["-d", "m1", "test.ping"]] {
+    for args in
+        [&["m1", "-d", "test.ping"][..], &["m1", "-d", "test.echo", "--out", "json"], &["-d", "m1", "test.ping"]]
+    {
         let stock = salt(&env, false, args);
         let ours = salt(&env, true, args);
         assert_eq!((&ours.stdout, ours.code), (&stock.stdout, stock.code), "{args:?}");
