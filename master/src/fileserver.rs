@@ -70,8 +70,7 @@ fn find(master: &Master, path: &str, saltenv: &str) -> Option<Found> {
         let env = query
             .split('&')
             .filter_map(|c| c.split_once('='))
-            .filter(|(k, _)| *k == "saltenv")
-            .last()
+            .rfind(|(k, _)| *k == "saltenv")
             .map(|(_, v)| v.to_owned());
         (p.to_owned(), env.unwrap_or_else(|| saltenv.to_owned()))
     } else {
@@ -89,11 +88,9 @@ fn master_opts(master: &Master, load: &Value) -> Value {
     let mut out = vec![(string("file_roots"), file_roots)];
     let env_only = get(load, "env_only").is_some_and(value::truthy);
     for (k, v) in &master.config.state_opts {
-        if *k == "renderer" {
-            if env_only {
-                break;
-            }
-            // Salt's order: renderer, failhard, state_top, state_top_saltenv, nodegroups, ...
+        // With env_only, Salt stops before `renderer`.
+        if *k == "renderer" && env_only {
+            break;
         }
         out.push((string(*k), v.clone()));
         if *k == "state_top_saltenv" {

@@ -24,6 +24,12 @@ use salt_proto::Value;
 use crate::roots::{Roots, RootsOpts};
 use crate::state::Master;
 
+/// The merged top data: saltenv → [(target, [match dicts and sls names])].
+type Top = Vec<(String, Vec<(Value, Vec<Value>)>)>;
+
+/// A target of a top file before sorting: (target, its data, `order`).
+type OrderedTarget = (Value, Vec<Value>, i64);
+
 /// What a pillar compilation reads.
 struct Ctx<'a> {
     roots: &'a Roots,
@@ -176,10 +182,8 @@ impl Ctx<'_> {
         render(&String::from_utf8_lossy(&text), &self.renderer)
     }
 
-    /// `get_tops` + `merge_tops` + `sort_top_targets`:
-    /// saltenv → [(target, [match dicts and sls names])].
-    #[allow(clippy::type_complexity)]
-    fn get_top(&mut self) -> (Vec<(String, Vec<(Value, Vec<Value>)>)>, Vec<String>) {
+    /// `get_tops` + `merge_tops` + `sort_top_targets`.
+    fn get_top(&mut self) -> (Top, Vec<String>) {
         let mut errors = Vec::new();
         let mut saltenvs: Vec<String> = Vec::new();
         if let Some(pe) = &self.pillarenv {
@@ -239,7 +243,7 @@ impl Ctx<'_> {
             }
         }
         // merge_tops: later tops replace a saltenv's target.
-        let mut merged: Vec<(String, Vec<(Value, Vec<Value>, i64)>)> = Vec::new();
+        let mut merged: Vec<(String, Vec<OrderedTarget>)> = Vec::new();
         for (_, ctops) in &tops {
             for ctop in ctops {
                 let Value::Map(envs) = ctop else {
@@ -348,7 +352,7 @@ impl Ctx<'_> {
     }
 
     /// `top_matches`: saltenv → sls patterns, in order.
-    fn top_matches(&self, top: &[(String, Vec<(Value, Vec<Value>)>)]) -> Vec<(String, Vec<String>)> {
+    fn top_matches(&self, top: &Top) -> Vec<(String, Vec<String>)> {
         let mut out: Vec<(String, Vec<String>)> = Vec::new();
         for (env, body) in top {
             if self.pillarenv.as_ref().is_some_and(|pe| pe != env) {

@@ -105,7 +105,7 @@ fn clean_rel(path: &str) -> Option<Vec<&str>> {
         return None;
     }
     let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
-    if parts.iter().any(|c| *c == "..") {
+    if parts.contains(&"..") {
         return None;
     }
     Some(parts)

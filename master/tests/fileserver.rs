@@ -41,7 +41,7 @@ fn write_trees(root: &Path, managed: &Path) {
     w(
         &salt.join("hello.sls"),
         &format!(
-            "nop:\n  test.nop: []\nmanaged:\n  file.managed:\n    - name: {}\n    - source: salt://f.txt\n",
+            "nop:\n  test.nop: []\nmanaged:\n  file.managed:\n    - name: {}\n    - source: salt://f.txt\n    - makedirs: True\n",
             managed.display()
         ),
     );
@@ -93,14 +93,16 @@ fn state_apply_pillar_and_pillar_targets_on_a_real_minion() {
     });
 
     // pillar.items on the real minion: top targeting, include, smart merge.
-    let (code, out, err) = env.cli("salt", &["fs1", "pillar.items", "--static", "--out", "json", "-t", "60"], T);
+    let (code, out, err) =
+        env.cli("salt", &["fs1", "pillar.items", "unmask=True", "--static", "--out", "json", "-t", "60"], T);
     let p = &Env::json(&out)["fs1"];
     assert_eq!(code, 0, "{out} {err}");
     assert_eq!(p["role"], "web", "{out}");
     assert_eq!(p["shared"], serde_json::json!({"b": 2, "list": [1, 2], "a": 10}), "{out}");
     assert_eq!(p["from_include"], true, "{out}");
     assert!(p.get("_errors").is_none(), "{out}");
-    let (_, out, _) = env.cli("salt", &["fs2", "pillar.items", "--static", "--out", "json", "-t", "60"], T);
+    let (_, out, _) =
+        env.cli("salt", &["fs2", "pillar.items", "unmask=True", "--static", "--out", "json", "-t", "60"], T);
     assert_eq!(Env::json(&out)["fs2"]["role"], "db", "{out}");
 
     // Pillar targets: our master resolves them over the cached pillar.
