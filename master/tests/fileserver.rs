@@ -304,3 +304,110 @@ fn hostile_paths_and_saltenvs_never_leave_file_roots() {
         assert_eq!(tops, Value::Map(Vec::new()));
     });
 }
+
+/// A pillar tree with the awkward cases: several saltenvs, globbed sls,
+/// relative and keyed includes, a nodegroup, ignore_missing, a missing
+/// sls, a YAML error, an sls that is not a mapping, list replacement.
+fn write_pillar_tree(dir: &Path) {
+    let base = dir.join("base");
+    let dev = dir.join("dev");
+    for d in [base.join("web"), base.join("app"), dev.clone()] {
+        let _ = fs::create_dir_all(d);
+    }
+    let files: &[(&Path, &str, &str)] = &[
+        (
+            &base,
+            "top.sls",
+            "base:\n  '*':\n    - common\n    - missing_sls\n    - broken\n    - listy\n  'px1':\n    - web.*\n    - app\n  \
+             'G@kernel:Linux and px*':\n    - order: 1\n    - db\n  'ng1':\n    - match: nodegroup\n    - ng\n  'px*':\n    \
+             - match: glob\n    - ignore_missing: True\n    - optional_missing\n  'nobody':\n    - db\ndev:\n  'px1':\n    - devonly\n",
+        ),
+        (&base, "common.sls", "include:\n  - inc\n  - deep:\n      key: 'nested:deep'\nshared: {a: 1, list: [1, 2]}\nrole: none\n"),
+        (&base, "inc.sls", "shared: {b: 2, list: [9]}\nfrom_include: true\n"),
+        (&base, "deep.sls", "x: 1\n"),
+        (&base, "web/a.sls", "web: {a: 1, same: a}\nshared: {list: [3]}\n"),
+        (&base, "web/b.sls", "web: {b: 2, same: b}\n"),
+        (&base, "app/init.sls", "include:\n  - .cfg\napp: {name: init}\n"),
+        (&base, "app/cfg.sls", "app: {name: cfg, port: 80}\n"),
+        (&base, "db.sls", "role: db\ndb: true\n"),
+        (&base, "ng.sls", "ng: yes\n"),
+        (&base, "broken.sls", "a: [\n"),
+        (&base, "listy.sls", "- 1\n- 2\n"),
+        (&dev, "devonly.sls", "dev: {only: true}\nrole: dev\n"),
+    ];
+    for (d, name, text) in files {
+        if let Err(e) = fs::write(d.join(name), text) {
+            panic!("write {name}: {e}");
+        }
+    }
+}
+
+/// Our `_pillar` against Salt's own `Pillar.compile_pillar`
+/// (`salt-call --local pillar.items`) on the same tree, minion and grain.
+#[test]
+fn pillar_is_what_salt_compiles() {
+    if !have_salt() {
+        return;
+    }
+    let mut env = Env::new(46520, "");
+    let root = env.root.path().to_path_buf();
+    let tree = root.join("pil");
+    write_pillar_tree(&tree);
+    let roots = format!(
+        "pillar_roots:\n  base:\n    - {t}/base\n  dev:\n    - {t}/dev\nnodegroups:\n  ng1: 'px*'\n",
+        t = tree.display()
+    );
+    let _ = fs::write(env.conf().join("master.d/roots.conf"), format!("auto_accept: True\n{roots}"));
+    env.start_master();
+    for id in ["px1", "qz9"] {
+        // Salt's answer.
+        let d = root.join(format!("sc-{id}"));
+        let _ = fs::create_dir_all(&d);
+        let _ =
+            fs::write(d.join("minion"), format!("root_dir: {}\nid: {id}\nfile_client: local\n{roots}", d.display()));
+        let mut cmd = std::process::Command::new(common::salt_bin("salt-call"));
+        cmd.arg("-c").arg(&d).args(["--local", "--out", "json", "-l", "quiet", "pillar.items", "unmask=True"]);
+        let (code, out, err) = common::run(cmd, T);
+        let salt = Env::json(&out)["local"].clone();
+        assert!(salt.is_object(), "salt-call gave no pillar (rc {code}): {out} {err}");
+
+        // Ours, over the wire as a minion with the same kernel grain.
+        let port = env.ret_port;
+        let pki = env.pki();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let Ok(rt) = rt else { panic!("runtime") };
+        let ours = rt.block_on(async move {
+            let Ok(key) = PrivateKey::generate(2048) else { panic!("keygen") };
+            let m = match sign_in(port, id, &key).await {
+                Ok(m) => m,
+                Err(e) => panic!("sign in: {e}"),
+            };
+            let load = map([
+                ("cmd", string("_pillar")),
+                ("id", string(id)),
+                ("grains", map([("kernel", string("Linux")), ("os", string("Debian"))])),
+                ("saltenv", Value::Nil),
+                ("pillarenv", Value::Nil),
+                ("ver", string("2")),
+            ]);
+            let nonce = salt_proto::util::uuid4_hex().unwrap_or_default();
+            let reply = request(port, aes_frame(&m, load, &m.tok, &nonce)).await;
+            let master_pub = fs::read_to_string(pki.join("master.pub")).unwrap_or_default();
+            let Ok(master_pub) = salt_proto::PublicKey::from_pem(&master_pub) else { panic!("master.pub") };
+            match envelope::open_private_reply(
+                &key,
+                &master_pub,
+                &reply,
+                "pillar",
+                &nonce,
+                salt_proto::EncAlgo::OaepSha1,
+                salt_proto::SigAlgo::Pkcs1v15Sha1,
+            ) {
+                Ok(v) => salt_proto::value::to_json(&v),
+                Err(e) => panic!("pillar reply: {e}"),
+            }
+        });
+        eprintln!("pillar of {id}: {ours}");
+        assert_eq!(ours, salt, "pillar of {id}: ours (left) vs salt-call --local (right)");
+    }
+}
