@@ -122,6 +122,12 @@ pub struct Master {
     pub publish: PublishQueue,
     /// `publish_signing_algorithm`.
     pub publish_sig_algo: SigAlgo,
+    /// `file_roots`, for the file server.
+    pub file_roots: crate::roots::Roots,
+    /// `pillar_roots`, for pillar.
+    pub pillar_roots: crate::roots::Roots,
+    /// The file server's symlink and ignore options.
+    pub roots_opts: crate::roots::RootsOpts,
     aes: RwLock<Arc<AesKey>>,
     serial: AtomicU64,
     sessions: Mutex<HashMap<String, (SystemTime, Crypticle)>>,
@@ -164,6 +170,9 @@ impl Master {
             events,
             publish: PublishQueue::default(),
             publish_sig_algo,
+            file_roots: crate::roots::Roots::from_value(&config.file_roots),
+            pillar_roots: crate::roots::Roots::from_value(&config.pillar_roots),
+            roots_opts: crate::roots::RootsOpts::of(&config),
             aes: RwLock::new(Arc::new(aes)),
             serial: AtomicU64::new(0),
             sessions: Mutex::new(HashMap::new()),
