@@ -133,6 +133,50 @@ async fn subscribe_flood_xpub_verbose_not_read() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_topic_flood_toward_pub() {
+    let _one = MEASURING.lock().await;
+    let batches: Vec<Vec<u8>> = (0..80usize)
+        .map(|c| (c * 10_000..(c + 1) * 10_000).flat_map(|i| subscribe(format!("{i:064}").as_bytes())).collect())
+        .collect();
+    for (server, addr) in [ours(SocketType::Pub, Options::default()).await, libzmq(zmq::PUB, |_| {})] {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // libzmq applies subscriptions when the application calls into the socket: keep calling.
+        let pump = async {
+            if let Server::Libzmq(z) = &server {
+                let stop = stop.clone();
+                z.run_blocking(move |s| {
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let _ = s.get_events();
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                })
+                .await;
+            }
+        };
+        let attack = async {
+            let mut raw = connect_as(addr, "SUB").await;
+            raw::read_handshake(&mut raw).await;
+            let growth = Growth::start();
+            let mut sent = 0;
+            for batch in &batches {
+                sent += flood(&mut raw, batch, batch.len(), STALL).await;
+            }
+            let (_, disconnected) = drain(&mut raw, Duration::from_millis(500)).await;
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            Figures { sent, kib: growth.kib(), disconnected }
+        };
+        let (f, ()) = tokio::join!(attack, pump);
+        report("800,000 distinct topics toward PUB", &server, &f);
+        if let Server::Ours(_) = server {
+            // 100,000 topics kept (the default limit), every SUBSCRIBE taken.
+            assert_eq!(f.sent, batches.iter().map(Vec::len).sum::<usize>());
+            assert!(within_mib(&f, 48));
+        }
+        server.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_empty_frames_max_msg_size_1_mib() {
     let _one = MEASURING.lock().await;
     let batch = repeat(&frame(0x01, b""), 32 << 10);

@@ -161,6 +161,46 @@ async fn subscription_limit_is_reported_and_enforced() {
     publ.close().await;
 }
 
+/// Distinct topics, far more than the default per-peer limit (100,000), toward a PUB with the
+/// default options: the first 100,000 are kept, the rest ignored, and memory stays at what those
+/// hold (libzmq keeps every one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_topic_flood_toward_pub() {
+    let _one = MEASURING.lock().await;
+    let publ = Socket::with_options(SocketType::Pub, options());
+    let mut monitor = publ.monitor();
+    let addr = bind(&publ).await;
+    let mut raw = connect_as(addr, "SUB").await;
+    let topics = 800_000;
+    let growth = Growth::start();
+    let mut sent = 0;
+    for chunk in 0..topics / 10_000 {
+        let mut batch = Vec::with_capacity(10_000 * 76);
+        for i in chunk * 10_000..(chunk + 1) * 10_000 {
+            batch.extend_from_slice(&subscribe(format!("{i:064}").as_bytes()));
+        }
+        sent += flood(&mut raw, &batch, batch.len(), STALL).await;
+    }
+    assert!(sent >= topics * 76, "only {sent} octets of SUBSCRIBEs taken");
+    let (kept, bytes) = tokio::time::timeout(T, async {
+        loop {
+            match monitor.recv().await {
+                Some(MonitorEvent::SubscriptionLimit { topics, bytes, .. }) => return (topics, bytes),
+                Some(_) => {}
+                None => panic!("monitor ended"),
+            }
+        }
+    })
+    .await
+    .expect("SubscriptionLimit reported in time");
+    assert_eq!((kept, bytes), (100_000, 100_000 * 64));
+    // Let the last of the flood be taken before measuring.
+    let (_, closed) = drain(&mut raw, Duration::from_millis(300)).await;
+    assert!(!closed);
+    check("800,000 distinct 64-octet topics toward PUB", &growth, 48, sent);
+    publ.close().await;
+}
+
 /// One message of endless empty frames: each frame counts FRAME_COST toward max_msg_size, so the
 /// peer is disconnected after max_msg_size / 32 frames instead of being buffered for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
