@@ -43,6 +43,7 @@ use crate::channel;
 use crate::config::{Config, Master};
 use crate::functions::{self, Ctx, JobRegistry};
 use crate::keys::MinionKeys;
+use crate::observer::Observer;
 use crate::reqclient::{req_options, ReqError, RequestClient};
 use salt_core::matcher::{self, MatchContext};
 use salt_core::pki::KeyError;
@@ -124,6 +125,7 @@ struct Shared {
     sig_algo: SigAlgo,
     jid_queue: Mutex<VecDeque<String>>,
     fatal: mpsc::UnboundedSender<DaemonError>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Shared {
@@ -323,6 +325,9 @@ impl Shared {
                 q.pop_front();
             }
         }
+        if let Some(o) = &self.observer {
+            o.job_received(&jid);
+        }
         match get(&load, "user") {
             Some(u) => tracing::info!("User {} Executing command {fun} with jid {jid}", py_str(u)),
             None => tracing::info!("Executing command {fun} with jid {jid}"),
@@ -370,11 +375,15 @@ impl Shared {
                 .clamp(5, 3600)
                 .unsigned_abs(),
         );
-        if let Err(e) = self.aes_request(ret_load.to_value(), per_try, REQUEST_TRIES).await {
+        let sent = self.aes_request(ret_load.to_value(), per_try, REQUEST_TRIES).await;
+        if let Err(e) = &sent {
             tracing::warn!(
                 "The minion failed to return the job information for job {jid}. This is often due to the master \
                  being shut down or overloaded. ({e})"
             );
+        }
+        if let Some(o) = &self.observer {
+            o.job_returned(&jid, sent.is_ok());
         }
     }
 }
@@ -462,15 +471,54 @@ impl Drop for PidFile {
     }
 }
 
+/// What [`run_prepared`] is handed instead of loading or collecting it itself.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The key pair (its `pki_dir` also caches the master key).
+    pub keys: Arc<MinionKeys>,
+    /// The grains sent with `_pillar` and matched against targets.
+    pub grains: Value,
+    /// Told about sign-ins, start-up and jobs.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
 /// Run the minion until the master rejects it or a fatal error occurs. Cancel the future (drop
 /// it) to stop: its sockets are closed and running jobs are left to the runtime's shutdown.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
+    check_transport(&config)?;
+    let _pidfile = PidFile::create(&config.pidfile);
+    if config.random_startup_delay > 0 {
+        let delay = channel::randint(0, config.random_startup_delay.unsigned_abs());
+        tracing::info!("Minion sleeping for {delay} seconds due to configured startup_delay");
+        tokio::time::sleep(Duration::from_secs(delay)).await;
+    }
+    let config = Arc::new(config);
+    let (pki_dir, keysize) = (config.pki_dir.clone(), usize::try_from(config.keysize).unwrap_or(2048));
+    let keys = tokio::task::spawn_blocking(move || MinionKeys::load_or_generate(&pki_dir, keysize))
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))??;
+    let grains_config = config.clone();
+    let grains = tokio::task::spawn_blocking(move || crate::grains::collect(&grains_config))
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))?;
+    run_prepared(config, Prepared { keys: Arc::new(keys), grains, observer: None }).await
+}
+
+fn check_transport(config: &Config) -> Result<(), DaemonError> {
     if config.transport != "zeromq" {
         return Err(DaemonError::Unsupported(format!(
             "transport {:?} is not supported (only zeromq)",
             config.transport
         )));
     }
+    Ok(())
+}
+
+/// [`run`] with the keys and grains already at hand, and no pid file or start-up delay: the
+/// entry point of hosts that run many minions in one process (the swarm).
+pub async fn run_prepared(config: Arc<Config>, prepared: Prepared) -> Result<(), DaemonError> {
+    check_transport(&config)?;
+    let Prepared { keys, grains, observer } = prepared;
     let host = match &config.master {
         Master::One(m) => m.clone(),
         Master::List(list) => {
@@ -484,27 +532,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if config.master_type != "str" {
         tracing::warn!("master_type {:?} is not supported; treating it as \"str\"", config.master_type);
     }
-    let _pidfile = PidFile::create(&config.pidfile);
-    if config.random_startup_delay > 0 {
-        let delay = channel::randint(0, config.random_startup_delay.unsigned_abs());
-        tracing::info!("Minion sleeping for {delay} seconds due to configured startup_delay");
-        tokio::time::sleep(Duration::from_secs(delay)).await;
-    }
-    let config = Arc::new(config);
-
-    let (pki_dir, keysize) = (config.pki_dir.clone(), usize::try_from(config.keysize).unwrap_or(2048));
-    let keys = tokio::task::spawn_blocking(move || MinionKeys::load_or_generate(&pki_dir, keysize))
-        .await
-        .map_err(|e| DaemonError::Internal(e.to_string()))??;
-    let keys = Arc::new(keys);
-    let grains_config = config.clone();
-    let grains = tokio::task::spawn_blocking(move || crate::grains::collect(&grains_config))
-        .await
-        .map_err(|e| DaemonError::Internal(e.to_string()))?;
 
     let ip = resolve_master(&config, &host).await?;
     let master_uri = tcp_uri(ip, config.master_port);
-    let auth = Authenticator::new(config.clone(), keys.clone(), master_uri.clone()).map_err(DaemonError::Auth)?;
+    let auth = Authenticator::new(config.clone(), keys.clone(), master_uri.clone())
+        .map_err(DaemonError::Auth)?
+        .with_observer(observer.clone());
     let creds = match auth.authenticate_forever().await {
         Ok(c) => c,
         Err(AuthError::Rejected) => return Err(DaemonError::Rejected),
@@ -534,6 +567,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         jid_queue: Mutex::new(VecDeque::new()),
         fatal: fatal_tx,
         config,
+        observer,
     });
 
     let startup = shared.clone();
@@ -548,6 +582,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             }
         }
         startup.fire_start_events().await;
+        if let Some(o) = &startup.observer {
+            o.started();
+        }
     });
     tracing::info!("Minion is ready to receive requests!");
 

@@ -11,6 +11,7 @@
 //! | [`keys`] | `crypt.py`: `get_keys`/`gen_keys`, `verify_master` (`minion_master.pub`, trust on first use) |
 //! | [`channel`] | `transport/zeromq.py` `PublishClient` (SUB options, topics, `_decode_messages`) |
 //! | [`reqclient`] | `transport/zeromq.py` `RequestClient` (REQ options, queue, re-created socket on timeout) |
+//! | [`observer`] | (none: hooks for hosts running many minions, such as the swarm) |
 //! | [`config`] | `config/__init__.py`: `DEFAULT_MINION_OPTS`, `minion_config`, `apply_minion_config`, `get_id` |
 //! | [`grains`] | `grains/core.py`, `grains/extra.py`, `grains/minion_process.py`, `utils/network.py` |
 //! | [`functions`] | `modules/{test,cmdmod,grains,saltutil,sysmod}.py`, argument handling of `minion.py:load_args_and_kwargs` |
@@ -31,4 +32,5 @@ pub mod daemon;
 pub mod functions;
 pub mod grains;
 pub mod keys;
+pub mod observer;
 pub mod reqclient;
