@@ -120,7 +120,7 @@ class Run:
                 f"auto_accept: True\nworker_threads: {a.workers}\nuser: root\nlog_level_logfile: warning\n"
             )
         self.procs = max(1, math.ceil(n / a.per_proc))
-        self.out = {"master": kind, "n": n, "workers": a.workers, "swarm_procs": self.procs, "keysize": a.keysize,
+        self.out = {"master": kind, "n": n, "workers": a.workers, "swarm_procs": self.procs, "keysize": a.keysize, "swarm_threads": a.swarm_threads, "label": a.label,
                     "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_avg_start": os.getloadavg()[0]}
 
     def log(self, msg):
@@ -181,7 +181,8 @@ class Run:
         ips = ",".join(f"127.0.0.{i + 1}" for i in range(self.procs))
         sw_cmd = [self.a.swarm, "-n", str(self.n), "--procs", str(self.procs), "--master", ips,
                   "--master-port", str(RET), "--run-dir", self.run_dir, "--keysize", str(self.a.keysize),
-                  "--key-cache", self.a.key_cache, "--status-ms", str(self.a.status_ms), "-l", "error"]
+                  "--key-cache", self.a.key_cache, "--status-ms", str(self.a.status_ms), "-l", "error",
+                  "--threads", str(self.a.swarm_threads)]
         self.slog = open(os.path.join(self.root, "swarm.out"), "w")
         self.swarm = subprocess.Popen(sw_cmd, stdout=self.slog, stderr=subprocess.STDOUT, start_new_session=True)
         self.log(f"swarm started ({self.procs} processes)")
@@ -306,6 +307,10 @@ def main():
     r.add_argument("--tmp", default="/tmp/sc")
     r.add_argument("--workers", type=int, default=5)
     r.add_argument("--per-proc", type=int, default=4000)
+    r.add_argument("--swarm-threads", type=int, default=8, help="tokio workers per swarm process (minion key "
+                   "caching fsyncs block one; real minions are separate machines)")
+    r.add_argument("--master-bin", help="another salt-master-rs binary (A/B runs)")
+    r.add_argument("--label", default="", help="recorded in each JSON line")
     r.add_argument("--keysize", type=int, default=2048)
     r.add_argument("--key-cache", default="/var/tmp/salt-swarm-keys")
     r.add_argument("--runs", type=int, default=3)
@@ -320,6 +325,8 @@ def main():
         report(a.out)
         return
     a.ours, a.cli, a.swarm = (os.path.join(a.bin, x) for x in ("salt-master-rs", "salt-rs", "salt-swarm-rs"))
+    if a.master_bin:
+        a.ours = a.master_bin
     os.makedirs(a.out, exist_ok=True)
     for n in a.n:
         run = Run(a, a.master, n)

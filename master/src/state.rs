@@ -221,7 +221,7 @@ impl Master {
         let stale = mtime.map(|m| now.duration_since(m).map(|a| a > max_age).unwrap_or(false)).unwrap_or(true);
         if stale {
             let key = Crypticle::generate_key_string()?;
-            crate::fsutil::write_atomic(&path, key.as_bytes(), 0o600)
+            crate::fsutil::write_replace(&path, key.as_bytes(), 0o600)
                 .map_err(|source| StartError::Dir { path: path.clone(), source })?;
         }
         let text = fs::read_to_string(&path).map_err(|source| StartError::Dir { path: path.clone(), source })?;
