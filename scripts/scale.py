@@ -127,6 +127,13 @@ class Run:
         print(f"[{self.kind} N={self.n}] {msg}", flush=True)
 
     def start_master(self):
+        import socket
+        for port in (PUB, RET):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                raise RuntimeError(f"port {port} is already in use: another master is running")
+            except OSError:
+                pass
         exe = [self.a.ours, "-c", self.conf, "-l", "warning"] if self.kind == "ours" else \
             [f"{SALT_VENV}/bin/salt-master", "-c", self.conf, "-l", "warning"]
         self.mlog = open(os.path.join(self.root, "master.out"), "w")
@@ -324,6 +331,11 @@ def main():
     if a.cmd == "report":
         report(a.out)
         return
+    # SIGTERM (and SIGINT, even in a background job) stops the current run cleanly.
+    def interrupted(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     a.ours, a.cli, a.swarm = (os.path.join(a.bin, x) for x in ("salt-master-rs", "salt-rs", "salt-swarm-rs"))
     if a.master_bin:
         a.ours = a.master_bin
