@@ -55,6 +55,9 @@ pub struct MasterConfig {
     pub autosign_file: Option<PathBuf>,
     /// `autoreject_file`.
     pub autoreject_file: Option<PathBuf>,
+    /// `autosign_grains_dir`: files named after grains, listing values that
+    /// autosign a minion sending them in `autosign_grains` (unset: off).
+    pub autosign_grains_dir: Option<PathBuf>,
     /// `autosign_timeout` minutes (120).
     pub autosign_timeout: i64,
     /// `permissive_pki_access` (False).
@@ -209,6 +212,7 @@ impl MasterConfig {
         c.log_file = if has_url_scheme(&log_file) { log_file } else { prepend_root_dir(&root_dir, &log_file) };
         c.autosign_file = Some(reroot(opts.string("autosign_file", "/etc/salt/autosign.conf")?));
         c.autoreject_file = Some(reroot(opts.string("autoreject_file", "/etc/salt/autoreject.conf")?));
+        c.autosign_grains_dir = opts.opt_string("autosign_grains_dir")?.map(reroot);
         if let Some(id) = opts.opt_string("id")?.filter(|s| !s.is_empty()) {
             c.id = id;
         }
@@ -353,6 +357,7 @@ impl MasterConfig {
             auto_accept: false,
             autosign_file: None,
             autoreject_file: None,
+            autosign_grains_dir: None,
             autosign_timeout: 120,
             permissive_pki_access: false,
             open_mode: false,

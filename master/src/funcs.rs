@@ -87,7 +87,9 @@ fn publish(master: &Master, mut load: Value) -> Value {
     if !authed || has_eauth {
         tracing::warn!("Authentication failure of type \"user\" occurred.");
         let err = error("AuthenticationError", "Authentication error occurred.");
-        if let Some(jid) = get_str(&load, "jid").filter(|j| !j.is_empty()) {
+        // Salt fires it whenever the load has a `jid` key, even an empty
+        // one (the stock CLI sends `""`: tag `salt/job//error`).
+        if let Some(jid) = get(&load, "jid").map(|j| as_str(j).map(str::to_owned).unwrap_or_default()) {
             let mut ev = load.clone();
             if let (Value::Map(ev), Value::Map(e)) = (&mut ev, &err) {
                 ev.extend(e.iter().cloned());

@@ -12,7 +12,8 @@
 use salt_core::matcher::{matches, MatchContext};
 use salt_proto::{value, Value};
 
-use crate::datacache::{GRAINS, PILLAR};
+use crate::datacache::{DataCache, GRAINS, PILLAR};
+use crate::keys::KeyStore;
 use crate::state::Master;
 
 /// The result of a target lookup.
@@ -82,14 +83,27 @@ fn expand_compound(tgt: &Value, nodegroups: &Value) -> Value {
 
 /// Resolve `tgt` of `tgt_type` (with `delimiter` for data targets).
 pub fn check_minions(master: &Master, tgt: &Value, tgt_type: &str, delimiter: &str) -> Targets {
-    let accepted = master.keystore.accepted().unwrap_or_default();
+    check_minions_in(&master.keystore, &master.datacache, &master.config.nodegroups, tgt, tgt_type, delimiter)
+}
+
+/// [`check_minions`] over a key store, a data cache and the `nodegroups` option, without a
+/// running master (what the `salt` CLI's `--preview-target` reads from disk).
+pub fn check_minions_in(
+    keystore: &KeyStore,
+    datacache: &DataCache,
+    nodegroups: &Value,
+    tgt: &Value,
+    tgt_type: &str,
+    delimiter: &str,
+) -> Targets {
+    let accepted = keystore.accepted().unwrap_or_default();
     let (tgt, tgt_type) = match tgt_type {
         "nodegroup" => {
             let name = value::as_str(tgt).unwrap_or_default();
-            let words = nodegroup_words(name, &master.config.nodegroups, &mut Vec::new());
+            let words = nodegroup_words(name, nodegroups, &mut Vec::new());
             (Value::from(words.join(" ")), "compound")
         }
-        "compound" => (expand_compound(tgt, &master.config.nodegroups), "compound"),
+        "compound" => (expand_compound(tgt, nodegroups), "compound"),
         other => (tgt.clone(), other),
     };
     let mut out = Targets::default();
@@ -114,11 +128,11 @@ pub fn check_minions(master: &Master, tgt: &Value, tgt_type: &str, delimiter: &s
     let needs_data = matches!(tgt_type, "grain" | "grain_pcre" | "pillar" | "pillar_pcre" | "pillar_exact" | "ipcidr");
     let empty = Value::Map(Vec::new());
     for id in accepted {
-        let grains = master.datacache.fetch(GRAINS, &id);
+        let grains = datacache.fetch(GRAINS, &id);
         if needs_data && grains.is_none() {
             continue;
         }
-        let pillar = master.datacache.fetch(PILLAR, &id).unwrap_or_else(|| empty.clone());
+        let pillar = datacache.fetch(PILLAR, &id).unwrap_or_else(|| empty.clone());
         let grains = grains.unwrap_or_else(|| empty.clone());
         let ctx = MatchContext { id: &id, grains: &grains, pillar: Some(&pillar) };
         match matches(&tgt, tgt_type, Some(delimiter), &ctx) {

@@ -16,28 +16,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use common::Env;
+use common::{aes_frame, request, sign_in, Env, Minion};
 use salt_proto::envelope::{self, AuthOutcome, AuthRequest, Request};
 use salt_proto::value::{as_str, get, get_str, map, string};
-use salt_proto::{msgpack, Crypticle, EncAlgo, PrivateKey, SigAlgo, Value};
+use salt_proto::{msgpack, EncAlgo, PrivateKey, SigAlgo, Value};
 use tokio::io::AsyncReadExt as _;
 use zmtp::{Message, Socket, SocketType};
-
-async fn request(port: u16, frame: Vec<u8>) -> Value {
-    let s = Socket::new(SocketType::Req);
-    if s.connect(&format!("tcp://127.0.0.1:{port}")).await.is_err() {
-        panic!("connect");
-    }
-    if s.send(Message::from(vec![Bytes::from(frame)])).await.is_err() {
-        panic!("send");
-    }
-    let reply = match tokio::time::timeout(Duration::from_secs(30), s.recv()).await {
-        Ok(Ok(m)) => m,
-        other => panic!("no reply: {other:?}"),
-    };
-    s.close().await;
-    msgpack::decode(reply.first().map(|b| &b[..]).unwrap_or_default()).unwrap_or(Value::Nil)
-}
 
 fn clear(load: Value, version: i64) -> Vec<u8> {
     Request::Clear { load, version }.encode()
@@ -53,46 +37,6 @@ fn files(dir: &Path, out: &mut Vec<String>) {
         } else {
             out.push(p.display().to_string());
         }
-    }
-}
-
-struct Minion {
-    id: String,
-    key: PrivateKey,
-    session: Crypticle,
-    tok: Vec<u8>,
-}
-
-async fn sign_in(port: u16, id: &str, key: &PrivateKey) -> Result<Minion, String> {
-    let token = Crypticle::generate_key_string().map_err(|e| e.to_string())?;
-    let req = AuthRequest::new(id, &key.public_key(), None, token.as_bytes(), EncAlgo::OaepSha1, SigAlgo::Pkcs1v15Sha1)
-        .map_err(|e| e.to_string())?;
-    let reply = request(port, req.to_request().encode()).await;
-    match envelope::open_auth_reply(&reply, &req, key, None, None) {
-        Ok(AuthOutcome::Accepted(creds)) => Ok(Minion {
-            id: id.to_owned(),
-            key: key.clone(),
-            session: Crypticle::new(&creds.session).map_err(|e| e.to_string())?,
-            tok: envelope::make_tok(key).map_err(|e| e.to_string())?,
-        }),
-        other => Err(format!("{other:?}")),
-    }
-}
-
-fn aes_frame(m: &Minion, load: Value, tok: &[u8], nonce: &str) -> Vec<u8> {
-    let r = envelope::seal_aes_request(
-        &m.session,
-        &m.id,
-        load,
-        nonce,
-        salt_proto::util::unix_time(),
-        tok,
-        EncAlgo::OaepSha1,
-        SigAlgo::Pkcs1v15Sha1,
-    );
-    match r {
-        Ok(r) => r.encode(),
-        Err(e) => panic!("seal: {e}"),
     }
 }
 

@@ -178,3 +178,51 @@ fn zmq_filtering_publishes_reach_exactly_their_minions() {
         assert_eq!(v[id], serde_json::json!(true), "{out}");
     }
 }
+
+/// Read `master_event_pub.ipc` until an event tagged `tag` arrives.
+fn read_event(stream: &mut std::os::unix::net::UnixStream, buf: &mut Vec<u8>, tag: &str) -> serde_json::Value {
+    use std::io::Read as _;
+    loop {
+        while let Ok(Some((ev, used))) = salt_proto::event::decode_pub(buf, 1 << 24) {
+            buf.drain(..used);
+            if let Ok((t, data)) = salt_proto::event::unpack(&ev) {
+                if t == tag {
+                    return salt_proto::value::to_json(&data);
+                }
+            }
+        }
+        let mut chunk = [0u8; 8192];
+        match stream.read(&mut chunk) {
+            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            other => panic!("event stream ended before {tag}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn stock_pushers_reach_the_event_bus() {
+    if !have_salt() {
+        return;
+    }
+    let mut env = Env::new(41550, "");
+    env.start_master();
+    let sock = env.sock_dir().join("master_event_pub.ipc");
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&sock) else { panic!("connect {}", sock.display()) };
+    let _ = stream.set_read_timeout(Some(T));
+    let mut buf = Vec::new();
+    // salt-run pushes on master_event_pull.ipc with Salt's own framing.
+    let (code, out, err) = env.cli("salt-run", &["event.send", "my/custom/event", "{\"foo\": [1, 2]}"], T);
+    assert_eq!(code, 0, "{out} {err}");
+    let ev = read_event(&mut stream, &mut buf, "my/custom/event");
+    assert_eq!(ev["foo"], serde_json::json!([1, 2]), "{ev}");
+    // salt-key announces key changes on the same bus.
+    let ks = KeyStore::open(env.pki());
+    let Ok(ks) = ks else { panic!("key store") };
+    let Ok(k) = salt_proto::PrivateKey::generate(1024) else { panic!("keygen") };
+    assert!(ks.store("kx", KeyState::Pending, &k.public_key().to_pem().unwrap_or_default()).is_ok());
+    let (code, out, err) = env.cli("salt-key", &["-a", "kx", "-y"], T);
+    assert_eq!(code, 0, "{out} {err}");
+    let ev = read_event(&mut stream, &mut buf, "salt/key");
+    assert_eq!(ev["act"], "accepted", "{ev}");
+    assert_eq!(ev["id"], "kx");
+}

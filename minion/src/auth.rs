@@ -26,7 +26,8 @@ use salt_proto::{msgpack, Crypticle, EncAlgo, PublicKey, SigAlgo};
 use crate::config::Config;
 use crate::keys::MinionKeys;
 use crate::observer::Observer;
-use crate::reqclient::{req_options, ReqError, RequestClient};
+use crate::reqclient::{ReqError, RequestClient};
+use crate::sockopts::{req_options, secs};
 use salt_core::pki::KeyError;
 
 /// `salt.defaults.exitcodes.EX_NOPERM`: Salt's exit status when the master rejects the key.
@@ -87,15 +88,6 @@ pub enum SignIn {
     Retry,
 }
 
-/// `f64` seconds from the configuration as a [`Duration`] (negative or NaN → zero).
-pub fn secs(v: f64) -> Duration {
-    if v.is_finite() && v > 0.0 {
-        Duration::from_secs_f64(v.min(1e9))
-    } else {
-        Duration::ZERO
-    }
-}
-
 /// Signs in to one master.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
@@ -109,10 +101,9 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// An authenticator for `master_uri` (`tcp://ip:master_port`).
-    pub fn new(config: Arc<Config>, keys: Arc<MinionKeys>, master_uri: String) -> Result<Self, AuthError> {
-        let enc_algo = config.encryption_algorithm.parse().map_err(|_| AuthError::BadAlgo("encryption"))?;
-        let sig_algo = config.signing_algorithm.parse().map_err(|_| AuthError::BadAlgo("signing"))?;
-        Ok(Authenticator { config, keys, master_uri, enc_algo, sig_algo, observer: None })
+    pub fn new(config: Arc<Config>, keys: Arc<MinionKeys>, master_uri: String) -> Self {
+        let (enc_algo, sig_algo) = (config.encryption_algorithm, config.signing_algorithm);
+        Authenticator { config, keys, master_uri, enc_algo, sig_algo, observer: None }
     }
 
     /// Report every `_auth` try and every accepted sign-in to `observer`.
@@ -216,13 +207,13 @@ impl Authenticator {
             Ok(AuthOutcome::Full) => Err(AuthError::Full),
             Ok(AuthOutcome::BadEncAlgo) => Err(AuthError::BadAlgo("encryption")),
             Ok(AuthOutcome::BadSigAlgo) => Err(AuthError::BadAlgo("signing")),
-            Err(salt_proto::Error::MasterKeyChanged) => {
+            Ok(AuthOutcome::MasterKeyChanged) => {
                 Err(AuthError::MasterKeyChanged(self.keys.pki_dir.join(crate::keys::MASTER_PUB).display().to_string()))
             }
-            Err(salt_proto::Error::BadSignature) => {
+            Err(salt_proto::Error::Crypto(salt_proto::Crypto::BadSignature)) => {
                 Err(AuthError::Invalid("The payload signature did not validate.".into()))
             }
-            Err(salt_proto::Error::NonceMismatch) => {
+            Err(salt_proto::Error::Crypto(salt_proto::Crypto::NonceMismatch)) => {
                 Err(AuthError::Invalid("The payload nonce did not validate.".into()))
             }
             Err(e) => Err(AuthError::Invalid(e.to_string())),

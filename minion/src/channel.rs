@@ -4,10 +4,7 @@
 //! Mirrors Salt 3008.5 `transport/zeromq.py` `PublishClient` (`_legacy_setup`,
 //! `_decode_messages`) and `channel/client.py` `AsyncPubChannel._decode_payload`:
 //!
-//! - socket options ([`sub_options`]): routing id = minion id, `LINGER 1`, TCP keepalive from
-//!   the config, and with `recon_randomize` a reconnect interval drawn once from
-//!   `[recon_default, recon_default + recon_max]` ms with `RECONNECT_IVL_MAX = recon_max`.
-//!   No ZMTP heartbeats of our own: the 3008 master PINGs and zmtp answers.
+//! - socket options: `crate::sockopts::sub_options`.
 //! - subscriptions ([`subscriptions`]): everything, or with `zmq_filtering` the `broadcast`
 //!   topic and the SHA-1 hex of the minion id (`salt_proto::envelope::publish_topic`).
 //! - frames ([`decode_frames`]): one frame is the msgpack envelope; two frames are
@@ -16,11 +13,9 @@
 //! - the envelope is opened with `salt_proto::envelope::open_publish` (shared AES key, serial
 //!   replay guard, master signature when `sign_pub_messages`).
 
-use std::time::Duration;
-
 use salt_proto::envelope::{publish_payload, publish_topic, BROADCAST_TOPIC};
 use salt_proto::msgpack;
-use zmtp::{Message, Options};
+use zmtp::Message;
 
 use crate::config::Config;
 use salt_core::value::Value;
@@ -34,37 +29,6 @@ pub enum ChannelError {
     /// The envelope is not msgpack.
     #[error("cannot decode publish: {0}")]
     Decode(salt_proto::Error),
-}
-
-/// A uniform random integer in `[lo, hi]` from the OS generator (`random.randint`).
-pub fn randint(lo: u64, hi: u64) -> u64 {
-    if hi <= lo {
-        return lo;
-    }
-    let mut b = [0u8; 8];
-    if salt_proto::util::fill_random(&mut b).is_err() {
-        return lo;
-    }
-    let span = hi - lo + 1;
-    lo + u64::from_le_bytes(b) % span
-}
-
-/// The SUB socket options of `PublishClient._legacy_setup`.
-pub fn sub_options(config: &Config) -> Options {
-    let ms = |v: f64| if v.is_finite() && v > 0.0 { v.min(1e12) as u64 } else { 0 };
-    let recon_default = ms(config.recon_default);
-    let recon_max = ms(config.recon_max);
-    let mut opts = Options::default()
-        .routing_id(config.id.clone().into_bytes())
-        .linger(Some(Duration::from_millis(1)))
-        .tcp_keepalive(crate::reqclient::tcp_keepalive(config));
-    if config.recon_randomize {
-        let ivl = randint(recon_default, recon_default + recon_max);
-        tracing::debug!("Setting zmq_reconnect_ivl to '{ivl}ms'");
-        tracing::debug!("Setting zmq_reconnect_ivl_max to '{recon_max}ms'");
-        opts = opts.reconnect(Duration::from_millis(ivl), Duration::from_millis(recon_max));
-    }
-    opts
 }
 
 /// The topics to subscribe to.
@@ -108,19 +72,9 @@ mod tests {
         let three = Message::from(vec![Bytes::new(), Bytes::new(), Bytes::new()]);
         assert!(matches!(
             decode_frames(&three, &me),
-            Err(ChannelError::Frames(salt_proto::Error::PublishFrameCount(3)))
+            Err(ChannelError::Frames(salt_proto::Error::Malformed(salt_proto::Malformed::PublishFrameCount(3))))
         ));
         let junk = Message::from(Bytes::from_static(b"\xc1"));
         assert!(matches!(decode_frames(&junk, &me), Err(ChannelError::Decode(_))));
-    }
-
-    #[test]
-    fn randint_bounds() {
-        for _ in 0..100 {
-            let v = randint(1000, 11000);
-            assert!((1000..=11000).contains(&v));
-        }
-        assert_eq!(randint(5, 5), 5);
-        assert_eq!(randint(5, 1), 5);
     }
 }

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use salt_core::config::{basename, dirname, has_url_scheme, join, prepend_root_dir, Opts};
 pub use salt_core::config::{ConfigError, DEFAULT_ROOT_DIR};
 use salt_core::value::{py_str, string, Value};
+use salt_proto::{EncAlgo, SigAlgo};
 
 /// The `master` option: one address, or a list (multi-master / failover).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,9 +129,9 @@ pub struct Config {
     /// `grains`: static grains (a mapping).
     pub grains: Value,
     /// `encryption_algorithm` (`OAEP-SHA1`).
-    pub encryption_algorithm: String,
+    pub encryption_algorithm: EncAlgo,
     /// `signing_algorithm` (`PKCS1v15-SHA1`).
-    pub signing_algorithm: String,
+    pub signing_algorithm: SigAlgo,
     /// `sign_pub_messages` (false).
     pub sign_pub_messages: bool,
     /// `keysize` (2048).
@@ -228,11 +229,6 @@ const KNOWN: &[&str] = &[
     "append_minionid_config_dirs",
     "key_logfile",
 ];
-
-/// `salt.crypt.VALID_ENCRYPTION_ALGORITHMS`.
-pub const VALID_ENCRYPTION_ALGORITHMS: &[&str] = &["OAEP-SHA1", "OAEP-SHA224"];
-/// `salt.crypt.VALID_SIGNING_ALGORITHMS`.
-pub const VALID_SIGNING_ALGORITHMS: &[&str] = &["PKCS1v15-SHA1", "PKCS1v15-SHA224"];
 
 /// `get_id`: the cached id in `ROOT_DIR/etc/salt/minion_id`, else `generate_minion_id()`.
 fn get_id(opts: &Opts, cache: bool) -> Result<String, ConfigError> {
@@ -368,22 +364,8 @@ impl Config {
             Some(v @ Value::Map(_)) => v.clone(),
             Some(v) => return Err(opts.invalid("grains", v, "a mapping is required")),
         };
-        let encryption_algorithm = opts.string("encryption_algorithm", "OAEP-SHA1")?;
-        if !VALID_ENCRYPTION_ALGORITHMS.contains(&encryption_algorithm.as_str()) {
-            return Err(opts.invalid(
-                "encryption_algorithm",
-                &string(&encryption_algorithm),
-                &format!("Please specify one of {}", VALID_ENCRYPTION_ALGORITHMS.join(",")),
-            ));
-        }
-        let signing_algorithm = opts.string("signing_algorithm", "PKCS1v15-SHA1")?;
-        if !VALID_SIGNING_ALGORITHMS.contains(&signing_algorithm.as_str()) {
-            return Err(opts.invalid(
-                "signing_algorithm",
-                &string(&signing_algorithm),
-                &format!("Please specify one of {}", VALID_SIGNING_ALGORITHMS.join(",")),
-            ));
-        }
+        let encryption_algorithm = opts.enc_algo("encryption_algorithm", EncAlgo::OaepSha1)?;
+        let signing_algorithm = opts.sig_algo("signing_algorithm", SigAlgo::Pkcs1v15Sha1)?;
 
         for (k, _) in opts.entries() {
             if !KNOWN.contains(&k.as_str()) {
@@ -509,8 +491,8 @@ impl Config {
             ("zmq_filtering", Value::Boolean(self.zmq_filtering)),
             ("ipv6", self.ipv6.map_or(Value::Nil, Value::Boolean)),
             ("grains", self.grains.clone()),
-            ("encryption_algorithm", string(&self.encryption_algorithm)),
-            ("signing_algorithm", string(&self.signing_algorithm)),
+            ("encryption_algorithm", string(self.encryption_algorithm.as_str())),
+            ("signing_algorithm", string(self.signing_algorithm.as_str())),
             ("sign_pub_messages", Value::Boolean(self.sign_pub_messages)),
             ("keysize", Value::from(self.keysize)),
             ("transport", string(&self.transport)),

@@ -6,11 +6,14 @@
 //!
 //! | module | mirrors |
 //! |---|---|
-//! | [`daemon`] | `minion.py`: `Minion.connect_master`, `tune_in`, `_handle_payload`, `_target_load`, `_thread_return`, `_return_pub`, `_fire_master_minion_start` |
+//! | [`daemon`] | `minion.py`: `Minion.connect_master`, `tune_in` (start-up and the publish loop), `_fire_master_minion_start` |
+//! | `session` | `channel/client.py` `AsyncReqChannel.send`/`_crypted_transfer` (one request loop, re-authentication), `AsyncRemotePillar.compile_pillar` |
+//! | `jobs` | `minion.py`: `_handle_payload`, `_target_load`, `_handle_decoded_payload`, `_thread_return`, `_return_pub` |
 //! | [`auth`] | `crypt.py`: `AsyncAuth.sign_in`, `handle_signin_response`, `_authenticate`; `MinionManager._connect_minion` retries |
 //! | [`keys`] | `crypt.py`: `get_keys`/`gen_keys`, `verify_master` (`minion_master.pub`, trust on first use) |
-//! | [`channel`] | `transport/zeromq.py` `PublishClient` (SUB options, topics, `_decode_messages`) |
-//! | [`reqclient`] | `transport/zeromq.py` `RequestClient` (REQ options, queue, re-created socket on timeout) |
+//! | [`channel`] | `transport/zeromq.py` `PublishClient` (topics, `_decode_messages`) |
+//! | [`reqclient`] | `transport/zeromq.py` `RequestClient` (queue, re-created socket on timeout) |
+//! | [`sockopts`] | the REQ and SUB socket options of `transport/zeromq.py` (`_init_socket`, `_legacy_setup`, `_set_tcp_keepalive`) |
 //! | [`observer`] | (none: hooks for hosts running many minions, such as the swarm) |
 //! | [`config`] | `config/__init__.py`: `DEFAULT_MINION_OPTS`, `minion_config`, `apply_minion_config`, `get_id` |
 //! | [`grains`] | `grains/core.py`, `grains/extra.py`, `grains/minion_process.py`, `utils/network.py` |
@@ -31,6 +34,9 @@ pub mod config;
 pub mod daemon;
 pub mod functions;
 pub mod grains;
+mod jobs;
 pub mod keys;
 pub mod observer;
 pub mod reqclient;
+mod session;
+pub mod sockopts;

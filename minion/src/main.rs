@@ -8,12 +8,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 use clap::Parser;
 use minion::config::{Config, LoadOptions};
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::prelude::*;
 
 /// A Salt-compatible minion.
 #[derive(Debug, Parser)]
@@ -39,54 +36,10 @@ struct Cli {
     grains: bool,
 }
 
-/// Salt log level names to tracing levels (`None`: quiet).
-fn level(name: &str) -> Option<tracing::Level> {
-    use tracing::Level;
-    match name.to_ascii_lowercase().as_str() {
-        "all" | "garbage" | "trace" => Some(Level::TRACE),
-        "debug" | "profile" => Some(Level::DEBUG),
-        "info" => Some(Level::INFO),
-        "warning" | "warn" => Some(Level::WARN),
-        "error" | "critical" => Some(Level::ERROR),
-        _ => None,
-    }
-}
-
 /// Console logging to stderr, and file logging to `log_file` when it is a path.
 fn init_logging(console: Option<&str>, config: Option<&Config>, file_level: Option<&str>) {
-    let console = console
-        .and_then(level)
-        .map(|l| tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(LevelFilter::from_level(l)));
-    let mut file_problem = None;
-    let file = config.and_then(|c| {
-        let l = level(file_level.unwrap_or(c.logfile_level()))?;
-        if c.log_file.is_empty() || c.log_file.contains("://") {
-            if !c.log_file.is_empty() {
-                file_problem = Some(format!("log_file {} is not a path; logging to stderr only", c.log_file));
-            }
-            return None;
-        }
-        let path = PathBuf::from(&c.log_file);
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
-            Ok(f) => Some(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(Mutex::new(f))
-                    .with_filter(LevelFilter::from_level(l)),
-            ),
-            Err(e) => {
-                file_problem = Some(format!("cannot open log_file {}: {e}", path.display()));
-                None
-            }
-        }
-    });
-    let _ = tracing_subscriber::registry().with(console).with(file).try_init();
-    if let Some(p) = file_problem {
-        tracing::warn!("{p}");
-    }
+    let file = config.map(|c| (c.log_file.as_str(), file_level.unwrap_or(c.logfile_level())));
+    salt_core::logging::init(salt_core::logging::LogSetup { console, file, thread_names: false });
 }
 
 fn print_config(config: &Config, grains: bool) -> ExitCode {
@@ -159,7 +112,7 @@ fn main() -> ExitCode {
                     if matches!(e, minion::daemon::DaemonError::Rejected) {
                         // Salt waits before exiting so a service manager does not restart it
                         // into a storm of sign-ins.
-                        let wait = minion::channel::randint(10, 20);
+                        let wait = salt_proto::util::randint(10, 20);
                         tokio::select! {
                             _ = tokio::time::sleep(std::time::Duration::from_secs(wait)) => {}
                             _ = stop_signal() => {}

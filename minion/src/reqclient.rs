@@ -4,7 +4,7 @@
 //!
 //! - a REQ socket connected to `tcp://master:master_port` with `LINGER 0`,
 //!   `RECONNECT_IVL_MAX 5000` ms and the minion's TCP keepalive settings
-//!   ([`req_options`]);
+//!   (`crate::sockopts::req_options`);
 //! - requests are queued and sent by one task (`_send_recv`), since a REQ socket allows one
 //!   outstanding request;
 //! - a request that gets no reply within its timeout fails with [`ReqError::Timeout`] and the
@@ -19,8 +19,6 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use zmtp::{Options, Socket, SocketType};
-
-use crate::config::Config;
 
 /// Requests waiting for the sender task.
 const QUEUE: usize = 256;
@@ -40,28 +38,6 @@ pub enum ReqError {
     /// The client has been shut down.
     #[error("request client closed")]
     Closed,
-}
-
-/// TCP keepalive as Salt's `_set_tcp_keepalive` applies it (`-1` leaves the OS default).
-pub fn tcp_keepalive(config: &Config) -> Option<zmtp::socket::TcpKeepalive> {
-    if !config.tcp_keepalive {
-        return None;
-    }
-    let secs = |v: f64| (v >= 0.0 && v.is_finite()).then(|| Duration::from_secs_f64(v.max(1.0)));
-    Some(zmtp::socket::TcpKeepalive {
-        idle: secs(config.tcp_keepalive_idle),
-        interval: secs(config.tcp_keepalive_intvl),
-        retries: (config.tcp_keepalive_cnt >= 0.0 && config.tcp_keepalive_cnt.is_finite())
-            .then_some(config.tcp_keepalive_cnt as u32),
-    })
-}
-
-/// The REQ socket options of Salt's `RequestClient._init_socket`.
-pub fn req_options(config: &Config) -> Options {
-    Options::default()
-        .linger(Some(Duration::ZERO))
-        .reconnect(Duration::from_millis(100), Duration::from_millis(5000))
-        .tcp_keepalive(tcp_keepalive(config))
 }
 
 struct Request {

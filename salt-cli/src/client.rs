@@ -18,6 +18,9 @@ use crate::events::{Event, Subscriber};
 use crate::opts::MasterOpts;
 use crate::py::{as_str, get, string, Value};
 
+/// The largest reply accepted from the master (a publish reply names the targeted minions).
+const MAX_REPLY: u64 = 64 << 20;
+
 /// `salt.defaults.exitcodes.EX_GENERIC`.
 pub const EX_GENERIC: i64 = 1;
 
@@ -140,7 +143,8 @@ impl LocalClient {
         let frame = Request::Clear { load, version: 3 }.encode();
         let uri = self.opts.master_uri();
         let exchange = async {
-            let socket = Socket::with_options(SocketType::Req, Options::default().linger(Some(Duration::ZERO)));
+            let options = Options::default().linger(Some(Duration::ZERO)).max_msg_size(Some(MAX_REPLY));
+            let socket = Socket::with_options(SocketType::Req, options);
             socket.connect(&uri).await.map_err(|_| ClientError::NotRunning)?;
             socket.send(frame).await.map_err(|_| ClientError::NotRunning)?;
             let msg = socket.recv().await.map_err(|_| ClientError::NotRunning)?;
@@ -162,7 +166,12 @@ impl LocalClient {
             // The master key may have been rotated under us: re-read it and try once more.
             let key = read_key(&self.opts, &self.user);
             if key == self.key {
-                return Err(ClientError::Eauth);
+                // `_check_pub_data`: an empty string is an authentication failure, an empty map
+                // just no job.
+                return match reply {
+                    Value::String(_) => Err(ClientError::Eauth),
+                    _ => Ok(None),
+                };
             }
             self.key = key;
             reply = self.request(self.load(job), timeout).await?;
@@ -180,7 +189,7 @@ impl LocalClient {
             });
         }
         if reply_is_empty(&reply) {
-            return Err(ClientError::Eauth);
+            return Ok(None);
         }
         let Some(load) = get(&reply, "load") else {
             return Err(ClientError::BadReply("no load".into()));
@@ -237,7 +246,7 @@ impl LocalClient {
         let mut timeout_at = Instant::now() + timeout;
         let mut minions_running = true;
         let mut find_jid: Option<String> = None;
-        let job_tag = format!("salt/job/{jid}");
+        let job_tag = format!("salt/job/{jid}/");
         loop {
             if found.is_superset(&minions) && !self.opts.order_masters {
                 break;
@@ -332,10 +341,11 @@ impl LocalClient {
                         }
                         continue;
                     }
+                    // A non-empty dict (the job's proc data) means the minion still runs it.
                     let running = match get(data, "return") {
-                        Some(Value::Map(m)) => {
+                        Some(ret @ Value::Map(m)) => {
                             !m.is_empty()
-                                && !get(&Value::Map(m.clone()), "return").is_some_and(|r| *r == Value::Map(vec![]))
+                                && !get(ret, "return").is_some_and(|r| matches!(r, Value::Map(x) if x.is_empty()))
                         }
                         _ => false,
                     };

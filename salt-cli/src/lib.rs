@@ -1,5 +1,5 @@
 //! The Salt operator's tools in Rust — `salt-rs`, `salt-key-rs`, `salt-run-rs` — with the flags,
-//! output and exit codes of Salt 3008's `salt`, `salt-key` and `salt-run jobs.*`. They work against
+//! output and exit codes of Salt 3008's `salt`, `salt-key` and `salt-run jobs.*` / `manage.*`. They work against
 //! a real `salt-master` and against ours, and read the same configuration (`-c CONFDIR`).
 //!
 //! | module | mirrors |
@@ -8,8 +8,9 @@
 //! | [`opts`] | `config/__init__.py:client_config` (the master file as the CLI reads it) |
 //! | [`client`] | `client/__init__.py:LocalClient` (`pub`, `get_iter_returns`, `get_cli_event_returns`) |
 //! | [`events`] | `utils/event.py:MasterEvent` over the master's Unix event sockets |
-//! | [`output`] | `output/{nested,no_return,json_out,yaml_out,txt,raw}.py` and `output/__init__.py` |
-//! | [`runner`] | `runners/jobs.py`, `client/mixins.py:SyncClientMixin.low` (events, store_job) |
+//! | [`output`] | `output/{nested,no_return,json_out,yaml_out,txt,raw,key}.py` and `output/__init__.py` |
+//! | [`runner`] | `runners/jobs.py`, `runners/manage.py` (status, up, down), `client/mixins.py:SyncClientMixin.low` (events, store_job) |
+//! | [`py`] | the Python rules the outputters need (`str.splitlines`, `sorted()` of dict keys) on `salt_core::value` |
 
 pub mod args;
 pub mod client;

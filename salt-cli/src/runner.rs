@@ -32,7 +32,8 @@ impl RunnerReturn {
 }
 
 /// The functions this tool implements.
-pub const FUNCTIONS: &[&str] = &["jobs.active", "jobs.list_job", "jobs.list_jobs", "jobs.lookup_jid"];
+pub const FUNCTIONS: &[&str] =
+    &["jobs.active", "jobs.list_job", "jobs.list_jobs", "jobs.lookup_jid", "manage.down", "manage.status", "manage.up"];
 
 /// The positional and keyword arguments of one call: the raw CLI words (`jid`s are taken as
 /// text, not YAML-typed), and `key=value` pairs YAML-typed.
@@ -228,6 +229,69 @@ pub async fn active(opts: &MasterOpts, user: &str) -> Result<Value, String> {
     Ok(Value::Map(out))
 }
 
+/// `manage._ping`: ping `tgt` and split the targeted minions into those that answered and those
+/// that did not (both sorted); `None` when nothing matched.
+pub async fn ping(
+    opts: &MasterOpts,
+    user: &str,
+    tgt: &str,
+    tgt_type: &str,
+    timeout: u64,
+    gather_job_timeout: u64,
+) -> Result<Option<(Vec<String>, Vec<String>)>, String> {
+    let mut opts = opts.clone();
+    opts.gather_job_timeout = gather_job_timeout;
+    let mut client = LocalClient::new(opts, user.to_string());
+    let timeout = Duration::from_secs(timeout);
+    let mut events = client.subscribe(timeout).await.map_err(err)?;
+    let job = Job {
+        tgt: string(tgt),
+        tgt_type: tgt_type.into(),
+        fun: "test.ping".into(),
+        arg: Vec::new(),
+        ret: String::new(),
+        jid: String::new(),
+        kwargs: Vec::new(),
+    };
+    let Some(pd) = client.publish(&job, timeout).await.map_err(err)? else { return Ok(None) };
+    let mut up = BTreeSet::new();
+    client
+        .returns(&mut events, &pd, timeout, &[], |r| {
+            // The rows made up for minions that did not answer are not returns (Salt's #69582).
+            if !r.failed {
+                up.insert(r.id);
+            }
+        })
+        .await;
+    let down: Vec<String> =
+        pd.minions.iter().filter(|m| !up.contains(*m)).cloned().collect::<BTreeSet<_>>().into_iter().collect();
+    Ok(Some((up.into_iter().collect(), down)))
+}
+
+/// `manage.status` / `up` / `down`: `(up, down)` for the `tgt`, `tgt_type`, `timeout` and
+/// `gather_job_timeout` arguments (positional after `first` leading ones).
+async fn manage(
+    opts: &MasterOpts,
+    user: &str,
+    call: &CallArgs,
+    first: usize,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let text_arg =
+        |pos: usize, name: &str, default: &str| call.get(pos, name).map_or_else(|| default.to_string(), |v| text(&v));
+    let secs = |pos: usize, name: &str, default: u64| {
+        call.get(pos, name).and_then(|v| text(&v).parse::<u64>().ok()).filter(|s| *s > 0).unwrap_or(default)
+    };
+    let tgt = text_arg(first, "tgt", "*");
+    let tgt_type = text_arg(first + 1, "tgt_type", "glob");
+    let timeout = secs(first + 2, "timeout", opts.timeout);
+    let gather = secs(first + 3, "gather_job_timeout", opts.gather_job_timeout);
+    Ok(ping(opts, user, &tgt, &tgt_type, timeout, gather).await?.unwrap_or_default())
+}
+
+fn id_list(ids: Vec<String>) -> Value {
+    Value::Array(ids.into_iter().map(string).collect())
+}
+
 /// Run `fun` with `call` (the function's own work only).
 pub async fn call(opts: &MasterOpts, user: &str, fun: &str, call: &CallArgs) -> RunnerReturn {
     let store = LocalCache::new(&opts.cachedir);
@@ -253,6 +317,21 @@ pub async fn call(opts: &MasterOpts, user: &str, fun: &str, call: &CallArgs) -> 
         },
         "jobs.list_jobs" => list_jobs(&store, call).unwrap_or_else(failed),
         "jobs.active" => active(opts, user).await.map(RunnerReturn::plain).unwrap_or_else(failed),
+        "manage.status" => manage(opts, user, call, 1)
+            .await
+            .map(|(up, down)| {
+                RunnerReturn::plain(salt_core::value::map([("up", id_list(up)), ("down", id_list(down))]))
+            })
+            .unwrap_or_else(failed),
+        "manage.up" => {
+            manage(opts, user, call, 0).await.map(|(up, _)| RunnerReturn::plain(id_list(up))).unwrap_or_else(failed)
+        }
+        "manage.down" if call.flag(0, "removekeys", false) => {
+            failed("removekeys is not done by salt-run-rs: delete the keys with salt-key-rs -d".to_string())
+        }
+        "manage.down" => {
+            manage(opts, user, call, 1).await.map(|(_, down)| RunnerReturn::plain(id_list(down))).unwrap_or_else(failed)
+        }
         other => failed(format!("'{other}' is not available.")),
     }
 }

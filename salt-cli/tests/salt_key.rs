@@ -156,3 +156,39 @@ fn salt_key_rs_fires_key_events_on_the_real_master_bus() {
         assert_eq!(acts, vec![("accepted".into(), "m1".into(), true), ("delete".into(), "m1".into(), false)]);
     });
 }
+
+/// `--gen-keys`: a key pair Salt's own code loads, with the fingerprint Salt computes for it (the
+/// stock 3008.5 `salt-key --gen-keys` writes the files and then fails printing the fingerprint).
+#[test]
+fn salt_key_rs_gen_keys() {
+    if !have_salt() {
+        return;
+    }
+    let Ok(dir) = tempfile::Builder::new().prefix("sc").tempdir_in("/tmp") else { panic!("tempdir") };
+    let conf = dir.path().join("conf");
+    assert!(fs::create_dir_all(&conf).is_ok());
+    let mut cmd = std::process::Command::new(SALT_KEY_RS);
+    cmd.arg("-c").arg(&conf).args(["--gen-keys", "web9", "--gen-keys-dir"]).arg(dir.path());
+    let o = run(cmd, LIMIT);
+    assert_eq!(o.code, 0, "{o:?}");
+    let (pem, pubkey) = (dir.path().join("web9.pem"), dir.path().join("web9.pub"));
+    for p in [&pem, &pubkey] {
+        assert_eq!(fs::metadata(p).map(|m| m.permissions().mode() & 0o777).ok(), Some(0o400), "{}", p.display());
+    }
+    let script = "import sys, salt.crypt, salt.utils.crypt\n\
+                  k = salt.crypt.PrivateKey(open(sys.argv[1], 'rb').read())\n\
+                  print(k.key.key_size, salt.utils.crypt.pem_finger(key=open(sys.argv[2], 'rb').read()))";
+    let mut py = std::process::Command::new(common::salt_bin("python3"));
+    py.args(["-c", script]).arg(&pem).arg(&pubkey);
+    let py = run(py, LIMIT);
+    let mut words = py.stdout.split_whitespace();
+    assert_eq!(words.next(), Some("2048"), "{py:?}");
+    let finger = words.next().unwrap_or("").to_string();
+    assert_eq!(o.stdout, format!("return:\n    {finger}\n"));
+    // A second run keeps the pair.
+    let before = fs::read(&pem).unwrap_or_default();
+    let mut cmd = std::process::Command::new(SALT_KEY_RS);
+    cmd.arg("-c").arg(&conf).args(["--gen-keys", "web9", "--gen-keys-dir"]).arg(dir.path());
+    assert_eq!(run(cmd, LIMIT).stdout, o.stdout);
+    assert_eq!(fs::read(&pem).unwrap_or_default(), before);
+}

@@ -72,6 +72,27 @@ fn salt_rs_matches_stock_salt() {
     let ping = json(&salt(&env, true, &["*", "test.ping", "--out", "json"]));
     assert_eq!(ping, serde_json::json!({"m1": true}));
 
+    // --subset: only minions that have the function are picked.
+    for args in [&["--subset", "1", "*", "test.ping"][..], &["--subset", "1", "*", "test.nosuchfun"]] {
+        let stock = salt(&env, false, args);
+        let ours = salt(&env, true, args);
+        assert_eq!((&ours.stdout, ours.code), (&stock.stdout, stock.code), "{args:?}");
+    }
+
+    // --preview-target resolves the target from the master's files, like stock.
+    for args in [
+        &["--preview-target", "*"][..],
+        &["--preview-target", "-G", "os:*"],
+        &["--preview-target", "-C", "G@id:m1 and m*"],
+        &["--preview-target", "-L", "m1,ghost"],
+        &["--preview-target", "nosuch*"],
+    ] {
+        let stock = salt(&env, false, args);
+        let ours = salt(&env, true, args);
+        assert_eq!((&ours.stdout, ours.code), (&stock.stdout, stock.code), "{args:?}");
+    }
+    assert_eq!(salt(&env, true, &["--preview-target", "-G", "os:*"]).stdout, "- m1\n");
+
     // A target nothing matches: same message, exit code 2.
     let stock = salt(&env, false, &["nosuch*", "test.ping"]);
     let ours = salt(&env, true, &["nosuch*", "test.ping"]);
@@ -98,6 +119,11 @@ fn salt_rs_matches_stock_salt() {
         let o = run(cmd, LIMIT);
         serde_json::from_str::<J>(&o.stdout).ok() == Some(serde_json::json!({"m1": "async-works"}))
     });
+
+    // A job that outlives -t and gather_job_timeout (3 s here): each saltutil.find_job round finds
+    // it still running and the CLI keeps waiting.
+    let ours = salt(&env, true, &["m1", "test.sleep", "7", "-t", "1", "--out", "json"]);
+    assert_eq!((json(&ours), ours.code), (serde_json::json!({"m1": true}), 0), "{ours:?}");
 
     // --show-jid and -v print the jid first.
     let ours = salt(&env, true, &["m1", "test.ping", "--show-jid"]);
@@ -157,4 +183,49 @@ fn salt_rs_against_our_master() {
         cmd.args(["jobs.lookup_jid", &jid, "--out", "json"]);
         run(cmd, LIMIT).stdout.contains("\"ours\"")
     });
+}
+
+/// What the tools say without a master, with a bad configuration and with bad options (no Salt
+/// needed).
+#[test]
+fn salt_rs_errors_without_a_master() {
+    let Ok(root) = tempfile::Builder::new().prefix("sc").tempdir_in("/tmp") else { panic!("tempdir") };
+    let conf = root.path().join("etc/salt");
+    assert!(std::fs::create_dir_all(&conf).is_ok());
+    let r = root.path().display().to_string();
+    assert!(std::fs::write(conf.join("master"), format!("root_dir: {r}\nret_port: 42599\n")).is_ok());
+    let salt_rs = |args: &[&str]| {
+        let mut cmd = Command::new(SALT_RS);
+        cmd.arg("-c").arg(&conf).args(args);
+        run(cmd, LIMIT)
+    };
+
+    // No master: no publish_pull.ipc under sock_dir.
+    let o = salt_rs(&["*", "test.ping"]);
+    assert_eq!(o.stdout, "The salt master could not be contacted. Is master running?\n");
+    assert_eq!(
+        o.stderr.trim(),
+        format!("[ERROR   ] Unable to connect to the salt master publisher at {r}/var/run/salt/master")
+    );
+    assert_eq!(o.code, 1);
+    let o = salt_rs(&["*", "test.ping", "--async"]);
+    assert_eq!(o.code, 1, "{o:?}");
+
+    // A master that looks alive but does not answer on ret_port: Salt's timeout message.
+    let sock_dir = root.path().join("var/run/salt/master");
+    assert!(std::fs::create_dir_all(&sock_dir).is_ok());
+    assert!(std::fs::write(sock_dir.join("publish_pull.ipc"), b"").is_ok());
+    let o = salt_rs(&["*", "test.ping", "--async", "-t", "1"]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("Salt request timed out. The master is not responding."), "{o:?}");
+
+    // Too few arguments, an unknown option.
+    assert_eq!(salt_rs(&["*"]).code, 42);
+    assert_eq!(salt_rs(&["*", "test.ping", "--no-such-option"]).code, 64);
+
+    // A bad value in the config names the key and the file.
+    assert!(std::fs::write(conf.join("master"), format!("root_dir: {r}\nret_port: abc\n")).is_ok());
+    let o = salt_rs(&["*", "test.ping"]);
+    assert_eq!(o.code, 2, "{o:?}");
+    assert!(o.stderr.contains("ret_port") && o.stderr.contains(&conf.join("master").display().to_string()), "{o:?}");
 }

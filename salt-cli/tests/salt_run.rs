@@ -100,6 +100,25 @@ fn salt_run_rs_matches_stock_salt_run() {
         assert_eq!(stock["Result"].as_object().map(|o| o.len()), Some(1), "{stock}");
     }
 
+    // manage.status / up / down: an accepted key whose minion never runs is down.
+    let pki = env.pki_dir();
+    assert!(std::fs::copy(pki.join("minions/m1"), pki.join("minions/m9")).is_ok());
+    for args in [
+        &["manage.status", "timeout=2", "gather_job_timeout=1"][..],
+        &["manage.status", "timeout=2", "gather_job_timeout=1", "--out", "json"],
+        &["manage.up", "timeout=2", "gather_job_timeout=1"],
+        &["manage.down", "timeout=2", "gather_job_timeout=1"],
+        &["manage.status", "tgt=m1", "timeout=2"],
+    ] {
+        let stock = salt_run(&env, false, args);
+        let ours = salt_run(&env, true, args);
+        assert_eq!(ours.stdout, stock.stdout, "stdout of {args:?}");
+        assert_eq!(ours.code, stock.code, "exit code of {args:?}");
+    }
+    let status = parse(&salt_run(&env, true, &["manage.status", "timeout=2", "gather_job_timeout=1", "--out", "json"]));
+    assert_eq!(status, json!({"up": ["m1"], "down": ["m9"]}));
+    assert!(std::fs::remove_file(pki.join("minions/m9")).is_ok());
+
     // jobs.active: a job still running on the minion shows up with its pid.
     let mut cmd = env.stock("salt");
     cmd.args(["m1", "test.sleep", "20", "--async"]);

@@ -18,6 +18,8 @@
 
 use std::path::{Path, PathBuf};
 
+use salt_proto::{EncAlgo, SigAlgo};
+
 use crate::value::{as_str, py_str, string, Value};
 use crate::yaml::YamlError;
 
@@ -198,6 +200,27 @@ impl Opts {
             None | Some(Value::Nil) => Ok(None),
             Some(_) => self.boolean(key, false).map(Some),
         }
+    }
+
+    /// `key` as an `encryption_algorithm` name (`salt.crypt.VALID_ENCRYPTION_ALGORITHMS`),
+    /// `default` if unset.
+    pub fn enc_algo(&self, key: &str, default: EncAlgo) -> Result<EncAlgo, ConfigError> {
+        self.choice(key, default, &EncAlgo::ALL, |a| a.as_str())
+    }
+
+    /// `key` as a `signing_algorithm` name (`salt.crypt.VALID_SIGNING_ALGORITHMS`), `default`
+    /// if unset.
+    pub fn sig_algo(&self, key: &str, default: SigAlgo) -> Result<SigAlgo, ConfigError> {
+        self.choice(key, default, &SigAlgo::ALL, |a| a.as_str())
+    }
+
+    /// `key` as the one of `all` whose `name` it is.
+    fn choice<T: Copy>(&self, key: &str, default: T, all: &[T], name: fn(T) -> &'static str) -> Result<T, ConfigError> {
+        let text = self.string(key, name(default))?;
+        all.iter().copied().find(|a| name(*a) == text).ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(|a| name(*a)).collect();
+            self.invalid(key, &string(&text), &format!("Please specify one of {}", names.join(",")))
+        })
     }
 
     /// `key` as a TCP port (1-65535), `default` if unset or null.
@@ -552,6 +575,9 @@ mod tests {
         let e = opts.port("port", None).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("'port'") && e.contains("20.conf") && e.contains("70000"), "{e}");
         assert_eq!(opts.string("missing", "d").ok().as_deref(), Some("d"));
+        assert_eq!(opts.sig_algo("missing", SigAlgo::Pkcs1v15Sha1).ok(), Some(SigAlgo::Pkcs1v15Sha1));
+        let e = opts.enc_algo("a", EncAlgo::OaepSha1).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("Please specify one of OAEP-SHA1,OAEP-SHA224") && e.contains("1.conf"), "{e}");
         assert_eq!(opts.origin_of("missing"), "defaults");
     }
 }

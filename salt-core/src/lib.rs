@@ -9,6 +9,7 @@
 //! | [`fnmatch`] | shell-style patterns | Python's `fnmatch.fnmatchcase` |
 //! | [`matcher`] | targeting over `(id, grains, pillar)` | `matchers/*.py`, `utils/data.py:subdict_match` |
 //! | [`args`] | command-line argument rules | `utils/args.py` |
+//! | [`logging`] | Salt's log level names, console and `log_file` logs | `log/setup.py` |
 //! | [`pki`] | key files: `pki_dir` mode, atomic writes, PEM reading | `utils/verify.py:verify_env`, `cache/localfs.py` |
 //!
 //! This crate has no tokio and no zmtp (checked by `scripts/check-layers.sh`): everything here is
@@ -18,6 +19,7 @@
 pub mod args;
 pub mod config;
 pub mod fnmatch;
+pub mod logging;
 pub mod matcher;
 pub mod pki;
 pub mod yaml;

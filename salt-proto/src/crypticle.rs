@@ -27,7 +27,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-use crate::error::{Error, Result};
+use crate::error::{Crypto, Error, Malformed, Result};
 use crate::msgpack;
 use crate::value;
 
@@ -94,14 +94,14 @@ impl Crypticle {
         let key_string = key_string.trim();
         let mut raw = base64::engine::general_purpose::STANDARD
             .decode(key_string)
-            .map_err(|_| Error::InvalidCrypticleKey("not base64"))?;
+            .map_err(|_| Error::Crypto(Crypto::InvalidCrypticleKey("not base64")))?;
         let aes_len = match raw.len() {
             48 => 16,
             56 => 24,
             64 => 32,
             _ => {
                 raw.zeroize();
-                return Err(Error::InvalidCrypticleKey("decoded key must be 48, 56 or 64 bytes"));
+                return Err(Error::Crypto(Crypto::InvalidCrypticleKey("decoded key must be 48, 56 or 64 bytes")));
             }
         };
         let mut hmac_key = [0u8; SIG_SIZE];
@@ -117,7 +117,7 @@ impl Crypticle {
     }
 
     fn mac(&self) -> Result<HmacSha256> {
-        HmacSha256::new_from_slice(&self.hmac_key).map_err(|_| Error::InvalidCrypticleKey("hmac key"))
+        HmacSha256::new_from_slice(&self.hmac_key).map_err(|_| Error::Crypto(Crypto::InvalidCrypticleKey("hmac key")))
     }
 
     /// Encrypt and authenticate `data` with a random IV (Salt's `encrypt`).
@@ -133,13 +133,13 @@ impl Crypticle {
     pub fn encrypt_with_iv(&self, data: &[u8], iv: &[u8; AES_BLOCK_SIZE]) -> Result<Vec<u8>> {
         let ct = match self.aes_key.len() {
             16 => cbc::Encryptor::<aes::Aes128>::new_from_slices(&self.aes_key, iv)
-                .map_err(|_| Error::InvalidCrypticleKey("aes key"))?
+                .map_err(|_| Error::Crypto(Crypto::InvalidCrypticleKey("aes key")))?
                 .encrypt_padded_vec_mut::<Pkcs7>(data),
             24 => cbc::Encryptor::<aes::Aes192>::new_from_slices(&self.aes_key, iv)
-                .map_err(|_| Error::InvalidCrypticleKey("aes key"))?
+                .map_err(|_| Error::Crypto(Crypto::InvalidCrypticleKey("aes key")))?
                 .encrypt_padded_vec_mut::<Pkcs7>(data),
             _ => cbc::Encryptor::<aes::Aes256>::new_from_slices(&self.aes_key, iv)
-                .map_err(|_| Error::InvalidCrypticleKey("aes key"))?
+                .map_err(|_| Error::Crypto(Crypto::InvalidCrypticleKey("aes key")))?
                 .encrypt_padded_vec_mut::<Pkcs7>(data),
         };
         let mut out = Vec::with_capacity(AES_BLOCK_SIZE + ct.len() + SIG_SIZE);
@@ -153,36 +153,36 @@ impl Crypticle {
 
     /// Verify the HMAC (constant time) and decrypt (Salt's `decrypt`).
     ///
-    /// Errors: [`Error::AuthenticationFailed`] on a wrong tag (the usual
-    /// sign of a rotated key: re-authenticate), [`Error::BadCiphertextLength`]
-    /// if the data cannot be `IV || n*16 bytes || tag`, [`Error::BadPadding`].
+    /// Errors: [`Crypto::AuthenticationFailed`] on a wrong tag (the usual
+    /// sign of a rotated key: re-authenticate), [`Malformed::CiphertextLength`]
+    /// if the data cannot be `IV || n*16 bytes || tag`, [`Crypto::BadPadding`].
     pub fn decrypt(&self, data: &[u8]) -> Result<Vec<u8>> {
         if data.len() < SIG_SIZE {
-            return Err(Error::AuthenticationFailed);
+            return Err(Error::Crypto(Crypto::AuthenticationFailed));
         }
         let (body, tag) = data.split_at(data.len() - SIG_SIZE);
         let mut mac = self.mac()?;
         mac.update(body);
         let expected = mac.finalize().into_bytes();
         if !bool::from(expected.as_slice().ct_eq(tag)) {
-            return Err(Error::AuthenticationFailed);
+            return Err(Error::Crypto(Crypto::AuthenticationFailed));
         }
         if body.len() < 2 * AES_BLOCK_SIZE || body.len() % AES_BLOCK_SIZE != 0 {
-            return Err(Error::BadCiphertextLength(data.len()));
+            return Err(Error::Malformed(Malformed::CiphertextLength(data.len())));
         }
         let (iv, ct) = body.split_at(AES_BLOCK_SIZE);
         let pt = match self.aes_key.len() {
             16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(&self.aes_key, iv)
-                .map_err(|_| Error::InvalidCrypticleKey("aes key"))?
+                .map_err(|_| Error::Crypto(Crypto::InvalidCrypticleKey("aes key")))?
                 .decrypt_padded_vec_mut::<Pkcs7>(ct),
             24 => cbc::Decryptor::<aes::Aes192>::new_from_slices(&self.aes_key, iv)
-                .map_err(|_| Error::InvalidCrypticleKey("aes key"))?
+                .map_err(|_| Error::Crypto(Crypto::InvalidCrypticleKey("aes key")))?
                 .decrypt_padded_vec_mut::<Pkcs7>(ct),
             _ => cbc::Decryptor::<aes::Aes256>::new_from_slices(&self.aes_key, iv)
-                .map_err(|_| Error::InvalidCrypticleKey("aes key"))?
+                .map_err(|_| Error::Crypto(Crypto::InvalidCrypticleKey("aes key")))?
                 .decrypt_padded_vec_mut::<Pkcs7>(ct),
         };
-        pt.map_err(|_| Error::BadPadding)
+        pt.map_err(|_| Error::Crypto(Crypto::BadPadding))
     }
 
     /// Salt's `dumps(obj, nonce)`: `encrypt(b"pickle::" + nonce + msgpack(value))`.
@@ -212,16 +212,16 @@ impl Crypticle {
     /// prefix, check the nonce if one is expected, decode msgpack.
     ///
     /// Differences from Python, all stricter: a missing prefix is an
-    /// [`Error::MissingPicklePrefix`] (Salt silently returns `{}`), and the
+    /// [`Malformed::MissingPicklePrefix`] (Salt silently returns `{}`), and the
     /// `serial` replay check is not done here; use
     /// [`Crypticle::loads_checked`] (or [`SerialGuard::check`]) for publishes.
     pub fn loads(&self, data: &[u8], nonce: Option<&str>) -> Result<Value> {
         let pt = self.decrypt(data)?;
-        let rest = pt.strip_prefix(PICKLE_PAD).ok_or(Error::MissingPicklePrefix)?;
+        let rest = pt.strip_prefix(PICKLE_PAD).ok_or(Error::Malformed(Malformed::MissingPicklePrefix))?;
         let rest = match nonce {
             Some(n) if !n.is_empty() => {
                 if rest.len() < NONCE_LEN || &rest[..NONCE_LEN] != n.as_bytes() {
-                    return Err(Error::NonceMismatch);
+                    return Err(Error::Crypto(Crypto::NonceMismatch));
                 }
                 &rest[NONCE_LEN..]
             }
@@ -263,7 +263,7 @@ impl SerialGuard {
     }
 
     /// If `payload` is a map with a `serial` key: remove it, reject it
-    /// ([`Error::StaleSerial`]) if it is not an integer greater than the
+    /// ([`Error::Replay`]) if it is not an integer greater than the
     /// last accepted serial, else remember it. Other payloads pass.
     pub fn check(&mut self, payload: &mut Value) -> Result<()> {
         let Some(serial) = value::remove(payload, "serial") else {
@@ -274,7 +274,7 @@ impl SerialGuard {
                 self.last = s;
                 Ok(())
             }
-            _ => Err(Error::StaleSerial { serial: serial.to_string(), last: self.last }),
+            _ => Err(Error::Replay { serial: serial.to_string(), last: self.last }),
         }
     }
 }
@@ -309,14 +309,17 @@ mod tests {
             assert_eq!(c.decrypt(&ct).ok(), Some(data));
             let mut bad = ct.clone();
             bad[20] ^= 1;
-            assert!(matches!(c.decrypt(&bad), Err(Error::AuthenticationFailed)));
+            assert!(matches!(c.decrypt(&bad), Err(Error::Crypto(Crypto::AuthenticationFailed))));
         }
         for len in [0usize, 5, 31, 32, 40, 48] {
             assert!(c.decrypt(&vec![0u8; len]).is_err());
         }
         // Wrong key.
         let ct = c.encrypt(b"x").unwrap_or_default();
-        assert!(matches!(super::Crypticle::generate().and_then(|o| o.decrypt(&ct)), Err(Error::AuthenticationFailed)));
+        assert!(matches!(
+            super::Crypticle::generate().and_then(|o| o.decrypt(&ct)),
+            Err(Error::Crypto(Crypto::AuthenticationFailed))
+        ));
     }
 
     #[test]
@@ -332,7 +335,7 @@ mod tests {
         let mut mac = c.mac().unwrap_or_else(|_| panic!("mac"));
         mac.update(&data);
         data.extend_from_slice(&mac.finalize().into_bytes());
-        assert!(matches!(c.decrypt(&data), Err(Error::BadPadding)));
+        assert!(matches!(c.decrypt(&data), Err(Error::Crypto(Crypto::BadPadding))));
     }
 
     #[test]
@@ -342,7 +345,10 @@ mod tests {
         let v = value::map([("fun", value::string("test.ping"))]);
         let ct = c.dumps(&v, Some(nonce)).unwrap_or_default();
         assert_eq!(c.loads(&ct, Some(nonce)).ok(), Some(v.clone()));
-        assert!(matches!(c.loads(&ct, Some("ffffffffffffffffffffffffffffffff")), Err(Error::NonceMismatch)));
+        assert!(matches!(
+            c.loads(&ct, Some("ffffffffffffffffffffffffffffffff")),
+            Err(Error::Crypto(Crypto::NonceMismatch))
+        ));
         let mut g = SerialGuard::default();
         let mut p = value::map([("a", Value::from(1)), ("serial", Value::from(1))]);
         let ct = c.dumps(&p, None).unwrap_or_default();
@@ -350,8 +356,8 @@ mod tests {
         value::remove(&mut p, "serial");
         assert_eq!(got, Some(p));
         assert_eq!(g.last(), 1);
-        assert!(matches!(c.loads_checked(&ct, None, &mut g), Err(Error::StaleSerial { .. })));
+        assert!(matches!(c.loads_checked(&ct, None, &mut g), Err(Error::Replay { .. })));
         let no_prefix = c.encrypt(b"\x80").unwrap_or_default();
-        assert!(matches!(c.loads(&no_prefix, None), Err(Error::MissingPicklePrefix)));
+        assert!(matches!(c.loads(&no_prefix, None), Err(Error::Malformed(Malformed::MissingPicklePrefix))));
     }
 }

@@ -21,7 +21,7 @@
 //! for a frame: a pull frame's announced length is refused at once when it exceeds `max`, and a
 //! pub-side stream is refused once more than `max` bytes are buffered without a complete map.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Malformed, Result};
 use crate::msgpack;
 use crate::value::{as_bytes, get, insert, string, Value};
 
@@ -109,7 +109,7 @@ pub fn decode_pull(src: &[u8], max: usize) -> Result<Option<(Vec<u8>, usize)>> {
     be.copy_from_slice(len);
     let len = u32::from_be_bytes(be) as usize;
     if len > max {
-        return Err(Error::FrameTooLarge { len, max });
+        return Err(Error::Malformed(Malformed::FrameTooLarge { len, max }));
     }
     let Some(frame) = src.get(4..4 + len) else { return Ok(None) };
     Ok(Some((body_of(msgpack::decode(frame)?)?, 4 + len)))
@@ -119,9 +119,9 @@ pub fn decode_pull(src: &[u8], max: usize) -> Result<Option<(Vec<u8>, usize)>> {
 /// limit applied to the bytes buffered for one incomplete map.
 pub fn decode_pub(src: &[u8], max: usize) -> Result<Option<(Vec<u8>, usize)>> {
     match msgpack::decode_partial(src)? {
-        Some((_, used)) if used > max => Err(Error::FrameTooLarge { len: used, max }),
+        Some((_, used)) if used > max => Err(Error::Malformed(Malformed::FrameTooLarge { len: used, max })),
         Some((frame, used)) => Ok(Some((body_of(frame)?, used))),
-        None if src.len() > max => Err(Error::FrameTooLarge { len: src.len(), max }),
+        None if src.len() > max => Err(Error::Malformed(Malformed::FrameTooLarge { len: src.len(), max })),
         None => Ok(None),
     }
 }
@@ -176,11 +176,14 @@ mod tests {
     #[test]
     fn limits_come_before_allocation() {
         // A pull frame announcing 4 GiB is refused from its 4-byte header alone.
-        assert!(matches!(decode_pull(&[0xff, 0xff, 0xff, 0xff], 1 << 20), Err(Error::FrameTooLarge { .. })));
+        assert!(matches!(
+            decode_pull(&[0xff, 0xff, 0xff, 0xff], 1 << 20),
+            Err(Error::Malformed(Malformed::FrameTooLarge { .. }))
+        ));
         // A pub-side map that has not ended within `max` bytes is refused.
         let big = frame_pub(&[b'x'; 200]);
-        assert!(matches!(decode_pub(&big[..150], 100), Err(Error::FrameTooLarge { .. })));
-        assert!(matches!(decode_pub(&big, 100), Err(Error::FrameTooLarge { .. })));
+        assert!(matches!(decode_pub(&big[..150], 100), Err(Error::Malformed(Malformed::FrameTooLarge { .. }))));
+        assert!(matches!(decode_pub(&big, 100), Err(Error::Malformed(Malformed::FrameTooLarge { .. }))));
         // Corrupt streams are errors, not "need more".
         assert!(decode_pub(&[0xc1], 100).is_err());
         assert!(decode_pub(&msgpack::encode(&Value::from(1)), 100).is_err());

@@ -36,6 +36,6 @@ pub mod util;
 pub mod value;
 
 pub use crate::crypticle::{Crypticle, SerialGuard};
-pub use crate::error::{Error, Result};
+pub use crate::error::{Crypto, Error, Local, Malformed, Result};
 pub use crate::rsa::{EncAlgo, PrivateKey, PublicKey, SigAlgo};
 pub use rmpv::Value;

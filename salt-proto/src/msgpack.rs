@@ -28,7 +28,7 @@
 
 use rmpv::{Integer, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Malformed, Result};
 
 /// msgpack ext type Salt uses for `datetime` objects.
 pub const EXT_DATETIME: i8 = 78;
@@ -230,7 +230,7 @@ pub(crate) fn bin_header(n: usize, out: &mut Vec<u8>) {
 pub fn decode(data: &[u8]) -> Result<Value> {
     let (v, used) = decode_prefix(data)?;
     if used != data.len() {
-        return Err(Error::Msgpack { offset: used, msg: "trailing bytes after msgpack object" });
+        return Err(Error::Malformed(Malformed::Msgpack { offset: used, msg: "trailing bytes after msgpack object" }));
     }
     Ok(v)
 }
@@ -264,7 +264,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn err(&self, msg: &'static str) -> Error {
-        Error::Msgpack { offset: self.pos, msg }
+        Error::Malformed(Malformed::Msgpack { offset: self.pos, msg })
     }
 
     fn short(&mut self, msg: &'static str) -> Error {

@@ -33,7 +33,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha224, Sha256};
 use zeroize::Zeroizing;
 
-use crate::error::{Error, Result};
+use crate::error::{Crypto, Error, Result};
 
 /// Salt's default key size (`keysize: 2048`).
 pub const DEFAULT_KEY_BITS: usize = 2048;
@@ -52,6 +52,9 @@ pub enum EncAlgo {
 }
 
 impl EncAlgo {
+    /// Every algorithm Salt allows (`VALID_ENCRYPTION_ALGORITHMS`), in Salt's order.
+    pub const ALL: [EncAlgo; 2] = [EncAlgo::OaepSha1, EncAlgo::OaepSha224];
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -74,7 +77,7 @@ impl FromStr for EncAlgo {
         match s {
             "OAEP-SHA1" => Ok(EncAlgo::OaepSha1),
             "OAEP-SHA224" => Ok(EncAlgo::OaepSha224),
-            _ => Err(Error::UnsupportedAlgorithm(s.to_owned())),
+            _ => Err(Error::Crypto(Crypto::UnsupportedAlgorithm(s.to_owned()))),
         }
     }
 }
@@ -97,6 +100,9 @@ pub enum SigAlgo {
 }
 
 impl SigAlgo {
+    /// Every algorithm Salt allows (`VALID_SIGNING_ALGORITHMS`), in Salt's order.
+    pub const ALL: [SigAlgo; 2] = [SigAlgo::Pkcs1v15Sha1, SigAlgo::Pkcs1v15Sha224];
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -119,7 +125,7 @@ impl FromStr for SigAlgo {
         match s {
             "PKCS1v15-SHA1" => Ok(SigAlgo::Pkcs1v15Sha1),
             "PKCS1v15-SHA224" => Ok(SigAlgo::Pkcs1v15Sha224),
-            _ => Err(Error::UnsupportedAlgorithm(s.to_owned())),
+            _ => Err(Error::Crypto(Crypto::UnsupportedAlgorithm(s.to_owned()))),
         }
     }
 }
@@ -199,9 +205,9 @@ impl PrivateKey {
     pub fn from_pem(pem: &str) -> Result<Self> {
         let pem = Zeroizing::new(clean_key(pem));
         let key = if pem.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
-            RsaPrivateKey::from_pkcs1_pem(&pem).map_err(|e| Error::InvalidKey(e.to_string()))?
+            RsaPrivateKey::from_pkcs1_pem(&pem).map_err(|e| Error::Crypto(Crypto::InvalidKey(e.to_string())))?
         } else {
-            RsaPrivateKey::from_pkcs8_pem(&pem).map_err(|e| Error::InvalidKey(e.to_string()))?
+            RsaPrivateKey::from_pkcs8_pem(&pem).map_err(|e| Error::Crypto(Crypto::InvalidKey(e.to_string())))?
         };
         Ok(PrivateKey { key })
     }
@@ -209,7 +215,7 @@ impl PrivateKey {
     /// The key as Salt writes `*.pem`: PKCS#1 PEM, `\n` line endings, with
     /// a trailing newline.
     pub fn to_pem(&self) -> Result<Zeroizing<String>> {
-        self.key.to_pkcs1_pem(LineEnding::LF).map_err(|e| Error::InvalidKey(e.to_string()))
+        self.key.to_pkcs1_pem(LineEnding::LF).map_err(|e| Error::Crypto(Crypto::InvalidKey(e.to_string())))
     }
 
     /// The matching public key.
@@ -252,7 +258,7 @@ impl PrivateKey {
     pub fn sign_x931(&self, msg: &[u8]) -> Result<Vec<u8>> {
         let k = self.size();
         if msg.len() + 2 > k {
-            return Err(Error::X931("data too large for key size"));
+            return Err(Error::Crypto(Crypto::X931("data too large for key size")));
         }
         let j = k - msg.len() - 2;
         let mut em = Zeroizing::new(Vec::with_capacity(k));
@@ -268,7 +274,7 @@ impl PrivateKey {
         let n = self.key.n();
         let m = BigUint::from_bytes_be(&em);
         if &m >= n {
-            return Err(Error::X931("data too large for modulus"));
+            return Err(Error::Crypto(Crypto::X931("data too large for modulus")));
         }
         let s = rsa_decrypt_and_check(&self.key, Some(&mut OsRng), &m)?;
         let t = n - &s;
@@ -297,9 +303,9 @@ impl PublicKey {
     pub fn from_pem(pem: &str) -> Result<Self> {
         let pem = clean_key(pem);
         let key = if pem.starts_with("-----BEGIN RSA PUBLIC KEY-----") {
-            RsaPublicKey::from_pkcs1_pem(&pem).map_err(|e| Error::InvalidKey(e.to_string()))?
+            RsaPublicKey::from_pkcs1_pem(&pem).map_err(|e| Error::Crypto(Crypto::InvalidKey(e.to_string())))?
         } else {
-            RsaPublicKey::from_public_key_pem(&pem).map_err(|e| Error::InvalidKey(e.to_string()))?
+            RsaPublicKey::from_public_key_pem(&pem).map_err(|e| Error::Crypto(Crypto::InvalidKey(e.to_string())))?
         };
         Ok(PublicKey { key })
     }
@@ -308,7 +314,7 @@ impl PublicKey {
     /// line endings and a trailing newline. Apply [`clean_key`] for the form
     /// Salt sends on the wire (`pub` in `_auth`, `pub_key` in its reply).
     pub fn to_pem(&self) -> Result<String> {
-        self.key.to_public_key_pem(LineEnding::LF).map_err(|e| Error::InvalidKey(e.to_string()))
+        self.key.to_public_key_pem(LineEnding::LF).map_err(|e| Error::Crypto(Crypto::InvalidKey(e.to_string())))
     }
 
     /// Modulus size in bytes.
@@ -328,10 +334,10 @@ impl PublicKey {
     }
 
     /// Verify an RSASSA-PKCS1-v1_5 signature over `data` (Salt's
-    /// `PublicKey.verify`); [`Error::BadSignature`] if it does not verify.
+    /// `PublicKey.verify`); [`Crypto::BadSignature`] if it does not verify.
     pub fn verify(&self, data: &[u8], sig: &[u8], algo: SigAlgo) -> Result<()> {
         let (scheme, digest) = algo.scheme_and_digest(data);
-        self.key.verify(scheme, &digest, sig).map_err(|_| Error::BadSignature)
+        self.key.verify(scheme, &digest, sig).map_err(|_| Error::Crypto(Crypto::BadSignature))
     }
 
     /// ANSI X9.31 "public decrypt" (Salt's `PublicKey.decrypt`, OpenSSL
@@ -345,12 +351,12 @@ impl PublicKey {
     pub fn recover_x931(&self, sig: &[u8]) -> Result<Vec<u8>> {
         let k = self.size();
         if sig.len() > k {
-            return Err(Error::X931("data greater than modulus length"));
+            return Err(Error::Crypto(Crypto::X931("data greater than modulus length")));
         }
         let n = self.key.n();
         let f = BigUint::from_bytes_be(sig);
         if &f >= n {
-            return Err(Error::X931("data too large for modulus"));
+            return Err(Error::Crypto(Crypto::X931("data too large for modulus")));
         }
         let mut r = rsa_encrypt(&self.key, &f)?;
         let low = r.to_bytes_le().first().copied().unwrap_or(0);
@@ -366,11 +372,11 @@ impl PublicKey {
 fn x931_unpad(em: &[u8]) -> Result<&[u8]> {
     let flen = em.len();
     if flen < 2 {
-        return Err(Error::X931("invalid header"));
+        return Err(Error::Crypto(Crypto::X931("invalid header")));
     }
     let mut p = match em[0] {
         0x6A | 0x6B => 1usize,
-        _ => return Err(Error::X931("invalid header")),
+        _ => return Err(Error::Crypto(Crypto::X931("invalid header"))),
     };
     let j = if em[0] == 0x6B {
         let j = flen.saturating_sub(3);
@@ -382,19 +388,19 @@ fn x931_unpad(em: &[u8]) -> Result<&[u8]> {
                 break;
             }
             if c != 0xBB {
-                return Err(Error::X931("invalid padding"));
+                return Err(Error::Crypto(Crypto::X931("invalid padding")));
             }
             i += 1;
         }
         if i == 0 {
-            return Err(Error::X931("invalid padding"));
+            return Err(Error::Crypto(Crypto::X931("invalid padding")));
         }
         j - i
     } else {
         flen - 2
     };
     if em.get(p + j) != Some(&0xCC) {
-        return Err(Error::X931("invalid trailer"));
+        return Err(Error::Crypto(Crypto::X931("invalid trailer")));
     }
     Ok(&em[p..p + j])
 }

@@ -7,11 +7,25 @@ use rand_core::{OsRng, RngCore};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Local, Result};
 
 /// Fill `buf` from the operating system's random number generator.
 pub fn fill_random(buf: &mut [u8]) -> Result<()> {
-    OsRng.try_fill_bytes(buf).map_err(|_| Error::Rng)
+    OsRng.try_fill_bytes(buf).map_err(|_| Error::Local(Local::Rng))
+}
+
+/// A uniform random integer in `[lo, hi]` from the OS generator (`random.randint`; `lo` when
+/// `hi <= lo` or the generator fails). Salt draws start-up delays and reconnect intervals so.
+pub fn randint(lo: u64, hi: u64) -> u64 {
+    if hi <= lo {
+        return lo;
+    }
+    let mut b = [0u8; 8];
+    if fill_random(&mut b).is_err() {
+        return lo;
+    }
+    let span = hi - lo + 1;
+    lo + u64::from_le_bytes(b) % span
 }
 
 /// Lower-case hex of `data`.
@@ -94,6 +108,18 @@ pub fn gen_jid() -> String {
     jid_from_unix_micros(unix_micros())
 }
 
+/// `time.asctime(time.gmtime(unix))`: `"Tue Nov 25 03:02:11 2025"` (the minion's start event).
+pub fn asctime(unix: i64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = unix.div_euclid(86_400);
+    let rem = unix.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let wd = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
+    let mon = MONTHS[usize::try_from(m - 1).unwrap_or(0)];
+    format!("{wd} {mon} {d:>2} {:02}:{:02}:{:02} {y}", rem / 3600, (rem % 3600) / 60, rem % 60)
+}
+
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
 /// (H. Hinnant's algorithm).
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
@@ -120,6 +146,25 @@ mod tests {
         let n = uuid4_hex().unwrap_or_default();
         assert_eq!(n.len(), 32);
         assert_eq!(&n[12..13], "4");
+    }
+
+    #[test]
+    fn asctime_like_python() {
+        // time.asctime(time.gmtime(0)), (1764039731), (951782400)
+        assert_eq!(asctime(0), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(asctime(1_764_039_731), "Tue Nov 25 03:02:11 2025");
+        assert_eq!(asctime(951_782_400), "Tue Feb 29 00:00:00 2000");
+        assert_eq!(asctime(-86_400), "Wed Dec 31 00:00:00 1969");
+    }
+
+    #[test]
+    fn randint_bounds() {
+        for _ in 0..100 {
+            let v = randint(1000, 11000);
+            assert!((1000..=11000).contains(&v));
+        }
+        assert_eq!(randint(5, 5), 5);
+        assert_eq!(randint(5, 1), 5);
     }
 
     #[test]

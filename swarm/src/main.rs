@@ -259,7 +259,11 @@ fn run_process(args: &Args, p: usize) -> Result<(), String> {
     let range = args.range(p);
     let nofile = raise_nofile();
     if (range.len() as u64).saturating_mul(3) + 64 > nofile {
-        tracing::warn!("{} minions need about {} descriptors; the limit is {nofile}", range.len(), range.len() * 3 + 64);
+        tracing::warn!(
+            "{} minions need about {} descriptors; the limit is {nofile}",
+            range.len(),
+            range.len() * 3 + 64
+        );
     }
     let ids: Vec<(usize, String)> = range.clone().map(|i| (i, swarm::minion_id(&args.prefix, i))).collect();
     let Some((_, first_id)) = ids.first() else { return Ok(()) };

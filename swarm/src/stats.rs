@@ -163,16 +163,17 @@ pub fn merge(parts: &[Value]) -> Value {
                     acc.insert(k.clone(), v.clone());
                 }
                 (Some(Value::Object(a)), Value::Object(b)) => merge_obj(a, b),
-                (Some(a), Value::Number(b)) if k.starts_with("first_") => {
-                    if a.as_f64().map_or(true, |x| b.as_f64().is_some_and(|y| y < x)) {
-                        *a = Value::Number(b.clone());
-                    }
+                (Some(a), Value::Number(b))
+                    if k.starts_with("first_") && a.as_f64().map_or(true, |x| b.as_f64().is_some_and(|y| y < x)) =>
+                {
+                    *a = Value::Number(b.clone());
                 }
-                (Some(a), Value::Number(b)) if k.starts_with("last_") => {
-                    if a.as_f64().map_or(true, |x| b.as_f64().is_some_and(|y| y > x)) {
-                        *a = Value::Number(b.clone());
-                    }
+                (Some(a), Value::Number(b))
+                    if k.starts_with("last_") && a.as_f64().map_or(true, |x| b.as_f64().is_some_and(|y| y > x)) =>
+                {
+                    *a = Value::Number(b.clone());
                 }
+                (Some(_), Value::Number(_)) if k.starts_with("first_") || k.starts_with("last_") => {}
                 (Some(a @ Value::Null), v) => *a = v.clone(),
                 (Some(Value::Number(a)), Value::Number(b)) => {
                     if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {

@@ -77,59 +77,108 @@ async fn pub_sub_filters_and_large() {
 /// and no wake-up missed (a missed one hangs until the timeout).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn assisted_receive_with_racing_receivers() {
-    use std::sync::Arc;
-    const N: u64 = 20_000;
     for t in ["tcp", "ipc"] {
-        let router = Arc::new(Socket::new(SocketType::Router));
-        let dealer = Arc::new(Socket::new(SocketType::Dealer));
-        bind_connect(&router, &dealer, t, "assist").await;
-        // Echo: the router returns every message to its sender.
-        let echo = {
-            let router = router.clone();
-            tokio::spawn(async move {
-                for _ in 0..N {
-                    let m = router.recv().await.expect("router recv");
-                    router.send(m).await.expect("router send");
+        racing_receivers(t, 20_000).await;
+    }
+}
+
+/// The same race many times while busy threads compete for every core (the load under which a
+/// lost wake-up shows). `ZMTP_STRESS_RUNS` sets the number of runs per transport (default 3; the
+/// long form, `scripts/stress.sh`, runs 200).
+#[test]
+fn racing_receivers_under_cpu_load() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let runs: usize = std::env::var("ZMTP_STRESS_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let stop = Arc::new(AtomicBool::new(false));
+    let busy: Vec<_> = (0..2 * cores)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
                 }
             })
-        };
-        let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let receivers: Vec<_> = (0..3)
-            .map(|_| {
-                let dealer = dealer.clone();
-                let received = received.clone();
-                tokio::spawn(async move {
-                    let mut sum = 0u64;
-                    while received.load(std::sync::atomic::Ordering::SeqCst) < N {
-                        match tokio::time::timeout(Duration::from_millis(200), dealer.recv()).await {
-                            Ok(m) => {
-                                let m = m.expect("dealer recv");
-                                let frame = m.first().expect("a frame");
-                                sum += u64::from_le_bytes(frame[..8].try_into().expect("8 octets"));
-                                received.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                            }
-                            Err(_) => continue,
-                        }
-                    }
-                    sum
-                })
-            })
-            .collect();
-        // Requests trickle in small bursts, so the receivers often find the queue empty and wait.
-        for i in 0..N {
-            dealer.send(Bytes::copy_from_slice(&i.to_le_bytes())).await.expect("send");
-            if i % 7 == 0 {
-                tokio::task::yield_now().await;
-            }
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    for run in 0..runs {
+        for t in ["tcp", "ipc"] {
+            rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(120), racing_receivers(t, 5_000))
+                    .await
+                    .unwrap_or_else(|_| panic!("run {run} over {t} hung"));
+            });
         }
-        let mut total = 0;
-        for r in receivers {
-            total += tokio::time::timeout(Duration::from_secs(30), r).await.expect("no hang").expect("task");
-        }
-        tokio::time::timeout(Duration::from_secs(30), echo).await.expect("echo done").expect("task");
-        assert_eq!(received.load(std::sync::atomic::Ordering::SeqCst), N);
-        assert_eq!(total, N * (N - 1) / 2, "{t}: every message exactly once");
     }
+    stop.store(true, Ordering::Relaxed);
+    for b in busy {
+        b.join().expect("busy thread");
+    }
+}
+
+/// Three receivers race on one DEALER for `n` echoes from a ROUTER; every message must arrive
+/// exactly once.
+async fn racing_receivers(t: &str, n: u64) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    // ROUTER drops what it cannot queue (RFC 28, as libzmq); under load the receivers fall more
+    // than a high-water mark behind the echo, so the echo waits for room instead: every reply
+    // must then arrive.
+    let router = Arc::new(Socket::with_options(SocketType::Router, zmtp::Options::default().router_mandatory(true)));
+    let dealer = Arc::new(Socket::new(SocketType::Dealer));
+    static RUN: AtomicU64 = AtomicU64::new(0);
+    let name = format!("assist-{}", RUN.fetch_add(1, Ordering::SeqCst));
+    bind_connect(&router, &dealer, t, &name).await;
+    // Echo: the router returns every message to its sender.
+    let echo = {
+        let router = router.clone();
+        tokio::spawn(async move {
+            for _ in 0..n {
+                let m = router.recv().await.expect("router recv");
+                router.send(m).await.expect("router send");
+            }
+        })
+    };
+    let received = Arc::new(AtomicU64::new(0));
+    let receivers: Vec<_> = (0..3)
+        .map(|_| {
+            let dealer = dealer.clone();
+            let received = received.clone();
+            tokio::spawn(async move {
+                let mut sum = 0u64;
+                while received.load(Ordering::SeqCst) < n {
+                    // Receives are cancelled now and then, as a timeout does in applications.
+                    if let Ok(m) = tokio::time::timeout(Duration::from_millis(200), dealer.recv()).await {
+                        let m = m.expect("dealer recv");
+                        let frame = m.first().expect("a frame");
+                        sum += u64::from_le_bytes(frame[..8].try_into().expect("8 octets"));
+                        received.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                sum
+            })
+        })
+        .collect();
+    // Requests trickle in small bursts, so the receivers often find the queue empty and wait.
+    for i in 0..n {
+        dealer.send(Bytes::copy_from_slice(&i.to_le_bytes())).await.expect("send");
+        if i % 7 == 0 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let mut total = 0;
+    for r in receivers {
+        let got = tokio::time::timeout(Duration::from_secs(60), r).await;
+        total += got
+            .unwrap_or_else(|_| panic!("{t}: no hang ({} of {n} received)", received.load(Ordering::SeqCst)))
+            .expect("task");
+    }
+    tokio::time::timeout(Duration::from_secs(60), echo).await.expect("echo done").expect("task");
+    assert_eq!(received.load(Ordering::SeqCst), n);
+    assert_eq!(total, n * (n - 1) / 2, "{t}: every message exactly once");
 }
 
 /// The connection task keeps a socket's connection alive while the application never receives:

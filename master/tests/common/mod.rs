@@ -13,6 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use salt_proto::envelope::{self, AuthOutcome, AuthRequest};
+use salt_proto::{msgpack, Crypticle, EncAlgo, PrivateKey, SigAlgo, Value};
+use zmtp::{Message, Socket, SocketType};
+
 pub const VENV: &str = "/opt/salt-venv";
 
 pub fn salt_bin(name: &str) -> PathBuf {
@@ -293,5 +298,67 @@ impl Drop for Env {
         }
         self.minions.clear();
         self.master = None;
+    }
+}
+
+// --- a minion / local client built from salt_proto, for request-level tests
+
+/// One request on a fresh REQ socket; the decoded reply (bounded wait).
+pub async fn request(port: u16, frame: Vec<u8>) -> Value {
+    let s = Socket::new(SocketType::Req);
+    if s.connect(&format!("tcp://127.0.0.1:{port}")).await.is_err() {
+        panic!("connect");
+    }
+    if s.send(Message::from(vec![Bytes::from(frame)])).await.is_err() {
+        panic!("send");
+    }
+    let reply = match tokio::time::timeout(Duration::from_secs(30), s.recv()).await {
+        Ok(Ok(m)) => m,
+        other => panic!("no reply: {other:?}"),
+    };
+    s.close().await;
+    msgpack::decode(reply.first().map(|b| &b[..]).unwrap_or_default()).unwrap_or(Value::Nil)
+}
+
+/// A signed-in minion's credentials.
+pub struct Minion {
+    pub id: String,
+    pub key: PrivateKey,
+    pub session: Crypticle,
+    pub tok: Vec<u8>,
+}
+
+/// `_auth` as `id` with `key`; the credentials if accepted.
+pub async fn sign_in(port: u16, id: &str, key: &PrivateKey) -> Result<Minion, String> {
+    let token = Crypticle::generate_key_string().map_err(|e| e.to_string())?;
+    let req = AuthRequest::new(id, &key.public_key(), None, token.as_bytes(), EncAlgo::OaepSha1, SigAlgo::Pkcs1v15Sha1)
+        .map_err(|e| e.to_string())?;
+    let reply = request(port, req.to_request().encode()).await;
+    match envelope::open_auth_reply(&reply, &req, key, None, None) {
+        Ok(AuthOutcome::Accepted(creds)) => Ok(Minion {
+            id: id.to_owned(),
+            key: key.clone(),
+            session: Crypticle::new(&creds.session).map_err(|e| e.to_string())?,
+            tok: envelope::make_tok(key).map_err(|e| e.to_string())?,
+        }),
+        other => Err(format!("{other:?}")),
+    }
+}
+
+/// A v3 aes request frame from `m` with `tok`.
+pub fn aes_frame(m: &Minion, load: Value, tok: &[u8], nonce: &str) -> Vec<u8> {
+    let r = envelope::seal_aes_request(
+        &m.session,
+        &m.id,
+        load,
+        nonce,
+        salt_proto::util::unix_time(),
+        tok,
+        EncAlgo::OaepSha1,
+        SigAlgo::Pkcs1v15Sha1,
+    );
+    match r {
+        Ok(r) => r.encode(),
+        Err(e) => panic!("seal: {e}"),
     }
 }

@@ -545,14 +545,19 @@ pub async fn dispatch(fun: &str, b: &Bound, ctx: &Ctx) -> Result<Output, FnError
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::ctx;
-    use super::super::{run_job, Ctx};
+    use super::super::tests::{ctx, run};
+    use super::super::Ctx;
     use salt_core::value::{get, map, string, Value};
 
     fn job(ctx: &Ctx, fun: &str, arg: Vec<Value>) -> impl std::future::Future<Output = super::super::JobReturn> {
-        run_job(
+        run(
             ctx.clone(),
-            map([("fun", string(fun)), ("arg", Value::Array(arg)), ("jid", string("20240101000000000001"))]),
+            map([
+                ("fun", string(fun)),
+                ("arg", Value::Array(arg)),
+                ("jid", string("20240101000000000001")),
+                ("tgt", string("*")),
+            ]),
         )
     }
 

@@ -33,6 +33,8 @@ use std::sync::{Arc, Mutex};
 
 pub use args::{Bound, Def, Signature};
 
+use salt_proto::envelope::PublishLoad;
+
 use crate::config::Config;
 use salt_core::value::{get, py_str, string, Value};
 
@@ -156,9 +158,10 @@ impl JobRegistry {
         Self::default()
     }
 
-    /// Register a job from its publish load (`{"pid": <our pid>}` + the load, like the proc file).
-    pub fn start(&self, load: &Value) -> JobGuard {
-        let jid = get(load, "jid").map(py_str).unwrap_or_default();
+    /// Register job `jid` from its publish load (`{"pid": <our pid>}` + the load, like the proc
+    /// file).
+    pub fn start(&self, jid: &str, load: &Value) -> JobGuard {
+        let jid = jid.to_string();
         let mut data = vec![(string("pid"), Value::from(std::process::id()))];
         if let Value::Map(entries) = load {
             data.extend(entries.iter().filter(|(k, _)| py_str(k) != "pid").cloned());
@@ -281,21 +284,17 @@ pub fn job_return(fun: &str, outcome: Result<Output, FnError>) -> JobReturn {
     }
 }
 
-/// Run one published job: register it, call `load["fun"]` with `load["arg"]`, build the return.
+/// Run one published job: register it, call `load.fun` with `load.arg`, build the return.
 ///
-/// `load` is the decrypted publish load (`fun`, `arg`, `jid`, `tgt`, …). The job stays visible to
-/// `saltutil.find_job`/`running` until this future completes (or is dropped).
-pub async fn run_job(ctx: Ctx, load: Value) -> JobReturn {
-    let fun = get(&load, "fun").map(py_str).unwrap_or_default();
-    let args = match get(&load, "arg") {
-        Some(Value::Array(a)) => a.clone(),
-        Some(Value::Nil) | None => Vec::new(),
-        Some(other) => vec![other.clone()],
-    };
-    let _guard = ctx.jobs.start(&load);
-    let ctx = ctx.with_load(load);
+/// `raw` is the decrypted publish load as it arrived, which the job's functions see (`__pub_*`)
+/// and `saltutil.running` shows. The job stays visible to `saltutil.find_job`/`running` until
+/// this future completes (or is dropped).
+pub async fn run_job(ctx: Ctx, load: &PublishLoad, raw: Value) -> JobReturn {
+    let fun = py_str(&load.fun);
+    let _guard = ctx.jobs.start(&load.jid, &raw);
+    let ctx = ctx.with_load(raw);
     tracing::info!("Starting a new job {} ({fun})", ctx.jid().unwrap_or_default());
-    let outcome = dispatch(&fun, &args, &ctx).await;
+    let outcome = dispatch(&fun, &load.arg, &ctx).await;
     job_return(&fun, outcome)
 }
 
@@ -352,6 +351,15 @@ mod tests {
         }
     }
 
+    /// Run a job from a raw publish load, as the job loop does.
+    pub(crate) async fn run(ctx: Ctx, raw: Value) -> JobReturn {
+        let load = match PublishLoad::from_value(&raw) {
+            Ok(l) => l,
+            Err(e) => panic!("{e}"),
+        };
+        run_job(ctx, &load, raw).await
+    }
+
     fn load(fun: &str, arg: Vec<Value>) -> Value {
         salt_core::value::map([
             ("fun", string(fun)),
@@ -364,12 +372,12 @@ mod tests {
 
     #[tokio::test]
     async fn ping_and_unknown() {
-        let r = run_job(ctx(), load("test.ping", vec![])).await;
+        let r = run(ctx(), load("test.ping", vec![])).await;
         assert_eq!((r.ret, r.retcode, r.success), (Value::Boolean(true), 0, true));
-        let r = run_job(ctx(), load("foo.bar", vec![])).await;
+        let r = run(ctx(), load("foo.bar", vec![])).await;
         assert_eq!(r.ret, string("'foo.bar' is not available."));
         assert_eq!((r.retcode, r.success, r.out), (1, false, Some("nested")));
-        let r = run_job(ctx(), load("test.pin", vec![])).await;
+        let r = run(ctx(), load("test.pin", vec![])).await;
         let Value::Map(m) = &r.ret else { panic!("{:?}", r.ret) };
         assert_eq!(m.len(), 2, "sys.doc('test.pin*') plus the missing-function text");
         assert_eq!(get(&r.ret, "test.pin"), Some(&string("'test.pin' is not available.")));
@@ -377,13 +385,13 @@ mod tests {
 
     #[tokio::test]
     async fn argument_errors() {
-        let r = run_job(ctx(), load("test.ping", vec![string("foo=bar")])).await;
+        let r = run(ctx(), load("test.ping", vec![string("foo=bar")])).await;
         assert_eq!(
             r.ret,
             string("ERROR executing 'test.ping': The following keyword arguments are not valid: foo=bar")
         );
         assert_eq!(r.retcode, 1);
-        let r = run_job(ctx(), load("test.echo", vec![])).await;
+        let r = run(ctx(), load("test.echo", vec![])).await;
         let text = py_str(&r.ret);
         assert!(
             text.starts_with(
@@ -391,7 +399,7 @@ mod tests {
             ),
             "{text}"
         );
-        let r = run_job(ctx(), load("test.sleep", vec![string("abc")])).await;
+        let r = run(ctx(), load("test.sleep", vec![string("abc")])).await;
         assert_eq!(
             r.ret,
             string(
@@ -405,19 +413,19 @@ mod tests {
         let c = ctx();
         let mut sleeper = load("test.sleep", vec![Value::from(2)]);
         salt_core::value::insert(&mut sleeper, "jid", string("111"));
-        let bg = tokio::spawn(run_job(c.clone(), sleeper));
+        let bg = tokio::spawn(run(c.clone(), sleeper));
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let r = run_job(c.clone(), load("saltutil.find_job", vec![string("111")])).await;
+        let r = run(c.clone(), load("saltutil.find_job", vec![string("111")])).await;
         assert_eq!(get(&r.ret, "fun"), Some(&string("test.sleep")));
         assert_eq!(get(&r.ret, "pid"), Some(&Value::from(std::process::id())));
-        let r = run_job(c.clone(), load("saltutil.running", vec![])).await;
+        let r = run(c.clone(), load("saltutil.running", vec![])).await;
         let Value::Array(list) = &r.ret else { panic!() };
         assert_eq!(list.len(), 1, "the caller itself is not listed");
-        let r = run_job(c.clone(), load("saltutil.find_job", vec![string("999")])).await;
+        let r = run(c.clone(), load("saltutil.find_job", vec![string("999")])).await;
         assert_eq!(r.ret, Value::Map(Vec::new()));
         let done = bg.await.map(|r| r.ret).ok();
         assert_eq!(done, Some(Value::Boolean(true)));
-        let r = run_job(c, load("saltutil.find_job", vec![string("111")])).await;
+        let r = run(c, load("saltutil.find_job", vec![string("111")])).await;
         assert_eq!(r.ret, Value::Map(Vec::new()), "finished jobs are gone");
     }
 

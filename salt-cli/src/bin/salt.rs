@@ -35,6 +35,9 @@ struct Cli {
     /// Turn on command verbosity, display jid and active job queries.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+    /// Execute the routine on a random subset of the targeted minions that have the function.
+    #[arg(long = "subset", default_value_t = 0)]
+    subset: usize,
     /// Hide minions that timeout.
     #[arg(long = "hide-timeout")]
     hide_timeout: bool,
@@ -86,6 +89,9 @@ struct Cli {
     /// Ask targeted minions to fire salt/job/<jid>/start/<id> when they accept the job.
     #[arg(long = "start-event")]
     start_event: bool,
+    /// Show the minions expected to match a target. Does not issue any command.
+    #[arg(long = "preview-target")]
+    preview_target: bool,
     /// Display summary information about a salt command.
     #[arg(long = "summary")]
     summary: bool,
@@ -138,7 +144,7 @@ fn main() -> ExitCode {
         }
     };
     salt_cli::init_logging(&cli.log_level);
-    if cli.args.len() < 2 {
+    if cli.args.len() < 2 && !(cli.preview_target && cli.args.len() == 1) {
         eprintln!("Usage: salt [options] '<target>' <function> [arguments]\n\nIncomplete options passed.\n");
         return ExitCode::from(42);
     }
@@ -195,6 +201,9 @@ async fn run(cli: Cli) -> i32 {
             return 1;
         }
     };
+    if cli.preview_target {
+        return preview_target(&opts, &tgt, &tgt_type, &cli.delimiter, &out_opts);
+    }
     let mut kwargs: Vec<(String, Value)> = vec![
         ("show_timeout".into(), Value::Boolean(!cli.hide_timeout)),
         ("show_jid".into(), Value::Boolean(cli.show_jid)),
@@ -251,6 +260,21 @@ async fn run(cli: Cli) -> i32 {
     } else {
         None
     };
+    let mut job = job;
+    if cli.subset > 0 {
+        if let Some(ev) = events.as_mut() {
+            match subset_targets(&mut client, ev, &job, cli.subset, timeout, cli.verbose).await {
+                Ok(ids) => {
+                    job.tgt = Value::Array(ids.into_iter().map(string).collect());
+                    job.tgt_type = "list".into();
+                }
+                Err(e) => {
+                    print_error(&e, &out_opts);
+                    return 1;
+                }
+            }
+        }
+    }
     let pub_data = match client.publish(&job, timeout).await {
         Ok(pd) => pd,
         Err(e) => {
@@ -263,23 +287,33 @@ async fn run(cli: Cli) -> i32 {
         return 2;
     };
     if cli.verbose {
-        let msg = format!("Executing job with jid {}", pub_data.jid);
-        output::print_line(&format!("{msg}\n{}\n", "-".repeat(msg.len())));
+        print_jid_header(&pub_data.jid);
     } else if cli.show_jid {
         output::print_line(&format!("jid: {}", pub_data.jid));
     }
     let extra: Vec<(String, Value)> =
         kwargs.into_iter().filter(|(k, _)| k != "show_timeout" && k != "show_jid").collect();
     let mut all: Vec<MinionReturn> = Vec::new();
-    client
-        .returns(events, &pub_data, timeout, &extra, |r| {
-            if !cli.static_ {
-                let data = Value::Map(vec![(string(r.id.as_str()), r.ret.clone())]);
-                output::display(&data, r.out.as_deref().unwrap_or(""), &out_opts, retcode_of(&r));
-            }
-            all.push(r);
-        })
-        .await;
+    let gather = client.returns(events, &pub_data, timeout, &extra, |r| {
+        if !cli.static_ {
+            let data = Value::Map(vec![(string(r.id.as_str()), r.ret.clone())]);
+            output::display(&data, r.out.as_deref().unwrap_or(""), &out_opts, retcode_of(&r));
+        }
+        all.push(r);
+    });
+    tokio::select! {
+        () = gather => {}
+        _ = tokio::signal::ctrl_c() => {
+            // `cmd_cli`'s KeyboardInterrupt: the job goes on; say how to find its returns.
+            let jid = &pub_data.jid;
+            eprintln!(
+                "\nThis job's jid is: {jid}\nExiting gracefully on Ctrl-c\nThe minions may not have all finished \
+                 running and any remaining minions will return upon completion. To look up the return data for this \
+                 job later, run the following command:\n\nsalt-run jobs.lookup_jid {jid}"
+            );
+            return 1;
+        }
+    }
     if cli.static_ {
         // Salt runs --static as a batch of 100%, which leaves out the minions that do not answer
         // and does not look at return codes.
@@ -335,6 +369,73 @@ fn resolve_nodegroups(opts: &MasterOpts, tgt: Value, tgt_type: &str) -> Result<(
         }
         _ => Ok((tgt, tgt_type.to_string())),
     }
+}
+
+/// What `-v` prints before a job's returns.
+fn print_jid_header(jid: &str) {
+    let msg = format!("Executing job with jid {jid}");
+    output::print_line(&format!("{msg}\n{}\n", "-".repeat(msg.len())));
+}
+
+/// `--subset N` (`LocalClient.cmd_subset`): ask the targeted minions for `sys.list_functions`, then
+/// pick at most `n` of those that have the function, at random.
+async fn subset_targets(
+    client: &mut LocalClient,
+    events: &mut salt_cli::events::Subscriber,
+    job: &Job,
+    n: usize,
+    timeout: Duration,
+    verbose: bool,
+) -> Result<Vec<String>, ClientError> {
+    let list = Job { fun: "sys.list_functions".into(), arg: Vec::new(), ..job.clone() };
+    let Some(pd) = client.publish(&list, timeout).await? else { return Ok(Vec::new()) };
+    if verbose {
+        print_jid_header(&pd.jid);
+    }
+    let mut answers: Vec<(String, Value)> = Vec::new();
+    client
+        .returns(events, &pd, timeout, &job.kwargs, |r| {
+            if !r.failed {
+                answers.push((r.id, r.ret));
+            }
+        })
+        .await;
+    // random.shuffle (Fisher-Yates over OS randomness).
+    let mut rnd = vec![0u8; 8 * answers.len()];
+    if salt_proto::util::fill_random(&mut rnd).is_ok() {
+        for i in (1..answers.len()).rev() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&rnd[8 * i..8 * i + 8]);
+            let j = (u64::from_le_bytes(b) % (i as u64 + 1)) as usize;
+            answers.swap(i, j);
+        }
+    }
+    let has = |functions: &Value| match functions {
+        Value::Array(a) => a.iter().any(|f| salt_cli::py::as_str(f) == Some(job.fun.as_str())),
+        Value::Map(m) => m.iter().any(|(k, _)| salt_cli::py::as_str(k) == Some(job.fun.as_str())),
+        _ => false,
+    };
+    Ok(answers.into_iter().filter(|(_, f)| has(f)).map(|(id, _)| id).take(n).collect())
+}
+
+/// `--preview-target` (`_preview_target`): the minions the target names, as the master would
+/// resolve them from its key store and data cache on this host; nothing is sent.
+fn preview_target(opts: &MasterOpts, tgt: &Value, tgt_type: &str, delimiter: &str, out: &OutputOptions) -> i32 {
+    let found = master::targeting::check_minions_in(
+        &master::keys::KeyStore::at(opts.pki_dir.clone()),
+        &master::datacache::DataCache::new(&opts.cachedir),
+        &opts.master.nodegroups,
+        tgt,
+        tgt_type,
+        delimiter,
+    );
+    let list = Value::Array(found.minions.iter().map(|m| string(m.as_str())).collect());
+    output::display(&list, "nested", out, 0);
+    if found.minions.is_empty() {
+        eprintln!("ERROR: No return received");
+        return 2;
+    }
+    0
 }
 
 /// `_print_returns_summary`.

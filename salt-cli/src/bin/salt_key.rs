@@ -79,6 +79,15 @@ struct Cli {
     /// `rotate_aes_key`, True).
     #[arg(long = "rotate-aes-key")]
     rotate_aes_key: Option<String>,
+    /// Generate a key pair NAME.pem / NAME.pub (e.g. to preseed a minion).
+    #[arg(long = "gen-keys")]
+    gen_keys: Option<String>,
+    /// Where --gen-keys writes.
+    #[arg(long = "gen-keys-dir", default_value = ".")]
+    gen_keys_dir: PathBuf,
+    /// Key size in bits for --gen-keys (2048-32768).
+    #[arg(long = "keysize", default_value_t = 2048)]
+    keysize: usize,
     /// Print the output using the specified outputter.
     #[arg(long = "out", visible_alias = "output")]
     out: Option<String>,
@@ -316,6 +325,9 @@ fn main() -> ExitCode {
         }
     }
     salt_cli::init_logging(&cli.log_level);
+    if let Some(name) = &cli.gen_keys {
+        return ExitCode::from(gen_keys(&cli, name) as u8);
+    }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -324,6 +336,51 @@ fn main() -> ExitCode {
         }
     };
     ExitCode::from(rt.block_on(run(cli)) as u8)
+}
+
+/// `--gen-keys NAME` (`Key.gen_keys`, `salt.crypt.write_keys`): `DIR/NAME.pem` and `DIR/NAME.pub`,
+/// both `0400`; an existing pair is kept. Prints the public key's fingerprint.
+fn gen_keys(cli: &Cli, name: &str) -> i32 {
+    if cli.keysize < 2048 {
+        eprintln!("Usage: salt-key [options]\n\nsalt-key: error: The minimum value for keysize is 2048");
+        return salt_cli::EX_USAGE;
+    }
+    if cli.keysize > 32768 {
+        eprintln!("Usage: salt-key [options]\n\nsalt-key: error: The maximum value for keysize is 32768");
+        return salt_cli::EX_USAGE;
+    }
+    if !master::keys::valid_id(name) {
+        eprintln!("salt-key: error: {name:?} is not a valid key name");
+        return salt_cli::EX_USAGE;
+    }
+    let dir = &cli.gen_keys_dir;
+    let (priv_path, pub_path) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.pub")));
+    let made = (|| -> Result<(), String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        if priv_path.is_file() {
+            return Ok(());
+        }
+        let key = salt_proto::PrivateKey::generate(cli.keysize).map_err(|e| e.to_string())?;
+        let pem = key.to_pem().map_err(|e| e.to_string())?;
+        let pub_pem = key.public_key().to_pem().map_err(|e| e.to_string())?;
+        salt_core::pki::write_atomic(&priv_path, pem.as_bytes(), 0o400).map_err(|e| e.to_string())?;
+        salt_core::pki::write_atomic(&pub_path, pub_pem.as_bytes(), 0o400).map_err(|e| e.to_string())
+    })();
+    if let Err(e) = made {
+        eprintln!("[ERROR   ] {e}");
+        return 1;
+    }
+    let finger = std::fs::read_to_string(&pub_path).map(|p| key_finger(&p)).unwrap_or_default();
+    let out = OutputOptions {
+        output: cli.out.clone(),
+        output_indent: cli.out_indent,
+        color: OutputOptions::colour_for_stdout(cli.force_color, cli.no_color),
+        static_: false,
+    };
+    if !cli.quiet {
+        output::display(&salt_core::value::map([("return", string(finger))]), "nested", &out, 0);
+    }
+    0
 }
 
 async fn run(cli: Cli) -> i32 {

@@ -95,7 +95,8 @@ pub fn format(data: &Value, out: &str, opts: &OutputOptions, retcode: i64) -> Op
         "quiet" => String::new(),
         "key" => key::key(data, opts.color),
         "no_return" => nested::no_return(data, opts.color),
-        "nested" => nested::nested(data, retcode, opts.color),
+        // Salt's highstate outputter is not done: its data prints as nested, without the warning.
+        "nested" | "highstate" => nested::nested(data, retcode, opts.color),
         other => {
             if other != "grains" {
                 tracing::error!("Invalid outputter {other} specified, fall back to nested");

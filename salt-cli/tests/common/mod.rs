@@ -181,7 +181,7 @@ impl Env {
         let _ = fs::create_dir_all(env.conf_dir());
         let text = format!(
             "root_dir: {r}\ninterface: 127.0.0.1\npublish_port: {pub_port}\nret_port: {ret_port}\nauto_accept: False\n\
-             user: root\nlog_level_logfile: info\n"
+             user: root\nlog_level_logfile: info\ngather_job_timeout: 3\n"
         );
         if fs::write(env.conf_dir().join("master"), text).is_err() {
             panic!("cannot write the master config");

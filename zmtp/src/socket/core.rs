@@ -1,5 +1,5 @@
 //! The state every socket type shares: its pipes (one per peer, a bounded queue toward the peer's
-//! connection task), the inbound queue (fair-queued from all peers), and the pattern state.
+//! connection task), the inbound queue (a lane per peer, fair-queued: `fair`), and the pattern state.
 //!
 //! Locking: one `std::sync::Mutex<State>`, never held across an `.await`. Connection tasks take it
 //! to attach, mark ready, record subscriptions and detach; socket calls take it to route.
@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use bytes::Bytes;
 use tokio::sync::{mpsc, Notify};
 
+use super::fair;
 use super::queue::{self, TrySendError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -42,6 +43,12 @@ pub(crate) struct Inbound {
     pub pipe: PipeId,
     pub routing_id: Bytes,
     pub msg: Message,
+}
+
+impl fair::Keyed for Inbound {
+    fn key(&self) -> u64 {
+        self.pipe
+    }
 }
 
 /// The socket's end of a pipe.
@@ -95,7 +102,7 @@ pub(crate) struct Core {
     state: Mutex<State>,
     /// Signalled when pipes are attached or become ready (senders waiting for a peer).
     pub pipes_changed: Notify,
-    pub inbound_tx: queue::Sender<Inbound>,
+    pub inbound_tx: fair::Sender<Inbound>,
     pub closing: CancellationToken,
     pub monitors: Monitors,
     pub tasks: TaskTracker,
@@ -109,8 +116,9 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    pub(crate) fn new(socket_type: SocketType, options: Options) -> (Core, queue::Receiver<Inbound>) {
-        let (inbound_tx, inbound_rx) = queue::channel(capacity(options.rcvhwm));
+    pub(crate) fn new(socket_type: SocketType, options: Options) -> (Core, fair::Receiver<Inbound>) {
+        // RCVHWM per peer, as libzmq counts it.
+        let (inbound_tx, inbound_rx) = fair::channel(capacity(options.rcvhwm));
         let core = Core {
             socket_type,
             state: Mutex::new(State {
@@ -315,9 +323,22 @@ impl Core {
         out
     }
 
-    /// Removes a pipe for good.
-    pub(crate) fn remove_pipe(&self, id: PipeId) -> Vec<Inbound> {
-        self.on_disconnect(id, true)
+    /// Removes a pipe for good, without telling the application anything.
+    pub(crate) fn remove_pipe(&self, id: PipeId) {
+        self.on_disconnect(id, true);
+        self.inbound_tx.close_lane(id);
+    }
+
+    /// The connection behind pipe `id` ended ([`Core::on_disconnect`]): hands an XPUB's application
+    /// the subscriptions no peer holds any more, and, if the pipe is removed, lets its inbound lane
+    /// go once what it delivered has been received.
+    pub(crate) fn detach(&self, id: PipeId, remove: bool) {
+        for inbound in self.on_disconnect(id, remove) {
+            let _ = self.try_deliver(inbound);
+        }
+        if remove {
+            self.inbound_tx.close_lane(id);
+        }
     }
 
     /// A peer subscribed or cancelled (we are PUB or XPUB). Returns the message an XPUB hands to

@@ -200,7 +200,7 @@ pub(crate) async fn run(
         let missing = conn.missing(rbuf.buf.len());
 
         tokio::select! {
-            permit = core.inbound_tx.reserve(), if pending.is_some() => {
+            permit = core.inbound_tx.reserve(pipe_id), if pending.is_some() => {
                 match permit {
                     Ok(permit) => if let Some(i) = pending.take() { permit.send(i) },
                     Err(_) => break DisconnectReason::Closed,

@@ -148,12 +148,8 @@ async fn connect_loop(
                 r = &mut theirs => if core.closing.is_cancelled() { ours.await } else { r },
             }
         };
-        for inbound in binder.remove_pipe(bid) {
-            let _ = binder.try_deliver(inbound);
-        }
-        for inbound in core.on_disconnect(id, false) {
-            let _ = core.try_deliver(inbound);
-        }
+        binder.detach(bid, true);
+        core.detach(id, false);
         core.monitors.emit(MonitorEvent::Disconnected { endpoint: endpoint.clone(), reason: reason.clone() });
         binder.monitors.emit(MonitorEvent::Disconnected { endpoint: endpoint.clone(), reason });
         if core.closing.is_cancelled() {

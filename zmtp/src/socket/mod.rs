@@ -14,12 +14,14 @@ mod core;
 mod driver;
 mod engine;
 mod error;
+mod fair;
 mod inproc;
 mod monitor;
 mod options;
 mod pattern;
 mod queue;
 mod subscriptions;
+mod sync;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,7 +48,7 @@ use crate::Message;
 #[derive(Debug)]
 pub struct Socket {
     core: Arc<Core>,
-    inbound: queue::Receiver<Inbound>,
+    inbound: fair::Receiver<Inbound>,
 }
 
 impl Socket {
@@ -287,25 +289,8 @@ impl Socket {
     /// (see `driver`): a reply is then read and returned without a hop through its task.
     async fn recv_assisted(&self) -> Option<Inbound> {
         let Some(driven) = self.core.single_connection() else { return self.inbound.recv().await };
-        struct Unassist<'a>(&'a driver::Driven);
-        impl Drop for Unassist<'_> {
-            fn drop(&mut self) {
-                self.0.unassist();
-            }
-        }
-        let _unassist = Unassist(&driven);
-        std::future::poll_fn(|cx| {
-            // Drive the connection before registering with the queue: a reply it delivers is then
-            // taken below without waking this task (a self-wake costs the runtime an extra turn).
-            if let Some(m) = self.inbound.try_recv() {
-                return std::task::Poll::Ready(Some(m));
-            }
-            // Registered by an earlier poll: the connection, driven from here, would wake us.
-            self.inbound.forget(cx.waker());
-            driven.assist(cx.waker());
-            self.inbound.poll_recv(cx)
-        })
-        .await
+        let mut assist = driver::Assist::new(&driven);
+        std::future::poll_fn(|cx| assist.poll_recv(&self.inbound, cx)).await
     }
 
     /// Receives with a deadline (libzmq's ZMQ_RCVTIMEO); `Err(Error::WouldBlock)` on expiry.
@@ -380,9 +365,7 @@ async fn accept_loop(core: Arc<Core>, listener: Listener, endpoint: String, opts
                 core.spawn_connection(async move {
                     let (id, pipe, mut rx) = core2.new_pipe();
                     engine::run(&core2, stream, id, &mut rx, &ep, Some(pipe)).await;
-                    for inbound in core2.remove_pipe(id) {
-                        let _ = core2.try_deliver(inbound);
-                    }
+                    core2.detach(id, true);
                 });
             }
             Err(e) => {
@@ -437,15 +420,11 @@ async fn connect_loop(
                     // done, gone (with what it queued) when the connection ends.
                     let (cid, pipe, mut crx) = core.new_pipe();
                     let outcome = engine::run(&core, stream, cid, &mut crx, &endpoint, Some(pipe)).await;
-                    for inbound in core.remove_pipe(cid) {
-                        let _ = core.try_deliver(inbound);
-                    }
+                    core.detach(cid, true);
                     outcome
                 } else {
                     let outcome = engine::run(&core, stream, id, &mut rx, &endpoint, None).await;
-                    for inbound in core.on_disconnect(id, false) {
-                        let _ = core.try_deliver(inbound);
-                    }
+                    core.detach(id, false);
                     outcome
                 };
                 if outcome.reason == DisconnectReason::Closed {

@@ -18,8 +18,10 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+
+use super::sync::{Mutex, MutexGuard};
 
 /// Why [`Sender::try_send`] gave the message back.
 #[derive(Debug, PartialEq, Eq)]
@@ -80,19 +82,43 @@ pub(crate) fn same_task(a: &Waker, b: &Waker) -> bool {
     a.will_wake(b) || (!a.data().is_null() && std::ptr::eq(a.data(), b.data()))
 }
 
-fn register(waiters: &mut Vec<Waker>, waker: &Waker) {
+pub(crate) fn register(waiters: &mut Vec<Waker>, waker: &Waker) {
     if !waiters.iter().any(|w| same_task(w, waker)) {
         waiters.push(waker.clone());
     }
 }
 
 #[inline]
-fn wake_all(waiters: Vec<Waker>) {
+pub(crate) fn wake_all(waiters: Vec<Waker>) {
     if waiters.is_empty() {
         return;
     }
     for w in waiters {
         w.wake();
+    }
+}
+
+/// What an assisted receive takes messages from (this queue, or the fair one of `fair`).
+pub(crate) trait Inbox<T> {
+    /// The next message if one is queued.
+    fn try_recv(&self) -> Option<T>;
+    /// Withdraws `waker` from the receivers waiting for a message.
+    fn forget(&self, waker: &Waker);
+    /// Takes the next message, or registers `cx` to be woken when one comes.
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>>;
+}
+
+impl<T> Inbox<T> for Receiver<T> {
+    fn try_recv(&self) -> Option<T> {
+        Receiver::try_recv(self)
+    }
+
+    fn forget(&self, waker: &Waker) {
+        Receiver::forget(self, waker)
+    }
+
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        Receiver::poll_recv(self, cx)
     }
 }
 
@@ -324,7 +350,7 @@ impl<T> Receiver<T> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(zmtp_loom)))]
 mod tests {
     use super::*;
 
@@ -396,5 +422,84 @@ mod tests {
         tokio::task::yield_now().await;
         tx.try_send(5).expect("room");
         assert_eq!(waiting.await.expect("task"), Some(5));
+    }
+}
+
+/// Model checks of the wake-ups (`scripts/loom.sh`): loom runs each through every interleaving of
+/// its threads; a lost wake-up leaves a thread parked for good, which loom reports as a deadlock.
+#[cfg(all(test, zmtp_loom))]
+mod loom_models {
+    use super::*;
+    use loom::future::block_on;
+    use loom::thread;
+
+    /// A receiver that waits is woken by a send from another thread.
+    #[test]
+    fn send_wakes_a_waiting_receiver() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(4);
+            let sender = thread::spawn(move || tx.try_send(1).is_ok());
+            assert_eq!(block_on(rx.recv()), Some(1));
+            assert!(sender.join().expect("sender"));
+        });
+    }
+
+    /// Two receivers wait on one queue; two sends serve both (each wake-up reaches a waiter).
+    #[test]
+    fn two_receivers_two_messages() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(4);
+            let rx = Arc::new(rx);
+            let other = {
+                let rx = rx.clone();
+                thread::spawn(move || block_on(rx.recv()))
+            };
+            let sender = thread::spawn(move || tx.try_send(1).is_ok() && tx.try_send(2).is_ok());
+            let mine = block_on(rx.recv());
+            let theirs = other.join().expect("receiver");
+            assert!(sender.join().expect("sender"));
+            let mut got = [mine, theirs];
+            got.sort();
+            assert_eq!(got, [Some(1), Some(2)]);
+        });
+    }
+
+    /// A sender waiting for room is woken when the receiver takes a message.
+    #[test]
+    fn receive_wakes_a_waiting_sender() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(1);
+            tx.try_send(1).expect("room");
+            let sender = thread::spawn(move || block_on(tx.send(2)).is_ok());
+            assert_eq!(block_on(rx.recv()), Some(1));
+            assert_eq!(block_on(rx.recv()), Some(2));
+            assert!(sender.join().expect("sender"));
+        });
+    }
+
+    /// A receive that registered and was then cancelled (its waker withdrawn, as `Assist` does)
+    /// does not swallow the wake-up another receiver waits for.
+    #[test]
+    fn cancelled_receive_keeps_the_others_wakeup() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(4);
+            let rx = Arc::new(rx);
+            let cancelled = {
+                let rx = rx.clone();
+                thread::spawn(move || {
+                    let waker = std::task::Waker::noop();
+                    let mut cx = Context::from_waker(waker);
+                    let first = rx.poll_recv(&mut cx);
+                    rx.forget(waker);
+                    first
+                })
+            };
+            let sender = thread::spawn(move || tx.try_send(1).is_ok());
+            let taken_by_cancelled = matches!(cancelled.join().expect("cancelled"), Poll::Ready(Some(1)));
+            if !taken_by_cancelled {
+                assert_eq!(block_on(rx.recv()), Some(1));
+            }
+            assert!(sender.join().expect("sender"));
+        });
     }
 }

@@ -43,6 +43,10 @@ pub(crate) async fn send(core: &Core, mut msg: Message, wait: bool) -> Result<()
                 pipe.map(|p| p.tx.clone())
             }
             Some(Err(_)) | None if mandatory => return Err(Error::HostUnreachable),
+            Some(Err(TrySendError::Full(_))) => {
+                tracing::debug!("ROUTER: peer's queue is at its high-water mark, message dropped");
+                return Ok(());
+            }
             _ => return Ok(()),
         }
     };
