@@ -264,17 +264,24 @@ def fmt(v, unit=""):
     return "–" if v is None else f"{v}{unit}"
 
 
+def label(r):
+    """What distinguishes a run: its label, minion key size, swarm threads, load average."""
+    parts = [r.get("label") or ("main's master" if r["master"] == "ours" else "")]
+    parts.append(f"{r.get('keysize', 2048)}-bit keys, swarm {r.get('swarm_threads', 2)} thr, load {r.get('load_avg_start', 0):.0f}")
+    return "; ".join(p for p in parts if p)
+
+
 def report(out_dir):
     rows = []
     with open(os.path.join(out_dir, "results.jsonl")) as f:
         for line in f:
             if line.strip():
                 rows.append(json.loads(line))
-    rows.sort(key=lambda r: (r["n"], r["master"]))
+    rows.sort(key=lambda r: (r["n"], r["master"], r.get("date", "")))
     med = lambda xs: sorted(xs)[len(xs) // 2] if xs else None
     lines = [
-        "| N | master | all signed in | up (pillar+start) | sign-ins/s | `_auth`/minion | test.ping all (CLI wall, median) | publish→last return (median) | returns | publish→first return | cmd.run all | grain (N/10) | RSS after storm / end | CPU-s storm / total |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| N | master | run | all signed in | up (pillar+start) | sign-ins/s | `_auth`/minion | test.ping all (CLI wall, median) | publish→last return (median) | returns | publish→first return | cmd.run all | grain (N/10) | RSS after storm / end | CPU-s storm / total |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s = r.get("storm", {})
@@ -287,7 +294,7 @@ def report(out_dir):
         signed = fmt(s.get("all_signed_in_s"), " s") if s.get("complete") else \
             f"{s.get('signed_in')}/{r['n']} in {s.get('timeout_s')} s"
         lines.append(
-            f"| {r['n']} | {'salt-master-rs' if r['master'] == 'ours' else 'Salt 3008.5'} | {signed} | "
+            f"| {r['n']} | {'salt-master-rs' if r['master'] == 'ours' else 'Salt 3008.5'} | {label(r)} | {signed} | "
             f"{fmt(s.get('all_up_s'), ' s')} | {fmt(s.get('signins_per_s'))} | {fmt(s.get('auth_per_minion'))} | "
             f"{fmt(med(walls), ' s')} | {fmt(med(lasts), ' s')} | {oks} | {fmt(med(firsts), ' s')} | "
             f"{fmt(c.get('wall_s'), ' s')} ({c.get('ok', '–')}) | {fmt(g.get('wall_s'), ' s')} ({g.get('ok', '–')}/{g.get('expected', '–')}) | "
