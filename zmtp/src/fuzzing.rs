@@ -415,6 +415,7 @@ fn check_events(ours: SocketType, events: &[Event]) {
                 assert!(i > 0, "subscription before Ready");
                 assert!(matches!(ours, SocketType::Pub | SocketType::XPub), "{ours} got a subscription");
             }
+            Event::Authenticate(_) => panic!("a ZAP request without a ZAP handler configured"),
         }
     }
 }

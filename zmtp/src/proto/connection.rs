@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::mechanism::{Handshake, Step};
+use super::mechanism::{self, CurveSession, Handshake, Next, Security, ZapReply, ZapRequest, ZapSettings};
 use super::{ConnectionError, SocketType};
-use crate::codec::{frame, metadata, Command, Frame, FrameDecoder, Greeting, MechanismName, Metadata};
+use crate::codec::{frame, metadata, Command, Frame, FrameDecoder, Greeting, Metadata};
 use crate::Message;
 
 /// Room reserved at once for the headers of bodies written by reference.
@@ -50,10 +50,13 @@ pub struct Config {
     pub socket_type: SocketType,
     /// Our routing id, announced as `Identity` (empty: none).
     pub routing_id: Bytes,
-    /// The security mechanism (NULL only, for now).
-    pub mechanism: MechanismName,
-    /// Whether we are the mechanism's server.
+    /// The security mechanism, our side of it and its credentials.
+    pub security: Security,
+    /// The greeting's as-server bit under NULL (PLAIN and CURVE take it from `security`).
     pub as_server: bool,
+    /// Ask a ZAP handler about the client (see [`Event::Authenticate`]); `None` accepts every
+    /// client. NULL asks only when the domain is not empty, as libzmq.
+    pub zap: Option<ZapSettings>,
     /// Largest message (all frames together) accepted from the peer; `None` is unlimited.
     pub max_msg_size: Option<u64>,
     /// Heartbeats.
@@ -73,8 +76,9 @@ impl Config {
         Config {
             socket_type,
             routing_id: Bytes::new(),
-            mechanism: MechanismName::NULL,
+            security: Security::Null,
             as_server: false,
+            zap: None,
             max_msg_size: None,
             heartbeat: HeartbeatConfig::default(),
             handshake_timeout: Some(Duration::from_secs(30)),
@@ -123,6 +127,9 @@ pub enum Event {
     Subscribe(Bytes),
     /// The peer cancelled a subscription (PUB and XPUB only).
     Cancel(Bytes),
+    /// The handshake waits for the application's verdict on this client: answer with
+    /// [`Connection::handle_zap_reply`]. Input is held meanwhile.
+    Authenticate(ZapRequest),
 }
 
 #[derive(Debug)]
@@ -150,13 +157,17 @@ pub struct Connection {
     next_ping: Option<Instant>,
     ping_outstanding: Option<Instant>,
     peer_ttl: Option<Duration>,
+    /// CURVE: every frame after the handshake is boxed through this. `None` (NULL, PLAIN): frames
+    /// go on the wire as they are.
+    session: Option<Box<CurveSession>>,
 }
 
 impl Connection {
     /// A new connection whose greeting is already queued for transmission.
     pub fn new(config: Config, now: Instant) -> Connection {
         let mut out = BytesMut::with_capacity(256);
-        Greeting::new(config.mechanism, config.as_server).encode(&mut out);
+        Greeting::new(config.security.mechanism(), config.security.is_server().unwrap_or(config.as_server))
+            .encode(&mut out);
         Connection {
             decoder: FrameDecoder::new(config.max_msg_size.unwrap_or(u64::MAX)),
             handshake_deadline: config.handshake_timeout.map(|t| now + t),
@@ -172,6 +183,7 @@ impl Connection {
             next_ping: None,
             ping_outstanding: None,
             peer_ttl: None,
+            session: None,
         }
     }
 
@@ -209,18 +221,23 @@ impl Connection {
                 State::ExpectGreeting => {
                     let Some(greeting) = Greeting::decode(src)? else { return Ok(()) };
                     src.advance(Greeting::SIZE);
-                    if greeting.mechanism != self.config.mechanism {
+                    let ours = self.config.security.mechanism();
+                    if greeting.mechanism != ours {
                         return Err(ConnectionError::PeerIncompatible(format!(
-                            "peer wants mechanism {}, we use {}",
-                            greeting.mechanism, self.config.mechanism
+                            "peer wants mechanism {}, we use {ours}",
+                            greeting.mechanism
                         )));
                     }
-                    let handshake =
-                        Handshake::start(self.config.mechanism, &self.config.ready_metadata(), &mut self.commands)?;
+                    // The peer's as-server bit is not checked: libzmq 4.3 sends 0 from PLAIN and
+                    // CURVE servers too. Two clients or two servers fail on the first command.
+                    let meta = self.config.ready_metadata();
+                    let ctx = mechanism::Context { metadata: &meta, zap: self.config.zap.as_ref(), now };
+                    let next = Handshake::start(&self.config.security, ctx, &mut self.commands);
                     self.flush_commands();
-                    self.state = State::Handshake { peer_version: greeting.version, handshake };
+                    self.advance(next?, greeting.version, now)?;
                 }
-                State::Handshake { peer_version, handshake } => {
+                State::Handshake { handshake, .. } if handshake.awaits_zap() => return Ok(()),
+                State::Handshake { peer_version, .. } => {
                     let peer_version = *peer_version;
                     let Some(frame) = self.decoder.decode(src)? else { return Ok(()) };
                     let Frame::Command(body) = frame else {
@@ -228,26 +245,88 @@ impl Connection {
                             "message frame before the handshake finished".into(),
                         ));
                     };
-                    let step = handshake.on_command(Command::decode(body)?, &mut self.commands)?;
+                    let State::Handshake { handshake, .. } = std::mem::replace(&mut self.state, State::Closed) else {
+                        unreachable!("matched above");
+                    };
+                    let meta = self.config.ready_metadata();
+                    let ctx = mechanism::Context { metadata: &meta, zap: self.config.zap.as_ref(), now };
+                    let next = handshake.handle(body, ctx, &mut self.commands);
                     self.flush_commands();
-                    if let Step::Done(metadata) = step {
-                        let info = self.check_peer(metadata, peer_version)?;
-                        self.state = State::Ready { peer_version };
-                        self.handshake_deadline = None;
-                        self.next_ping = self.config.heartbeat.interval.map(|i| now + i);
-                        self.events.push_back(Event::Ready(info));
-                    }
+                    self.advance(next?, peer_version, now)?;
                 }
                 State::Ready { .. } => {
                     let budget = self.config.max_msg_size.map_or(u64::MAX, |m| m - self.partial_size.min(m));
-                    self.decoder.set_max_frame(budget);
-                    let Some(frame) = self.decoder.decode(src)? else { return Ok(()) };
+                    let overhead = if self.session.is_some() { mechanism::MESSAGE_OVERHEAD as u64 } else { 0 };
+                    self.decoder.set_max_frame(budget.saturating_add(overhead));
+                    let frame = match &mut self.session {
+                        None => self.decoder.decode(src)?,
+                        Some(session) => match self.decoder.decode_mut(src)? {
+                            Some((_, body)) => Some(session.open_frame(body)?),
+                            None => None,
+                        },
+                    };
+                    let Some(frame) = frame else { return Ok(()) };
                     match frame {
                         Frame::Command(body) => self.on_command(Command::decode(body)?)?,
                         Frame::Message { more, body } => self.on_frame(more, body),
                     }
                 }
             }
+        }
+    }
+
+    /// Moves to what a mechanism step produced.
+    fn advance(&mut self, next: Next, peer_version: (u8, u8), now: Instant) -> Result<(), ConnectionError> {
+        match next {
+            Next::Continue(handshake) => self.state = State::Handshake { peer_version, handshake },
+            Next::Authenticate(request, handshake) => {
+                self.events.push_back(Event::Authenticate(request));
+                self.state = State::Handshake { peer_version, handshake };
+            }
+            Next::Done(established) => {
+                // The session first: an ERROR about the peer's metadata is boxed too.
+                self.session = established.session;
+                let info = self.check_peer(established.metadata, peer_version)?;
+                self.state = State::Ready { peer_version };
+                self.handshake_deadline = None;
+                self.next_ping = self.config.heartbeat.interval.map(|i| now + i);
+                self.events.push_back(Event::Ready(info));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the application's verdict on the client of [`Event::Authenticate`]. A refusal
+    /// queues an ERROR for the peer (with the status code) and closes the connection. Input held
+    /// while waiting is not processed here: call [`Connection::handle_input`] again.
+    pub fn handle_zap_reply(&mut self, reply: ZapReply, now: Instant) -> Result<(), ConnectionError> {
+        let result = self.zap_reply(reply, now);
+        if let Err(e) = &result {
+            self.fail(e);
+        }
+        result
+    }
+
+    fn zap_reply(&mut self, reply: ZapReply, now: Instant) -> Result<(), ConnectionError> {
+        let peer_version = match &self.state {
+            State::Handshake { peer_version, handshake } if handshake.awaits_zap() => *peer_version,
+            _ => return Err(ConnectionError::PeerMisbehaved("ZAP reply while not authenticating".into())),
+        };
+        let State::Handshake { handshake, .. } = std::mem::replace(&mut self.state, State::Closed) else {
+            unreachable!("matched above");
+        };
+        let meta = self.config.ready_metadata();
+        let ctx = mechanism::Context { metadata: &meta, zap: self.config.zap.as_ref(), now };
+        let next = handshake.handle_zap(reply, ctx, &mut self.commands);
+        self.flush_commands();
+        self.advance(next?, peer_version, now)
+    }
+
+    /// Queues a command after the handshake: boxed under CURVE, as it is otherwise.
+    fn put_command(&mut self, cmd: &Command) {
+        match &mut self.session {
+            None => cmd.encode(&mut self.out),
+            Some(session) => session.seal_command(&mut self.out, cmd),
         }
     }
 
@@ -266,7 +345,7 @@ impl Connection {
             }),
             _ => {
                 let name = String::from_utf8_lossy(raw).into_owned();
-                Command::Error(Bytes::from_static(b"Invalid socket type")).encode(&mut self.out);
+                self.put_command(&Command::Error(Bytes::from_static(b"Invalid socket type")));
                 Err(ConnectionError::PeerIncompatible(format!("{ours} cannot talk to a {name} peer")))
             }
         }
@@ -276,7 +355,7 @@ impl Connection {
         match cmd {
             Command::Ping { ttl, context } => {
                 self.peer_ttl = (ttl > 0).then(|| Duration::from_millis(u64::from(ttl) * 100));
-                Command::Pong(context).encode(&mut self.out);
+                self.put_command(&Command::Pong(context));
             }
             Command::Pong(_) => {}
             Command::Subscribe(topic) if self.config.socket_type.receives_subscriptions() => {
@@ -342,6 +421,16 @@ impl Connection {
         if !self.is_ready() {
             return false;
         }
+        if let Some(session) = &mut self.session {
+            if msg.is_empty() {
+                session.seal_frame(&mut self.out, false, false, b"");
+            }
+            let last = msg.len().saturating_sub(1);
+            for (i, body) in msg.iter().enumerate() {
+                session.seal_frame(&mut self.out, i < last, false, body);
+            }
+            return true;
+        }
         if msg.is_empty() {
             frame::encode_header(&mut self.out, false, false, 0);
             return true;
@@ -374,7 +463,12 @@ impl Connection {
         if peer_version >= (3, 1) {
             let topic = Bytes::copy_from_slice(topic);
             let cmd = if subscribe { Command::Subscribe(topic) } else { Command::Cancel(topic) };
-            cmd.encode(&mut self.out);
+            self.put_command(&cmd);
+        } else if let Some(session) = &mut self.session {
+            let mut body = Vec::with_capacity(1 + topic.len());
+            body.push(u8::from(subscribe));
+            body.extend_from_slice(topic);
+            session.seal_frame(&mut self.out, false, false, &body);
         } else {
             self.out.reserve(frame::MAX_HEADER + 1 + topic.len());
             frame::encode_header(&mut self.out, false, false, 1 + topic.len());
@@ -457,7 +551,7 @@ impl Connection {
                 if let (Some(due), Some(interval)) = (self.next_ping, hb.interval) {
                     if now >= due {
                         let ttl = hb.ttl.map_or(0, |t| (t.as_millis() / 100).min(u128::from(u16::MAX)) as u16);
-                        Command::Ping { ttl, context: Bytes::new() }.encode(&mut self.out);
+                        self.put_command(&Command::Ping { ttl, context: Bytes::new() });
                         self.ping_outstanding.get_or_insert(now);
                         self.next_ping = Some(now + interval);
                     }

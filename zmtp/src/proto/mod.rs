@@ -2,7 +2,8 @@
 //!
 //! - [`Connection`]: one peer's state machine. It owns no socket and reads no clock; a driver feeds
 //!   it bytes and the current time and writes out what it asks to send.
-//! - [`mechanism`]: security mechanisms, one state per expected command (NULL now).
+//! - [`mechanism`]: security mechanisms (NULL, PLAIN, CURVE), one state per expected command, and
+//!   ZAP requests.
 //! - [`SocketType`]: the socket types and which pairs may talk.
 //! - [`ConnectionError`]: why a connection ended, grouped by blame.
 

@@ -50,18 +50,22 @@ pub(crate) struct Outcome {
 /// copies each iovec separately), so ipc keeps 8 KiB.
 const ZERO_COPY_TCP: usize = 2 * 1024;
 
-fn config(core: &Core, accepted: bool, tcp: bool) -> Config {
+fn config(core: &Core, accepted: bool, peer: &str) -> Result<Config, ConnectionError> {
     let o = &core.options;
     let mut c = Config::new(core.socket_type);
     c.routing_id = o.routing_id.clone();
     c.as_server = accepted;
+    // bind and connect refuse incomplete options, so this fails only if they changed since.
+    c.security = o.security().map_err(|e| ConnectionError::PeerIncompatible(format!("our security options: {e}")))?;
+    c.zap = super::zap::settings(o, &c.security, peer);
+    let tcp = peer.starts_with("tcp://");
     c.max_msg_size = o.max_msg_size;
     c.heartbeat = o.heartbeat;
     c.handshake_timeout = o.handshake_timeout;
     if tcp {
         c.zero_copy_threshold = ZERO_COPY_TCP;
     }
-    c
+    Ok(c)
 }
 
 /// The pending writes: chunks from the connection, written with vectored IO.
@@ -106,8 +110,15 @@ pub(crate) async fn run(
     mut accepted: Option<Pipe>,
 ) -> Outcome {
     let Stream { read: mut reader, write: mut writer, peer } = stream;
-    let tcp = peer.starts_with("tcp://");
-    let mut conn = Connection::new(config(core, accepted.is_some(), tcp), Instant::now().into_std());
+    let config = match config(core, accepted.is_some(), &peer) {
+        Ok(c) => c,
+        Err(e) => {
+            let reason = DisconnectReason::Protocol(e);
+            core.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: endpoint.to_owned(), reason: reason.clone() });
+            return Outcome { handshook: false, reason };
+        }
+    };
+    let mut conn = Connection::new(config, Instant::now().into_std());
     let mut rbuf = ReadBuffer::default();
     let mut read_size = MIN_READ;
     let mut read_since_yield = 0usize;
@@ -156,6 +167,16 @@ pub(crate) async fn run(
                 Event::Message(msg) => core.inbound(pipe_id, &routing_id, msg),
                 Event::Subscribe(topic) => core.on_subscription(pipe_id, &topic, true),
                 Event::Cancel(topic) => core.on_subscription(pipe_id, &topic, false),
+                Event::Authenticate(request) => {
+                    // The handshake waits for the verdict; input read meanwhile stays buffered.
+                    let reply = super::zap::authenticate(core, &request).await;
+                    let now = Instant::now().into_std();
+                    let result = conn.handle_zap_reply(reply, now).and_then(|()| conn.handle_input(&mut rbuf.buf, now));
+                    if let Err(e) = result {
+                        fatal = Some(DisconnectReason::Protocol(e));
+                    }
+                    None
+                }
             };
             if let Some(inbound) = inbound {
                 match core.try_deliver(inbound) {
