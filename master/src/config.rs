@@ -148,6 +148,12 @@ pub struct MasterConfig {
     /// Salt option; 64 MiB, above Salt's `file_recv_max_size` of 100 MB
     /// chunks).
     pub max_request_size: u64,
+    /// `auth_stale_after` seconds (not a Salt option; 5 = a minion's default
+    /// `auth_timeout`, 0 = never): an `_auth` request that waited longer
+    /// than this in the request queue is answered `"bad load"` without
+    /// being processed — its minion has given up on it and sent another,
+    /// and signing it anyway is what turns a sign-in storm into a collapse.
+    pub auth_stale_after: u64,
     /// Every key of the files this master does not interpret.
     pub extra: Vec<(String, Value)>,
 }
@@ -229,6 +235,7 @@ const KNOWN: &[&str] = &[
     "pillar_includes_override_sls",
     "pillar_safe_render_error",
     "max_request_size",
+    "auth_stale_after",
     "default_include",
     "include",
 ];
@@ -414,6 +421,7 @@ impl MasterConfig {
                 tracing::warn!("{key} is not supported by salt-master-rs; ignored");
             }
         }
+        c.auth_stale_after = u64_of(count("auth_stale_after", 5, 0)?);
         for (k, _) in opts.entries() {
             if !KNOWN.contains(&k.as_str()) {
                 tracing::debug!(
@@ -525,6 +533,7 @@ impl MasterConfig {
             pillar_includes_override_sls: false,
             pillar_safe_render_error: true,
             max_request_size: 64 << 20,
+            auth_stale_after: 5,
             extra: Vec::new(),
         }
     }
