@@ -250,13 +250,11 @@ pub async fn handle_auth(master: &Master, load: &Value, _version: i64) -> Value 
         }
     };
     let aes = master.aes();
-    match envelope::accept_auth(
-        &req,
-        &master.master_keys.private,
-        aes.crypticle.key_string(),
-        session.key_string(),
-        c.publish_port,
-    ) {
+    let key = &master.master_keys.private;
+    let reply = aes.sig(key).and_then(|sig| {
+        envelope::accept_auth_with_sig(&req, key, aes.crypticle.key_string(), sig, session.key_string(), c.publish_port)
+    });
+    match reply {
         Ok(reply) => {
             auth_event(master, Value::Boolean(true), "accept", id, &presented);
             reply

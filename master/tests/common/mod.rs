@@ -170,16 +170,19 @@ pub struct Env {
 
 impl Env {
     /// A root with our master's config (`extra` appended to `master`), on
-    /// the port pair `preferred`/`preferred+1`, or the next free pair in this
-    /// crate's range 41500-41599 (other programs' outgoing connections can
-    /// hold ports of that range as ephemeral source ports).
+    /// the port pair `preferred`/`preferred+1`, or the next free pair in the
+    /// hundred it lies in (this crate's ranges 41500-41599 and 46500-46599;
+    /// other programs' outgoing connections can hold such ports as
+    /// ephemeral source ports).
     pub fn new(preferred: u16, extra: &str) -> Env {
         let root = tempfile::Builder::new().prefix("mt").tempdir_in("/tmp");
         let Ok(root) = root else { panic!("no temp dir") };
         let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-        let pub_port = (preferred..41599)
+        // The hundred ports the preferred one lies in (41500-41599, 46500-46599, ...).
+        let base = preferred - preferred % 100;
+        let pub_port = (preferred..base + 99)
             .step_by(2)
-            .chain((41500..preferred).step_by(2))
+            .chain((base..preferred).step_by(2))
             .find(|&p| free(p) && free(p + 1))
             .unwrap_or(preferred);
         let ret_port = pub_port + 1;

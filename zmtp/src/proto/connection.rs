@@ -4,10 +4,14 @@
 //!
 //! Inputs are `handle_*` and `send_*` calls; outputs are `poll_*` calls:
 //!
-//! - [`Connection::handle_input`] with bytes read from the peer and the current time;
+//! - [`Connection::handle_input`] with bytes read from the peer and the current time; again, with
+//!   no new bytes, once the events are taken if [`Connection::input_paused`] says it stopped
+//!   with [`MAX_QUEUED_EVENTS`] queued;
 //! - [`Connection::handle_timeout`] when [`Connection::poll_timeout`]'s instant has passed;
 //! - [`Connection::send_message`] and [`Connection::send_subscription`] once [`Event::Ready`] was seen;
-//! - [`Connection::poll_transmit`] gives the bytes to write, in order, until it returns `None`;
+//! - [`Connection::poll_transmit`] gives the bytes to write, in order, until it returns `None`
+//!   (a PONG is owed, not queued: a driver that stops taking output while its writes are blocked
+//!   holds one PONG whatever the peer's PINGs);
 //! - [`Connection::poll_event`] gives what the peer said (ready, messages, subscriptions).
 //!
 //! An `Err` from a `handle_*` call is final: the connection is closed, [`Connection::poll_transmit`]
@@ -25,11 +29,36 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::mechanism::{self, CurveSession, Handshake, Next, Security, ZapReply, ZapRequest, ZapSettings};
 use super::{ConnectionError, SocketType};
-use crate::codec::{frame, metadata, Command, Frame, FrameDecoder, Greeting, Metadata};
+use crate::codec::command::MAX_PING_CONTEXT;
+use crate::codec::{frame, metadata, CodecError, Command, Frame, FrameDecoder, Greeting, Metadata};
 use crate::Message;
 
 /// Room reserved at once for the headers of bodies written by reference.
 const HEADER_AREA: usize = 512;
+
+/// The default [`Config::max_msg_size`] (and `Options::max_msg_size`): 256 MiB. libzmq has no
+/// limit; with none, a peer announcing a 2^63-1 octet frame makes us buffer whatever it sends
+/// until memory runs out. See ARCHITECTURE.md, "Bounded memory".
+pub const DEFAULT_MAX_MSG_SIZE: u64 = 256 << 20;
+
+/// What one frame counts toward [`Config::max_msg_size`] at least, however small its body: the
+/// memory a received frame takes (its handle) whatever its size, so that a message of many empty
+/// frames is bounded like one of few large ones.
+pub const FRAME_COST: u64 = 32;
+
+/// The default [`Config::max_handshake_command`]: 64 KiB, room for any READY a real peer sends.
+pub const DEFAULT_MAX_HANDSHAKE_COMMAND: u64 = 64 << 10;
+
+/// Events [`Connection::handle_input`] queues before it stops decoding (see
+/// [`Connection::input_paused`]): what one read of tiny messages can make us hold is bounded by
+/// this, not by the read's size.
+pub const MAX_QUEUED_EVENTS: usize = 1024;
+
+/// What a message of these frames counts toward [`Config::max_msg_size`]: its bodies' sizes,
+/// each at least [`FRAME_COST`].
+pub fn message_cost<'a>(frames: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    frames.into_iter().map(|f| (f.len() as u64).max(FRAME_COST)).sum()
+}
 
 /// ZMTP 3.1 heartbeat settings (libzmq's ZMQ_HEARTBEAT_IVL / _TTL / _TIMEOUT).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -57,8 +86,12 @@ pub struct Config {
     /// Ask a ZAP handler about the client (see [`Event::Authenticate`]); `None` accepts every
     /// client. NULL asks only when the domain is not empty, as libzmq.
     pub zap: Option<ZapSettings>,
-    /// Largest message (all frames together) accepted from the peer; `None` is unlimited.
+    /// Largest message accepted from the peer, all frames together, each counting at least
+    /// [`FRAME_COST`]; `None` is unlimited. Default [`DEFAULT_MAX_MSG_SIZE`].
     pub max_msg_size: Option<u64>,
+    /// Largest command accepted before the handshake is done (READY and the mechanism's
+    /// commands); default [`DEFAULT_MAX_HANDSHAKE_COMMAND`]. `max_msg_size` applies too.
+    pub max_handshake_command: u64,
     /// Heartbeats.
     pub heartbeat: HeartbeatConfig,
     /// Close the connection if the handshake has not finished this long after it started.
@@ -71,7 +104,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for a socket of type `socket_type`: NULL, no heartbeats, 30 s handshake timeout.
+    /// Defaults for a socket of type `socket_type`: NULL, no heartbeats, 30 s handshake timeout,
+    /// [`DEFAULT_MAX_MSG_SIZE`].
     pub fn new(socket_type: SocketType) -> Config {
         Config {
             socket_type,
@@ -79,7 +113,8 @@ impl Config {
             security: Security::Null,
             as_server: false,
             zap: None,
-            max_msg_size: None,
+            max_msg_size: Some(DEFAULT_MAX_MSG_SIZE),
+            max_handshake_command: DEFAULT_MAX_HANDSHAKE_COMMAND,
             heartbeat: HeartbeatConfig::default(),
             handshake_timeout: Some(Duration::from_secs(30)),
             properties: Metadata::new(),
@@ -157,9 +192,22 @@ pub struct Connection {
     next_ping: Option<Instant>,
     ping_outstanding: Option<Instant>,
     peer_ttl: Option<Duration>,
+    /// The PONG owed to the peer, if any: the context of its latest PING. One at most: a PING
+    /// that comes while a PONG is still owed replaces its context, as libzmq does, so a peer that
+    /// sends PINGs and does not read cannot grow what we hold for it.
+    pong: Option<PingContext>,
+    /// Decoding stopped with [`MAX_QUEUED_EVENTS`] events queued.
+    paused: bool,
     /// CURVE: every frame after the handshake is boxed through this. `None` (NULL, PLAIN): frames
     /// go on the wire as they are.
     session: Option<Box<CurveSession>>,
+}
+
+/// A PING's context, kept without holding on to the read buffer it arrived in.
+#[derive(Debug, Clone, Copy)]
+struct PingContext {
+    len: u8,
+    bytes: [u8; MAX_PING_CONTEXT],
 }
 
 impl Connection {
@@ -169,7 +217,7 @@ impl Connection {
         Greeting::new(config.security.mechanism(), config.security.is_server().unwrap_or(config.as_server))
             .encode(&mut out);
         Connection {
-            decoder: FrameDecoder::new(config.max_msg_size.unwrap_or(u64::MAX)),
+            decoder: FrameDecoder::new(config.max_handshake_command.min(config.max_msg_size.unwrap_or(u64::MAX))),
             handshake_deadline: config.handshake_timeout.map(|t| now + t),
             config,
             state: State::ExpectGreeting,
@@ -183,6 +231,8 @@ impl Connection {
             next_ping: None,
             ping_outstanding: None,
             peer_ttl: None,
+            pong: None,
+            paused: false,
             session: None,
         }
     }
@@ -198,6 +248,10 @@ impl Connection {
     }
 
     /// Feeds bytes read from the peer. Consumes what it can from `src`; payloads share its memory.
+    ///
+    /// Decoding stops early once [`MAX_QUEUED_EVENTS`] events are queued: then
+    /// [`Connection::input_paused`] is true, and the driver takes the events and calls this
+    /// again with the same buffer (and no new bytes needed) to go on.
     pub fn handle_input(&mut self, src: &mut BytesMut, now: Instant) -> Result<(), ConnectionError> {
         if !src.is_empty() {
             self.last_recv = now;
@@ -211,8 +265,19 @@ impl Connection {
         result
     }
 
+    /// Whether [`Connection::handle_input`] stopped with bytes left because too many events were
+    /// queued; call it again once they are taken.
+    pub fn input_paused(&self) -> bool {
+        self.paused
+    }
+
     fn process(&mut self, src: &mut BytesMut, now: Instant) -> Result<(), ConnectionError> {
+        self.paused = false;
         loop {
+            if self.events.len() >= MAX_QUEUED_EVENTS {
+                self.paused = !src.is_empty() && !self.is_closed();
+                return Ok(());
+            }
             match &mut self.state {
                 State::Closed => {
                     src.clear();
@@ -255,7 +320,9 @@ impl Connection {
                     self.advance(next?, peer_version, now)?;
                 }
                 State::Ready { .. } => {
-                    let budget = self.config.max_msg_size.map_or(u64::MAX, |m| m - self.partial_size.min(m));
+                    // What is left of the message's budget; a frame within it may still cost
+                    // more (FRAME_COST), checked in on_frame. CURVE boxes add their overhead.
+                    let budget = self.config.max_msg_size.map_or(u64::MAX, |m| m.saturating_sub(self.partial_size));
                     let overhead = if self.session.is_some() { mechanism::MESSAGE_OVERHEAD as u64 } else { 0 };
                     self.decoder.set_max_frame(budget.saturating_add(overhead));
                     let frame = match &mut self.session {
@@ -268,7 +335,7 @@ impl Connection {
                     let Some(frame) = frame else { return Ok(()) };
                     match frame {
                         Frame::Command(body) => self.on_command(Command::decode(body)?)?,
-                        Frame::Message { more, body } => self.on_frame(more, body),
+                        Frame::Message { more, body } => self.on_frame(more, body, budget)?,
                     }
                 }
             }
@@ -337,12 +404,21 @@ impl Connection {
         };
         let peer = SocketType::from_wire(raw);
         match peer {
-            Some(peer) if ours.is_compatible(peer) => Ok(PeerInfo {
-                socket_type: peer,
-                routing_id: metadata.get(metadata::IDENTITY).cloned().unwrap_or_default(),
-                metadata,
-                version,
-            }),
+            Some(peer) if ours.is_compatible(peer) => {
+                // Copies: the values point into a read buffer, which whoever keeps the PeerInfo
+                // (a monitor event not read yet, say) would otherwise keep allocated.
+                let mut own = Metadata::new();
+                for (name, value) in metadata.iter() {
+                    // Names and values were valid on the wire, so insert cannot fail.
+                    let _ = own.insert(name, Bytes::copy_from_slice(value));
+                }
+                Ok(PeerInfo {
+                    socket_type: peer,
+                    routing_id: own.get(metadata::IDENTITY).cloned().unwrap_or_default(),
+                    metadata: own,
+                    version,
+                })
+            }
             _ => {
                 let name = String::from_utf8_lossy(raw).into_owned();
                 self.put_command(&Command::Error(Bytes::from_static(b"Invalid socket type")));
@@ -355,7 +431,12 @@ impl Connection {
         match cmd {
             Command::Ping { ttl, context } => {
                 self.peer_ttl = (ttl > 0).then(|| Duration::from_millis(u64::from(ttl) * 100));
-                self.put_command(&Command::Pong(context));
+                // Owed until poll_transmit hands it out; a later PING replaces it.
+                let mut pong = PingContext { len: 0, bytes: [0; MAX_PING_CONTEXT] };
+                let n = context.len().min(MAX_PING_CONTEXT);
+                pong.bytes[..n].copy_from_slice(&context[..n]);
+                pong.len = n as u8;
+                self.pong = Some(pong);
             }
             Command::Pong(_) => {}
             Command::Subscribe(topic) if self.config.socket_type.receives_subscriptions() => {
@@ -376,24 +457,35 @@ impl Connection {
         Ok(())
     }
 
-    fn on_frame(&mut self, more: bool, body: Bytes) {
-        self.partial_size += body.len() as u64;
+    fn on_frame(&mut self, more: bool, body: Bytes, budget: u64) -> Result<(), ConnectionError> {
+        let cost = (body.len() as u64).max(FRAME_COST);
+        if cost > budget {
+            return Err(CodecError::TooLarge { size: body.len() as u64, limit: budget }.into());
+        }
+        self.partial_size += cost;
         self.partial.push_back(body);
         if more {
-            return;
+            return Ok(());
         }
         self.partial_size = 0;
         let msg = std::mem::take(&mut self.partial);
         if self.config.socket_type.receives_subscriptions() {
             if let Some(first) = msg.first() {
                 match first.first() {
-                    Some(1) => return self.events.push_back(Event::Subscribe(first.slice(1..))),
-                    Some(0) => return self.events.push_back(Event::Cancel(first.slice(1..))),
+                    Some(1) => {
+                        self.events.push_back(Event::Subscribe(first.slice(1..)));
+                        return Ok(());
+                    }
+                    Some(0) => {
+                        self.events.push_back(Event::Cancel(first.slice(1..)));
+                        return Ok(());
+                    }
                     _ => {}
                 }
             }
         }
         self.events.push_back(Event::Message(msg));
+        Ok(())
     }
 
     fn flush_commands(&mut self) {
@@ -478,10 +570,16 @@ impl Connection {
         true
     }
 
-    /// The next bytes to write, in order; `None` when nothing is pending.
+    /// The next bytes to write, in order; `None` when nothing is pending. A PONG owed to the peer
+    /// goes out after what was queued before it (between messages, never inside one).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if let Some(chunk) = self.chunks.pop_front() {
             return Some(chunk);
+        }
+        if let Some(pong) = self.pong.take() {
+            // Owed before any failure (none is recorded after one), so it goes out like an ERROR.
+            let context = Bytes::copy_from_slice(&pong.bytes[..usize::from(pong.len)]);
+            self.put_command(&Command::Pong(context));
         }
         if self.out.is_empty() {
             None
@@ -490,9 +588,13 @@ impl Connection {
         }
     }
 
-    /// Octets waiting in [`Connection::poll_transmit`].
+    /// Octets waiting in [`Connection::poll_transmit`], a PONG owed included.
     pub fn pending_transmit(&self) -> usize {
-        self.out.len() + self.chunks.iter().map(Bytes::len).sum::<usize>()
+        // A PONG frame: 2-octet header (the body is under 256 octets), name size, "PONG", the
+        // context; boxed under CURVE.
+        let boxed = if self.session.is_some() { mechanism::MESSAGE_OVERHEAD } else { 0 };
+        let pong = self.pong.map_or(0, |p| 2 + 5 + usize::from(p.len) + boxed);
+        self.out.len() + pong + self.chunks.iter().map(Bytes::len).sum::<usize>()
     }
 
     /// The next thing the peer said. After an error, what was decoded before it is still here.

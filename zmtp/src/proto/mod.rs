@@ -15,6 +15,9 @@ mod socket_type;
 #[cfg(test)]
 mod tests;
 
-pub use connection::{Config, Connection, Event, HeartbeatConfig, PeerInfo};
+pub use connection::{
+    message_cost, Config, Connection, Event, HeartbeatConfig, PeerInfo, DEFAULT_MAX_HANDSHAKE_COMMAND,
+    DEFAULT_MAX_MSG_SIZE, FRAME_COST, MAX_QUEUED_EVENTS,
+};
 pub use error::ConnectionError;
 pub use socket_type::SocketType;

@@ -149,6 +149,121 @@ fn events_before_a_violation_survive_it() {
     assert_eq!(pull.poll_event(), None, "nothing after close");
 }
 
+/// A ready DEALER fed by hand: `(connection, what it has sent so far)`.
+fn ready_dealer(now: Instant) -> Connection {
+    let (a, mut b) = pair(Config::new(SocketType::Dealer), Config::new(SocketType::Dealer), now);
+    while b.poll_event().is_some() {}
+    drop(a);
+    b
+}
+
+fn ping(context: &[u8]) -> Vec<u8> {
+    let mut body = b"\x04PING\x00\x00".to_vec();
+    body.extend_from_slice(context);
+    let mut f = vec![0x04, body.len() as u8];
+    f.extend_from_slice(&body);
+    f
+}
+
+#[test]
+fn one_pong_owed_at_most_and_it_answers_the_latest_ping() {
+    let now = Instant::now();
+    let mut conn = ready_dealer(now);
+    let mut wire = BytesMut::new();
+    for i in 0..100_000u32 {
+        wire.extend_from_slice(&ping(&i.to_be_bytes()));
+    }
+    conn.handle_input(&mut wire, now).expect("pings");
+    assert!(wire.is_empty());
+    // 100,000 PINGs, one PONG: 7 octets and the context.
+    assert_eq!(conn.pending_transmit(), 7 + 4);
+    let pong = conn.poll_transmit().expect("a PONG");
+    assert_eq!(&pong[..], b"\x04\x09\x04PONG\x00\x01\x86\x9f");
+    assert_eq!(conn.poll_transmit(), None);
+    // Owed again after the next PING.
+    let mut wire = BytesMut::from(&ping(b"x")[..]);
+    conn.handle_input(&mut wire, now).expect("ping");
+    assert_eq!(conn.poll_transmit().as_deref(), Some(&b"\x04\x06\x04PONGx"[..]));
+}
+
+#[test]
+fn decoding_pauses_with_max_queued_events() {
+    let now = Instant::now();
+    let mut conn = ready_dealer(now);
+    let n = 3 * MAX_QUEUED_EVENTS + 5;
+    let mut wire = BytesMut::new();
+    for _ in 0..n {
+        wire.extend_from_slice(b"\x00\x01m");
+    }
+    let mut got = 0;
+    conn.handle_input(&mut wire, now).expect("messages");
+    loop {
+        let mut queued = 0;
+        while conn.poll_event().is_some() {
+            queued += 1;
+        }
+        assert!(queued <= MAX_QUEUED_EVENTS, "{queued} events queued at once");
+        got += queued;
+        if !conn.input_paused() {
+            break;
+        }
+        assert_eq!(wire.len(), (n - got) * 3, "the rest is left in the buffer");
+        conn.handle_input(&mut wire, now).expect("more messages");
+    }
+    assert_eq!(got, n);
+    assert!(wire.is_empty());
+}
+
+#[test]
+fn every_frame_costs_at_least_frame_cost() {
+    let now = Instant::now();
+    let mut cfg = Config::new(SocketType::Pull);
+    let limit = 10 * FRAME_COST;
+    cfg.max_msg_size = Some(limit);
+    let (mut push, mut pull) = pair(Config::new(SocketType::Push), cfg, now);
+    while pull.poll_event().is_some() {}
+    // Ten empty frames fit exactly; the eleventh does not, however small.
+    let ten: Vec<Bytes> = (0..10).map(|_| Bytes::new()).collect();
+    assert!(push.send_message(&Message::from(ten.clone())));
+    shuttle(&mut push, &mut pull, now).expect("ten empty frames fit");
+    assert_eq!(pull.poll_event(), Some(Event::Message(Message::from(ten))));
+    let mut wire = BytesMut::new();
+    for _ in 0..1_000_000 {
+        wire.extend_from_slice(b"\x01\x00");
+    }
+    let err = pull.handle_input(&mut wire, now).expect_err("endless empty frames");
+    assert_eq!(err, ConnectionError::InvalidMessage(crate::codec::CodecError::TooLarge { size: 0, limit: 0 }));
+    assert_eq!(message_cost([&b""[..], &[0u8; 100][..]]), FRAME_COST + 100);
+}
+
+#[test]
+fn default_limits_refuse_a_huge_frame_and_a_huge_ready_at_once() {
+    let now = Instant::now();
+    assert_eq!(Config::new(SocketType::Pull).max_msg_size, Some(DEFAULT_MAX_MSG_SIZE));
+    let mut conn = ready_dealer(now);
+    let mut header = BytesMut::from(&[0x02u8][..]);
+    header.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
+    let err = conn.handle_input(&mut header, now).expect_err("2^63-1 octets");
+    assert_eq!(
+        err,
+        ConnectionError::InvalidMessage(crate::codec::CodecError::TooLarge {
+            size: i64::MAX as u64,
+            limit: DEFAULT_MAX_MSG_SIZE
+        })
+    );
+    // Before the handshake, a command over the handshake limit is refused from its header.
+    let mut fresh = Connection::new(Config::new(SocketType::Dealer), now);
+    let mut wire = BytesMut::from(&b"\xff\0\0\0\0\0\0\0\x01\x7f\x03\x01NULL"[..]);
+    wire.resize(64, 0);
+    wire.extend_from_slice(&[0x06]);
+    wire.extend_from_slice(&(DEFAULT_MAX_HANDSHAKE_COMMAND + 1).to_be_bytes());
+    let err = fresh.handle_input(&mut wire, now).expect_err("huge READY");
+    assert!(
+        matches!(err, ConnectionError::InvalidMessage(crate::codec::CodecError::TooLarge { limit, .. }) if limit == DEFAULT_MAX_HANDSHAKE_COMMAND),
+        "{err:?}"
+    );
+}
+
 fn curve_configs(client_type: SocketType, server_type: SocketType) -> (Config, Config, mechanism::CurveKeyPair) {
     let server_keys = mechanism::CurveKeyPair::generate();
     let client_keys = mechanism::CurveKeyPair::generate();
@@ -187,7 +302,14 @@ fn curve_handshake_traffic_and_heartbeats() {
     // A boxed PING gets a boxed PONG.
     a.handle_timeout(now + Duration::from_secs(1)).expect("ping");
     shuttle(&mut a, &mut b, now).expect("ping delivered");
-    shuttle(&mut b, &mut a, now).expect("pong delivered");
+    // The PONG owed counts as what poll_transmit gives, box included.
+    let owed = b.pending_transmit();
+    let mut pong = BytesMut::new();
+    while let Some(chunk) = b.poll_transmit() {
+        pong.extend_from_slice(&chunk);
+    }
+    assert!(owed > 7 && pong.len() == owed, "{owed} owed, {} sent", pong.len());
+    a.handle_input(&mut pong, now).expect("pong delivered");
 }
 
 #[test]

@@ -186,7 +186,7 @@ async fn pump(from: &Core, rx: &mut PipeRx, to: &Core, to_pipe: PipeId, rid: &By
                     Control::Subscribe(t) => (t, true),
                     Control::Cancel(t) => (t, false),
                 };
-                if let Some(inbound) = to.on_subscription(to_pipe, &topic, subscribe) {
+                if let Ok(Some(inbound)) = to.on_subscription(to_pipe, &topic, subscribe) {
                     let _ = to.try_deliver(inbound);
                 }
             }

@@ -30,8 +30,18 @@ pub struct Options {
     pub heartbeat: HeartbeatConfig,
     /// Drop a connection whose handshake takes longer (ZMQ_HANDSHAKE_IVL, default 30 s).
     pub handshake_timeout: Option<Duration>,
-    /// Largest incoming message (ZMQ_MAXMSGSIZE). `None` is unlimited, as in libzmq.
+    /// Largest incoming message (ZMQ_MAXMSGSIZE), all frames together, each frame counting at
+    /// least [`crate::proto::FRAME_COST`] octets; a peer sending more is disconnected. Default
+    /// 256 MiB ([`crate::proto::DEFAULT_MAX_MSG_SIZE`]); libzmq's default is unlimited, which
+    /// `None` gives (a peer may then make us buffer whatever it sends).
     pub max_msg_size: Option<u64>,
+    /// PUB, XPUB: distinct topics one peer may subscribe to (default 100,000). Further
+    /// subscriptions from that peer are ignored, logged and reported once per connection as
+    /// [`crate::socket::MonitorEvent::SubscriptionLimit`]. No libzmq equivalent (unlimited there).
+    pub max_topics_per_peer: usize,
+    /// PUB, XPUB: octets of topics one peer may hold subscribed, all together (default 16 MiB);
+    /// beyond it, as for `max_topics_per_peer`.
+    pub max_topic_bytes_per_peer: usize,
     /// TCP keepalive (ZMQ_TCP_KEEPALIVE and friends); `None` leaves the OS default.
     pub tcp_keepalive: Option<TcpKeepalive>,
     /// ROUTER: fail sends to unknown or full peers instead of dropping (ZMQ_ROUTER_MANDATORY).
@@ -101,7 +111,9 @@ impl Default for Options {
             reconnect_ivl_max: Duration::ZERO,
             heartbeat: HeartbeatConfig::default(),
             handshake_timeout: Some(Duration::from_secs(30)),
-            max_msg_size: None,
+            max_msg_size: Some(crate::proto::DEFAULT_MAX_MSG_SIZE),
+            max_topics_per_peer: 100_000,
+            max_topic_bytes_per_peer: 16 << 20,
             tcp_keepalive: None,
             router_mandatory: false,
             router_handover: false,
@@ -180,6 +192,12 @@ impl Options {
     /// Sets ZMQ_MAXMSGSIZE.
     pub fn max_msg_size(mut self, max: Option<u64>) -> Self {
         self.max_msg_size = max;
+        self
+    }
+    /// Sets the subscription limits per peer (PUB, XPUB): distinct topics, and their octets.
+    pub fn max_subscriptions_per_peer(mut self, topics: usize, bytes: usize) -> Self {
+        self.max_topics_per_peer = topics;
+        self.max_topic_bytes_per_peer = bytes;
         self
     }
     /// Sets TCP keepalive.
