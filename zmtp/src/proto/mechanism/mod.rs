@@ -4,8 +4,10 @@
 //! rustls's `Expect*` states: [`Handshake::handle`] consumes the state with the peer's command,
 //! pushes the commands to send, and returns the [`Next`] state, a ZAP request to answer
 //! ([`Next::Authenticate`], then [`Handshake::handle_zap`]), or the result
-//! ([`Next::Done`]). A state that is not expecting a command cannot be fed one: there is no
-//! "invalid state" at run time.
+//! ([`Next::Done`]). Each state holds only what the next step needs (a CURVE server holds nothing
+//! about the client between HELLO and INITIATE). The connection core feeds a state waiting for a
+//! ZAP reply no command (it holds the input), and a state waiting for a command no ZAP reply;
+//! should it, the step fails instead of panicking.
 //!
 //! - `null.rs`: NULL (READY both ways).
 //! - `plain.rs`: PLAIN (RFC 24): HELLO, WELCOME, INITIATE, READY.
