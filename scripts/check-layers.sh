@@ -35,9 +35,10 @@ forbid() {
     done
 }
 
-forbid master normal,build,dev minion salt-cli
-forbid minion normal,build,dev master salt-cli
-forbid salt-cli normal,build,dev minion
+forbid master normal,build,dev minion salt-cli swarm
+forbid minion normal,build,dev master salt-cli swarm
+forbid salt-cli normal,build,dev minion swarm
+forbid swarm normal,build,dev master salt-cli
 forbid salt-core normal,build tokio zmtp minion master salt-cli
 forbid salt-proto normal,build tokio zmtp salt-core minion master salt-cli
 

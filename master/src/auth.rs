@@ -15,7 +15,7 @@
 //! | pending, autoreject | → rejected | `ret: False` | `reject` |
 //! | pending, same key, not autosigned | — | `ret: True` | `pend` |
 //! | pending or accepted, other key | → denied | `ret: False` | `denied` |
-//! | accepted (or autosigned: `auto_accept`, `autosign_file`, `minions_autosign/<id>`) | → `minions/` | AES key, session key, token | `accept` |
+//! | accepted (or autosigned: `auto_accept`, `autosign_file`, `minions_autosign/<id>`, `autosign_grains_dir`) | → `minions/` | AES key, session key, token | `accept` |
 
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
@@ -67,11 +67,39 @@ fn signing_file_matches(master: &Master, id: &str, file: Option<&Path>) -> bool 
     text.lines().map(str::trim).filter(|l| !l.starts_with('#')).any(|l| expr_match(id, l))
 }
 
-fn check_autosign(master: &Master, id: &str) -> bool {
+/// `AutoKey.check_autosign_grains`: a file `autosign_grains_dir/<grain>`
+/// (permissions checked) holding, on a line, `str()` of the value the
+/// minion sent for that grain.
+fn grains_match(master: &Master, autosign_grains: Option<&Value>) -> bool {
+    let (Some(dir), Some(Value::Map(grains))) = (master.config.autosign_grains_dir.as_deref(), autosign_grains) else {
+        return false;
+    };
+    let Ok(rd) = fs::read_dir(dir) else { return false };
+    for entry in rd.flatten() {
+        let Ok(name) = entry.file_name().into_string() else { continue };
+        let Some((_, sent)) = grains.iter().rev().find(|(k, _)| value::as_str(k) == Some(name.as_str())) else {
+            continue;
+        };
+        let path = entry.path();
+        if !file_permissions_ok(master, &path) {
+            tracing::warn!("Wrong permissions for {}, ignoring content", path.display());
+            continue;
+        }
+        let sent = value::py_str(sent);
+        let Ok(text) = fs::read_to_string(&path) else { continue };
+        if text.lines().map(str::trim).filter(|l| !l.starts_with('#')).any(|l| l == sent) {
+            return true;
+        }
+    }
+    false
+}
+
+fn check_autosign(master: &Master, id: &str, autosign_grains: Option<&Value>) -> bool {
     let c = &master.config;
     c.auto_accept
         || signing_file_matches(master, id, c.autosign_file.as_deref())
         || master.keystore.take_autosign_stub(id, c.autosign_timeout).unwrap_or(false)
+        || grains_match(master, autosign_grains)
 }
 
 fn auth_event(master: &Master, result: Value, act: &str, id: &str, pub_key: &str) {
@@ -164,7 +192,7 @@ pub async fn handle_auth(master: &Master, load: &Value, _version: i64) -> Value 
                 let (state, act, result) = if auto_reject {
                     tracing::info!("New public key for {id} rejected via autoreject_file");
                     (Some(KeyState::Rejected), "reject", false)
-                } else if !check_autosign(master, id) {
+                } else if !check_autosign(master, id, req.autosign_grains.as_ref()) {
                     tracing::info!("New public key for {id} placed in pending");
                     (Some(KeyState::Pending), "pend", true)
                 } else {
@@ -192,7 +220,7 @@ pub async fn handle_auth(master: &Master, load: &Value, _version: i64) -> Value 
                 if !same(&k.pub_pem) {
                     return deny("key in pending");
                 }
-                if !check_autosign(master, id) {
+                if !check_autosign(master, id, req.autosign_grains.as_ref()) {
                     tracing::info!(
                         "Authentication failed from host {id}, the key is in pending and needs to be accepted with salt-key -a {id}"
                     );
@@ -222,13 +250,11 @@ pub async fn handle_auth(master: &Master, load: &Value, _version: i64) -> Value 
         }
     };
     let aes = master.aes();
-    match envelope::accept_auth(
-        &req,
-        &master.master_keys.private,
-        aes.crypticle.key_string(),
-        session.key_string(),
-        c.publish_port,
-    ) {
+    let key = &master.master_keys.private;
+    let reply = aes.sig(key).and_then(|sig| {
+        envelope::accept_auth_with_sig(&req, key, aes.crypticle.key_string(), sig, session.key_string(), c.publish_port)
+    });
+    match reply {
         Ok(reply) => {
             auth_event(master, Value::Boolean(true), "accept", id, &presented);
             reply
@@ -305,6 +331,26 @@ mod tests {
         let _ = std::fs::write(m.config.pki_dir.join("minions_autosign/db2"), "");
         assert!(matches!(sign_in(&m, "db2", &k), AuthOutcome::Accepted(_)));
         assert!(!m.config.pki_dir.join("minions_autosign/db2").exists());
+    }
+
+    #[test]
+    fn autosign_grains() {
+        let Ok(dir) = tempfile::tempdir() else { return };
+        let gdir = dir.path().join("autosign_grains");
+        let _ = std::fs::create_dir_all(&gdir);
+        let _ = std::fs::write(gdir.join("uuid"), "# allowed\n8f7d68e2-30c5-40c6-b84a-df7e978a03ee\n");
+        let m = master(dir.path(), |c| c.autosign_grains_dir = Some(gdir.clone()));
+        let Ok(k) = PrivateKey::generate(1024) else { return };
+        let with = |id: &str, uuid: &str| {
+            let mut req = AuthRequest::new(id, &k.public_key(), None, b"t", EncAlgo::OaepSha1, SigAlgo::Pkcs1v15Sha1)
+                .unwrap_or_else(|e| panic!("{e}"));
+            req.autosign_grains = Some(value::map([("uuid", value::string(uuid))]));
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap_or_else(|e| panic!("{e}"));
+            let reply = rt.block_on(handle_auth(&m, &req.to_load(), 3));
+            envelope::open_auth_reply(&reply, &req, &k, None, None).unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert!(matches!(with("g1", "8f7d68e2-30c5-40c6-b84a-df7e978a03ee"), AuthOutcome::Accepted(_)));
+        assert!(matches!(with("g2", "other"), AuthOutcome::Pending));
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct MasterConfig {
     pub autosign_file: Option<PathBuf>,
     /// `autoreject_file`.
     pub autoreject_file: Option<PathBuf>,
+    /// `autosign_grains_dir`: files named after grains, listing values that
+    /// autosign a minion sending them in `autosign_grains` (unset: off).
+    pub autosign_grains_dir: Option<PathBuf>,
     /// `autosign_timeout` minutes (120).
     pub autosign_timeout: i64,
     /// `permissive_pki_access` (False).
@@ -111,10 +114,46 @@ pub struct MasterConfig {
     pub pillar_roots: Value,
     /// `nodegroups` (`{}`).
     pub nodegroups: Value,
+    /// `file_buffer_size` (1 MiB): the chunk `_serve_file` sends.
+    pub file_buffer_size: usize,
+    /// `hash_type` (`sha256`) of `_file_hash`.
+    pub hash_type: String,
+    /// `fileserver_followsymlinks` (True): follow symlinks while listing
+    /// (only those that stay inside their root, see `roots.rs`).
+    pub fileserver_followsymlinks: bool,
+    /// `fileserver_ignoresymlinks` (False): leave symlinks out entirely.
+    pub fileserver_ignoresymlinks: bool,
+    /// `file_ignore_regex` (`[]`).
+    pub file_ignore_regex: Vec<String>,
+    /// `file_ignore_glob` (`[]`).
+    pub file_ignore_glob: Vec<String>,
+    /// `fileserver_backend` (`[roots]`): only `roots` is served.
+    pub fileserver_backend: Vec<String>,
+    /// The options `_master_opts` hands a minion, in Salt's order
+    /// (`top_file_merging_strategy` … `jinja_trim_blocks`), type-checked.
+    pub state_opts: Vec<(&'static str, Value)>,
+    /// `pillarenv` (None).
+    pub pillarenv: Option<String>,
+    /// `pillarenv_from_saltenv` (False).
+    pub pillarenv_from_saltenv: bool,
+    /// `pillar_source_merging_strategy` (`smart`).
+    pub pillar_source_merging_strategy: String,
+    /// `pillar_merge_lists` (False).
+    pub pillar_merge_lists: bool,
+    /// `pillar_includes_override_sls` (False).
+    pub pillar_includes_override_sls: bool,
+    /// `pillar_safe_render_error` (True).
+    pub pillar_safe_render_error: bool,
     /// `max_request_size`: largest request accepted on `ret_port` (not a
     /// Salt option; 64 MiB, above Salt's `file_recv_max_size` of 100 MB
     /// chunks).
     pub max_request_size: u64,
+    /// `auth_stale_after` seconds (not a Salt option; 5 = a minion's default
+    /// `auth_timeout`, 0 = never): an `_auth` request that waited longer
+    /// than this in the request queue is answered `"bad load"` without
+    /// being processed — its minion has given up on it and sent another,
+    /// and signing it anyway is what turns a sign-in storm into a collapse.
+    pub auth_stale_after: u64,
     /// Every key of the files this master does not interpret.
     pub extra: Vec<(String, Value)>,
 }
@@ -168,7 +207,35 @@ const KNOWN: &[&str] = &[
     "file_roots",
     "pillar_roots",
     "nodegroups",
+    "file_buffer_size",
+    "hash_type",
+    "fileserver_followsymlinks",
+    "fileserver_ignoresymlinks",
+    "file_ignore_regex",
+    "file_ignore_glob",
+    "fileserver_backend",
+    "top_file_merging_strategy",
+    "env_order",
+    "default_top",
+    "renderer",
+    "failhard",
+    "state_top",
+    "state_top_saltenv",
+    "state_auto_order",
+    "state_events",
+    "state_aggregate",
+    "jinja_env",
+    "jinja_sls_env",
+    "jinja_lstrip_blocks",
+    "jinja_trim_blocks",
+    "pillarenv",
+    "pillarenv_from_saltenv",
+    "pillar_source_merging_strategy",
+    "pillar_merge_lists",
+    "pillar_includes_override_sls",
+    "pillar_safe_render_error",
     "max_request_size",
+    "auth_stale_after",
     "default_include",
     "include",
 ];
@@ -202,6 +269,7 @@ impl MasterConfig {
         c.log_file = if has_url_scheme(&log_file) { log_file } else { prepend_root_dir(&root_dir, &log_file) };
         c.autosign_file = Some(reroot(opts.string("autosign_file", "/etc/salt/autosign.conf")?));
         c.autoreject_file = Some(reroot(opts.string("autoreject_file", "/etc/salt/autoreject.conf")?));
+        c.autosign_grains_dir = opts.opt_string("autosign_grains_dir")?.map(reroot);
         if let Some(id) = opts.opt_string("id")?.filter(|s| !s.is_empty()) {
             c.id = id;
         }
@@ -278,6 +346,82 @@ impl MasterConfig {
         c.pillar_roots = mapping("pillar_roots", c.pillar_roots.clone())?;
         c.nodegroups = mapping("nodegroups", Value::Map(Vec::new()))?;
         c.max_request_size = u64_of(count("max_request_size", 64 << 20, 1024)?);
+        c.file_buffer_size = usize_of(count("file_buffer_size", 1 << 20, 1)?);
+        c.hash_type = opts.string("hash_type", "sha256")?.to_lowercase();
+        if !crate::roots::HASH_TYPES.contains(&c.hash_type.as_str()) {
+            let v = opts.get("hash_type").cloned().unwrap_or(Value::Nil);
+            return Err(opts.invalid(
+                "hash_type",
+                &v,
+                &format!("salt-master-rs supports {}", crate::roots::HASH_TYPES.join(", ")),
+            ));
+        }
+        c.fileserver_followsymlinks = opts.boolean("fileserver_followsymlinks", true)?;
+        c.fileserver_ignoresymlinks = opts.boolean("fileserver_ignoresymlinks", false)?;
+        // (list, str): a single string is one pattern.
+        let strings = |key: &str, default: &[&str]| -> Result<Vec<String>, ConfigError> {
+            match opts.get(key) {
+                None | Some(Value::Nil) => Ok(default.iter().map(|s| (*s).to_owned()).collect()),
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .map(|x| salt_proto::value::as_str(x).map(str::to_owned))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| opts.invalid(key, &Value::Array(a.clone()), "a list of strings is required")),
+                Some(v) => salt_proto::value::as_str(v)
+                    .map(|s| vec![s.to_owned()])
+                    .ok_or_else(|| opts.invalid(key, v, "a string or a list of strings is required")),
+            }
+        };
+        c.file_ignore_regex = strings("file_ignore_regex", &[])?;
+        for re in &c.file_ignore_regex {
+            if regex::Regex::new(re).is_err() {
+                return Err(opts.invalid("file_ignore_regex", &Value::from(re.as_str()), "not a valid regex"));
+            }
+        }
+        c.file_ignore_glob = strings("file_ignore_glob", &[])?;
+        c.fileserver_backend = strings("fileserver_backend", &["roots"])?;
+        for b in &c.fileserver_backend {
+            if b != "roots" {
+                tracing::warn!("fileserver_backend {b:?} is not supported by salt-master-rs; only roots is served");
+            }
+        }
+        c.state_opts = Vec::new();
+        for (key, default) in state_opt_defaults() {
+            let v = match opts.get(key) {
+                None => default,
+                Some(v) => {
+                    let ok = match &default {
+                        Value::Boolean(_) => matches!(v, Value::Boolean(_)),
+                        Value::Array(_) => matches!(v, Value::Array(_)),
+                        Value::Map(_) => matches!(v, Value::Map(_)),
+                        // state_top_saltenv: (None, str)
+                        Value::Nil => matches!(v, Value::Nil | Value::String(_)),
+                        _ => matches!(v, Value::String(_)),
+                    };
+                    if !ok {
+                        return Err(opts.invalid(
+                            key,
+                            v,
+                            &format!("a value of type {} is required", salt_core::config::type_name(&default)),
+                        ));
+                    }
+                    v.clone()
+                }
+            };
+            c.state_opts.push((key, v));
+        }
+        c.pillarenv = opts.opt_string("pillarenv")?;
+        c.pillarenv_from_saltenv = opts.boolean("pillarenv_from_saltenv", false)?;
+        c.pillar_source_merging_strategy = opts.string("pillar_source_merging_strategy", "smart")?;
+        c.pillar_merge_lists = opts.boolean("pillar_merge_lists", false)?;
+        c.pillar_includes_override_sls = opts.boolean("pillar_includes_override_sls", false)?;
+        c.pillar_safe_render_error = opts.boolean("pillar_safe_render_error", true)?;
+        for key in ["ext_pillar", "master_tops"] {
+            if opts.get(key).is_some_and(salt_proto::value::truthy) {
+                tracing::warn!("{key} is not supported by salt-master-rs; ignored");
+            }
+        }
+        c.auth_stale_after = u64_of(count("auth_stale_after", 5, 0)?);
         for (k, _) in opts.entries() {
             if !KNOWN.contains(&k.as_str()) {
                 tracing::debug!(
@@ -345,6 +489,7 @@ impl MasterConfig {
             auto_accept: false,
             autosign_file: None,
             autoreject_file: None,
+            autosign_grains_dir: None,
             autosign_timeout: 120,
             permissive_pki_access: false,
             open_mode: false,
@@ -373,7 +518,22 @@ impl MasterConfig {
             file_roots: base_env(&reroot("/srv/salt")),
             pillar_roots: base_env(&reroot("/srv/pillar")),
             nodegroups: Value::Map(Vec::new()),
+            file_buffer_size: 1 << 20,
+            hash_type: "sha256".to_owned(),
+            fileserver_followsymlinks: true,
+            fileserver_ignoresymlinks: false,
+            file_ignore_regex: Vec::new(),
+            file_ignore_glob: Vec::new(),
+            fileserver_backend: vec!["roots".to_owned()],
+            state_opts: state_opt_defaults(),
+            pillarenv: None,
+            pillarenv_from_saltenv: false,
+            pillar_source_merging_strategy: "smart".to_owned(),
+            pillar_merge_lists: false,
+            pillar_includes_override_sls: false,
+            pillar_safe_render_error: true,
             max_request_size: 64 << 20,
+            auth_stale_after: 5,
             extra: Vec::new(),
         }
     }
@@ -400,6 +560,34 @@ impl MasterConfig {
     /// `ipc://{sock_dir}/{name}`.
     pub fn ipc_endpoint(&self, name: &str) -> String {
         format!("ipc://{}", self.sock_dir.join(name).display())
+    }
+}
+
+/// The `_master_opts` options and Salt's master defaults (`DEFAULT_MASTER_OPTS`).
+fn state_opt_defaults() -> Vec<(&'static str, Value)> {
+    let s = |v: &str| Value::from(v);
+    vec![
+        ("top_file_merging_strategy", s("merge")),
+        ("env_order", Value::Array(Vec::new())),
+        ("default_top", s("base")),
+        ("renderer", s("jinja|yaml")),
+        ("failhard", Value::Boolean(false)),
+        ("state_top", s("top.sls")),
+        ("state_top_saltenv", Value::Nil),
+        ("state_auto_order", Value::Boolean(true)),
+        ("state_events", Value::Boolean(false)),
+        ("state_aggregate", Value::Boolean(false)),
+        ("jinja_env", Value::Map(Vec::new())),
+        ("jinja_sls_env", Value::Map(Vec::new())),
+        ("jinja_lstrip_blocks", Value::Boolean(false)),
+        ("jinja_trim_blocks", Value::Boolean(false)),
+    ]
+}
+
+impl MasterConfig {
+    /// One of the `_master_opts` options (`renderer`, `state_top`, ...).
+    pub fn state_opt(&self, key: &str) -> Option<&Value> {
+        self.state_opts.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 }
 

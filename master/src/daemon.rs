@@ -43,10 +43,37 @@ pub enum DaemonError {
     /// The ProcessManager could not run.
     #[error("process manager: {0}")]
     Io(#[from] std::io::Error),
+    /// Another master holds the pid file or a port (`verify_socket`).
+    #[error("{0}")]
+    InUse(String),
+}
+
+/// Salt's start-up checks: no live master behind the pid file, and both
+/// TCP ports free (`verify_socket`), before any socket file is replaced.
+fn check_not_running(c: &MasterConfig) -> Result<(), DaemonError> {
+    if let Ok(text) = std::fs::read_to_string(&c.pidfile) {
+        if let Ok(pid) = text.trim().parse::<u32>() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if pid != std::process::id() && String::from_utf8_lossy(&cmdline).contains("salt-master") {
+                return Err(DaemonError::InUse(format!(
+                    "a salt-master is already running as pid {pid} ({})",
+                    c.pidfile.display()
+                )));
+            }
+        }
+    }
+    let host = c.interface.trim_start_matches('[').trim_end_matches(']');
+    for port in [c.publish_port, c.ret_port] {
+        if let Err(e) = std::net::TcpListener::bind((host, port)) {
+            return Err(DaemonError::InUse(format!("cannot bind {host}:{port}: {e}")));
+        }
+    }
+    Ok(())
 }
 
 /// Run the master until SIGTERM / SIGINT.
 pub fn run(config: MasterConfig) -> Result<(), DaemonError> {
+    check_not_running(&config)?;
     let master = Arc::new(Master::new(config)?);
     let c = &master.config;
     // RequestServer removes a stale rotation request at start.

@@ -42,7 +42,7 @@ impl DataCache {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "invalid minion id"));
         };
         fs::create_dir_all(self.cachedir.join(bank))?;
-        crate::fsutil::write_atomic(&path, &msgpack::encode(data), 0o600)
+        crate::fsutil::write_replace(&path, &msgpack::encode(data), 0o600)
     }
 
     /// The document of `id` in `bank`, if any (unreadable = none).

@@ -5,11 +5,10 @@
 //! Only the commands Salt exposes are reachable (CVE-2020-11651 class):
 //! clear `ping`, `publish`, `get_token`, `mk_token`, `wheel`, `runner`;
 //! an unknown clear command gets `{}` in clear, an unknown aes command
-//! `{}` encrypted. Hooks for later modules: `_pillar` compiles pillar
-//! through [`crate::pillar`]; the file server commands (`_master_opts`,
-//! `_file_envs`, `_file_list`, `_file_hash`, `_serve_file`,
-//! `_master_tops`, ...) belong in a `fileserver` module, dispatched in
-//! [`aes`] beside `_pillar`.
+//! `{}` encrypted. `_pillar` compiles pillar through [`crate::pillar`]; the
+//! file server commands (`_master_opts`, `_file_envs`, `_file_list`,
+//! `_file_hash`, `_serve_file`, `_master_tops`, ...) are answered by
+//! [`crate::fileserver`].
 
 use salt_proto::value::{self, as_str, get, get_str, insert, remove, string};
 use salt_proto::Value;
@@ -213,6 +212,7 @@ pub async fn aes(master: &Master, id: &str, cmd: &str, load: Value) -> Reply {
             Reply::Send(Value::Nil)
         }
         "_pillar" => pillar(master, id, load),
+        c if crate::fileserver::handles(c) => Reply::Send(crate::fileserver::handle(master, c, &load)),
         "_register_resources" => {
             if master.config.minion_data_cache_events {
                 master
@@ -240,7 +240,7 @@ fn pillar(master: &Master, id: &str, load: Value) -> Reply {
     insert(&mut grains, "id", string(id));
     let saltenv = get_str(&load, "saltenv").or_else(|| get_str(&load, "env"));
     let pillarenv = get_str(&load, "pillarenv");
-    let data = crate::pillar::compile(master, id, &grains, saltenv, pillarenv);
+    let data = crate::pillar::compile(master, id, &grains, saltenv, pillarenv, get(&load, "pillar_override"));
     if master.config.minion_data_cache {
         if let Err(e) = master.datacache.store(GRAINS, id, &grains) {
             tracing::error!("cannot cache the grains of {id}: {e}");

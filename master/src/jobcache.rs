@@ -29,7 +29,7 @@ use salt_proto::msgpack;
 use salt_proto::value::{self, as_str, get, string};
 use salt_proto::Value;
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_replace;
 use crate::keys::valid_id;
 
 /// Mode of job cache files (`0666 & ~umask 022`).
@@ -149,7 +149,7 @@ impl LocalCache {
     }
 
     fn write_msgpack(path: &Path, v: &Value) -> Result<(), JobError> {
-        write_atomic(path, &msgpack::encode(v), FILE_MODE).map_err(io_err("cannot write", path))
+        write_replace(path, &msgpack::encode(v), FILE_MODE).map_err(io_err("cannot write", path))
     }
 
     fn minion_list(v: &Value) -> Vec<String> {

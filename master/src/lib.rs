@@ -14,7 +14,8 @@
 //! unit shares) → units run by the [`supervisor`] (ProcessManager), each
 //! on a named thread: `EventPublisher` ([`events`]), `Publisher`
 //! ([`publisher`]), `MWorkerQueue` and `MWorker-default-N` ([`reqserver`],
-//! which hands requests to [`auth`] and [`funcs`]), `Maintenance`
+//! which hands requests to [`auth`] and [`funcs`]; file server commands
+//! to [`fileserver`] over [`roots`], `_pillar` to [`pillar`]), `Maintenance`
 //! ([`maintenance`]).
 
 pub mod auth;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod daemon;
 pub mod datacache;
 pub mod events;
+pub mod fileserver;
 mod fsutil;
 pub mod funcs;
 pub mod jobcache;
@@ -30,6 +32,7 @@ pub mod maintenance;
 pub mod pillar;
 pub mod publisher;
 pub mod reqserver;
+pub mod roots;
 pub mod state;
 pub mod supervisor;
 pub mod targeting;

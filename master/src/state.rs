@@ -51,6 +51,26 @@ pub enum StartError {
 pub struct AesKey {
     /// The Crypticle over the key.
     pub crypticle: Crypticle,
+    /// The `_auth` reply's `sig` over this key, made on first use
+    /// (`envelope::aes_key_sig`): the same for every minion.
+    sig: std::sync::OnceLock<Vec<u8>>,
+}
+
+impl AesKey {
+    /// A new random key.
+    pub fn generate() -> Result<Self, salt_proto::Error> {
+        Ok(AesKey { crypticle: Crypticle::generate()?, sig: std::sync::OnceLock::new() })
+    }
+
+    /// The `_auth` reply's `sig` over this key by `master_key` (computed
+    /// once; concurrent first callers may each compute it, all equal).
+    pub fn sig(&self, master_key: &salt_proto::PrivateKey) -> Result<&[u8], salt_proto::Error> {
+        if let Some(s) = self.sig.get() {
+            return Ok(s);
+        }
+        let s = salt_proto::envelope::aes_key_sig(master_key, self.crypticle.key_string())?;
+        Ok(self.sig.get_or_init(|| s))
+    }
 }
 
 /// A publish handed to the Publisher: the load (`_prep_pub`'s output) and,
@@ -122,6 +142,12 @@ pub struct Master {
     pub publish: PublishQueue,
     /// `publish_signing_algorithm`.
     pub publish_sig_algo: SigAlgo,
+    /// `file_roots`, for the file server.
+    pub file_roots: crate::roots::Roots,
+    /// `pillar_roots`, for pillar.
+    pub pillar_roots: crate::roots::Roots,
+    /// The file server's symlink and ignore options.
+    pub roots_opts: crate::roots::RootsOpts,
     aes: RwLock<Arc<AesKey>>,
     serial: AtomicU64,
     sessions: Mutex<HashMap<String, (SystemTime, Crypticle)>>,
@@ -152,7 +178,7 @@ impl Master {
                 slot.insert(key);
             }
         }
-        let aes = AesKey { crypticle: Crypticle::generate()? };
+        let aes = AesKey::generate()?;
         let jobs: Arc<dyn JobStore> = Arc::new(LocalCache::new(&config.cachedir));
         let datacache = DataCache::new(&config.cachedir);
         let events = EventBus::new(crate::events::SUBSCRIBER_QUEUE);
@@ -164,6 +190,9 @@ impl Master {
             events,
             publish: PublishQueue::default(),
             publish_sig_algo,
+            file_roots: crate::roots::Roots::from_value(&config.file_roots),
+            pillar_roots: crate::roots::Roots::from_value(&config.pillar_roots),
+            roots_opts: crate::roots::RootsOpts::of(&config),
             aes: RwLock::new(Arc::new(aes)),
             serial: AtomicU64::new(0),
             sessions: Mutex::new(HashMap::new()),
@@ -189,7 +218,7 @@ impl Master {
     /// (`SMaster.rotate_secrets`). Minions holding the old key fail the
     /// next publish's HMAC and re-authenticate.
     pub fn rotate_aes(&self) -> Result<(), StartError> {
-        let new = Arc::new(AesKey { crypticle: Crypticle::generate()? });
+        let new = Arc::new(AesKey::generate()?);
         match self.aes.write() {
             Ok(mut g) => *g = new,
             Err(poisoned) => *poisoned.into_inner() = new,
@@ -221,7 +250,7 @@ impl Master {
         let stale = mtime.map(|m| now.duration_since(m).map(|a| a > max_age).unwrap_or(false)).unwrap_or(true);
         if stale {
             let key = Crypticle::generate_key_string()?;
-            crate::fsutil::write_atomic(&path, key.as_bytes(), 0o600)
+            crate::fsutil::write_replace(&path, key.as_bytes(), 0o600)
                 .map_err(|source| StartError::Dir { path: path.clone(), source })?;
         }
         let text = fs::read_to_string(&path).map_err(|source| StartError::Dir { path: path.clone(), source })?;

@@ -70,7 +70,7 @@ pub fn nodegroup_words(name: &str, nodegroups: &Value, seen: &mut Vec<String>) -
 }
 
 /// Expand `N@group` words of a compound target.
-fn expand_compound(tgt: &Value, nodegroups: &Value) -> Value {
+pub(crate) fn expand_compound(tgt: &Value, nodegroups: &Value) -> Value {
     let mut out = Vec::new();
     for w in words_of(tgt) {
         match w.strip_prefix("N@") {

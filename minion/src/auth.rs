@@ -25,6 +25,7 @@ use salt_proto::{msgpack, Crypticle, EncAlgo, PublicKey, SigAlgo};
 
 use crate::config::Config;
 use crate::keys::MinionKeys;
+use crate::observer::Observer;
 use crate::reqclient::{ReqError, RequestClient};
 use crate::sockopts::{req_options, secs};
 use salt_core::pki::KeyError;
@@ -95,13 +96,20 @@ pub struct Authenticator {
     master_uri: String,
     enc_algo: EncAlgo,
     sig_algo: SigAlgo,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Authenticator {
     /// An authenticator for `master_uri` (`tcp://ip:master_port`).
     pub fn new(config: Arc<Config>, keys: Arc<MinionKeys>, master_uri: String) -> Self {
         let (enc_algo, sig_algo) = (config.encryption_algorithm, config.signing_algorithm);
-        Authenticator { config, keys, master_uri, enc_algo, sig_algo }
+        Authenticator { config, keys, master_uri, enc_algo, sig_algo, observer: None }
+    }
+
+    /// Report every `_auth` try and every accepted sign-in to `observer`.
+    pub fn with_observer(mut self, observer: Option<Arc<dyn Observer>>) -> Self {
+        self.observer = observer;
+        self
     }
 
     /// The master URI.
@@ -142,7 +150,12 @@ impl Authenticator {
         let timeout = Duration::from_secs(self.config.auth_timeout.clamp(1, 86_400).unsigned_abs());
         let tries = u32::try_from(self.config.auth_tries.clamp(1, 1000)).unwrap_or(1);
         tracing::debug!("Sending sign-in request to {} (id {})", self.master_uri, self.config.id);
-        let frame = match client.send_with_retry(req.to_request().encode(), timeout, tries).await {
+        let on_try = || {
+            if let Some(o) = &self.observer {
+                o.auth_request();
+            }
+        };
+        let frame = match client.send_with_retry_counted(req.to_request().encode(), timeout, tries, on_try).await {
             Ok(f) => f,
             Err(ReqError::Timeout) if self.config.auth_safemode => {
                 tracing::warn!("SaltReqTimeoutError: Message timed out");
@@ -169,6 +182,9 @@ impl Authenticator {
                 let aes = Crypticle::new(&creds.aes).map_err(|e| AuthError::Invalid(format!("aes key: {e}")))?;
                 let session =
                     Crypticle::new(&creds.session).map_err(|e| AuthError::Invalid(format!("session key: {e}")))?;
+                if let Some(o) = &self.observer {
+                    o.signed_in();
+                }
                 Ok(SignIn::Accepted(Box::new(Creds { aes, session, publish_port: creds.publish_port, master_pub })))
             }
             Ok(AuthOutcome::Pending) => {

@@ -44,6 +44,7 @@ use crate::config::{Config, Master};
 use crate::functions::{Ctx, JobRegistry};
 use crate::jobs::Jobs;
 use crate::keys::MinionKeys;
+use crate::observer::Observer;
 use crate::reqclient::RequestClient;
 use crate::session::{Keys, MasterSession, REQUEST_TIMEOUT, REQUEST_TRIES};
 use crate::sockopts::req_options;
@@ -181,15 +182,54 @@ impl Drop for PidFile {
     }
 }
 
+/// What [`run_prepared`] is handed instead of loading or collecting it itself.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The key pair (its `pki_dir` also caches the master key).
+    pub keys: Arc<MinionKeys>,
+    /// The grains sent with `_pillar` and matched against targets.
+    pub grains: Value,
+    /// Told about sign-ins, start-up and jobs.
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
 /// Run the minion until the master rejects it or a fatal error occurs. Cancel the future (drop
 /// it) to stop: its sockets are closed and running jobs are left to the runtime's shutdown.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
+    check_transport(&config)?;
+    let _pidfile = PidFile::create(&config.pidfile);
+    if config.random_startup_delay > 0 {
+        let delay = salt_proto::util::randint(0, config.random_startup_delay.unsigned_abs());
+        tracing::info!("Minion sleeping for {delay} seconds due to configured startup_delay");
+        tokio::time::sleep(Duration::from_secs(delay)).await;
+    }
+    let config = Arc::new(config);
+    let (pki_dir, keysize) = (config.pki_dir.clone(), usize::try_from(config.keysize).unwrap_or(2048));
+    let keys = tokio::task::spawn_blocking(move || MinionKeys::load_or_generate(&pki_dir, keysize))
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))??;
+    let grains_config = config.clone();
+    let grains = tokio::task::spawn_blocking(move || crate::grains::collect(&grains_config))
+        .await
+        .map_err(|e| DaemonError::Internal(e.to_string()))?;
+    run_prepared(config, Prepared { keys: Arc::new(keys), grains, observer: None }).await
+}
+
+fn check_transport(config: &Config) -> Result<(), DaemonError> {
     if config.transport != "zeromq" {
         return Err(DaemonError::Unsupported(format!(
             "transport {:?} is not supported (only zeromq)",
             config.transport
         )));
     }
+    Ok(())
+}
+
+/// [`run`] with the keys and grains already at hand, and no pid file or start-up delay: the
+/// entry point of hosts that run many minions in one process (the swarm, `salt-swarm-rs`).
+pub async fn run_prepared(config: Arc<Config>, prepared: Prepared) -> Result<(), DaemonError> {
+    check_transport(&config)?;
+    let Prepared { keys, grains, observer } = prepared;
     let host = match &config.master {
         Master::One(m) => m.clone(),
         Master::List(list) => {
@@ -203,27 +243,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     if config.master_type != "str" {
         tracing::warn!("master_type {:?} is not supported; treating it as \"str\"", config.master_type);
     }
-    let _pidfile = PidFile::create(&config.pidfile);
-    if config.random_startup_delay > 0 {
-        let delay = salt_proto::util::randint(0, config.random_startup_delay.unsigned_abs());
-        tracing::info!("Minion sleeping for {delay} seconds due to configured startup_delay");
-        tokio::time::sleep(Duration::from_secs(delay)).await;
-    }
-    let config = Arc::new(config);
-
-    let (pki_dir, keysize) = (config.pki_dir.clone(), usize::try_from(config.keysize).unwrap_or(2048));
-    let keys = tokio::task::spawn_blocking(move || MinionKeys::load_or_generate(&pki_dir, keysize))
-        .await
-        .map_err(|e| DaemonError::Internal(e.to_string()))??;
-    let keys = Arc::new(keys);
-    let grains_config = config.clone();
-    let grains = tokio::task::spawn_blocking(move || crate::grains::collect(&grains_config))
-        .await
-        .map_err(|e| DaemonError::Internal(e.to_string()))?;
 
     let ip = resolve_master(&config, &host).await?;
     let master_uri = tcp_uri(ip, config.master_port);
-    let auth = Authenticator::new(config.clone(), keys.clone(), master_uri.clone());
+    let auth = Authenticator::new(config.clone(), keys.clone(), master_uri.clone()).with_observer(observer.clone());
     let creds = match auth.authenticate_forever().await {
         Ok(c) => c,
         Err(AuthError::Rejected) => return Err(DaemonError::Rejected),
@@ -245,7 +268,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let session = Arc::new(MasterSession::new(config.clone(), keys, auth, req, creds, fatal_tx));
     let grains = Arc::new(grains);
     let ctx = Ctx { config, grains: grains.clone(), jobs: JobRegistry::new(), load: Value::Nil };
-    let jobs = Arc::new(Jobs::new(session.clone(), ctx));
+    let jobs = Arc::new(Jobs::new(session.clone(), ctx, observer.clone()));
 
     let startup = session.clone();
     tokio::spawn(async move {
@@ -259,6 +282,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             }
         }
         fire_start_events(&startup).await;
+        if let Some(o) = &observer {
+            o.started();
+        }
     });
     tracing::info!("Minion is ready to receive requests!");
 

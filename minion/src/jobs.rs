@@ -17,6 +17,7 @@ use std::time::Duration;
 use salt_proto::envelope::{PublishLoad, ReturnLoad};
 
 use crate::functions::{self, Ctx};
+use crate::observer::Observer;
 use crate::session::{MasterSession, REQUEST_TRIES};
 use salt_core::matcher::{self, MatchContext};
 use salt_core::value::{py_str, string, Value};
@@ -30,11 +31,12 @@ pub(crate) struct Jobs {
     session: Arc<MasterSession>,
     ctx: Ctx,
     jid_queue: Mutex<VecDeque<String>>,
+    observer: Option<Arc<dyn Observer>>,
 }
 
 impl Jobs {
-    pub(crate) fn new(session: Arc<MasterSession>, ctx: Ctx) -> Self {
-        Jobs { session, ctx, jid_queue: Mutex::new(VecDeque::new()) }
+    pub(crate) fn new(session: Arc<MasterSession>, ctx: Ctx, observer: Option<Arc<dyn Observer>>) -> Self {
+        Jobs { session, ctx, jid_queue: Mutex::new(VecDeque::new()), observer }
     }
 
     /// `_handle_payload` + `_target_load` + `_handle_decoded_payload`: decide whether the
@@ -61,6 +63,9 @@ impl Jobs {
             while q.len() > JID_QUEUE_HWM {
                 q.pop_front();
             }
+        }
+        if let Some(o) = &self.observer {
+            o.job_received(jid);
         }
         match &load.user {
             Some(u) => tracing::info!("User {u} Executing command {fun} with jid {jid}"),
@@ -124,11 +129,15 @@ impl Jobs {
         let per_try = Duration::from_secs(
             (config.return_retry_tries.max(1) * config.return_retry_timer_max.max(1)).clamp(5, 3600).unsigned_abs(),
         );
-        if let Err(e) = self.session.aes_request(ret_load.to_value(), per_try, REQUEST_TRIES).await {
+        let sent = self.session.aes_request(ret_load.to_value(), per_try, REQUEST_TRIES).await;
+        if let Err(e) = &sent {
             tracing::warn!(
                 "The minion failed to return the job information for job {jid}. This is often due to the master \
                  being shut down or overloaded. ({e})"
             );
+        }
+        if let Some(o) = &self.observer {
+            o.job_returned(&jid, sent.is_ok());
         }
     }
 }

@@ -14,6 +14,7 @@
 //! | [`channel`] | `transport/zeromq.py` `PublishClient` (topics, `_decode_messages`) |
 //! | [`reqclient`] | `transport/zeromq.py` `RequestClient` (queue, re-created socket on timeout) |
 //! | [`sockopts`] | the REQ and SUB socket options of `transport/zeromq.py` (`_init_socket`, `_legacy_setup`, `_set_tcp_keepalive`) |
+//! | [`observer`] | (none: hooks for hosts running many minions, such as the swarm) |
 //! | [`config`] | `config/__init__.py`: `DEFAULT_MINION_OPTS`, `minion_config`, `apply_minion_config`, `get_id` |
 //! | [`grains`] | `grains/core.py`, `grains/extra.py`, `grains/minion_process.py`, `utils/network.py` |
 //! | [`functions`] | `modules/{test,cmdmod,grains,saltutil,sysmod}.py`, argument handling of `minion.py:load_args_and_kwargs` |
@@ -35,6 +36,7 @@ pub mod functions;
 pub mod grains;
 mod jobs;
 pub mod keys;
+pub mod observer;
 pub mod reqclient;
 mod session;
 pub mod sockopts;

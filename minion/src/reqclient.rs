@@ -88,9 +88,21 @@ impl RequestClient {
         timeout: Duration,
         tries: u32,
     ) -> Result<Bytes, ReqError> {
+        self.send_with_retry_counted(frame, timeout, tries, || {}).await
+    }
+
+    /// [`RequestClient::send_with_retry`], calling `on_try` before each try.
+    pub async fn send_with_retry_counted(
+        &self,
+        frame: impl Into<Bytes>,
+        timeout: Duration,
+        tries: u32,
+        on_try: impl Fn(),
+    ) -> Result<Bytes, ReqError> {
         let frame = frame.into();
         let mut attempt = 1;
         loop {
+            on_try();
             match self.send(frame.clone(), timeout).await {
                 Err(ReqError::Timeout | ReqError::Socket(_)) if attempt < tries.max(1) => {
                     tracing::debug!("request to {} timed out (try {attempt}/{tries}); retrying", self.uri);

@@ -79,6 +79,16 @@ fn salt_rs_matches_stock_salt() {
         assert_eq!((&ours.stdout, ours.code), (&stock.stdout, stock.code), "{args:?}");
     }
 
+    // -d / sys.doc: the documentation printed once per function, like stock.
+    for args in
+        [&["m1", "-d", "test.ping"][..], &["m1", "-d", "test.echo", "--out", "json"], &["-d", "m1", "test.ping"]]
+    {
+        let stock = salt(&env, false, args);
+        let ours = salt(&env, true, args);
+        assert_eq!((&ours.stdout, ours.code), (&stock.stdout, stock.code), "{args:?}");
+    }
+    assert!(salt(&env, true, &["m1", "-d", "test.ping"]).stdout.starts_with("test.ping:\n"));
+
     // --preview-target resolves the target from the master's files, like stock.
     for args in [
         &["--preview-target", "*"][..],

@@ -278,13 +278,19 @@ pub fn read_conf_file(path: &Path) -> Result<Vec<(String, Value)>, ConfigError> 
 
 /// `salt.utils.dictupdate.update(dest, upd, recursive_update=True, merge_lists=True)`.
 pub fn dict_update(dest: &mut Vec<(Value, Value)>, upd: Vec<(Value, Value)>) {
+    dict_update_with(dest, upd, true);
+}
+
+/// `salt.utils.dictupdate.update(dest, upd, recursive_update=True, merge_lists)`: maps merge
+/// recursively; lists are extended with the new items when `merge_lists`, else replaced.
+pub fn dict_update_with(dest: &mut Vec<(Value, Value)>, upd: Vec<(Value, Value)>, merge_lists: bool) {
     let shares_a_key = upd.iter().any(|(k, _)| dest.iter().any(|(d, _)| crate::value::py_eq(d, k)));
     for (k, v) in upd {
         let slot = dest.iter_mut().find(|(d, _)| crate::value::py_eq(d, &k));
         match slot {
             Some((_, existing)) if shares_a_key => match (existing, v) {
-                (Value::Map(d), Value::Map(u)) => dict_update(d, u),
-                (Value::Array(d), Value::Array(u)) => {
+                (Value::Map(d), Value::Map(u)) => dict_update_with(d, u, merge_lists),
+                (Value::Array(d), Value::Array(u)) if merge_lists => {
                     for item in u {
                         if !d.iter().any(|x| crate::value::py_eq(x, &item)) {
                             d.push(item);

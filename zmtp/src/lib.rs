@@ -26,8 +26,20 @@ pub mod proto;
 pub mod proxy;
 pub mod socket;
 pub mod transport;
+pub mod z85;
 
 pub use message::Message;
+pub use proto::mechanism::{CurveKeyPair, CurvePublicKey, CurveSecretKey};
 pub use proto::SocketType;
 pub use proxy::{proxy, proxy_steerable, ProxyStatistics};
 pub use socket::{Error, Options, Socket};
+
+/// A fresh CURVE key pair (libzmq's `zmq_curve_keypair`).
+pub fn curve_keypair() -> CurveKeyPair {
+    CurveKeyPair::generate()
+}
+
+/// The public key of a CURVE secret key (libzmq's `zmq_curve_public`).
+pub fn curve_public(secret: &CurveSecretKey) -> CurvePublicKey {
+    secret.public_key()
+}

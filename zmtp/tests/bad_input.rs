@@ -9,125 +9,20 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use zmtp::codec::CodecError;
 use zmtp::proto::ConnectionError;
 use zmtp::socket::{DisconnectReason, Monitor, MonitorEvent};
 use zmtp::{Message, Options, Socket, SocketType};
 
-/// Upper bound for anything that should happen promptly.
-const T: Duration = Duration::from_secs(5);
+mod raw;
+use raw::{
+    command_frame, command_name, frames_after_greeting, greeting, read_until_closed, ready, rss_kib, send_raw, T,
+};
 
 fn options() -> Options {
     Options::default().linger(Some(Duration::ZERO))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Wire helpers for the raw peer.
-
-/// A ZMTP 3.1 greeting for `mechanism`, as client.
-fn greeting(mechanism: &[u8]) -> Vec<u8> {
-    let mut g = vec![0xFF, 0, 0, 0, 0, 0, 0, 0, 0, 0x7F, 0x03, 0x01];
-    let mut mech = [0u8; 20];
-    mech[..mechanism.len()].copy_from_slice(mechanism);
-    g.extend_from_slice(&mech);
-    g.push(0); // as-server
-    g.extend_from_slice(&[0u8; 31]);
-    assert_eq!(g.len(), 64);
-    g
-}
-
-/// A command frame with a raw body (name-size, name, data).
-fn command_frame(body: &[u8]) -> Vec<u8> {
-    let mut f = Vec::with_capacity(9 + body.len());
-    if body.len() > 255 {
-        f.push(0x06);
-        f.extend_from_slice(&(body.len() as u64).to_be_bytes());
-    } else {
-        f.push(0x04);
-        f.push(body.len() as u8);
-    }
-    f.extend_from_slice(body);
-    f
-}
-
-/// The body of a READY command with these properties.
-fn ready_body(props: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = b"\x05READY".to_vec();
-    for (name, value) in props {
-        b.push(name.len() as u8);
-        b.extend_from_slice(name.as_bytes());
-        b.extend_from_slice(&(value.len() as u32).to_be_bytes());
-        b.extend_from_slice(value);
-    }
-    b
-}
-
-fn ready(socket_type: &str) -> Vec<u8> {
-    command_frame(&ready_body(&[("Socket-Type", socket_type.as_bytes())]))
-}
-
-/// The frames after the 64-octet greeting in `bytes` (flags, body); a trailing partial frame is
-/// ignored.
-fn frames_after_greeting(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    assert!(bytes.len() >= 64, "expected our greeting, got {} octets", bytes.len());
-    assert_eq!(bytes[0], 0xFF, "greeting signature");
-    assert_eq!(bytes[9], 0x7F, "greeting signature");
-    let mut rest = &bytes[64..];
-    let mut out = Vec::new();
-    while let Some(&flags) = rest.first() {
-        let (size, header) = if flags & 0x02 != 0 {
-            if rest.len() < 9 {
-                break;
-            }
-            let mut raw = [0u8; 8];
-            raw.copy_from_slice(&rest[1..9]);
-            (u64::from_be_bytes(raw) as usize, 9)
-        } else {
-            if rest.len() < 2 {
-                break;
-            }
-            (usize::from(rest[1]), 2)
-        };
-        if rest.len() < header + size {
-            break;
-        }
-        out.push((flags, rest[header..header + size].to_vec()));
-        rest = &rest[header + size..];
-    }
-    out
-}
-
-/// The name of a command body.
-fn command_name(body: &[u8]) -> &[u8] {
-    let n = body.first().map_or(0, |&n| usize::from(n));
-    body.get(1..1 + n).unwrap_or(&[])
-}
-
-/// Writes what a misbehaving peer sends. The peer may already be gone (we may close as soon as
-/// we see the first bad octet), so a failed write is not an error here.
-async fn send_raw(stream: &mut TcpStream, bytes: &[u8]) {
-    let _ = stream.write_all(bytes).await;
-    let _ = stream.flush().await;
-}
-
-/// Reads until we close the connection (EOF or reset) and returns what we sent. Panics if the
-/// connection is still open after `within`.
-async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
-    let mut got = Vec::new();
-    let res = tokio::time::timeout(within, async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(res.is_ok(), "our socket did not close the raw connection within {within:?}");
-    got
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -472,13 +367,6 @@ async fn long_frame_of_2_pow_63_octets() {
         "{reason}"
     );
     s.finish().await;
-}
-
-/// This process's resident set in KiB, where /proc is available.
-fn rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[tokio::test]

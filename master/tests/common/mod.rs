@@ -169,10 +169,22 @@ pub struct Env {
 }
 
 impl Env {
-    /// A root with our master's config (`extra` appended to `master`).
-    pub fn new(pub_port: u16, extra: &str) -> Env {
+    /// A root with our master's config (`extra` appended to `master`), on
+    /// the port pair `preferred`/`preferred+1`, or the next free pair in the
+    /// hundred it lies in (this crate's ranges 41500-41599 and 46500-46599;
+    /// other programs' outgoing connections can hold such ports as
+    /// ephemeral source ports).
+    pub fn new(preferred: u16, extra: &str) -> Env {
         let root = tempfile::Builder::new().prefix("mt").tempdir_in("/tmp");
         let Ok(root) = root else { panic!("no temp dir") };
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        // The hundred ports the preferred one lies in (41500-41599, 46500-46599, ...).
+        let base = preferred - preferred % 100;
+        let pub_port = (preferred..base + 99)
+            .step_by(2)
+            .chain((base..preferred).step_by(2))
+            .find(|&p| free(p) && free(p + 1))
+            .unwrap_or(preferred);
         let ret_port = pub_port + 1;
         let ma = root.path().join("ma");
         let _ = fs::create_dir_all(ma.join("master.d"));
@@ -213,7 +225,15 @@ impl Env {
         self.master = Some(Proc::spawn("salt-master-rs", cmd, &log));
         let sock = self.sock_dir();
         let ret = self.ret_port;
-        wait_for("our master's sockets", Duration::from_secs(90), || {
+        let log_path = log.clone();
+        let master = self.master.as_mut();
+        let Some(master) = master else { return };
+        wait_for("our master's sockets", Duration::from_secs(120), || {
+            if !master.alive() {
+                // Ports in 41500-41599 can be held as ephemeral source ports by
+                // other programs' outgoing connections; say so plainly.
+                panic!("our master exited: {}", fs::read_to_string(&log_path).unwrap_or_default());
+            }
             sock.join("publish_pull.ipc").exists()
                 && sock.join("master_event_pub.ipc").exists()
                 && std::net::TcpStream::connect(("127.0.0.1", ret)).is_ok()

@@ -89,6 +89,9 @@ struct Cli {
     /// Ask targeted minions to fire salt/job/<jid>/start/<id> when they accept the job.
     #[arg(long = "start-event")]
     start_event: bool,
+    /// Return the documentation for the specified module, or for all modules (sys.doc).
+    #[arg(short = 'd', long = "doc", visible_alias = "documentation")]
+    doc: bool,
     /// Show the minions expected to match a target. Does not issue any command.
     #[arg(long = "preview-target")]
     preview_target: bool,
@@ -135,7 +138,7 @@ impl Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { salt_cli::EX_USAGE } else { 0 };
@@ -144,6 +147,22 @@ fn main() -> ExitCode {
         }
     };
     salt_cli::init_logging(&cli.log_level);
+    if cli.doc {
+        // `-d`: the target defaults to '*' and the function is sys.doc, the rest its argument.
+        if cli.args.is_empty() {
+            cli.args.push("*".into());
+        }
+        if cli.args.len() < 2 || cli.args[1] != "sys.doc" {
+            cli.args.insert(1, "sys.doc".into());
+        }
+        if cli.args.len() > 3 {
+            eprintln!(
+                "Usage: salt [options] '<target>' <function> [arguments]\n\nsalt: error: You can only get \
+                 documentation for one method at one time."
+            );
+            return ExitCode::from(salt_cli::EX_USAGE as u8);
+        }
+    }
     if cli.args.len() < 2 && !(cli.preview_target && cli.args.len() == 1) {
         eprintln!("Usage: salt [options] '<target>' <function> [arguments]\n\nIncomplete options passed.\n");
         return ExitCode::from(42);
@@ -294,8 +313,9 @@ async fn run(cli: Cli) -> i32 {
     let extra: Vec<(String, Value)> =
         kwargs.into_iter().filter(|(k, _)| k != "show_timeout" && k != "show_jid").collect();
     let mut all: Vec<MinionReturn> = Vec::new();
+    let docs = cli.args[1] == "sys.doc";
     let gather = client.returns(events, &pub_data, timeout, &extra, |r| {
-        if !cli.static_ {
+        if !cli.static_ && !docs {
             let data = Value::Map(vec![(string(r.id.as_str()), r.ret.clone())]);
             output::display(&data, r.out.as_deref().unwrap_or(""), &out_opts, retcode_of(&r));
         }
@@ -313,6 +333,9 @@ async fn run(cli: Cli) -> i32 {
             );
             return 1;
         }
+    }
+    if docs {
+        return print_docs(&all, &out_opts, cli.out.is_some());
     }
     if cli.static_ {
         // Salt runs --static as a batch of 100%, which leaves out the minions that do not answer
@@ -369,6 +392,45 @@ fn resolve_nodegroups(opts: &MasterOpts, tgt: Value, tgt_type: &str) -> Result<(
         }
         _ => Ok((tgt, tgt_type.to_string())),
     }
+}
+
+/// `_print_docs`: every function's documentation once (from the first minion that has it), sorted;
+/// minions that did not return are left out.
+fn print_docs(all: &[MinionReturn], out: &OutputOptions, with_out: bool) -> i32 {
+    let answered: Vec<&MinionReturn> = all.iter().filter(|r| !r.failed).collect();
+    if all.is_empty() {
+        eprintln!("No minions found to gather docs from");
+        return 2;
+    }
+    let mut docs: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    for r in answered {
+        match &r.ret {
+            Value::Map(funs) => {
+                for (fun, doc) in funs {
+                    let name = salt_cli::py::as_str(fun).map_or_else(|| salt_cli::py::py_str(fun), str::to_owned);
+                    if !docs.contains_key(&name) && salt_cli::py::truthy(doc) {
+                        docs.insert(name, doc.clone());
+                    }
+                }
+            }
+            other => {
+                if let Some(text) = salt_cli::py::as_str(other) {
+                    eprintln!("{text}");
+                    return 2;
+                }
+            }
+        }
+    }
+    for (fun, doc) in docs {
+        if with_out {
+            output::display(&Value::Map(vec![(string(fun.as_str()), doc)]), "nested", out, 0);
+        } else {
+            output::print_line(&format!("{fun}:"));
+            output::print_line(&salt_cli::py::as_str(&doc).map_or_else(|| salt_cli::py::py_str(&doc), str::to_owned));
+            output::print_line("");
+        }
+    }
+    0
 }
 
 /// What `-v` prints before a job's returns.

@@ -39,18 +39,22 @@ pub enum Command {
     },
 }
 
+/// A command body's name and data, sharing `body`'s memory.
+pub fn split(body: &Bytes) -> Result<(Bytes, Bytes), CodecError> {
+    let Some(&name_len) = body.first() else {
+        return Err(CodecError::MalformedCommand("empty"));
+    };
+    let name_len = usize::from(name_len);
+    if name_len == 0 || body.len() < 1 + name_len {
+        return Err(CodecError::MalformedCommand("truncated name"));
+    }
+    Ok((body.slice(1..1 + name_len), body.slice(1 + name_len..)))
+}
+
 impl Command {
     /// Parses a command frame's body; fields share `body`'s memory.
     pub fn decode(body: Bytes) -> Result<Command, CodecError> {
-        let Some(&name_len) = body.first() else {
-            return Err(CodecError::MalformedCommand("empty"));
-        };
-        let name_len = usize::from(name_len);
-        if name_len == 0 || body.len() < 1 + name_len {
-            return Err(CodecError::MalformedCommand("truncated name"));
-        }
-        let name = body.slice(1..1 + name_len);
-        let data = body.slice(1 + name_len..);
+        let (name, data) = split(&body)?;
         Ok(match &name[..] {
             b"READY" => Command::Ready(Metadata::decode(&data)?),
             b"ERROR" => {
@@ -104,11 +108,23 @@ impl Command {
     /// Appends the whole command frame (header, name, data) to `dst`. Over-long fields are cut to
     /// what the wire format can carry (ERROR reasons to 255 octets, contexts to 16).
     pub fn encode(&self, dst: &mut BytesMut) {
-        let name = self.name();
-        let name_len = name.len().min(255);
-        let body_len = 1 + name_len + self.data_len();
+        let body_len = self.body_len();
         dst.reserve(frame::MAX_HEADER + body_len);
         frame::encode_header(dst, false, true, body_len);
+        self.encode_body(dst);
+    }
+
+    /// Octets of the command's body (name and data).
+    pub fn body_len(&self) -> usize {
+        1 + self.name().len().min(255) + self.data_len()
+    }
+
+    /// Appends the command's body (name size, name, data) without a frame header: what a
+    /// mechanism that encrypts commands puts in its box.
+    pub fn encode_body(&self, dst: &mut BytesMut) {
+        let name = self.name();
+        let name_len = name.len().min(255);
+        dst.reserve(self.body_len());
         dst.put_u8(name_len as u8);
         dst.put_slice(&name[..name_len]);
         match self {

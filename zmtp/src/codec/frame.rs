@@ -108,6 +108,19 @@ impl FrameDecoder {
     /// `Ok(None)`: `src` does not yet hold a whole frame; call again when more has been read.
     /// `Err`: the stream is corrupt; the decoder must not be used again.
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        Ok(self.decode_mut(src)?.map(|(flags, body)| {
+            let body = body.freeze();
+            if flags & FLAG_COMMAND != 0 {
+                Frame::Command(body)
+            } else {
+                Frame::Message { more: flags & FLAG_MORE != 0, body }
+            }
+        }))
+    }
+
+    /// As [`FrameDecoder::decode`], but gives the flags octet and the body still mutable (its own
+    /// range of the read buffer), for a mechanism that decrypts it in place.
+    pub fn decode_mut(&mut self, src: &mut BytesMut) -> Result<Option<(u8, BytesMut)>, CodecError> {
         let header = match self.header {
             Some(h) => h,
             None => {
@@ -147,12 +160,7 @@ impl FrameDecoder {
             return Ok(None);
         }
         self.header = None;
-        let body = src.split_to(header.size).freeze();
-        Ok(Some(if header.flags & FLAG_COMMAND != 0 {
-            Frame::Command(body)
-        } else {
-            Frame::Message { more: header.flags & FLAG_MORE != 0, body }
-        }))
+        Ok(Some((header.flags, src.split_to(header.size))))
     }
 }
 

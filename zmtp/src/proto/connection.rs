@@ -4,10 +4,14 @@
 //!
 //! Inputs are `handle_*` and `send_*` calls; outputs are `poll_*` calls:
 //!
-//! - [`Connection::handle_input`] with bytes read from the peer and the current time;
+//! - [`Connection::handle_input`] with bytes read from the peer and the current time; again, with
+//!   no new bytes, once the events are taken if [`Connection::input_paused`] says it stopped
+//!   with [`MAX_QUEUED_EVENTS`] queued;
 //! - [`Connection::handle_timeout`] when [`Connection::poll_timeout`]'s instant has passed;
 //! - [`Connection::send_message`] and [`Connection::send_subscription`] once [`Event::Ready`] was seen;
-//! - [`Connection::poll_transmit`] gives the bytes to write, in order, until it returns `None`;
+//! - [`Connection::poll_transmit`] gives the bytes to write, in order, until it returns `None`
+//!   (a PONG is owed, not queued: a driver that stops taking output while its writes are blocked
+//!   holds one PONG whatever the peer's PINGs);
 //! - [`Connection::poll_event`] gives what the peer said (ready, messages, subscriptions).
 //!
 //! An `Err` from a `handle_*` call is final: the connection is closed, [`Connection::poll_transmit`]
@@ -23,13 +27,38 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use super::mechanism::{Handshake, Step};
+use super::mechanism::{self, CurveSession, Handshake, Next, Security, ZapReply, ZapRequest, ZapSettings};
 use super::{ConnectionError, SocketType};
-use crate::codec::{frame, metadata, Command, Frame, FrameDecoder, Greeting, MechanismName, Metadata};
+use crate::codec::command::MAX_PING_CONTEXT;
+use crate::codec::{frame, metadata, CodecError, Command, Frame, FrameDecoder, Greeting, Metadata};
 use crate::Message;
 
 /// Room reserved at once for the headers of bodies written by reference.
 const HEADER_AREA: usize = 512;
+
+/// The default [`Config::max_msg_size`] (and `Options::max_msg_size`): 256 MiB. libzmq has no
+/// limit; with none, a peer announcing a 2^63-1 octet frame makes us buffer whatever it sends
+/// until memory runs out. See ARCHITECTURE.md, "Bounded memory".
+pub const DEFAULT_MAX_MSG_SIZE: u64 = 256 << 20;
+
+/// What one frame counts toward [`Config::max_msg_size`] at least, however small its body: the
+/// memory a received frame takes (its handle) whatever its size, so that a message of many empty
+/// frames is bounded like one of few large ones.
+pub const FRAME_COST: u64 = 32;
+
+/// The default [`Config::max_handshake_command`]: 64 KiB, room for any READY a real peer sends.
+pub const DEFAULT_MAX_HANDSHAKE_COMMAND: u64 = 64 << 10;
+
+/// Events [`Connection::handle_input`] queues before it stops decoding (see
+/// [`Connection::input_paused`]): what one read of tiny messages can make us hold is bounded by
+/// this, not by the read's size.
+pub const MAX_QUEUED_EVENTS: usize = 1024;
+
+/// What a message of these frames counts toward [`Config::max_msg_size`]: its bodies' sizes,
+/// each at least [`FRAME_COST`].
+pub fn message_cost<'a>(frames: impl IntoIterator<Item = &'a [u8]>) -> u64 {
+    frames.into_iter().map(|f| (f.len() as u64).max(FRAME_COST)).sum()
+}
 
 /// ZMTP 3.1 heartbeat settings (libzmq's ZMQ_HEARTBEAT_IVL / _TTL / _TIMEOUT).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,12 +79,19 @@ pub struct Config {
     pub socket_type: SocketType,
     /// Our routing id, announced as `Identity` (empty: none).
     pub routing_id: Bytes,
-    /// The security mechanism (NULL only, for now).
-    pub mechanism: MechanismName,
-    /// Whether we are the mechanism's server.
+    /// The security mechanism, our side of it and its credentials.
+    pub security: Security,
+    /// The greeting's as-server bit under NULL (PLAIN and CURVE take it from `security`).
     pub as_server: bool,
-    /// Largest message (all frames together) accepted from the peer; `None` is unlimited.
+    /// Ask a ZAP handler about the client (see [`Event::Authenticate`]); `None` accepts every
+    /// client. NULL asks only when the domain is not empty, as libzmq.
+    pub zap: Option<ZapSettings>,
+    /// Largest message accepted from the peer, all frames together, each counting at least
+    /// [`FRAME_COST`]; `None` is unlimited. Default [`DEFAULT_MAX_MSG_SIZE`].
     pub max_msg_size: Option<u64>,
+    /// Largest command accepted before the handshake is done (READY and the mechanism's
+    /// commands); default [`DEFAULT_MAX_HANDSHAKE_COMMAND`]. `max_msg_size` applies too.
+    pub max_handshake_command: u64,
     /// Heartbeats.
     pub heartbeat: HeartbeatConfig,
     /// Close the connection if the handshake has not finished this long after it started.
@@ -68,14 +104,17 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for a socket of type `socket_type`: NULL, no heartbeats, 30 s handshake timeout.
+    /// Defaults for a socket of type `socket_type`: NULL, no heartbeats, 30 s handshake timeout,
+    /// [`DEFAULT_MAX_MSG_SIZE`].
     pub fn new(socket_type: SocketType) -> Config {
         Config {
             socket_type,
             routing_id: Bytes::new(),
-            mechanism: MechanismName::NULL,
+            security: Security::Null,
             as_server: false,
-            max_msg_size: None,
+            zap: None,
+            max_msg_size: Some(DEFAULT_MAX_MSG_SIZE),
+            max_handshake_command: DEFAULT_MAX_HANDSHAKE_COMMAND,
             heartbeat: HeartbeatConfig::default(),
             handshake_timeout: Some(Duration::from_secs(30)),
             properties: Metadata::new(),
@@ -123,6 +162,9 @@ pub enum Event {
     Subscribe(Bytes),
     /// The peer cancelled a subscription (PUB and XPUB only).
     Cancel(Bytes),
+    /// The handshake waits for the application's verdict on this client: answer with
+    /// [`Connection::handle_zap_reply`]. Input is held meanwhile.
+    Authenticate(ZapRequest),
 }
 
 #[derive(Debug)]
@@ -150,15 +192,32 @@ pub struct Connection {
     next_ping: Option<Instant>,
     ping_outstanding: Option<Instant>,
     peer_ttl: Option<Duration>,
+    /// The PONG owed to the peer, if any: the context of its latest PING. One at most: a PING
+    /// that comes while a PONG is still owed replaces its context, as libzmq does, so a peer that
+    /// sends PINGs and does not read cannot grow what we hold for it.
+    pong: Option<PingContext>,
+    /// Decoding stopped with [`MAX_QUEUED_EVENTS`] events queued.
+    paused: bool,
+    /// CURVE: every frame after the handshake is boxed through this. `None` (NULL, PLAIN): frames
+    /// go on the wire as they are.
+    session: Option<Box<CurveSession>>,
+}
+
+/// A PING's context, kept without holding on to the read buffer it arrived in.
+#[derive(Debug, Clone, Copy)]
+struct PingContext {
+    len: u8,
+    bytes: [u8; MAX_PING_CONTEXT],
 }
 
 impl Connection {
     /// A new connection whose greeting is already queued for transmission.
     pub fn new(config: Config, now: Instant) -> Connection {
         let mut out = BytesMut::with_capacity(256);
-        Greeting::new(config.mechanism, config.as_server).encode(&mut out);
+        Greeting::new(config.security.mechanism(), config.security.is_server().unwrap_or(config.as_server))
+            .encode(&mut out);
         Connection {
-            decoder: FrameDecoder::new(config.max_msg_size.unwrap_or(u64::MAX)),
+            decoder: FrameDecoder::new(config.max_handshake_command.min(config.max_msg_size.unwrap_or(u64::MAX))),
             handshake_deadline: config.handshake_timeout.map(|t| now + t),
             config,
             state: State::ExpectGreeting,
@@ -172,6 +231,9 @@ impl Connection {
             next_ping: None,
             ping_outstanding: None,
             peer_ttl: None,
+            pong: None,
+            paused: false,
+            session: None,
         }
     }
 
@@ -186,6 +248,10 @@ impl Connection {
     }
 
     /// Feeds bytes read from the peer. Consumes what it can from `src`; payloads share its memory.
+    ///
+    /// Decoding stops early once [`MAX_QUEUED_EVENTS`] events are queued: then
+    /// [`Connection::input_paused`] is true, and the driver takes the events and calls this
+    /// again with the same buffer (and no new bytes needed) to go on.
     pub fn handle_input(&mut self, src: &mut BytesMut, now: Instant) -> Result<(), ConnectionError> {
         if !src.is_empty() {
             self.last_recv = now;
@@ -199,8 +265,19 @@ impl Connection {
         result
     }
 
+    /// Whether [`Connection::handle_input`] stopped with bytes left because too many events were
+    /// queued; call it again once they are taken.
+    pub fn input_paused(&self) -> bool {
+        self.paused
+    }
+
     fn process(&mut self, src: &mut BytesMut, now: Instant) -> Result<(), ConnectionError> {
+        self.paused = false;
         loop {
+            if self.events.len() >= MAX_QUEUED_EVENTS {
+                self.paused = !src.is_empty() && !self.is_closed();
+                return Ok(());
+            }
             match &mut self.state {
                 State::Closed => {
                     src.clear();
@@ -209,18 +286,23 @@ impl Connection {
                 State::ExpectGreeting => {
                     let Some(greeting) = Greeting::decode(src)? else { return Ok(()) };
                     src.advance(Greeting::SIZE);
-                    if greeting.mechanism != self.config.mechanism {
+                    let ours = self.config.security.mechanism();
+                    if greeting.mechanism != ours {
                         return Err(ConnectionError::PeerIncompatible(format!(
-                            "peer wants mechanism {}, we use {}",
-                            greeting.mechanism, self.config.mechanism
+                            "peer wants mechanism {}, we use {ours}",
+                            greeting.mechanism
                         )));
                     }
-                    let handshake =
-                        Handshake::start(self.config.mechanism, &self.config.ready_metadata(), &mut self.commands)?;
+                    // The peer's as-server bit is not checked: libzmq 4.3 sends 0 from PLAIN and
+                    // CURVE servers too. Two clients or two servers fail on the first command.
+                    let meta = self.config.ready_metadata();
+                    let ctx = mechanism::Context { metadata: &meta, zap: self.config.zap.as_ref(), now };
+                    let next = Handshake::start(&self.config.security, ctx, &mut self.commands);
                     self.flush_commands();
-                    self.state = State::Handshake { peer_version: greeting.version, handshake };
+                    self.advance(next?, greeting.version, now)?;
                 }
-                State::Handshake { peer_version, handshake } => {
+                State::Handshake { handshake, .. } if handshake.awaits_zap() => return Ok(()),
+                State::Handshake { peer_version, .. } => {
                     let peer_version = *peer_version;
                     let Some(frame) = self.decoder.decode(src)? else { return Ok(()) };
                     let Frame::Command(body) = frame else {
@@ -228,26 +310,90 @@ impl Connection {
                             "message frame before the handshake finished".into(),
                         ));
                     };
-                    let step = handshake.on_command(Command::decode(body)?, &mut self.commands)?;
+                    let State::Handshake { handshake, .. } = std::mem::replace(&mut self.state, State::Closed) else {
+                        unreachable!("matched above");
+                    };
+                    let meta = self.config.ready_metadata();
+                    let ctx = mechanism::Context { metadata: &meta, zap: self.config.zap.as_ref(), now };
+                    let next = handshake.handle(body, ctx, &mut self.commands);
                     self.flush_commands();
-                    if let Step::Done(metadata) = step {
-                        let info = self.check_peer(metadata, peer_version)?;
-                        self.state = State::Ready { peer_version };
-                        self.handshake_deadline = None;
-                        self.next_ping = self.config.heartbeat.interval.map(|i| now + i);
-                        self.events.push_back(Event::Ready(info));
-                    }
+                    self.advance(next?, peer_version, now)?;
                 }
                 State::Ready { .. } => {
-                    let budget = self.config.max_msg_size.map_or(u64::MAX, |m| m - self.partial_size.min(m));
-                    self.decoder.set_max_frame(budget);
-                    let Some(frame) = self.decoder.decode(src)? else { return Ok(()) };
+                    // What is left of the message's budget; a frame within it may still cost
+                    // more (FRAME_COST), checked in on_frame. CURVE boxes add their overhead.
+                    let budget = self.config.max_msg_size.map_or(u64::MAX, |m| m.saturating_sub(self.partial_size));
+                    let overhead = if self.session.is_some() { mechanism::MESSAGE_OVERHEAD as u64 } else { 0 };
+                    self.decoder.set_max_frame(budget.saturating_add(overhead));
+                    let frame = match &mut self.session {
+                        None => self.decoder.decode(src)?,
+                        Some(session) => match self.decoder.decode_mut(src)? {
+                            Some((_, body)) => Some(session.open_frame(body)?),
+                            None => None,
+                        },
+                    };
+                    let Some(frame) = frame else { return Ok(()) };
                     match frame {
                         Frame::Command(body) => self.on_command(Command::decode(body)?)?,
-                        Frame::Message { more, body } => self.on_frame(more, body),
+                        Frame::Message { more, body } => self.on_frame(more, body, budget)?,
                     }
                 }
             }
+        }
+    }
+
+    /// Moves to what a mechanism step produced.
+    fn advance(&mut self, next: Next, peer_version: (u8, u8), now: Instant) -> Result<(), ConnectionError> {
+        match next {
+            Next::Continue(handshake) => self.state = State::Handshake { peer_version, handshake },
+            Next::Authenticate(request, handshake) => {
+                self.events.push_back(Event::Authenticate(request));
+                self.state = State::Handshake { peer_version, handshake };
+            }
+            Next::Done(established) => {
+                // The session first: an ERROR about the peer's metadata is boxed too.
+                self.session = established.session;
+                let info = self.check_peer(established.metadata, peer_version)?;
+                self.state = State::Ready { peer_version };
+                self.handshake_deadline = None;
+                self.next_ping = self.config.heartbeat.interval.map(|i| now + i);
+                self.events.push_back(Event::Ready(info));
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives the application's verdict on the client of [`Event::Authenticate`]. A refusal
+    /// queues an ERROR for the peer (with the status code) and closes the connection. Input held
+    /// while waiting is not processed here: call [`Connection::handle_input`] again.
+    pub fn handle_zap_reply(&mut self, reply: ZapReply, now: Instant) -> Result<(), ConnectionError> {
+        let result = self.zap_reply(reply, now);
+        if let Err(e) = &result {
+            self.fail(e);
+        }
+        result
+    }
+
+    fn zap_reply(&mut self, reply: ZapReply, now: Instant) -> Result<(), ConnectionError> {
+        let peer_version = match &self.state {
+            State::Handshake { peer_version, handshake } if handshake.awaits_zap() => *peer_version,
+            _ => return Err(ConnectionError::PeerMisbehaved("ZAP reply while not authenticating".into())),
+        };
+        let State::Handshake { handshake, .. } = std::mem::replace(&mut self.state, State::Closed) else {
+            unreachable!("matched above");
+        };
+        let meta = self.config.ready_metadata();
+        let ctx = mechanism::Context { metadata: &meta, zap: self.config.zap.as_ref(), now };
+        let next = handshake.handle_zap(reply, ctx, &mut self.commands);
+        self.flush_commands();
+        self.advance(next?, peer_version, now)
+    }
+
+    /// Queues a command after the handshake: boxed under CURVE, as it is otherwise.
+    fn put_command(&mut self, cmd: &Command) {
+        match &mut self.session {
+            None => cmd.encode(&mut self.out),
+            Some(session) => session.seal_command(&mut self.out, cmd),
         }
     }
 
@@ -258,15 +404,24 @@ impl Connection {
         };
         let peer = SocketType::from_wire(raw);
         match peer {
-            Some(peer) if ours.is_compatible(peer) => Ok(PeerInfo {
-                socket_type: peer,
-                routing_id: metadata.get(metadata::IDENTITY).cloned().unwrap_or_default(),
-                metadata,
-                version,
-            }),
+            Some(peer) if ours.is_compatible(peer) => {
+                // Copies: the values point into a read buffer, which whoever keeps the PeerInfo
+                // (a monitor event not read yet, say) would otherwise keep allocated.
+                let mut own = Metadata::new();
+                for (name, value) in metadata.iter() {
+                    // Names and values were valid on the wire, so insert cannot fail.
+                    let _ = own.insert(name, Bytes::copy_from_slice(value));
+                }
+                Ok(PeerInfo {
+                    socket_type: peer,
+                    routing_id: own.get(metadata::IDENTITY).cloned().unwrap_or_default(),
+                    metadata: own,
+                    version,
+                })
+            }
             _ => {
                 let name = String::from_utf8_lossy(raw).into_owned();
-                Command::Error(Bytes::from_static(b"Invalid socket type")).encode(&mut self.out);
+                self.put_command(&Command::Error(Bytes::from_static(b"Invalid socket type")));
                 Err(ConnectionError::PeerIncompatible(format!("{ours} cannot talk to a {name} peer")))
             }
         }
@@ -276,7 +431,12 @@ impl Connection {
         match cmd {
             Command::Ping { ttl, context } => {
                 self.peer_ttl = (ttl > 0).then(|| Duration::from_millis(u64::from(ttl) * 100));
-                Command::Pong(context).encode(&mut self.out);
+                // Owed until poll_transmit hands it out; a later PING replaces it.
+                let mut pong = PingContext { len: 0, bytes: [0; MAX_PING_CONTEXT] };
+                let n = context.len().min(MAX_PING_CONTEXT);
+                pong.bytes[..n].copy_from_slice(&context[..n]);
+                pong.len = n as u8;
+                self.pong = Some(pong);
             }
             Command::Pong(_) => {}
             Command::Subscribe(topic) if self.config.socket_type.receives_subscriptions() => {
@@ -297,24 +457,35 @@ impl Connection {
         Ok(())
     }
 
-    fn on_frame(&mut self, more: bool, body: Bytes) {
-        self.partial_size += body.len() as u64;
+    fn on_frame(&mut self, more: bool, body: Bytes, budget: u64) -> Result<(), ConnectionError> {
+        let cost = (body.len() as u64).max(FRAME_COST);
+        if cost > budget {
+            return Err(CodecError::TooLarge { size: body.len() as u64, limit: budget }.into());
+        }
+        self.partial_size += cost;
         self.partial.push_back(body);
         if more {
-            return;
+            return Ok(());
         }
         self.partial_size = 0;
         let msg = std::mem::take(&mut self.partial);
         if self.config.socket_type.receives_subscriptions() {
             if let Some(first) = msg.first() {
                 match first.first() {
-                    Some(1) => return self.events.push_back(Event::Subscribe(first.slice(1..))),
-                    Some(0) => return self.events.push_back(Event::Cancel(first.slice(1..))),
+                    Some(1) => {
+                        self.events.push_back(Event::Subscribe(first.slice(1..)));
+                        return Ok(());
+                    }
+                    Some(0) => {
+                        self.events.push_back(Event::Cancel(first.slice(1..)));
+                        return Ok(());
+                    }
                     _ => {}
                 }
             }
         }
         self.events.push_back(Event::Message(msg));
+        Ok(())
     }
 
     fn flush_commands(&mut self) {
@@ -341,6 +512,16 @@ impl Connection {
     pub fn send_message(&mut self, msg: &Message) -> bool {
         if !self.is_ready() {
             return false;
+        }
+        if let Some(session) = &mut self.session {
+            if msg.is_empty() {
+                session.seal_frame(&mut self.out, false, false, b"");
+            }
+            let last = msg.len().saturating_sub(1);
+            for (i, body) in msg.iter().enumerate() {
+                session.seal_frame(&mut self.out, i < last, false, body);
+            }
+            return true;
         }
         if msg.is_empty() {
             frame::encode_header(&mut self.out, false, false, 0);
@@ -374,7 +555,12 @@ impl Connection {
         if peer_version >= (3, 1) {
             let topic = Bytes::copy_from_slice(topic);
             let cmd = if subscribe { Command::Subscribe(topic) } else { Command::Cancel(topic) };
-            cmd.encode(&mut self.out);
+            self.put_command(&cmd);
+        } else if let Some(session) = &mut self.session {
+            let mut body = Vec::with_capacity(1 + topic.len());
+            body.push(u8::from(subscribe));
+            body.extend_from_slice(topic);
+            session.seal_frame(&mut self.out, false, false, &body);
         } else {
             self.out.reserve(frame::MAX_HEADER + 1 + topic.len());
             frame::encode_header(&mut self.out, false, false, 1 + topic.len());
@@ -384,10 +570,16 @@ impl Connection {
         true
     }
 
-    /// The next bytes to write, in order; `None` when nothing is pending.
+    /// The next bytes to write, in order; `None` when nothing is pending. A PONG owed to the peer
+    /// goes out after what was queued before it (between messages, never inside one).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
         if let Some(chunk) = self.chunks.pop_front() {
             return Some(chunk);
+        }
+        if let Some(pong) = self.pong.take() {
+            // Owed before any failure (none is recorded after one), so it goes out like an ERROR.
+            let context = Bytes::copy_from_slice(&pong.bytes[..usize::from(pong.len)]);
+            self.put_command(&Command::Pong(context));
         }
         if self.out.is_empty() {
             None
@@ -396,9 +588,13 @@ impl Connection {
         }
     }
 
-    /// Octets waiting in [`Connection::poll_transmit`].
+    /// Octets waiting in [`Connection::poll_transmit`], a PONG owed included.
     pub fn pending_transmit(&self) -> usize {
-        self.out.len() + self.chunks.iter().map(Bytes::len).sum::<usize>()
+        // A PONG frame: 2-octet header (the body is under 256 octets), name size, "PONG", the
+        // context; boxed under CURVE.
+        let boxed = if self.session.is_some() { mechanism::MESSAGE_OVERHEAD } else { 0 };
+        let pong = self.pong.map_or(0, |p| 2 + 5 + usize::from(p.len) + boxed);
+        self.out.len() + pong + self.chunks.iter().map(Bytes::len).sum::<usize>()
     }
 
     /// The next thing the peer said. After an error, what was decoded before it is still here.
@@ -457,7 +653,7 @@ impl Connection {
                 if let (Some(due), Some(interval)) = (self.next_ping, hb.interval) {
                     if now >= due {
                         let ttl = hb.ttl.map_or(0, |t| (t.as_millis() / 100).min(u128::from(u16::MAX)) as u16);
-                        Command::Ping { ttl, context: Bytes::new() }.encode(&mut self.out);
+                        self.put_command(&Command::Ping { ttl, context: Bytes::new() });
                         self.ping_outstanding.get_or_insert(now);
                         self.next_ping = Some(now + interval);
                     }

@@ -22,6 +22,19 @@ pub enum ConnectionError {
     /// The peer sent an ERROR command.
     #[error("peer sent ERROR: {}", String::from_utf8_lossy(.0))]
     PeerError(Bytes),
+    /// A security check failed: a box that does not open (tampered, or the wrong key), a bad
+    /// vouch, an expired cookie, a replayed or reordered nonce.
+    #[error("security check failed: {0}")]
+    Crypto(String),
+    /// The ZAP handler refused the client (status 300, 400 or 500); the client was sent an ERROR
+    /// with the status code.
+    #[error("authentication refused: {status} {text}")]
+    Unauthorized {
+        /// The ZAP status code.
+        status: u16,
+        /// The ZAP status text.
+        text: String,
+    },
     /// The handshake did not finish within the handshake timeout.
     #[error("handshake timed out")]
     HandshakeTimeout,

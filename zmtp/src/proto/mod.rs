@@ -2,7 +2,8 @@
 //!
 //! - [`Connection`]: one peer's state machine. It owns no socket and reads no clock; a driver feeds
 //!   it bytes and the current time and writes out what it asks to send.
-//! - [`mechanism`]: security mechanisms, one state per expected command (NULL now).
+//! - [`mechanism`]: security mechanisms (NULL, PLAIN, CURVE), one state per expected command, and
+//!   ZAP requests.
 //! - [`SocketType`]: the socket types and which pairs may talk.
 //! - [`ConnectionError`]: why a connection ended, grouped by blame.
 
@@ -14,6 +15,9 @@ mod socket_type;
 #[cfg(test)]
 mod tests;
 
-pub use connection::{Config, Connection, Event, HeartbeatConfig, PeerInfo};
+pub use connection::{
+    message_cost, Config, Connection, Event, HeartbeatConfig, PeerInfo, DEFAULT_MAX_HANDSHAKE_COMMAND,
+    DEFAULT_MAX_MSG_SIZE, FRAME_COST, MAX_QUEUED_EVENTS,
+};
 pub use error::ConnectionError;
 pub use socket_type::SocketType;

@@ -24,9 +24,6 @@ use super::Subscriptions;
 use crate::proto::{PeerInfo, SocketType};
 use crate::Message;
 
-/// Distinct topics one peer may subscribe to; further subscriptions are ignored (and logged).
-pub(crate) const MAX_TOPICS_PER_PEER: usize = 100_000;
-
 /// Identifies a pipe for the life of the socket; increasing, so ordering by id is attach order.
 pub(crate) type PipeId = u64;
 
@@ -38,7 +35,7 @@ pub(crate) enum Control {
 }
 
 /// A message from a peer, tagged with where it came from.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub(crate) struct Inbound {
     pub pipe: PipeId,
     pub routing_id: Bytes,
@@ -342,32 +339,42 @@ impl Core {
     }
 
     /// A peer subscribed or cancelled (we are PUB or XPUB). Returns the message an XPUB hands to
-    /// its application, if any.
-    pub(crate) fn on_subscription(&self, id: PipeId, topic: &[u8], subscribe: bool) -> Option<Inbound> {
+    /// its application, if any; `Err` with the peer's topics and their octets if the subscription
+    /// was ignored because the peer reached its limit (`max_topics_per_peer`,
+    /// `max_topic_bytes_per_peer`).
+    pub(crate) fn on_subscription(
+        &self,
+        id: PipeId,
+        topic: &[u8],
+        subscribe: bool,
+    ) -> Result<Option<Inbound>, (usize, usize)> {
         let mut guard = self.lock();
         let st = &mut *guard;
         let o = &self.options;
         if let PatternState::XPub { last_pipe, .. } = &mut st.pattern {
             if o.xpub_manual {
                 *last_pipe = Some(id);
-                return Some(subscription_message(id, topic, subscribe));
+                return Ok(Some(subscription_message(id, topic, subscribe)));
             }
         }
-        let pipe = st.pipes.get_mut(&id)?;
-        if subscribe && pipe.subscriptions.len() >= MAX_TOPICS_PER_PEER && !pipe.subscriptions.contains(topic) {
+        let Some(pipe) = st.pipes.get_mut(&id) else { return Ok(None) };
+        let subs = &pipe.subscriptions;
+        if subscribe
+            && (subs.len() >= o.max_topics_per_peer || subs.bytes() + topic.len() > o.max_topic_bytes_per_peer)
+            && !subs.contains(topic)
+        {
             // Bounded memory: a peer cannot make us keep an unlimited number of topics.
-            tracing::warn!(pipe = id, "peer exceeded {MAX_TOPICS_PER_PEER} subscriptions; ignoring more");
-            return None;
+            return Err((subs.len(), subs.bytes()));
         }
         let changed = if subscribe { pipe.subscriptions.add(topic) } else { pipe.subscriptions.remove(topic) };
-        let PatternState::XPub { all, .. } = &mut st.pattern else { return None };
+        let PatternState::XPub { all, .. } = &mut st.pattern else { return Ok(None) };
         let unique = match (changed, subscribe) {
             (true, true) => all.add(topic),
             (true, false) => all.remove(topic),
             (false, _) => false,
         };
         let tell = if subscribe { unique || o.xpub_verbose } else { unique || o.xpub_verboser };
-        tell.then(|| subscription_message(id, topic, subscribe))
+        Ok(tell.then(|| subscription_message(id, topic, subscribe)))
     }
 
     /// What a connection hands over for a message from its peer: `None` if the socket type does
@@ -420,18 +427,37 @@ mod tests {
 
     #[test]
     fn a_peer_cannot_subscribe_without_bound() {
-        let (core, _inbound) = Core::new(SocketType::Pub, Options::default());
+        let options = Options::default();
+        let max = options.max_topics_per_peer;
+        assert_eq!(max, 100_000);
+        let (core, _inbound) = Core::new(SocketType::Pub, options);
         let (id, pipe, _rx) = core.new_pipe();
         core.attach(id, pipe);
-        for i in 0..MAX_TOPICS_PER_PEER {
-            core.on_subscription(id, format!("t{i}").as_bytes(), true);
+        for i in 0..max {
+            assert_eq!(core.on_subscription(id, format!("t{i}").as_bytes(), true), Ok(None));
         }
-        core.on_subscription(id, b"one-too-many", true);
-        core.on_subscription(id, b"t0", true);
+        let bytes = core.lock().pipes[&id].subscriptions.bytes();
+        assert_eq!(core.on_subscription(id, b"one-too-many", true), Err((max, bytes)));
+        assert_eq!(core.on_subscription(id, b"t0", true), Ok(None));
         let st = core.lock();
         let subs = &st.pipes[&id].subscriptions;
-        assert_eq!(subs.len(), MAX_TOPICS_PER_PEER);
+        assert_eq!(subs.len(), max);
         assert!(!subs.contains(b"one-too-many"));
         assert!(subs.matches(b"t0-still-matches"));
+    }
+
+    #[test]
+    fn topic_octets_are_bounded_per_peer() {
+        let options = Options::default().max_subscriptions_per_peer(1000, 100);
+        let (core, _inbound) = Core::new(SocketType::XPub, options);
+        let (id, pipe, _rx) = core.new_pipe();
+        core.attach(id, pipe);
+        assert!(core.on_subscription(id, &[b'a'; 60], true).is_ok());
+        assert_eq!(core.on_subscription(id, &[b'b'; 41], true).map(|_| ()), Err((1, 60)));
+        assert!(core.on_subscription(id, &[b'b'; 40], true).is_ok());
+        // A cancellation makes room again.
+        assert!(core.on_subscription(id, &[b'a'; 60], false).is_ok());
+        assert!(core.on_subscription(id, &[b'c'; 60], true).is_ok());
+        assert_eq!(core.lock().pipes[&id].subscriptions.bytes(), 100);
     }
 }

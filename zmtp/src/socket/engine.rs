@@ -35,6 +35,11 @@ const YIELD_AFTER: usize = MAX_READ;
 const BATCH: usize = 64;
 /// Slices per vectored write.
 const MAX_IOV: usize = 256;
+/// Stop taking the connection's output while this many chunks wait to be written. Bulk
+/// traffic needs at most two per frame (a header and a body by reference, bodies from
+/// ZERO_COPY_TCP up), so WRITE_BACKLOG is reached first; this bounds what tiny chunks (a PONG each
+/// turn toward a peer that does not read) can make the queue hold.
+const MAX_CHUNKS: usize = 1024;
 
 /// How a connection ended.
 #[derive(Debug)]
@@ -50,18 +55,22 @@ pub(crate) struct Outcome {
 /// copies each iovec separately), so ipc keeps 8 KiB.
 const ZERO_COPY_TCP: usize = 2 * 1024;
 
-fn config(core: &Core, accepted: bool, tcp: bool) -> Config {
+fn config(core: &Core, accepted: bool, peer: &str) -> Result<Config, ConnectionError> {
     let o = &core.options;
     let mut c = Config::new(core.socket_type);
     c.routing_id = o.routing_id.clone();
     c.as_server = accepted;
+    // bind and connect refuse incomplete options, so this fails only if they changed since.
+    c.security = o.security().map_err(|e| ConnectionError::PeerIncompatible(format!("our security options: {e}")))?;
+    c.zap = super::zap::settings(o, &c.security, peer);
+    let tcp = peer.starts_with("tcp://");
     c.max_msg_size = o.max_msg_size;
     c.heartbeat = o.heartbeat;
     c.handshake_timeout = o.handshake_timeout;
     if tcp {
         c.zero_copy_threshold = ZERO_COPY_TCP;
     }
-    c
+    Ok(c)
 }
 
 /// The pending writes: chunks from the connection, written with vectored IO.
@@ -72,6 +81,14 @@ struct WriteQueue {
 }
 
 impl WriteQueue {
+    /// Whether the queue takes more: below WRITE_BACKLOG octets and MAX_CHUNKS chunks. While it
+    /// does not, what the connection owes the peer waits there (bounded: messages are taken only
+    /// below the backlog, and a PONG owed is one at most).
+    fn has_room(&self) -> bool {
+        self.len < WRITE_BACKLOG && self.chunks.len() < MAX_CHUNKS
+    }
+
+    /// Takes what the connection has to send.
     fn fill(&mut self, conn: &mut Connection) {
         while let Some(c) = conn.poll_transmit() {
             self.len += c.len();
@@ -106,8 +123,15 @@ pub(crate) async fn run(
     mut accepted: Option<Pipe>,
 ) -> Outcome {
     let Stream { read: mut reader, write: mut writer, peer } = stream;
-    let tcp = peer.starts_with("tcp://");
-    let mut conn = Connection::new(config(core, accepted.is_some(), tcp), Instant::now().into_std());
+    let config = match config(core, accepted.is_some(), &peer) {
+        Ok(c) => c,
+        Err(e) => {
+            let reason = DisconnectReason::Protocol(e);
+            core.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: endpoint.to_owned(), reason: reason.clone() });
+            return Outcome { handshook: false, reason };
+        }
+    };
+    let mut conn = Connection::new(config, Instant::now().into_std());
     let mut rbuf = ReadBuffer::default();
     let mut read_size = MIN_READ;
     let mut read_since_yield = 0usize;
@@ -116,6 +140,8 @@ pub(crate) async fn run(
     let mut pending: Option<Inbound> = None;
     let mut routing_id = Bytes::new();
     let mut handshook = false;
+    // The peer reached its subscription limit (reported once).
+    let mut capped = false;
     // A protocol error ends the connection once what was decoded before it has been handed over
     // and what we queued for the peer (an ERROR command) has been flushed.
     let mut fatal: Option<DisconnectReason> = None;
@@ -128,48 +154,72 @@ pub(crate) async fn run(
     let mut armed: Option<Instant> = None;
 
     let reason = 'run: loop {
-        // Hand over what the peer said, until the inbound queue is full.
-        while pending.is_none() {
-            let Some(ev) = conn.poll_event() else { break };
-            let inbound = match ev {
-                Event::Ready(info) => {
-                    if let Some(pipe) = accepted.take() {
-                        core.attach(pipe_id, pipe);
-                    }
-                    let Some(rid) = core.on_ready(pipe_id, &info) else {
-                        let why = if core.socket_type == SocketType::Pair {
-                            "PAIR socket already has a peer"
-                        } else {
-                            "routing id already in use"
+        // Hand over what the peer said, until the inbound queue is full; decoding goes on where a
+        // read left off while the connection paused it (MAX_QUEUED_EVENTS).
+        loop {
+            while pending.is_none() {
+                let Some(ev) = conn.poll_event() else { break };
+                let inbound = match ev {
+                    Event::Ready(info) => {
+                        if let Some(pipe) = accepted.take() {
+                            core.attach(pipe_id, pipe);
+                        }
+                        let Some(rid) = core.on_ready(pipe_id, &info) else {
+                            let why = if core.socket_type == SocketType::Pair {
+                                "PAIR socket already has a peer"
+                            } else {
+                                "routing id already in use"
+                            };
+                            break 'run DisconnectReason::Protocol(ConnectionError::PeerIncompatible(why.into()));
                         };
-                        break 'run DisconnectReason::Protocol(ConnectionError::PeerIncompatible(why.into()));
-                    };
-                    routing_id = rid;
-                    handshook = true;
-                    core.monitors.emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.to_owned(), peer: info });
-                    if core.options.probe_router && matches!(core.socket_type, SocketType::Router | SocketType::Dealer)
-                    {
-                        conn.send_message(&crate::Message::from(Bytes::new()));
+                        routing_id = rid;
+                        handshook = true;
+                        core.monitors
+                            .emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.to_owned(), peer: info });
+                        if core.options.probe_router
+                            && matches!(core.socket_type, SocketType::Router | SocketType::Dealer)
+                        {
+                            conn.send_message(&crate::Message::from(Bytes::new()));
+                        }
+                        None
                     }
-                    None
+                    Event::Message(msg) => core.inbound(pipe_id, &routing_id, msg),
+                    Event::Subscribe(topic) => subscription(core, pipe_id, &topic, true, endpoint, &mut capped),
+                    Event::Cancel(topic) => subscription(core, pipe_id, &topic, false, endpoint, &mut capped),
+                    Event::Authenticate(request) => {
+                        // The handshake waits for the verdict; input read meanwhile stays buffered.
+                        let reply = super::zap::authenticate(core, &request).await;
+                        let now = Instant::now().into_std();
+                        let result =
+                            conn.handle_zap_reply(reply, now).and_then(|()| conn.handle_input(&mut rbuf.buf, now));
+                        if let Err(e) = result {
+                            fatal = Some(DisconnectReason::Protocol(e));
+                        }
+                        None
+                    }
+                };
+                if let Some(inbound) = inbound {
+                    match core.try_deliver(inbound) {
+                        Ok(()) => {}
+                        Err(Some(i)) => pending = Some(i),
+                        Err(None) => break 'run DisconnectReason::Closed,
+                    }
                 }
-                Event::Message(msg) => core.inbound(pipe_id, &routing_id, msg),
-                Event::Subscribe(topic) => core.on_subscription(pipe_id, &topic, true),
-                Event::Cancel(topic) => core.on_subscription(pipe_id, &topic, false),
-            };
-            if let Some(inbound) = inbound {
-                match core.try_deliver(inbound) {
-                    Ok(()) => {}
-                    Err(Some(i)) => pending = Some(i),
-                    Err(None) => break 'run DisconnectReason::Closed,
-                }
+            }
+            if pending.is_some() || !conn.input_paused() {
+                break;
+            }
+            if let Err(e) = conn.handle_input(&mut rbuf.buf, Instant::now().into_std()) {
+                fatal = Some(DisconnectReason::Protocol(e));
             }
         }
         if read_since_yield >= YIELD_AFTER {
             read_since_yield = 0;
             tokio::task::yield_now().await;
         }
-        wq.fill(&mut conn);
+        if wq.has_room() {
+            wq.fill(&mut conn);
+        }
         if pending.is_none() {
             if let Some(reason) = fatal.take() {
                 flush_best_effort(&mut writer, &mut wq, &mut conn).await;
@@ -273,6 +323,32 @@ pub(crate) async fn run(
     }
     tracing::debug!(%peer, %endpoint, %reason, "connection ended");
     Outcome { handshook, reason }
+}
+
+/// A subscription from the peer (we are PUB or XPUB): what to hand the application, if anything.
+/// The first one refused for the peer's limit is logged and reported to monitors.
+fn subscription(
+    core: &Core,
+    pipe_id: PipeId,
+    topic: &[u8],
+    subscribe: bool,
+    endpoint: &str,
+    capped: &mut bool,
+) -> Option<Inbound> {
+    match core.on_subscription(pipe_id, topic, subscribe) {
+        Ok(inbound) => inbound,
+        Err((topics, bytes)) => {
+            if !*capped {
+                *capped = true;
+                tracing::warn!(
+                    %endpoint, topics, bytes,
+                    "peer reached its subscription limit; ignoring its new topics"
+                );
+                core.monitors.emit(MonitorEvent::SubscriptionLimit { endpoint: endpoint.to_owned(), topics, bytes });
+            }
+            None
+        }
+    }
 }
 
 /// The read buffer. Received frames are slices of it (no copy), so a full buffer cannot be reused

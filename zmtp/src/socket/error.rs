@@ -33,6 +33,9 @@ pub enum Error {
     /// The socket has been closed.
     #[error("socket closed")]
     Closed,
+    /// The CURVE or PLAIN options are incomplete or inconsistent.
+    #[error("invalid security options: {0}")]
+    Security(String),
 }
 
 /// Why a connection ended, as reported to the application.

@@ -39,6 +39,11 @@ pub(crate) fn bind(core: &Arc<Core>, name: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether a live socket is bound at `name` (the ZAP handler's endpoint, say).
+pub(crate) fn is_bound(name: &str) -> bool {
+    lookup(name).is_some()
+}
+
 fn lookup(name: &str) -> Option<Arc<Core>> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).get(name).and_then(live)
 }
@@ -181,7 +186,7 @@ async fn pump(from: &Core, rx: &mut PipeRx, to: &Core, to_pipe: PipeId, rid: &By
                     Control::Subscribe(t) => (t, true),
                     Control::Cancel(t) => (t, false),
                 };
-                if let Some(inbound) = to.on_subscription(to_pipe, &topic, subscribe) {
+                if let Ok(Some(inbound)) = to.on_subscription(to_pipe, &topic, subscribe) {
                     let _ = to.try_deliver(inbound);
                 }
             }

@@ -22,16 +22,19 @@ mod pattern;
 mod queue;
 mod subscriptions;
 mod sync;
+pub mod zap;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use self::core::{Core, Inbound};
 use self::pattern::Delivery;
+pub use crate::proto::mechanism::{ZapReply, ZapRequest};
 pub use error::{DisconnectReason, Error};
 pub use monitor::{Monitor, MonitorEvent};
 pub use options::{HeartbeatConfig, Options, TcpKeepalive};
 pub use subscriptions::Subscriptions;
+pub use zap::{Authenticator, ZapHandler, ZAP_ENDPOINT};
 
 use crate::proto::SocketType;
 use crate::transport::{self, Endpoint, Listener, StreamOptions};
@@ -87,6 +90,7 @@ impl Socket {
     /// the background. Returns the endpoint actually bound, with the port resolved (libzmq's
     /// ZMQ_LAST_ENDPOINT).
     pub async fn bind(&self, endpoint: &str) -> Result<String, Error> {
+        self.core.options.security().map_err(Error::Security)?;
         let ep = Endpoint::parse(endpoint)?;
         if let Endpoint::Inproc(name) = &ep {
             inproc::bind(&self.core, name)?;
@@ -110,6 +114,7 @@ impl Socket {
     }
 
     async fn connect_pipe(&self, endpoint: &str, preset: Option<bytes::Bytes>) -> Result<core::PipeId, Error> {
+        self.core.options.security().map_err(Error::Security)?;
         let ep = Endpoint::parse(endpoint)?;
         let (id, mut pipe, rx) = self.core.new_pipe();
         pipe.preset_routing_id = preset;

@@ -64,6 +64,17 @@ pub enum MonitorEvent {
         /// Why.
         reason: DisconnectReason,
     },
+    /// A peer (of a PUB or XPUB) reached its subscription limit
+    /// ([`crate::Options::max_topics_per_peer`], [`crate::Options::max_topic_bytes_per_peer`]):
+    /// this and later new topics from it are ignored. Reported once per connection.
+    SubscriptionLimit {
+        /// The endpoint.
+        endpoint: String,
+        /// The peer's distinct topics when the limit was hit.
+        topics: usize,
+        /// Their octets.
+        bytes: usize,
+    },
     /// A listener or connecter for this endpoint stopped.
     Closed {
         /// The endpoint.

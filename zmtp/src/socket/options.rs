@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::zap::{ZapHandler, ZapHandlerRef};
+use crate::proto::mechanism::{CurveKeyPair, CurvePublicKey, CurveSecretKey, Security};
 pub use crate::proto::HeartbeatConfig;
 pub use crate::transport::TcpKeepalive;
 
@@ -28,8 +30,18 @@ pub struct Options {
     pub heartbeat: HeartbeatConfig,
     /// Drop a connection whose handshake takes longer (ZMQ_HANDSHAKE_IVL, default 30 s).
     pub handshake_timeout: Option<Duration>,
-    /// Largest incoming message (ZMQ_MAXMSGSIZE). `None` is unlimited, as in libzmq.
+    /// Largest incoming message (ZMQ_MAXMSGSIZE), all frames together, each frame counting at
+    /// least [`crate::proto::FRAME_COST`] octets; a peer sending more is disconnected. Default
+    /// 256 MiB ([`crate::proto::DEFAULT_MAX_MSG_SIZE`]); libzmq's default is unlimited, which
+    /// `None` gives (a peer may then make us buffer whatever it sends).
     pub max_msg_size: Option<u64>,
+    /// PUB, XPUB: distinct topics one peer may subscribe to (default 100,000). Further
+    /// subscriptions from that peer are ignored, logged and reported once per connection as
+    /// [`crate::socket::MonitorEvent::SubscriptionLimit`]. No libzmq equivalent (unlimited there).
+    pub max_topics_per_peer: usize,
+    /// PUB, XPUB: octets of topics one peer may hold subscribed, all together (default 16 MiB);
+    /// beyond it, as for `max_topics_per_peer`.
+    pub max_topic_bytes_per_peer: usize,
     /// TCP keepalive (ZMQ_TCP_KEEPALIVE and friends); `None` leaves the OS default.
     pub tcp_keepalive: Option<TcpKeepalive>,
     /// ROUTER: fail sends to unknown or full peers instead of dropping (ZMQ_ROUTER_MANDATORY).
@@ -68,6 +80,24 @@ pub struct Options {
     pub rcvbuf: Option<usize>,
     /// Listen backlog for bound TCP endpoints (ZMQ_BACKLOG; default 1024 here).
     pub backlog: Option<u32>,
+    /// Be a CURVE server (ZMQ_CURVE_SERVER); needs `curve_secretkey`.
+    pub curve_server: bool,
+    /// Our long-term public key (ZMQ_CURVE_PUBLICKEY); derived from the secret key when unset.
+    pub curve_publickey: Option<CurvePublicKey>,
+    /// Our long-term secret key (ZMQ_CURVE_SECRETKEY).
+    pub curve_secretkey: Option<CurveSecretKey>,
+    /// The server's public key: setting it makes us a CURVE client (ZMQ_CURVE_SERVERKEY).
+    pub curve_serverkey: Option<CurvePublicKey>,
+    /// Be a PLAIN server (ZMQ_PLAIN_SERVER).
+    pub plain_server: bool,
+    /// PLAIN client user name (ZMQ_PLAIN_USERNAME): setting it makes us a PLAIN client.
+    pub plain_username: Option<Bytes>,
+    /// PLAIN client password (ZMQ_PLAIN_PASSWORD).
+    pub plain_password: Option<Bytes>,
+    /// The ZAP domain (ZMQ_ZAP_DOMAIN); with NULL, clients are checked only when it is set.
+    pub zap_domain: Bytes,
+    /// Our ZAP handler; without one, a socket bound at `inproc://zeromq.zap.01` is asked, if any.
+    pub zap_handler: Option<ZapHandlerRef>,
 }
 
 impl Default for Options {
@@ -81,7 +111,9 @@ impl Default for Options {
             reconnect_ivl_max: Duration::ZERO,
             heartbeat: HeartbeatConfig::default(),
             handshake_timeout: Some(Duration::from_secs(30)),
-            max_msg_size: None,
+            max_msg_size: Some(crate::proto::DEFAULT_MAX_MSG_SIZE),
+            max_topics_per_peer: 100_000,
+            max_topic_bytes_per_peer: 16 << 20,
             tcp_keepalive: None,
             router_mandatory: false,
             router_handover: false,
@@ -101,6 +133,15 @@ impl Default for Options {
             sndbuf: None,
             rcvbuf: None,
             backlog: None,
+            curve_server: false,
+            curve_publickey: None,
+            curve_secretkey: None,
+            curve_serverkey: None,
+            plain_server: false,
+            plain_username: None,
+            plain_password: None,
+            zap_domain: Bytes::new(),
+            zap_handler: None,
         }
     }
 }
@@ -151,6 +192,12 @@ impl Options {
     /// Sets ZMQ_MAXMSGSIZE.
     pub fn max_msg_size(mut self, max: Option<u64>) -> Self {
         self.max_msg_size = max;
+        self
+    }
+    /// Sets the subscription limits per peer (PUB, XPUB): distinct topics, and their octets.
+    pub fn max_subscriptions_per_peer(mut self, topics: usize, bytes: usize) -> Self {
+        self.max_topics_per_peer = topics;
+        self.max_topic_bytes_per_peer = bytes;
         self
     }
     /// Sets TCP keepalive.
@@ -239,5 +286,92 @@ pub(crate) fn capacity(hwm: usize) -> usize {
         1 << 28
     } else {
         hwm
+    }
+}
+
+impl Options {
+    /// Sets ZMQ_CURVE_SERVER.
+    pub fn curve_server(mut self, on: bool) -> Self {
+        self.curve_server = on;
+        self
+    }
+    /// Sets ZMQ_CURVE_PUBLICKEY.
+    pub fn curve_publickey(mut self, key: CurvePublicKey) -> Self {
+        self.curve_publickey = Some(key);
+        self
+    }
+    /// Sets ZMQ_CURVE_SECRETKEY.
+    pub fn curve_secretkey(mut self, key: CurveSecretKey) -> Self {
+        self.curve_secretkey = Some(key);
+        self
+    }
+    /// Sets ZMQ_CURVE_SERVERKEY (and so makes us a CURVE client).
+    pub fn curve_serverkey(mut self, key: CurvePublicKey) -> Self {
+        self.curve_serverkey = Some(key);
+        self
+    }
+    /// Both our keys at once.
+    pub fn curve_keypair(mut self, keys: &CurveKeyPair) -> Self {
+        self.curve_publickey = Some(keys.public);
+        self.curve_secretkey = Some(keys.secret.clone());
+        self
+    }
+    /// Sets ZMQ_PLAIN_SERVER.
+    pub fn plain_server(mut self, on: bool) -> Self {
+        self.plain_server = on;
+        self
+    }
+    /// Sets ZMQ_PLAIN_USERNAME.
+    pub fn plain_username(mut self, username: impl Into<Bytes>) -> Self {
+        self.plain_username = Some(username.into());
+        self
+    }
+    /// Sets ZMQ_PLAIN_PASSWORD.
+    pub fn plain_password(mut self, password: impl Into<Bytes>) -> Self {
+        self.plain_password = Some(password.into());
+        self
+    }
+    /// Sets ZMQ_ZAP_DOMAIN.
+    pub fn zap_domain(mut self, domain: impl Into<Bytes>) -> Self {
+        self.zap_domain = domain.into();
+        self
+    }
+    /// Installs a ZAP handler: a value implementing [`ZapHandler`] or a closure
+    /// `Fn(&ZapRequest) -> ZapReply`.
+    pub fn zap_handler(mut self, handler: impl ZapHandler) -> Self {
+        self.zap_handler = Some(ZapHandlerRef(std::sync::Arc::new(handler)));
+        self
+    }
+
+    /// The mechanism these options select, as libzmq picks it: CURVE if `curve_server` or
+    /// `curve_serverkey` is set, else PLAIN if `plain_server` or `plain_username` is, else NULL.
+    /// Incomplete CURVE or PLAIN settings are an error (checked by `bind` and `connect`).
+    pub fn security(&self) -> Result<Security, String> {
+        let keys = || -> Result<CurveKeyPair, String> {
+            let secret = self.curve_secretkey.clone().ok_or("CURVE needs curve_secretkey")?;
+            let pair = CurveKeyPair::from_secret(secret);
+            match self.curve_publickey {
+                Some(p) if p != pair.public => Err("curve_publickey is not the public key of curve_secretkey".into()),
+                _ => Ok(pair),
+            }
+        };
+        if self.curve_server {
+            return Ok(Security::CurveServer { keys: keys()? });
+        }
+        if let Some(server) = self.curve_serverkey {
+            return Ok(Security::CurveClient { keys: keys()?, server });
+        }
+        if self.plain_server {
+            return Ok(Security::PlainServer);
+        }
+        if self.plain_username.is_some() || self.plain_password.is_some() {
+            let username = self.plain_username.clone().unwrap_or_default();
+            let password = self.plain_password.clone().unwrap_or_default();
+            if username.len() > 255 || password.len() > 255 {
+                return Err("PLAIN user name and password are at most 255 octets".into());
+            }
+            return Ok(Security::PlainClient { username, password });
+        }
+        Ok(Security::Null)
     }
 }

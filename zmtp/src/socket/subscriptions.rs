@@ -15,6 +15,8 @@ use bytes::Bytes;
 #[derive(Debug, Clone, Default)]
 pub struct Subscriptions {
     topics: BTreeMap<Bytes, u32>,
+    /// Octets of the distinct topics.
+    bytes: usize,
 }
 
 impl Subscriptions {
@@ -30,6 +32,7 @@ impl Subscriptions {
             return false;
         }
         self.topics.insert(Bytes::copy_from_slice(topic), 1);
+        self.bytes += topic.len();
         true
     }
 
@@ -42,6 +45,7 @@ impl Subscriptions {
             }
             Some(_) => {
                 self.topics.remove(topic);
+                self.bytes -= topic.len();
                 true
             }
             None => false,
@@ -86,6 +90,11 @@ impl Subscriptions {
         self.topics.len()
     }
 
+    /// Octets of the distinct topics together.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// The distinct topics, in order.
     pub fn topics(&self) -> impl Iterator<Item = &Bytes> {
         self.topics.keys()
@@ -94,6 +103,7 @@ impl Subscriptions {
     /// Forgets every subscription.
     pub fn clear(&mut self) {
         self.topics.clear();
+        self.bytes = 0;
     }
 }
 

@@ -1,44 +1,75 @@
 //! The NULL mechanism (ZMTP 3.1 §"The NULL Security Mechanism"): each side sends READY with its
-//! metadata, then expects READY (or ERROR) from the other.
+//! metadata, then expects READY (or ERROR) from the other. With a ZAP domain set, our READY waits
+//! for the ZAP handler's verdict on the peer's address (libzmq's rule).
 
-use crate::codec::{Command, Metadata};
+use bytes::Bytes;
 
-use super::{ConnectionError, Step};
+use crate::codec::{Command, MechanismName};
 
-/// NULL has a single state: our READY is sent, the peer's is expected.
+use super::{command_name, with_zap, ConnectionError, Context, Established, Handshake, Next, ZapReply, ZapRequest};
+
+/// NULL's states.
 #[derive(Debug)]
-pub struct NullHandshake {
-    _expect_ready: (),
+pub enum State {
+    /// Waiting for the ZAP handler before sending READY.
+    AwaitZap,
+    /// Our READY is sent; the peer's is expected.
+    ExpectReady {
+        /// What the ZAP handler said, if it was asked.
+        zap: Option<ZapReply>,
+    },
 }
 
-impl NullHandshake {
-    /// Queues our READY.
-    pub fn start(our_metadata: &Metadata, out: &mut Vec<Command>) -> NullHandshake {
-        out.push(Command::Ready(our_metadata.clone()));
-        NullHandshake { _expect_ready: () }
-    }
-
-    /// Expects READY; ERROR ends the handshake with the peer's reason.
-    pub fn on_command(&mut self, cmd: Command, _out: &mut Vec<Command>) -> Result<Step, ConnectionError> {
-        match cmd {
-            Command::Ready(meta) => Ok(Step::Done(meta)),
-            Command::Error(reason) => Err(ConnectionError::PeerError(reason)),
-            other => Err(ConnectionError::PeerMisbehaved(format!(
-                "expected READY during NULL handshake, got {}",
-                command_name(&other)
-            ))),
+pub(super) fn start(ctx: Context<'_>, out: &mut Vec<Command>) -> Result<Next, ConnectionError> {
+    match ctx.zap {
+        Some(settings) if !settings.domain.is_empty() => Ok(Next::Authenticate(
+            ZapRequest::new(settings, MechanismName::NULL, Vec::new()),
+            Handshake::Null(State::AwaitZap),
+        )),
+        _ => {
+            out.push(Command::Ready(ctx.metadata.clone()));
+            Ok(Next::Continue(Handshake::Null(State::ExpectReady { zap: None })))
         }
     }
 }
 
-pub(crate) fn command_name(cmd: &Command) -> String {
-    match cmd {
-        Command::Ready(_) => "READY".into(),
-        Command::Error(_) => "ERROR".into(),
-        Command::Ping { .. } => "PING".into(),
-        Command::Pong(_) => "PONG".into(),
-        Command::Subscribe(_) => "SUBSCRIBE".into(),
-        Command::Cancel(_) => "CANCEL".into(),
-        Command::Other { name, .. } => String::from_utf8_lossy(name).into_owned(),
+impl State {
+    pub(super) fn handle(
+        self,
+        body: Bytes,
+        _ctx: Context<'_>,
+        _out: &mut Vec<Command>,
+    ) -> Result<Next, ConnectionError> {
+        match self {
+            State::ExpectReady { zap } => match Command::decode(body)? {
+                Command::Ready(meta) => {
+                    Ok(Next::Done(Established { metadata: with_zap(meta, zap.as_ref()), session: None }))
+                }
+                other => Err(ConnectionError::PeerMisbehaved(format!(
+                    "expected READY during NULL handshake, got {}",
+                    command_name(&other)
+                ))),
+            },
+            State::AwaitZap => Err(ConnectionError::PeerMisbehaved("command while authenticating".into())),
+        }
+    }
+
+    pub(super) fn handle_zap(
+        self,
+        reply: ZapReply,
+        ctx: Context<'_>,
+        out: &mut Vec<Command>,
+    ) -> Result<Next, ConnectionError> {
+        match self {
+            State::AwaitZap => {
+                out.push(Command::Ready(ctx.metadata.clone()));
+                Ok(Next::Continue(Handshake::Null(State::ExpectReady { zap: Some(reply) })))
+            }
+            State::ExpectReady { .. } => Err(ConnectionError::PeerMisbehaved("unexpected ZAP reply".into())),
+        }
+    }
+
+    pub(super) fn awaits_zap(&self) -> bool {
+        matches!(self, State::AwaitZap)
     }
 }

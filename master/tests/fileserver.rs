@@ -1,0 +1,413 @@
+//! The file server and pillar of our master (`salt-master-rs`):
+//!
+//! * a REAL salt-minion 3008.5 (`file_client: remote`) applies a state
+//!   (`top.sls` → `hello.sls`: `test.nop` + `file.managed` from
+//!   `salt://f.txt`) served by our master, fetches a multi-chunk file with
+//!   `cp.get_file`, and sees the pillar compiled from `pillar_roots`
+//!   (top file targeting, `include:`, recursive merge); `-I` pillar targets
+//!   select the right minion (skipped with a message when Salt is absent);
+//! * hostile paths and saltenvs in `_serve_file`, `_file_hash`,
+//!   `_file_find`, `_file_list` get Salt's "not found" answers and never
+//!   a byte from outside `file_roots` (a client built from `salt_proto`
+//!   plays the minion; no Salt needed).
+//!
+//! Ports 46500-46599.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{aes_frame, have_salt, request, sign_in, wait_for, Env, Minion};
+use master::keys::KeyStore;
+use salt_proto::value::{self, get, get_str, map, string};
+use salt_proto::{envelope, PrivateKey, Value};
+
+const T: Duration = Duration::from_secs(120);
+
+/// The state and pillar trees under `root`, and a secret outside them.
+fn write_trees(root: &Path, managed: &Path) {
+    let salt = root.join("srv/salt");
+    let pillar = root.join("srv/pillar");
+    let _ = fs::create_dir_all(salt.join("sub"));
+    let _ = fs::create_dir_all(&pillar);
+    let w = |p: &Path, t: &str| {
+        if let Err(e) = fs::write(p, t) {
+            panic!("write {}: {e}", p.display());
+        }
+    };
+    w(&salt.join("top.sls"), "base:\n  '*':\n    - hello\n");
+    w(
+        &salt.join("hello.sls"),
+        &format!(
+            "nop:\n  test.nop: []\nmanaged:\n  file.managed:\n    - name: {}\n    - source: salt://f.txt\n    - makedirs: True\n",
+            managed.display()
+        ),
+    );
+    w(&salt.join("f.txt"), "served by salt-master-rs\nline two\n");
+    // 2.5 MiB: three chunks of file_buffer_size (1 MiB).
+    let big: Vec<u8> = (0..(5u32 << 19)).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let _ = fs::write(salt.join("sub/big.bin"), &big);
+    w(&root.join("secret.txt"), "TOP-SECRET-OUTSIDE-ROOTS");
+    let _ = std::os::unix::fs::symlink(root.join("secret.txt"), salt.join("escape.txt"));
+    let _ = std::os::unix::fs::symlink("f.txt", salt.join("alias.txt"));
+
+    w(
+        &pillar.join("top.sls"),
+        "base:\n  '*':\n    - common\n  'fs1':\n    - web\n  'id:fs2':\n    - match: grain\n    - db\n",
+    );
+    w(&pillar.join("common.sls"), "include:\n  - inc\nshared:\n  a: 1\n  list: [1, 2]\nrole: none\n");
+    w(&pillar.join("inc.sls"), "shared:\n  b: 2\n  list: [9]\nfrom_include: true\n");
+    w(&pillar.join("web.sls"), "role: web\nshared:\n  a: 10\n");
+    w(&pillar.join("db.sls"), "role: db\n");
+}
+
+fn roots_conf(root: &Path) -> String {
+    format!(
+        "auto_accept: True\nfile_roots:\n  base:\n    - {r}/srv/salt\npillar_roots:\n  base:\n    - {r}/srv/pillar\n",
+        r = root.display()
+    )
+}
+
+#[test]
+fn state_apply_pillar_and_pillar_targets_on_a_real_minion() {
+    if !have_salt() {
+        return;
+    }
+    let mut env = Env::new(46500, "");
+    let root = env.root.path().to_path_buf();
+    let managed = root.join("out/managed.txt");
+    write_trees(&root, &managed);
+    let _ = fs::write(env.conf().join("master.d/roots.conf"), roots_conf(&root));
+    env.minion_extra = "file_client: remote\n".to_owned();
+    env.start_master();
+    env.start_salt_minion("fs1");
+    env.start_salt_minion("fs2");
+    let ks = KeyStore::at(env.pki());
+    wait_for("both minions accepted and their pillar cached", T, || {
+        let acc = ks.accepted().unwrap_or_default();
+        ["fs1", "fs2"]
+            .iter()
+            .all(|id| acc.iter().any(|a| a == id) && env.cachedir().join(format!("pillar/{id}.p")).exists())
+    });
+
+    // pillar.items on the real minion: top targeting, include, smart merge.
+    let (code, out, err) =
+        env.cli("salt", &["fs1", "pillar.items", "unmask=True", "--static", "--out", "json", "-t", "60"], T);
+    let p = &Env::json(&out)["fs1"];
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(p["role"], "web", "{out}");
+    assert_eq!(p["shared"], serde_json::json!({"b": 2, "list": [1, 2], "a": 10}), "{out}");
+    assert_eq!(p["from_include"], true, "{out}");
+    assert!(p.get("_errors").is_none(), "{out}");
+    let (_, out, _) =
+        env.cli("salt", &["fs2", "pillar.items", "unmask=True", "--static", "--out", "json", "-t", "60"], T);
+    assert_eq!(Env::json(&out)["fs2"]["role"], "db", "{out}");
+
+    // Pillar targets: our master resolves them over the cached pillar.
+    for (tgt, who) in [("role:web", "fs1"), ("role:db", "fs2")] {
+        let (code, out, err) = env.cli("salt", &["-I", tgt, "test.ping", "--static", "--out", "json", "-t", "30"], T);
+        assert_eq!(code, 0, "{out} {err}");
+        assert_eq!(Env::json(&out), serde_json::json!({ who: true }), "-I {tgt}: {out} {err}");
+    }
+    let (_, out, _) = env.cli("salt", &["-I", "shared:b:2", "test.ping", "--static", "--out", "json", "-t", "30"], T);
+    assert_eq!(Env::json(&out), serde_json::json!({"fs1": true, "fs2": true}), "{out}");
+
+    // state.apply through our file server.
+    let (code, out, err) = env.cli("salt", &["fs1", "state.apply", "--static", "--out", "json", "-t", "100"], T);
+    let ret = &Env::json(&out)["fs1"];
+    let Some(states) = ret.as_object() else { panic!("no state return: {out} {err}") };
+    assert_eq!(states.len(), 2, "{out}");
+    for (name, st) in states {
+        assert_eq!(st["result"], true, "{name}: {out}");
+    }
+    assert!(states.keys().any(|k| k.starts_with("file_|-managed_|-")), "{out}");
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(fs::read_to_string(&managed).unwrap_or_default(), "served by salt-master-rs\nline two\n");
+
+    // A file of three chunks, byte for byte.
+    let dest = root.join("out/big.bin");
+    let dest_s = dest.display().to_string();
+    let (code, out, err) =
+        env.cli("salt", &["fs1", "cp.get_file", "salt://sub/big.bin", &dest_s, "--static", "--out", "json"], T);
+    assert_eq!(code, 0, "{out} {err}");
+    assert_eq!(fs::read(&dest).ok(), fs::read(root.join("srv/salt/sub/big.bin")).ok(), "{out}");
+    // A symlink out of the roots is not served to a real minion either.
+    let leak = root.join("out/leak.txt");
+    let leak_s = leak.display().to_string();
+    let _ = env.cli("salt", &["fs1", "cp.get_file", "salt://escape.txt", &leak_s, "--static", "--out", "json"], T);
+    assert!(!leak.exists(), "a symlink pointing outside file_roots was served");
+    let (_, out, _) = env.cli("salt", &["fs1", "cp.list_master", "--static", "--out", "json"], T);
+    let listed = &Env::json(&out)["fs1"];
+    assert_eq!(listed, &serde_json::json!(["alias.txt", "f.txt", "hello.sls", "sub/big.bin", "top.sls"]), "{out}");
+}
+
+/// One aes request from `m`, its decrypted reply.
+async fn ask(port: u16, m: &Minion, load: Value) -> Value {
+    let nonce = salt_proto::util::uuid4_hex().unwrap_or_default();
+    let reply = request(port, aes_frame(m, load, &m.tok, &nonce)).await;
+    match envelope::open_aes_reply(&m.session, &reply, &nonce) {
+        Ok(v) => v,
+        Err(e) => panic!("cannot open the reply: {e} ({reply:?})"),
+    }
+}
+
+fn contains_secret(v: &Value) -> bool {
+    let text = format!("{v:?}");
+    text.contains("TOP-SECRET") || text.contains("secret.txt")
+}
+
+#[test]
+fn hostile_paths_and_saltenvs_never_leave_file_roots() {
+    let mut env = Env::new(46510, "");
+    let root = env.root.path().to_path_buf();
+    write_trees(&root, &root.join("out/managed.txt"));
+    // A second saltenv through __env__, to try saltenv traversal on.
+    let _ = fs::create_dir_all(root.join("envs/dev"));
+    let _ = fs::write(root.join("envs/dev/d.txt"), "dev file");
+    let conf = format!(
+        "auto_accept: True\nfile_buffer_size: 4096\nfile_roots:\n  base:\n    - {r}/srv/salt\n  __env__:\n    - {r}/envs/__env__\n",
+        r = root.display()
+    );
+    let _ = fs::write(env.conf().join("master.d/roots.conf"), conf);
+    env.start_master();
+    let port = env.ret_port;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+    let Ok(rt) = rt else { panic!("runtime") };
+    rt.block_on(async move {
+        let Ok(key) = PrivateKey::generate(2048) else { panic!("keygen") };
+        let m = match sign_in(port, "hostile", &key).await {
+            Ok(m) => m,
+            Err(e) => panic!("sign in: {e}"),
+        };
+        let serve = |path: &str, env: &str| {
+            map([("cmd", string("_serve_file")), ("path", string(path)), ("saltenv", string(env)), ("loc", 0.into())])
+        };
+        let not_served = map([("data", string("")), ("dest", string(""))]);
+
+        // The good paths work (and chunk by file_buffer_size).
+        let r = ask(port, &m, serve("f.txt", "base")).await;
+        assert_eq!(get(&r, "data").and_then(value::as_bytes), Some(&b"served by salt-master-rs\nline two\n"[..]));
+        assert_eq!(get_str(&r, "dest"), Some("f.txt"));
+        let r = ask(port, &m, serve("sub/big.bin", "base")).await;
+        assert_eq!(get(&r, "data").and_then(value::as_bytes).map(<[u8]>::len), Some(4096));
+        let r = ask(port, &m, serve("d.txt", "dev")).await;
+        assert_eq!(get_str(&r, "dest"), Some("d.txt"), "{r:?}");
+        let r = ask(port, &m, serve("d.txt?saltenv=dev", "base")).await;
+        assert_eq!(get_str(&r, "dest"), Some("d.txt"), "{r:?}");
+
+        let secret = root.join("secret.txt").display().to_string();
+        let bad_paths = [
+            "../secret.txt",
+            "sub/../../secret.txt",
+            "./../secret.txt",
+            secret.as_str(),
+            "/etc/passwd",
+            "escape.txt",
+            "f.txt\0",
+            "\0../secret.txt",
+            "..\\secret.txt",
+            "sub\\..\\..\\secret.txt",
+            "..",
+            "",
+            "salt://../secret.txt",
+            "f.txt?saltenv=../..",
+            "|../secret.txt",
+        ];
+        for p in bad_paths {
+            let r = ask(port, &m, serve(p, "base")).await;
+            assert_eq!(r, not_served, "_serve_file {p:?}");
+            let h =
+                ask(port, &m, map([("cmd", string("_file_hash")), ("path", string(p)), ("saltenv", string("base"))]))
+                    .await;
+            assert_eq!(h, string(""), "_file_hash {p:?}");
+            let f =
+                ask(port, &m, map([("cmd", string("_file_find")), ("path", string(p)), ("saltenv", string("base"))]))
+                    .await;
+            assert_eq!(f, map([("path", string("")), ("rel", string(""))]), "_file_find {p:?}");
+        }
+        // Saltenvs that would climb out through __env__ or do not exist.
+        for e in ["..", "../..", "../../..", "/", "dev/../..", "nosuch\0", ""] {
+            let r = ask(port, &m, serve("secret.txt", e)).await;
+            assert_eq!(r, not_served, "saltenv {e:?}");
+            let r = ask(port, &m, serve("../secret.txt", e)).await;
+            assert_eq!(r, not_served, "saltenv {e:?}");
+            let l = ask(port, &m, map([("cmd", string("_file_list")), ("saltenv", string(e)), ("prefix", string(""))]))
+                .await;
+            assert!(!contains_secret(&l), "_file_list in {e:?}: {l:?}");
+        }
+        // Missing keys, wrong types, negative / huge offsets.
+        for load in [
+            map([("cmd", string("_serve_file")), ("path", string("f.txt")), ("saltenv", string("base"))]),
+            map([("cmd", string("_serve_file")), ("path", string("f.txt")), ("loc", 0.into())]),
+            map([("cmd", string("_serve_file")), ("path", 7.into()), ("saltenv", string("base")), ("loc", 0.into())]),
+            map([
+                ("cmd", string("_serve_file")),
+                ("path", string("f.txt")),
+                ("saltenv", string("base")),
+                ("loc", (-5).into()),
+            ]),
+            map([
+                ("cmd", string("_serve_file")),
+                ("path", string("f.txt")),
+                ("saltenv", string("base")),
+                ("loc", string("0")),
+            ]),
+        ] {
+            assert_eq!(ask(port, &m, load.clone()).await, not_served, "{load:?}");
+        }
+        let eof = ask(
+            port,
+            &m,
+            map([
+                ("cmd", string("_serve_file")),
+                ("path", string("f.txt")),
+                ("saltenv", string("base")),
+                ("loc", (1u64 << 40).into()),
+            ]),
+        )
+        .await;
+        assert_eq!(get(&eof, "data").and_then(value::as_bytes), Some(&b""[..]), "{eof:?}");
+
+        // The lists never show the outside symlink; a list needs a saltenv.
+        let l =
+            ask(port, &m, map([("cmd", string("_file_list")), ("saltenv", string("base")), ("prefix", string(""))]))
+                .await;
+        assert_eq!(l, value::str_list(["alias.txt", "f.txt", "hello.sls", "sub/big.bin", "top.sls"]), "{l:?}");
+        let l = ask(port, &m, map([("cmd", string("_file_list")), ("prefix", string(""))])).await;
+        assert_eq!(l, Value::Array(Vec::new()));
+        let l =
+            ask(port, &m, map([("cmd", string("_symlink_list")), ("saltenv", string("base")), ("prefix", string(""))]))
+                .await;
+        assert_eq!(l, map([("alias.txt", string("f.txt"))]), "{l:?}");
+        let l =
+            ask(port, &m, map([("cmd", string("_dir_list")), ("saltenv", string("base")), ("prefix", string("/su/"))]))
+                .await;
+        assert_eq!(l, value::str_list(["sub"]));
+        let envs = ask(port, &m, map([("cmd", string("_file_envs"))])).await;
+        assert_eq!(envs, value::str_list(["__env__", "base"]));
+        let h =
+            ask(port, &m, map([("cmd", string("_file_hash")), ("path", string("f.txt")), ("saltenv", string("base"))]))
+                .await;
+        assert_eq!(
+            h,
+            map([
+                ("hsum", string(salt_proto::util::sha256_hex(b"served by salt-master-rs\nline two\n"))),
+                ("hash_type", string("sha256"))
+            ])
+        );
+        let mo = ask(port, &m, map([("cmd", string("_master_opts"))])).await;
+        assert_eq!(get_str(&mo, "renderer"), Some("jinja|yaml"), "{mo:?}");
+        assert_eq!(get_str(&mo, "state_top"), Some("top.sls"));
+        let tops = ask(port, &m, map([("cmd", string("_master_tops")), ("id", string("hostile"))])).await;
+        assert_eq!(tops, Value::Map(Vec::new()));
+    });
+}
+
+/// A pillar tree with the awkward cases: several saltenvs, globbed sls,
+/// relative and keyed includes, a nodegroup, ignore_missing, a missing
+/// sls, a YAML error, an sls that is not a mapping, list replacement.
+fn write_pillar_tree(dir: &Path) {
+    let base = dir.join("base");
+    let dev = dir.join("dev");
+    for d in [base.join("web"), base.join("app"), dev.clone()] {
+        let _ = fs::create_dir_all(d);
+    }
+    let files: &[(&Path, &str, &str)] = &[
+        (
+            &base,
+            "top.sls",
+            "base:\n  '*':\n    - common\n    - missing_sls\n    - broken\n    - listy\n  'px1':\n    - web.*\n    - app\n  \
+             'G@kernel:Linux and px*':\n    - order: 1\n    - db\n  'ng1':\n    - match: nodegroup\n    - ng\n  'px*':\n    \
+             - match: glob\n    - ignore_missing: True\n    - optional_missing\n  'nobody':\n    - db\ndev:\n  'px1':\n    - devonly\n",
+        ),
+        (&base, "common.sls", "include:\n  - inc\n  - deep:\n      key: 'nested:deep'\nshared: {a: 1, list: [1, 2]}\nrole: none\n"),
+        (&base, "inc.sls", "shared: {b: 2, list: [9]}\nfrom_include: true\n"),
+        (&base, "deep.sls", "x: 1\n"),
+        (&base, "web/a.sls", "web: {a: 1, same: a}\nshared: {list: [3]}\n"),
+        (&base, "web/b.sls", "web: {b: 2, same: b}\n"),
+        (&base, "app/init.sls", "include:\n  - .cfg\napp: {name: init}\n"),
+        (&base, "app/cfg.sls", "app: {name: cfg, port: 80}\n"),
+        (&base, "db.sls", "role: db\ndb: true\n"),
+        (&base, "ng.sls", "ng: yes\n"),
+        (&base, "broken.sls", "a: [\n"),
+        (&base, "listy.sls", "- 1\n- 2\n"),
+        (&dev, "devonly.sls", "dev: {only: true}\nrole: dev\n"),
+    ];
+    for (d, name, text) in files {
+        if let Err(e) = fs::write(d.join(name), text) {
+            panic!("write {name}: {e}");
+        }
+    }
+}
+
+/// Our `_pillar` against Salt's own `Pillar.compile_pillar`
+/// (`salt-call --local pillar.items`) on the same tree, minion and grain.
+#[test]
+fn pillar_is_what_salt_compiles() {
+    if !have_salt() {
+        return;
+    }
+    let mut env = Env::new(46520, "");
+    let root = env.root.path().to_path_buf();
+    let tree = root.join("pil");
+    write_pillar_tree(&tree);
+    let roots = format!(
+        "pillar_roots:\n  base:\n    - {t}/base\n  dev:\n    - {t}/dev\nnodegroups:\n  ng1: 'px*'\n",
+        t = tree.display()
+    );
+    let _ = fs::write(env.conf().join("master.d/roots.conf"), format!("auto_accept: True\n{roots}"));
+    env.start_master();
+    for id in ["px1", "qz9"] {
+        // Salt's answer.
+        let d = root.join(format!("sc-{id}"));
+        let _ = fs::create_dir_all(&d);
+        let _ =
+            fs::write(d.join("minion"), format!("root_dir: {}\nid: {id}\nfile_client: local\n{roots}", d.display()));
+        let mut cmd = std::process::Command::new(common::salt_bin("salt-call"));
+        cmd.arg("-c").arg(&d).args(["--local", "--out", "json", "-l", "quiet", "pillar.items", "unmask=True"]);
+        let (code, out, err) = common::run(cmd, T);
+        let salt = Env::json(&out)["local"].clone();
+        assert!(salt.is_object(), "salt-call gave no pillar (rc {code}): {out} {err}");
+
+        // Ours, over the wire as a minion with the same kernel grain.
+        let port = env.ret_port;
+        let pki = env.pki();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let Ok(rt) = rt else { panic!("runtime") };
+        let ours = rt.block_on(async move {
+            let Ok(key) = PrivateKey::generate(2048) else { panic!("keygen") };
+            let m = match sign_in(port, id, &key).await {
+                Ok(m) => m,
+                Err(e) => panic!("sign in: {e}"),
+            };
+            let load = map([
+                ("cmd", string("_pillar")),
+                ("id", string(id)),
+                ("grains", map([("kernel", string("Linux")), ("os", string("Debian"))])),
+                ("saltenv", Value::Nil),
+                ("pillarenv", Value::Nil),
+                ("ver", string("2")),
+            ]);
+            let nonce = salt_proto::util::uuid4_hex().unwrap_or_default();
+            let reply = request(port, aes_frame(&m, load, &m.tok, &nonce)).await;
+            let master_pub = fs::read_to_string(pki.join("master.pub")).unwrap_or_default();
+            let Ok(master_pub) = salt_proto::PublicKey::from_pem(&master_pub) else { panic!("master.pub") };
+            match envelope::open_private_reply(
+                &key,
+                &master_pub,
+                &reply,
+                "pillar",
+                &nonce,
+                salt_proto::EncAlgo::OaepSha1,
+                salt_proto::SigAlgo::Pkcs1v15Sha1,
+            ) {
+                Ok(v) => salt_proto::value::to_json(&v),
+                Err(e) => panic!("pillar reply: {e}"),
+            }
+        });
+        eprintln!("pillar of {id}: {ours}");
+        assert_eq!(ours, salt, "pillar of {id}: ours (left) vs salt-call --local (right)");
+    }
+}

@@ -1,0 +1,230 @@
+//! ZAP (RFC 27) on the socket side: who answers a server's authentication requests.
+//!
+//! A socket with [`Options::zap_handler`] asks that handler (a Rust value or closure, called on
+//! the connection's task: keep it quick). Without one, if some socket of ours is bound at
+//! [`ZAP_ENDPOINT`] (`inproc://zeromq.zap.01`, the libzmq way: a REP or ROUTER the application
+//! runs), the request goes there over a REQ socket. With neither, every client is accepted, as in
+//! libzmq.
+//!
+//! [`Authenticator`] is a ready-made handler: addresses allowed or denied, PLAIN users, CURVE
+//! public keys.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::core::Core;
+use super::options::Options;
+use crate::codec::MechanismName;
+use crate::proto::mechanism::{CurvePublicKey, Security, ZapReply, ZapRequest, ZapSettings};
+use crate::{Message, Socket, SocketType};
+
+/// Where the libzmq-style handler binds.
+pub const ZAP_ENDPOINT: &str = "inproc://zeromq.zap.01";
+const ZAP_NAME: &str = "zeromq.zap.01";
+/// How long the inproc handler may take to answer; then the client is refused with 500.
+const ZAP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An authentication handler: judges each client a server socket's mechanism presents.
+pub trait ZapHandler: Send + Sync + 'static {
+    /// The verdict on one client.
+    fn authenticate(&self, request: &ZapRequest) -> ZapReply;
+}
+
+impl<F: Fn(&ZapRequest) -> ZapReply + Send + Sync + 'static> ZapHandler for F {
+    fn authenticate(&self, request: &ZapRequest) -> ZapReply {
+        self(request)
+    }
+}
+
+/// A shared handler, as kept in [`Options`].
+#[derive(Clone)]
+pub struct ZapHandlerRef(pub Arc<dyn ZapHandler>);
+
+impl std::fmt::Debug for ZapHandlerRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ZapHandler")
+    }
+}
+
+/// The ZAP settings for a new connection, if its handshake must ask: a server mechanism (or NULL
+/// with a domain) and a handler to ask.
+pub(crate) fn settings(options: &Options, security: &Security, peer: &str) -> Option<ZapSettings> {
+    let asks = match security {
+        Security::Null => !options.zap_domain.is_empty(),
+        s => s.is_server() == Some(true),
+    };
+    let handler = options.zap_handler.is_some() || super::inproc::is_bound(ZAP_NAME);
+    (asks && handler).then(|| ZapSettings {
+        domain: options.zap_domain.clone(),
+        address: Bytes::from(peer_ip(peer)),
+        identity: options.routing_id.clone(),
+    })
+}
+
+/// The IP address of a `tcp://host:port` peer; empty for other transports.
+fn peer_ip(peer: &str) -> String {
+    let Some(hostport) = peer.strip_prefix("tcp://") else { return String::new() };
+    match hostport.rsplit_once(':') {
+        Some((host, _)) => host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+        None => String::new(),
+    }
+}
+
+/// The verdict on a client, from the socket's handler.
+pub(crate) type Verdict = std::pin::Pin<Box<dyn std::future::Future<Output = ZapReply> + Send>>;
+
+/// Asks the socket's handler about `request`. A boxed `Send` future, not an `async fn`: the REQ
+/// socket that carries a request to `inproc://zeromq.zap.01` runs connection tasks that call
+/// this, and the compiler cannot prove such a cycle of opaque futures `Send`.
+pub(crate) fn authenticate(core: &Core, request: &ZapRequest) -> Verdict {
+    if let Some(h) = &core.options.zap_handler {
+        return Box::pin(std::future::ready(h.0.authenticate(request)));
+    }
+    let request = request.clone();
+    Box::pin(async move {
+        match tokio::time::timeout(ZAP_TIMEOUT, over_inproc(request)).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(why)) => {
+                tracing::warn!(%why, "ZAP handler failed");
+                ZapReply::deny(500, why)
+            }
+            Err(_) => ZapReply::deny(500, "ZAP handler did not answer"),
+        }
+    })
+}
+
+async fn over_inproc(request: ZapRequest) -> Result<ZapReply, String> {
+    let req = Socket::with_options(SocketType::Req, Options::default().linger(Some(Duration::ZERO)));
+    req.connect(ZAP_ENDPOINT).await.map_err(|e| e.to_string())?;
+    let id = Bytes::from_static(b"1");
+    let msg: Message = request.to_frames(id.clone()).into_iter().collect();
+    req.send(msg).await.map_err(|e| e.to_string())?;
+    let reply = req.recv().await.map_err(|e| e.to_string())?;
+    let frames: Vec<Bytes> = reply.iter().cloned().collect();
+    ZapReply::from_frames(&frames, &id).map_err(str::to_owned)
+}
+
+/// A ready-made handler, like CZMQ's `zauth`: addresses allowed or denied, PLAIN users and
+/// passwords, CURVE client keys.
+///
+/// Addresses come first: with an allow list, only those addresses pass; otherwise a denied one
+/// is refused. Then NULL clients pass, PLAIN clients need a listed user with its password (the
+/// user id is the user name), CURVE clients a listed key unless [`Authenticator::curve_any`]
+/// (the user id is the key in Z85). A refusal is a 400.
+#[derive(Debug, Default, Clone)]
+pub struct Authenticator {
+    allow: HashSet<Bytes>,
+    deny: HashSet<Bytes>,
+    plain: HashMap<Bytes, Bytes>,
+    curve: HashSet<CurvePublicKey>,
+    curve_any: bool,
+}
+
+impl Authenticator {
+    /// A handler that refuses every PLAIN and CURVE client until told otherwise.
+    pub fn new() -> Authenticator {
+        Authenticator::default()
+    }
+    /// Allows this IP address (then only allowed addresses pass).
+    pub fn allow(mut self, address: impl Into<Bytes>) -> Self {
+        self.allow.insert(address.into());
+        self
+    }
+    /// Denies this IP address.
+    pub fn deny(mut self, address: impl Into<Bytes>) -> Self {
+        self.deny.insert(address.into());
+        self
+    }
+    /// Adds a PLAIN user.
+    pub fn plain_user(mut self, username: impl Into<Bytes>, password: impl Into<Bytes>) -> Self {
+        self.plain.insert(username.into(), password.into());
+        self
+    }
+    /// Allows a CURVE client key.
+    pub fn curve_key(mut self, key: CurvePublicKey) -> Self {
+        self.curve.insert(key);
+        self
+    }
+    /// Allows every CURVE client (the connection is still encrypted and the server authenticated).
+    pub fn curve_any(mut self) -> Self {
+        self.curve_any = true;
+        self
+    }
+}
+
+impl ZapHandler for Authenticator {
+    fn authenticate(&self, r: &ZapRequest) -> ZapReply {
+        if !self.allow.is_empty() && !self.allow.contains(&r.address) {
+            return ZapReply::deny(400, "address not allowed");
+        }
+        if self.deny.contains(&r.address) {
+            return ZapReply::deny(400, "address denied");
+        }
+        match (r.mechanism, r.credentials.as_slice()) {
+            (m, []) if m == MechanismName::NULL => ZapReply::allow(Bytes::new()),
+            (m, [user, password]) if m == MechanismName::PLAIN => match self.plain.get(user) {
+                Some(expected) if crate::proto::mechanism::ct_eq(expected, password) => ZapReply::allow(user.clone()),
+                _ => ZapReply::deny(400, "invalid user name or password"),
+            },
+            (m, [key]) if m == MechanismName::CURVE => match CurvePublicKey::from_slice(key) {
+                Ok(k) if key.len() == 32 && (self.curve_any || self.curve.contains(&k)) => {
+                    ZapReply::allow(Bytes::from(k.to_z85()))
+                }
+                _ => ZapReply::deny(400, "unknown client key"),
+            },
+            _ => ZapReply::deny(400, "unsupported mechanism"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(mechanism: MechanismName, address: &'static [u8], credentials: Vec<Bytes>) -> ZapRequest {
+        ZapRequest {
+            domain: Bytes::new(),
+            address: Bytes::from_static(address),
+            identity: Bytes::new(),
+            mechanism,
+            credentials,
+        }
+    }
+
+    #[test]
+    fn authenticator_rules() {
+        let key = crate::curve_keypair().public;
+        let a = Authenticator::new().plain_user("admin", "secret").curve_key(key).deny("10.0.0.9");
+        let plain = |u: &'static [u8], p: &'static [u8]| {
+            a.authenticate(&request(
+                MechanismName::PLAIN,
+                b"127.0.0.1",
+                vec![Bytes::from_static(u), Bytes::from_static(p)],
+            ))
+        };
+        assert_eq!(plain(b"admin", b"secret").status, 200);
+        assert_eq!(plain(b"admin", b"secret").user_id, Bytes::from_static(b"admin"));
+        assert_eq!(plain(b"admin", b"wrong").status, 400);
+        assert_eq!(plain(b"nobody", b"secret").status, 400);
+        let curve = |k: [u8; 32]| {
+            a.authenticate(&request(MechanismName::CURVE, b"127.0.0.1", vec![Bytes::copy_from_slice(&k)]))
+        };
+        assert_eq!(curve(key.0).status, 200);
+        assert_eq!(curve(crate::curve_keypair().public.0).status, 400);
+        assert_eq!(a.authenticate(&request(MechanismName::NULL, b"10.0.0.9", vec![])).status, 400);
+        assert_eq!(a.authenticate(&request(MechanismName::NULL, b"10.0.0.8", vec![])).status, 200);
+        let only = Authenticator::new().allow("127.0.0.1");
+        assert_eq!(only.authenticate(&request(MechanismName::NULL, b"127.0.0.2", vec![])).status, 400);
+        assert_eq!(only.authenticate(&request(MechanismName::NULL, b"127.0.0.1", vec![])).status, 200);
+    }
+
+    #[test]
+    fn peer_addresses() {
+        assert_eq!(peer_ip("tcp://127.0.0.1:5555"), "127.0.0.1");
+        assert_eq!(peer_ip("tcp://[::1]:5555"), "::1");
+        assert_eq!(peer_ip("ipc:///tmp/x"), "");
+    }
+}
