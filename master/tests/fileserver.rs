@@ -559,8 +559,17 @@ fn file_server_answers_equal_a_real_salt_master() {
             let a = ask(ours_port, &ours, load.clone()).await;
             let b = ask(sp + 1, &theirs, load).await;
             assert!(!contains_secret(&a), "{name}: ours leaked {a:?}");
-            if comparable(&a) != comparable(&b) {
-                differ.push(format!("{name}:\n  ours {}\n  salt {}", comparable(&a), comparable(&b)));
+            let (mut ja, mut jb) = (comparable(&a), comparable(&b));
+            if name == "_file_envs" {
+                // Salt returns list(set()): its order follows the hash seed.
+                for j in [&mut ja, &mut jb] {
+                    if let Some(l) = j.as_array_mut() {
+                        l.sort_by_key(|x| x.to_string());
+                    }
+                }
+            }
+            if ja != jb {
+                differ.push(format!("{name}:\n  ours {ja}\n  salt {jb}"));
             }
             compared += 1;
         }
