@@ -186,6 +186,11 @@ fn serve_file(master: &Master, load: &Value) -> Value {
     let Some(path) = as_str(path) else { return none() };
     let Some(loc) = loc.as_u64() else { return none() };
     let Some(found) = find(master, path, &saltenv) else { return none() };
+    if !master.file_roots.serves(&saltenv, &found) {
+        // Found through a `?saltenv=` query outside the request's saltenv:
+        // Salt names it but sends no data.
+        return value::map([("data", string("")), ("dest", string(found.rel.as_str()))]);
+    }
     match crate::roots::read_chunk(&found.real, loc, master.config.file_buffer_size) {
         Ok(data) => value::map([("data", value::bytes(data)), ("dest", string(found.rel.as_str()))]),
         Err(e) => {
