@@ -450,3 +450,117 @@ async fn curve_our_client_with_wrong_server_key(t: Transport) {
         "libzmq saw {events:?}"
     );
 }
+
+/// A raw TCP peer sends our CURVE server a greeting and then `hello` (a command body), and
+/// lingers; returns once written.
+fn raw_curve_client(endpoint: &str, hello: Vec<u8>) -> std::net::TcpStream {
+    use std::io::Write;
+    let addr = endpoint.strip_prefix("tcp://").expect("tcp endpoint");
+    let mut s = std::net::TcpStream::connect(addr).expect("raw connect");
+    let mut g = [0u8; 64];
+    g[0] = 0xff;
+    g[9] = 0x7f;
+    g[10] = 3;
+    g[11] = 1;
+    g[12..17].copy_from_slice(b"CURVE");
+    s.write_all(&g).expect("greeting");
+    let mut frame = vec![0x04];
+    if hello.len() > 255 {
+        frame[0] |= 0x02;
+        frame.extend_from_slice(&(hello.len() as u64).to_be_bytes());
+    } else {
+        frame.push(hello.len() as u8);
+    }
+    frame.extend_from_slice(&hello);
+    s.write_all(&frame).expect("HELLO");
+    s
+}
+
+/// Garbage, truncated and stalled CURVE handshakes each close that connection only, with the
+/// reason in our monitor, while a libzmq client on the same socket keeps its traffic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curve_tampered_handshakes_close_only_that_connection() {
+    if !curve_available() {
+        return;
+    }
+    let server = zmtp::curve_keypair();
+    let rep = Socket::with_options(
+        SocketType::Rep,
+        Options::default()
+            .curve_server(true)
+            .curve_keypair(&server)
+            .handshake_timeout(Some(std::time::Duration::from_millis(500))),
+    );
+    let mut monitor = rep.monitor();
+    let ep = rep.bind("tcp://127.0.0.1:*").await.expect("bind");
+    let good = Z::new(zmq::REQ);
+    z_curve_client(&good, &zmq_keys(), &server.public);
+    good.connect(&ep);
+    req_rep_traffic_our_rep(&good, &rep).await;
+    interop_tests::next_handshake(&mut monitor).await;
+
+    // A HELLO of the right size whose signature box is garbage.
+    let mut garbage = b"\x05HELLO\x01\x00".to_vec();
+    garbage.extend((0..192u32).map(|i| (i * 7 + 3) as u8));
+    let _a = raw_curve_client(&ep, garbage);
+    let reason = handshake_failure(&mut monitor).await;
+    assert!(matches!(reason, DisconnectReason::Protocol(ConnectionError::Crypto(_))), "{reason:?}");
+
+    // A truncated HELLO.
+    let mut short = b"\x05HELLO\x01\x00".to_vec();
+    short.extend_from_slice(&[0u8; 40]);
+    let _b = raw_curve_client(&ep, short);
+    let reason = handshake_failure(&mut monitor).await;
+    assert!(matches!(reason, DisconnectReason::Protocol(ConnectionError::PeerMisbehaved(_))), "{reason:?}");
+
+    // A valid HELLO (made by our own client state machine), then silence: no INITIATE.
+    let mut client_cfg = zmtp::proto::Config::new(SocketType::Req);
+    client_cfg.security =
+        zmtp::proto::mechanism::Security::CurveClient { keys: zmtp::curve_keypair(), server: server.public };
+    let now = std::time::Instant::now();
+    let mut client = zmtp::proto::Connection::new(client_cfg, now);
+    let mut server_greeting = bytes::BytesMut::new();
+    zmtp::codec::Greeting::new(zmtp::codec::MechanismName::CURVE, true).encode(&mut server_greeting);
+    client.handle_input(&mut server_greeting, now).expect("greeting");
+    let mut out = Vec::new();
+    while let Some(chunk) = client.poll_transmit() {
+        out.extend_from_slice(&chunk);
+    }
+    // Our greeting (64), then the HELLO frame: flags, size 200, body.
+    assert_eq!(out.len(), 64 + 2 + 200);
+    let _c = raw_curve_client(&ep, out[66..].to_vec());
+    let reason = handshake_failure(&mut monitor).await;
+    assert_eq!(reason, DisconnectReason::Protocol(ConnectionError::HandshakeTimeout));
+
+    // The libzmq client never noticed.
+    req_rep_traffic_our_rep(&good, &rep).await;
+}
+
+/// NULL with a ZAP domain asks the handler too (libzmq's rule): an address denied by our
+/// `Authenticator` gets an ERROR, one allowed gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zap_null_with_domain_filters_by_address() {
+    let denied = Socket::with_options(
+        SocketType::Rep,
+        Options::default().zap_domain("global").zap_handler(Authenticator::new().deny("127.0.0.1")),
+    );
+    let mut monitor = denied.monitor();
+    let ep = denied.bind("tcp://127.0.0.1:*").await.expect("bind");
+    let z = Z::new(zmq::REQ);
+    z.connect(&ep);
+    let reason = handshake_failure(&mut monitor).await;
+    assert_eq!(
+        reason,
+        DisconnectReason::Protocol(ConnectionError::Unauthorized { status: 400, text: "address denied".into() })
+    );
+    z.close();
+
+    let allowed = Socket::with_options(
+        SocketType::Rep,
+        Options::default().zap_domain("global").zap_handler(Authenticator::new().allow("127.0.0.1")),
+    );
+    let ep = allowed.bind("tcp://127.0.0.1:*").await.expect("bind");
+    let z = Z::new(zmq::REQ);
+    z.connect(&ep);
+    req_rep_traffic_our_rep(&z, &allowed).await;
+}

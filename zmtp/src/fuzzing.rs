@@ -14,6 +14,8 @@
 //! | [`pair`]          | two [`Connection`]s, virtual clock      | what one side sends the other receives, in order; heartbeat verdicts are justified |
 //! | [`subscriptions`] | [`Subscriptions`]                       | agrees with a naive counted model            |
 //! | [`roundtrip`]     | encoders then decoders                  | `decode(encode(x)) == x` for greetings, frames, commands, metadata |
+//! | [`plain`]         | one PLAIN client or server, ZAP answered | result and events identical whatever the read split; refusals and user ids |
+//! | [`curve`]         | one CURVE client or server (`--cfg fuzzing`: identity boxes) | the same |
 //!
 //! Input layouts (the seed generator `fuzz/capture_seeds.py` writes them) are documented on each
 //! function. A missing byte reads as zero, so every input is valid.
@@ -1085,4 +1087,137 @@ pub fn roundtrip(data: &[u8]) {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// plain, curve
+// ---------------------------------------------------------------------------------------------
+
+/// ZAP statuses by the index the mechanism inputs use (`(role >> 2) % 4`).
+const ZAP_STATUSES: [u16; 4] = [200, 300, 400, 500];
+
+/// One side of a mechanism handshake fed peer bytes, ZAP requests answered as it goes.
+#[derive(Debug, PartialEq)]
+struct MechTrace {
+    result: Result<(), ConnectionError>,
+    events: Vec<Event>,
+    ready: bool,
+    closed: bool,
+}
+
+fn drive_mechanism(config: &Config, chunks: &[&[u8]], zap_status: u16, now: Instant) -> MechTrace {
+    let mut conn = Connection::new(config.clone(), now);
+    let mut buf = BytesMut::new();
+    let mut events = Vec::new();
+    let mut result = Ok(());
+    for chunk in chunks {
+        let closed_before = conn.is_closed();
+        buf.extend_from_slice(chunk);
+        let mut r = conn.handle_input(&mut buf, now);
+        loop {
+            let mut answered = false;
+            while let Some(ev) = conn.poll_event() {
+                match ev {
+                    Event::Authenticate(req) => {
+                        assert!(config.zap.is_some(), "a ZAP request without ZAP settings");
+                        assert_eq!(req.mechanism, config.security.mechanism());
+                        let reply = if zap_status == 200 {
+                            crate::proto::mechanism::ZapReply::allow("user")
+                        } else {
+                            crate::proto::mechanism::ZapReply::deny(zap_status, "no")
+                        };
+                        let z = conn.handle_zap_reply(reply, now);
+                        if zap_status != 200 {
+                            assert!(matches!(z, Err(ConnectionError::Unauthorized { .. })), "{z:?}");
+                        }
+                        r = r.and(z).and_then(|()| conn.handle_input(&mut buf, now));
+                        answered = true;
+                    }
+                    other => events.push(other),
+                }
+            }
+            if !answered {
+                break;
+            }
+        }
+        while conn.poll_transmit().is_some() {}
+        if closed_before {
+            assert!(r.is_ok() && conn.poll_event().is_none(), "something came out after close");
+        }
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    check_events(config.socket_type, &events);
+    if let Some(Event::Ready(info)) = events.first() {
+        if config.zap.is_some() && config.security.is_server() == Some(true) {
+            assert_eq!(info.metadata.get("User-Id").map(|v| &v[..]), Some(&b"user"[..]), "ZAP user id lost");
+        }
+    }
+    MechTrace { result, events, ready: conn.is_ready(), closed: conn.is_closed() }
+}
+
+/// A mechanism handshake from one side. Input:
+///
+/// ```text
+/// role    = OCTET   ; bit 0: we are the server; bit 1: ZAP configured; (x >> 2) % 4: ZAP status
+/// ours    = OCTET   ; SOCKET_TYPES[x % 11]
+/// splits  = count *OCTET
+/// stream  = *OCTET  ; what the peer sends after its greeting (generated: same mechanism, other role)
+/// ```
+///
+/// Result and events do not depend on how the stream is split into reads (ZAP requests are
+/// answered whenever they come: input is held meanwhile), nothing comes out after close, a
+/// refusal is `Unauthorized`, an accepted client carries the ZAP user id.
+fn mechanism_target(data: &[u8], security: impl Fn(bool) -> crate::proto::mechanism::Security) {
+    let mut r = Reader::new(data);
+    let role = r.u8();
+    let server = role & 1 == 1;
+    let ours = SOCKET_TYPES[usize::from(r.u8() % 11)];
+    let splits = Splits::read(&mut r);
+    let mut config = Config::new(ours);
+    config.security = security(server);
+    if role & 2 != 0 {
+        config.zap = Some(crate::proto::mechanism::ZapSettings::default());
+    }
+    let zap_status = ZAP_STATUSES[usize::from((role >> 2) % 4)];
+    let mut stream = Vec::new();
+    let peer = Greeting { version: (3, 1), mechanism: config.security.mechanism(), as_server: !server };
+    let mut g = BytesMut::new();
+    peer.encode(&mut g);
+    stream.extend_from_slice(&g);
+    stream.extend_from_slice(r.rest());
+    let now = Instant::now();
+    let single = drive_mechanism(&config, &[&stream], zap_status, now);
+    let split = drive_mechanism(&config, &splits.chunks(&stream), zap_status, now);
+    assert_eq!(single, split, "the handshake depends on how its input was split");
+}
+
+/// PLAIN, client or server: see `mechanism_target` for the layout.
+pub fn plain(data: &[u8]) {
+    use crate::proto::mechanism::Security;
+    mechanism_target(data, |server| {
+        if server {
+            Security::PlainServer
+        } else {
+            Security::PlainClient { username: Bytes::from_static(b"admin"), password: Bytes::from_static(b"secret") }
+        }
+    });
+}
+
+/// CURVE, client or server, with fixed keys: see `mechanism_target` for the layout. Built with
+/// `--cfg fuzzing` (as cargo-fuzz does), boxes are the identity with a zero tag, so the fuzzer
+/// can reach INITIATE, READY and MESSAGE; replayed without it, boxes are real and inputs stop at
+/// the first one.
+pub fn curve(data: &[u8]) {
+    use crate::proto::mechanism::{CurveKeyPair, CurveSecretKey, Security};
+    let key =
+        |b: u8| CurveKeyPair::from_secret(CurveSecretKey::from_slice(&[b; 32]).unwrap_or_else(|_| unreachable!()));
+    mechanism_target(data, |server| {
+        if server {
+            Security::CurveServer { keys: key(1) }
+        } else {
+            Security::CurveClient { keys: key(2), server: key(1).public }
+        }
+    });
 }

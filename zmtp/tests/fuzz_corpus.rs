@@ -22,6 +22,8 @@ const TARGETS: &[(&str, Entry)] = &[
     ("pair", fuzzing::pair),
     ("subscriptions", fuzzing::subscriptions),
     ("roundtrip", fuzzing::roundtrip),
+    ("plain", fuzzing::plain),
+    ("curve", fuzzing::curve),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -101,4 +103,14 @@ fn subscriptions() {
 #[test]
 fn roundtrip() {
     replay("roundtrip");
+}
+
+#[test]
+fn plain() {
+    replay("plain");
+}
+
+#[test]
+fn curve() {
+    replay("curve");
 }

@@ -330,6 +330,7 @@ fn secretbox_open(key: &[u8; 32], nonce: &[u8; 24], boxed: &[u8]) -> Option<Zero
     if boxed.len() < TAG {
         return None;
     }
+    #[cfg_attr(fuzzing, allow(unused_mut))]
     let mut plain = Zeroizing::new(boxed[TAG..].to_vec());
     #[cfg(not(fuzzing))]
     {
