@@ -334,6 +334,9 @@ fn write_pillar_tree(dir: &Path) {
         (&base, "broken.sls", "a: [\n"),
         (&base, "listy.sls", "- 1\n- 2\n"),
         (&dev, "devonly.sls", "dev: {only: true}\nrole: dev\n"),
+        // A second top file: its `base: px1` replaces base's own (merge_tops).
+        (&dev, "top.sls", "dev:\n  '*':\n    - devall\nbase:\n  'px1':\n    - db\n"),
+        (&dev, "devall.sls", "devall: [1]\n"),
     ];
     for (d, name, text) in files {
         if let Err(e) = fs::write(d.join(name), text) {
@@ -342,8 +345,17 @@ fn write_pillar_tree(dir: &Path) {
     }
 }
 
-/// Our `_pillar` against Salt's own `Pillar.compile_pillar`
-/// (`salt-call --local pillar.items`) on the same tree, minion and grain.
+/// Salt's master-side pillar compilation (`AESFuncs._pillar` →
+/// `salt.pillar.get_pillar(...).compile_pillar()`), printed as JSON.
+const ORACLE: &str = "import json, sys, salt.config, salt.pillar
+opts = salt.config.master_config(sys.argv[1])
+grains = {'kernel': 'Linux', 'os': 'Debian', 'id': sys.argv[2]}
+p = salt.pillar.get_pillar(opts, grains, sys.argv[2], None, pillarenv=sys.argv[3] or None)
+print(json.dumps(p.compile_pillar()))
+";
+
+/// Our `_pillar` against Salt's own master-side compilation on the same
+/// tree, minion, grains and pillarenv.
 #[test]
 fn pillar_is_what_salt_compiles() {
     if !have_salt() {
@@ -359,17 +371,25 @@ fn pillar_is_what_salt_compiles() {
     );
     let _ = fs::write(env.conf().join("master.d/roots.conf"), format!("auto_accept: True\n{roots}"));
     env.start_master();
-    for id in ["px1", "qz9"] {
-        // Salt's answer.
-        let d = root.join(format!("sc-{id}"));
-        let _ = fs::create_dir_all(&d);
-        let _ =
-            fs::write(d.join("minion"), format!("root_dir: {}\nid: {id}\nfile_client: local\n{roots}", d.display()));
-        let mut cmd = std::process::Command::new(common::salt_bin("salt-call"));
-        cmd.arg("-c").arg(&d).args(["--local", "--out", "json", "-l", "quiet", "pillar.items", "unmask=True"]);
+    let oracle_conf = root.join("oracle-master");
+    let _ = fs::write(&oracle_conf, format!("root_dir: {}/oracle\n{roots}", root.display()));
+    // One key per id: a known id presenting another key would be denied.
+    let mut keys = std::collections::HashMap::new();
+    for (id, pillarenv) in [("px1", None), ("qz9", None), ("px1", Some("dev")), ("qz9", Some("base"))] {
+        let key = keys
+            .entry(id)
+            .or_insert_with(|| match PrivateKey::generate(2048) {
+                Ok(k) => k,
+                Err(e) => panic!("keygen: {e}"),
+            })
+            .clone();
+        // Salt's answer: its master's own `salt.pillar.get_pillar` with
+        // master opts read from the same config.
+        let mut cmd = std::process::Command::new(common::salt_bin("python3"));
+        cmd.arg("-c").arg(ORACLE).arg(&oracle_conf).arg(id).arg(pillarenv.unwrap_or(""));
         let (code, out, err) = common::run(cmd, T);
-        let salt = Env::json(&out)["local"].clone();
-        assert!(salt.is_object(), "salt-call gave no pillar (rc {code}): {out} {err}");
+        let salt = Env::json(&out);
+        assert!(salt.is_object(), "Salt gave no pillar (rc {code}): {out} {err}");
 
         // Ours, over the wire as a minion with the same kernel grain.
         let port = env.ret_port;
@@ -377,7 +397,6 @@ fn pillar_is_what_salt_compiles() {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
         let Ok(rt) = rt else { panic!("runtime") };
         let ours = rt.block_on(async move {
-            let Ok(key) = PrivateKey::generate(2048) else { panic!("keygen") };
             let m = match sign_in(port, id, &key).await {
                 Ok(m) => m,
                 Err(e) => panic!("sign in: {e}"),
@@ -387,7 +406,7 @@ fn pillar_is_what_salt_compiles() {
                 ("id", string(id)),
                 ("grains", map([("kernel", string("Linux")), ("os", string("Debian"))])),
                 ("saltenv", Value::Nil),
-                ("pillarenv", Value::Nil),
+                ("pillarenv", pillarenv.map(string).unwrap_or(Value::Nil)),
                 ("ver", string("2")),
             ]);
             let nonce = salt_proto::util::uuid4_hex().unwrap_or_default();
@@ -407,8 +426,8 @@ fn pillar_is_what_salt_compiles() {
                 Err(e) => panic!("pillar reply: {e}"),
             }
         });
-        eprintln!("pillar of {id}: {ours}");
-        assert_eq!(ours, salt, "pillar of {id}: ours (left) vs salt-call --local (right)");
+        eprintln!("pillar of {id} (pillarenv {pillarenv:?}): {ours}");
+        assert_eq!(ours, salt, "pillar of {id} (pillarenv {pillarenv:?}): ours (left) vs Salt (right)");
     }
 }
 
