@@ -129,6 +129,8 @@ pub struct MasterConfig {
     pub file_ignore_glob: Vec<String>,
     /// `fileserver_backend` (`[roots]`): only `roots` is served.
     pub fileserver_backend: Vec<String>,
+    /// `fileserver_list_cache_time` seconds (20): how long file lists are kept.
+    pub fileserver_list_cache_time: u64,
     /// The options `_master_opts` hands a minion, in Salt's order
     /// (`top_file_merging_strategy` … `jinja_trim_blocks`), type-checked.
     pub state_opts: Vec<(&'static str, Value)>,
@@ -214,6 +216,7 @@ const KNOWN: &[&str] = &[
     "file_ignore_regex",
     "file_ignore_glob",
     "fileserver_backend",
+    "fileserver_list_cache_time",
     "top_file_merging_strategy",
     "env_order",
     "default_top",
@@ -385,6 +388,7 @@ impl MasterConfig {
                 tracing::warn!("fileserver_backend {b:?} is not supported by salt-master-rs; only roots is served");
             }
         }
+        c.fileserver_list_cache_time = u64_of(count("fileserver_list_cache_time", 20, 0)?);
         c.state_opts = Vec::new();
         for (key, default) in state_opt_defaults() {
             let v = match opts.get(key) {
@@ -525,6 +529,7 @@ impl MasterConfig {
             file_ignore_regex: Vec::new(),
             file_ignore_glob: Vec::new(),
             fileserver_backend: vec!["roots".to_owned()],
+            fileserver_list_cache_time: 20,
             state_opts: state_opt_defaults(),
             pillarenv: None,
             pillarenv_from_saltenv: false,

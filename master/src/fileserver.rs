@@ -13,11 +13,67 @@
 //! and saltenv goes through [`crate::roots`], which refuses to leave the
 //! roots.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use salt_proto::value::{self, as_str, get, get_str, string};
 use salt_proto::Value;
 
-use crate::roots::Found;
+use crate::roots::{Found, Lists};
 use crate::state::Master;
+
+/// Saltenvs whose lists are kept at once (an `__env__` root accepts any
+/// name; the cache is emptied when full).
+const LIST_CACHE_ENTRIES: usize = 64;
+
+/// Salt's file list cache (`check_file_list_cache`): the lists of a saltenv
+/// are walked once per `fileserver_list_cache_time` seconds (20), not on
+/// each of the ~20 `_file_list` calls a `state.apply` makes. Kept in
+/// memory, shared by the MWorkers.
+#[derive(Debug)]
+pub struct ListCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, Arc<Lists>)>>,
+}
+
+impl ListCache {
+    /// A cache keeping lists for `ttl` (zero: no caching).
+    pub fn new(ttl: Duration) -> Self {
+        ListCache { ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// The lists of `saltenv`, from the cache while young enough, else
+    /// from `walk` (`None`: unknown saltenv, not cached).
+    pub fn get(&self, saltenv: &str, walk: impl FnOnce() -> Option<Lists>) -> Option<Arc<Lists>> {
+        if self.ttl.is_zero() {
+            return walk().map(Arc::new);
+        }
+        if let Ok(entries) = self.entries.lock() {
+            if let Some((at, lists)) = entries.get(saltenv) {
+                if at.elapsed() < self.ttl {
+                    return Some(lists.clone());
+                }
+            }
+        }
+        let lists = Arc::new(walk()?);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= LIST_CACHE_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(saltenv.to_owned(), (Instant::now(), lists.clone()));
+        }
+        Some(lists)
+    }
+}
+
+/// The lists of `saltenv` in `file_roots` (cached), `None` if unknown.
+fn lists_of(master: &Master, saltenv: &str) -> Option<Arc<Lists>> {
+    if master.config.fileserver_backend.iter().all(|b| b != "roots") {
+        return None;
+    }
+    master.list_cache.get(saltenv, || master.file_roots.lists(saltenv, &master.roots_opts))
+}
 
 /// Whether `cmd` is one of the file server commands.
 pub fn handles(cmd: &str) -> bool {
@@ -102,26 +158,27 @@ fn master_opts(master: &Master, load: &Value) -> Value {
 
 fn list(master: &Master, cmd: &str, load: &Value) -> Value {
     let Some(saltenv) = saltenv_of(load) else { return Value::Array(Vec::new()) };
-    let lists = if master.config.fileserver_backend.iter().any(|b| b == "roots") {
-        master.file_roots.lists(&saltenv, &master.roots_opts).unwrap_or_default()
-    } else {
-        Default::default()
-    };
+    let Some(lists) = lists_of(master, &saltenv) else { return Value::Array(Vec::new()) };
     let items = match cmd {
-        "_file_list" => lists.files,
-        "_file_list_emptydirs" => lists.empty_dirs,
-        _ => lists.dirs,
+        "_file_list" => &lists.files,
+        "_file_list_emptydirs" => &lists.empty_dirs,
+        _ => &lists.dirs,
     };
     let prefix = get_str(load, "prefix").unwrap_or("").trim_matches('/').to_owned();
-    value::str_list(items.into_iter().filter(|f| f.starts_with(&prefix)))
+    value::str_list(items.iter().filter(|f| f.starts_with(&prefix)))
 }
 
 fn symlink_list(master: &Master, load: &Value) -> Value {
     let Some(saltenv) = saltenv_of(load) else { return Value::Map(Vec::new()) };
-    let Some(lists) = master.file_roots.lists(&saltenv, &master.roots_opts) else { return Value::Map(Vec::new()) };
+    let Some(lists) = lists_of(master, &saltenv) else { return Value::Map(Vec::new()) };
     let prefix = get_str(load, "prefix").unwrap_or("").trim_matches('/').to_owned();
     Value::Map(
-        lists.links.into_iter().filter(|(k, _)| k.starts_with(&prefix)).map(|(k, v)| (string(k), string(v))).collect(),
+        lists
+            .links
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, v)| (string(k.as_str()), string(v.as_str())))
+            .collect(),
     )
 }
 
@@ -186,11 +243,35 @@ fn serve_file(master: &Master, load: &Value) -> Value {
     let Some(path) = as_str(path) else { return none() };
     let Some(loc) = loc.as_u64() else { return none() };
     let Some(found) = find(master, path, &saltenv) else { return none() };
+    if !master.file_roots.serves(&saltenv, &found) {
+        // Found through a `?saltenv=` query outside the request's saltenv:
+        // Salt names it but sends no data.
+        return value::map([("data", string("")), ("dest", string(found.rel.as_str()))]);
+    }
     match crate::roots::read_chunk(&found.real, loc, master.config.file_buffer_size) {
         Ok(data) => value::map([("data", value::bytes(data)), ("dest", string(found.rel.as_str()))]),
         Err(e) => {
             tracing::error!("cannot read {}: {e}", found.real.display());
             none()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_are_cached_for_the_configured_time_only() {
+        let one = || Some(Lists { files: vec!["a".to_owned()], ..Lists::default() });
+        let two = || Some(Lists { files: vec!["a".to_owned(), "b".to_owned()], ..Lists::default() });
+        let kept = ListCache::new(Duration::from_secs(3600));
+        assert_eq!(kept.get("base", one).map(|l| l.files.len()), Some(1));
+        assert_eq!(kept.get("base", two).map(|l| l.files.len()), Some(1));
+        assert_eq!(kept.get("dev", || None), None);
+        assert_eq!(kept.get("dev", two).map(|l| l.files.len()), Some(2));
+        let off = ListCache::new(Duration::ZERO);
+        assert_eq!(off.get("base", one).map(|l| l.files.len()), Some(1));
+        assert_eq!(off.get("base", two).map(|l| l.files.len()), Some(2));
     }
 }

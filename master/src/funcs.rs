@@ -245,7 +245,8 @@ fn pillar(master: &Master, id: &str, load: Value) -> Reply {
         if let Err(e) = master.datacache.store(GRAINS, id, &grains) {
             tracing::error!("cannot cache the grains of {id}: {e}");
         }
-        if let Err(e) = master.datacache.store(PILLAR, id, &data) {
+        let pe = crate::pillar::effective_pillarenv(&master.config, saltenv, pillarenv);
+        if let Err(e) = master.datacache.store(PILLAR, &crate::pillar::cache_key(id, pe.as_deref()), &data) {
             tracing::error!("cannot cache the pillar of {id}: {e}");
         }
         if master.config.minion_data_cache_events {

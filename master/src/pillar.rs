@@ -63,10 +63,7 @@ pub fn compile(
     pillar_override: Option<&Value>,
 ) -> Value {
     let c = &master.config;
-    let pillarenv = pillarenv
-        .map(str::to_owned)
-        .or_else(|| if c.pillarenv_from_saltenv { saltenv.map(str::to_owned) } else { None })
-        .or_else(|| c.pillarenv.clone());
+    let pillarenv = effective_pillarenv(c, saltenv, pillarenv);
     let text = |k: &str, d: &str| c.state_opt(k).and_then(as_str).unwrap_or(d).to_owned();
     let state_top = text("state_top", "top.sls");
     let state_top = state_top.strip_prefix("salt://").unwrap_or(&state_top).trim_start_matches('/').to_owned();
@@ -117,6 +114,29 @@ pub fn compile(
         pillar = ctx.merge(pillar, over);
     }
     pillar
+}
+
+/// The pillarenv a compilation uses: the request's, else its saltenv with
+/// `pillarenv_from_saltenv`, else the `pillarenv` option.
+pub fn effective_pillarenv(
+    c: &crate::config::MasterConfig,
+    saltenv: Option<&str>,
+    pillarenv: Option<&str>,
+) -> Option<String> {
+    pillarenv
+        .map(str::to_owned)
+        .or_else(|| if c.pillarenv_from_saltenv { saltenv.map(str::to_owned) } else { None })
+        .or_else(|| c.pillarenv.clone())
+        .filter(|p| !p.is_empty())
+}
+
+/// The data cache key of a pillar (`PillarCache.pillar_key`): the id, or
+/// `id:pillarenv`; `-I` targets read the plain id's.
+pub fn cache_key(id: &str, pillarenv: Option<&str>) -> String {
+    match pillarenv {
+        Some(pe) => format!("{id}:{pe}"),
+        None => id.to_owned(),
+    }
 }
 
 /// A rendered file: `Ok(data)` or the render error's text.

@@ -199,6 +199,13 @@ impl Roots {
         None
     }
 
+    /// Whether `found` lies under a directory of `saltenv` (the check
+    /// `roots.serve_file` makes against the request's own saltenv, which a
+    /// `?saltenv=` query may have overridden for the lookup).
+    pub fn serves(&self, saltenv: &str, found: &Found) -> bool {
+        self.dirs(saltenv).is_some_and(|d| d.iter().any(|root| found.path.starts_with(root)))
+    }
+
     /// `roots._file_lists(saltenv)`; `None` when the saltenv is unknown.
     pub fn lists(&self, saltenv: &str, opts: &RootsOpts) -> Option<Lists> {
         let mut out = Lists::default();

@@ -148,6 +148,8 @@ pub struct Master {
     pub pillar_roots: crate::roots::Roots,
     /// The file server's symlink and ignore options.
     pub roots_opts: crate::roots::RootsOpts,
+    /// The file server's list cache.
+    pub list_cache: crate::fileserver::ListCache,
     aes: RwLock<Arc<AesKey>>,
     serial: AtomicU64,
     sessions: Mutex<HashMap<String, (SystemTime, Crypticle)>>,
@@ -193,6 +195,9 @@ impl Master {
             file_roots: crate::roots::Roots::from_value(&config.file_roots),
             pillar_roots: crate::roots::Roots::from_value(&config.pillar_roots),
             roots_opts: crate::roots::RootsOpts::of(&config),
+            list_cache: crate::fileserver::ListCache::new(std::time::Duration::from_secs(
+                config.fileserver_list_cache_time,
+            )),
             aes: RwLock::new(Arc::new(aes)),
             serial: AtomicU64::new(0),
             sessions: Mutex::new(HashMap::new()),

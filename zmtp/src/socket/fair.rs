@@ -7,11 +7,12 @@
 //! (per pipe); a full lane stops that peer only (its task stops reading it), and the receivers take
 //! from the lanes that hold messages, round-robin.
 //!
-//! One lock, as in `queue` (the pipes' queue, whose semantics this follows): a push is a lookup of
-//! the lane by its key (a peer's pipe id, through a multiply hash) and a `VecDeque` push; a receive
-//! takes the front of the ring of lanes that hold messages and moves that lane to the back. A lane
-//! stays while its pipe is attached, so a peer exchanging one message at a time allocates nothing;
-//! it goes once its pipe is removed and its messages are taken ([`Sender::close_lane`]).
+//! One lock, as in `queue` (the pipes' queue, whose semantics this follows). Lanes live in slots; a
+//! push finds its lane's slot from its key (a peer's pipe id) — the last push's slot when the key is
+//! the same, else through an index — and pushes to a `VecDeque`; a receive takes the front of the
+//! ring of slots that hold messages and moves that slot to the back. A lane stays while its pipe is
+//! attached, so a peer exchanging one message at a time allocates nothing; it goes once its pipe is
+//! removed and its messages are taken ([`Sender::close_lane`]), and its slot and buffer are reused.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -48,12 +49,15 @@ impl Hasher for IdHasher {
     }
 }
 
-type Lanes<T> = HashMap<u64, Lane<T>, BuildHasherDefault<IdHasher>>;
+type Index = HashMap<u64, usize, BuildHasherDefault<IdHasher>>;
 
-/// Empty buffers kept from removed lanes, so that churning peers do not allocate one each.
-const SPARE_BUFFERS: usize = 16;
+/// No lane: the cache of the last lane pushed to is empty.
+const NO_KEY: u64 = u64::MAX;
 
 struct Lane<T> {
+    key: u64,
+    /// In use (else a free slot whose buffer waits for the next lane).
+    live: bool,
     items: VecDeque<T>,
     /// Slots promised to [`Permit`]s not yet used.
     reserved: usize,
@@ -70,72 +74,104 @@ impl<T> Lane<T> {
 }
 
 struct State<T> {
-    lanes: Lanes<T>,
-    /// Keys of the lanes that hold messages, in the order they are served.
-    ring: VecDeque<u64>,
+    /// Lanes by slot; a removed lane's slot (and its buffer) is reused by the next one.
+    slots: Vec<Lane<T>>,
+    free: Vec<usize>,
+    /// Key → slot. Pushes look here only when the key differs from the last push's.
+    index: Index,
+    /// The last push's key and slot (most pushes in a row come from one peer).
+    last: (u64, usize),
+    /// Slots of the lanes that hold messages, in the order they are served.
+    ring: VecDeque<usize>,
     /// Per lane.
     capacity: usize,
     senders: usize,
     receiver_alive: bool,
     rx_waiters: Vec<Waker>,
-    spare: Vec<VecDeque<T>>,
 }
 
 impl<T> State<T> {
-    fn lane(&mut self, key: u64) -> &mut Lane<T> {
-        let spare = &mut self.spare;
-        self.lanes.entry(key).or_insert_with(|| Lane {
-            items: spare.pop().unwrap_or_default(),
-            reserved: 0,
-            tx_waiters: Vec::new(),
-            closed: false,
-        })
+    /// The slot of lane `key`, made if there is none.
+    #[inline(always)]
+    fn slot(&mut self, key: u64) -> usize {
+        if self.last.0 == key {
+            return self.last.1;
+        }
+        let slot = match self.index.get(&key) {
+            Some(&slot) => slot,
+            None => {
+                let slot = match self.free.pop() {
+                    Some(slot) => slot,
+                    None => {
+                        self.slots.push(Lane {
+                            key,
+                            live: false,
+                            items: VecDeque::new(),
+                            reserved: 0,
+                            tx_waiters: Vec::new(),
+                            closed: false,
+                        });
+                        self.slots.len() - 1
+                    }
+                };
+                let lane = &mut self.slots[slot];
+                lane.key = key;
+                lane.live = true;
+                lane.closed = false;
+                self.index.insert(key, slot);
+                slot
+            }
+        };
+        self.last = (key, slot);
+        slot
     }
 
-    fn has_room(&mut self, key: u64) -> bool {
-        let capacity = self.capacity;
-        let lane = self.lane(key);
-        lane.items.len() + lane.reserved < capacity
-    }
-
-    /// Queues `item` in lane `key`; returns the receivers to wake.
-    fn push(&mut self, key: u64, item: T) -> Vec<Waker> {
-        let lane = self.lane(key);
+    /// Queues `item` in the lane at `slot`; returns the receivers to wake.
+    #[inline(always)]
+    fn push(&mut self, slot: usize, item: T) -> Vec<Waker> {
+        let lane = &mut self.slots[slot];
         let was_empty = lane.items.is_empty();
         lane.items.push_back(item);
         if was_empty {
-            self.ring.push_back(key);
+            self.ring.push_back(slot);
         }
         std::mem::take(&mut self.rx_waiters)
     }
 
     /// The next message in turn, and the sender to wake now that its lane has room.
+    #[inline(always)]
     fn pop(&mut self) -> Option<(T, Vec<Waker>)> {
-        let &key = self.ring.front()?;
-        let Some(lane) = self.lanes.get_mut(&key) else {
-            // Not reachable: a key is in the ring only while its lane holds messages.
-            self.ring.pop_front();
-            return None;
-        };
+        let &slot = self.ring.front()?;
+        let lane = &mut self.slots[slot];
         let item = lane.items.pop_front()?;
-        let waiters = std::mem::take(&mut lane.tx_waiters);
+        let waiters = if lane.tx_waiters.is_empty() { Vec::new() } else { std::mem::take(&mut lane.tx_waiters) };
         if lane.items.is_empty() {
             self.ring.pop_front();
             if lane.closed && lane.idle() {
-                self.remove(key);
+                self.remove(slot);
             }
-        } else {
-            self.ring.rotate_left(1);
+        } else if self.ring.len() > 1 {
+            self.ring.pop_front();
+            self.ring.push_back(slot);
         }
         Some((item, waiters))
     }
 
-    fn remove(&mut self, key: u64) {
-        if let Some(mut lane) = self.lanes.remove(&key) {
-            if self.spare.len() < SPARE_BUFFERS && lane.items.capacity() <= 64 {
-                lane.items.clear();
-                self.spare.push(lane.items);
-            }
+    fn remove(&mut self, slot: usize) {
+        let lane = &mut self.slots[slot];
+        if !lane.live {
+            return;
+        }
+        lane.live = false;
+        lane.items.clear();
+        if lane.items.capacity() > 64 {
+            lane.items = VecDeque::new();
+        }
+        let key = lane.key;
+        self.index.remove(&key);
+        self.free.push(slot);
+        if self.last.0 == key {
+            self.last = (NO_KEY, 0);
         }
     }
 }
@@ -154,13 +190,15 @@ impl<T> Shared<T> {
 pub(crate) fn channel<T: Keyed>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
-            lanes: Lanes::default(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: Index::default(),
+            last: (NO_KEY, 0),
             ring: VecDeque::new(),
             capacity: capacity.max(1),
             senders: 1,
             receiver_alive: true,
             rx_waiters: Vec::new(),
-            spare: Vec::new(),
         }),
     });
     (Sender { shared: shared.clone() }, Receiver { shared })
@@ -207,10 +245,12 @@ impl<T: Keyed> Sender<T> {
             if !st.receiver_alive {
                 return Err(TrySendError::Closed(item));
             }
-            if !st.has_room(key) {
+            let slot = st.slot(key);
+            let lane = &st.slots[slot];
+            if lane.items.len() + lane.reserved >= st.capacity {
                 return Err(TrySendError::Full(item));
             }
-            st.push(key, item)
+            st.push(slot, item)
         };
         wake_all(waiters);
         Ok(())
@@ -227,11 +267,14 @@ impl<T: Keyed> Sender<T> {
         if !st.receiver_alive {
             return Poll::Ready(Err(()));
         }
-        if st.has_room(key) {
-            st.lane(key).reserved += 1;
+        let slot = st.slot(key);
+        let capacity = st.capacity;
+        let lane = &mut st.slots[slot];
+        if lane.items.len() + lane.reserved < capacity {
+            lane.reserved += 1;
             return Poll::Ready(Ok(()));
         }
-        register(&mut st.lane(key).tx_waiters, cx.waker());
+        register(&mut lane.tx_waiters, cx.waker());
         Poll::Pending
     }
 
@@ -250,10 +293,11 @@ impl<T: Keyed> Sender<T> {
     /// The pipe behind lane `key` is gone: the lane goes once its messages are taken.
     pub(crate) fn close_lane(&self, key: u64) {
         let mut st = self.shared.lock();
-        let Some(lane) = st.lanes.get_mut(&key) else { return };
+        let Some(&slot) = st.index.get(&key) else { return };
+        let lane = &mut st.slots[slot];
         lane.closed = true;
         if lane.idle() {
-            st.remove(key);
+            st.remove(slot);
         }
     }
 }
@@ -272,11 +316,12 @@ impl<T> Permit<'_, T> {
         self.used = true;
         let waiters = {
             let mut st = self.sender.shared.lock();
-            st.lane(self.key).reserved -= 1;
+            let slot = st.slot(self.key);
+            st.slots[slot].reserved -= 1;
             if !st.receiver_alive {
                 return;
             }
-            st.push(self.key, item)
+            st.push(slot, item)
         };
         wake_all(waiters);
     }
@@ -289,11 +334,12 @@ impl<T> Drop for Permit<'_, T> {
         }
         let waiters = {
             let mut st = self.sender.shared.lock();
-            let lane = st.lane(self.key);
+            let slot = st.slot(self.key);
+            let lane = &mut st.slots[slot];
             lane.reserved -= 1;
             let waiters = std::mem::take(&mut lane.tx_waiters);
             if lane.closed && lane.idle() {
-                st.remove(self.key);
+                st.remove(slot);
             }
             waiters
         };
@@ -320,10 +366,10 @@ impl<T> Drop for Receiver<T> {
             st.receiver_alive = false;
             st.ring.clear();
             let mut waiters = Vec::new();
-            for lane in st.lanes.values_mut() {
+            for lane in &mut st.slots {
                 waiters.append(&mut lane.tx_waiters);
             }
-            (std::mem::take(&mut st.lanes), waiters)
+            (std::mem::take(&mut st.slots), waiters)
         };
         // Dropped outside the lock: a message's drop may be arbitrary user code (Bytes owners).
         drop(lanes);
@@ -373,7 +419,7 @@ impl<T> Receiver<T> {
     /// How many lanes exist (attached peers with a lane, and removed ones still holding messages).
     #[cfg(test)]
     pub(crate) fn lanes(&self) -> usize {
-        self.shared.lock().lanes.len()
+        self.shared.lock().index.len()
     }
 }
 
