@@ -300,9 +300,21 @@ def fmt(v, unit=""):
 
 def label(r):
     """What distinguishes a run: its label, minion key size, swarm threads, load average."""
-    parts = [r.get("label") or ("main's master" if r["master"] == "ours" else "")]
+    # The first runs (before labels and --swarm-threads existed) were main's master.
+    first = r["master"] == "ours" and "swarm_threads" not in r
+    parts = [r.get("label") or ("main's master" if first else "")]
     parts.append(f"{r.get('keysize', 2048)}-bit keys, swarm {r.get('swarm_threads', 2)} thr, load {r.get('load_avg_start', 0):.0f}")
     return "; ".join(p for p in parts if p)
+
+
+def rotation(r):
+    rot = r.get("rotation")
+    if not rot:
+        return "–"
+    if "error" in rot:
+        return rot["error"]
+    return (f"{fmt(rot.get('last_returned_s'), ' s')}, {rot.get('ok')}/{r['n']} "
+            f"({rot.get('reauth_auth_requests')} `_auth`, {rot.get('master_cpu_s')} CPU-s)")
 
 
 def report(out_dir):
@@ -314,8 +326,8 @@ def report(out_dir):
     rows.sort(key=lambda r: (r["n"], r["master"], r.get("date", "")))
     med = lambda xs: sorted(xs)[len(xs) // 2] if xs else None
     lines = [
-        "| N | master | run | all signed in | up (pillar+start) | sign-ins/s | `_auth`/minion | test.ping all (CLI wall, median) | publish→last return (median) | returns | publish→first return | cmd.run all | grain (N/10) | RSS after storm / end | CPU-s storm / total |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| N | master | run | all signed in | up (pillar+start) | sign-ins/s | `_auth`/minion | test.ping all (CLI wall, median) | publish→last return (median) | returns | publish→first return | cmd.run all | grain (N/10) | RSS after storm / end | CPU-s storm / total | re-auth storm after `.dfn`: publish → last return (`_auth` sent, CPU-s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s = r.get("storm", {})
@@ -333,7 +345,7 @@ def report(out_dir):
             f"{fmt(med(walls), ' s')} | {fmt(med(lasts), ' s')} | {oks} | {fmt(med(firsts), ' s')} | "
             f"{fmt(c.get('wall_s'), ' s')} ({c.get('ok', '–')}) | {fmt(g.get('wall_s'), ' s')} ({g.get('ok', '–')}/{g.get('expected', '–')}) | "
             f"{fmt(r.get('master_rss_after_storm_mib'))} / {fmt(r.get('master_rss_end_mib'))} MiB ({r.get('master_processes_end')} proc) | "
-            f"{fmt(s.get('master_cpu_s'))} / {fmt(r.get('master_cpu_total_s'))} |"
+            f"{fmt(s.get('master_cpu_s'))} / {fmt(r.get('master_cpu_total_s'))} | {rotation(r)} |"
         )
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
