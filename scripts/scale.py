@@ -118,6 +118,7 @@ class Run:
             f.write(
                 f"root_dir: {self.root}\ninterface: 0.0.0.0\npublish_port: {PUB}\nret_port: {RET}\n"
                 f"auto_accept: True\nworker_threads: {a.workers}\nuser: root\nlog_level_logfile: warning\n"
+                f"loop_interval: {a.loop_interval}\nid: scalemaster\n"
             )
         self.procs = max(1, math.ceil(n / a.per_proc))
         self.out = {"master": kind, "n": n, "workers": a.workers, "swarm_procs": self.procs, "keysize": a.keysize, "swarm_threads": a.swarm_threads, "label": a.label,
@@ -178,6 +179,36 @@ class Run:
             lat["swarm_returned"] = v.get("returned", 0)
         return {"wall_s": round(wall, 3), "rc": p.returncode, "returns": ret if isinstance(ret, dict) else {},
                 **lat}
+
+    def rotation(self):
+        """The re-auth storm: ask for an AES key rotation (`cachedir/.dfn`, mode 0400, as `salt-key
+        -d` leaves it), wait for the maintenance loop to take it, then `test.ping` to all: every
+        minion fails the publish's HMAC, signs in again and answers."""
+        dfn = os.path.join(self.root, "var/cache/salt/master/.dfn")
+        fd = os.open(dfn, os.O_WRONLY | os.O_CREAT, 0o400)
+        os.write(fd, b"scalemaster")  # the master's `id`: a dropfile names the master it is for
+        os.close(fd)
+        os.chmod(dfn, 0o400)
+        end = time.time() + self.a.loop_interval * 3 + 30
+        while os.path.exists(dfn) and time.time() < end:
+            time.sleep(0.2)
+        if os.path.exists(dfn):
+            return {"error": "the master did not take .dfn"}
+        before = read_status(self.run_dir)
+        cpu0 = group_usage(self.master.pid)[0]
+        r = self.cli(["*", "test.ping"], self.a.cli_timeout)
+        r["ok"] = sum(1 for v in r.pop("returns").values() if v is True)
+        end = time.time() + self.a.storm_timeout
+        while time.time() < end:
+            st = read_status(self.run_dir)
+            if st.get("signed_in", 0) - before.get("signed_in", 0) >= self.n:
+                break
+            time.sleep(0.5)
+        st = read_status(self.run_dir)
+        r["reauth_signed_in"] = st.get("signed_in", 0) - before.get("signed_in", 0)
+        r["reauth_auth_requests"] = st.get("auth_requests", 0) - before.get("auth_requests", 0)
+        r["master_cpu_s"] = round(group_usage(self.master.pid)[0] - cpu0, 1)
+        return r
 
     def go(self):
         a = self
@@ -243,6 +274,9 @@ class Run:
             r["expected"] = sum(1 for i in range(self.n) if i % 10 == 3)
             self.out["grain_ping"] = r
             self.log(f"grain test.ping: {r}")
+            if self.a.rotate:
+                self.out["rotation"] = self.rotation()
+                self.log(f"re-auth after .dfn rotation: {self.out['rotation']}")
         cpu2, rss2, pss2, np2 = group_usage(self.master.pid)
         scpu, srss, _, _ = group_usage(self.swarm.pid)
         self.out.update(master_cpu_total_s=round(cpu2 - cpu0, 1), master_rss_end_mib=round(rss2 / 1024, 1),
@@ -266,9 +300,21 @@ def fmt(v, unit=""):
 
 def label(r):
     """What distinguishes a run: its label, minion key size, swarm threads, load average."""
-    parts = [r.get("label") or ("main's master" if r["master"] == "ours" else "")]
+    # The first runs (before labels and --swarm-threads existed) were main's master.
+    first = r["master"] == "ours" and "swarm_threads" not in r
+    parts = [r.get("label") or ("main's master" if first else "")]
     parts.append(f"{r.get('keysize', 2048)}-bit keys, swarm {r.get('swarm_threads', 2)} thr, load {r.get('load_avg_start', 0):.0f}")
     return "; ".join(p for p in parts if p)
+
+
+def rotation(r):
+    rot = r.get("rotation")
+    if not rot:
+        return "–"
+    if "error" in rot:
+        return rot["error"]
+    return (f"{fmt(rot.get('last_returned_s'), ' s')}, {rot.get('ok')}/{r['n']} "
+            f"({rot.get('reauth_auth_requests')} `_auth`, {rot.get('master_cpu_s')} CPU-s)")
 
 
 def report(out_dir):
@@ -280,8 +326,8 @@ def report(out_dir):
     rows.sort(key=lambda r: (r["n"], r["master"], r.get("date", "")))
     med = lambda xs: sorted(xs)[len(xs) // 2] if xs else None
     lines = [
-        "| N | master | run | all signed in | up (pillar+start) | sign-ins/s | `_auth`/minion | test.ping all (CLI wall, median) | publish→last return (median) | returns | publish→first return | cmd.run all | grain (N/10) | RSS after storm / end | CPU-s storm / total |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| N | master | run | all signed in | up (pillar+start) | sign-ins/s | `_auth`/minion | test.ping all (CLI wall, median) | publish→last return (median) | returns | publish→first return | cmd.run all | grain (N/10) | RSS after storm / end | CPU-s storm / total | re-auth storm after `.dfn`: publish → last return (`_auth` sent, CPU-s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         s = r.get("storm", {})
@@ -299,7 +345,7 @@ def report(out_dir):
             f"{fmt(med(walls), ' s')} | {fmt(med(lasts), ' s')} | {oks} | {fmt(med(firsts), ' s')} | "
             f"{fmt(c.get('wall_s'), ' s')} ({c.get('ok', '–')}) | {fmt(g.get('wall_s'), ' s')} ({g.get('ok', '–')}/{g.get('expected', '–')}) | "
             f"{fmt(r.get('master_rss_after_storm_mib'))} / {fmt(r.get('master_rss_end_mib'))} MiB ({r.get('master_processes_end')} proc) | "
-            f"{fmt(s.get('master_cpu_s'))} / {fmt(r.get('master_cpu_total_s'))} |"
+            f"{fmt(s.get('master_cpu_s'))} / {fmt(r.get('master_cpu_total_s'))} | {rotation(r)} |"
         )
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out_dir, "RESULTS.md"), "w") as f:
@@ -332,6 +378,8 @@ def main():
     r.add_argument("--cli-timeout", type=int, default=60)
     r.add_argument("--status-ms", type=int, default=250)
     r.add_argument("--keep", action="store_true")
+    r.add_argument("--rotate", action="store_true", help="also measure the re-auth storm after a .dfn rotation")
+    r.add_argument("--loop-interval", type=int, default=5, help="the masters' maintenance period (.dfn checks)")
     rp = sub.add_parser("report")
     rp.add_argument("out", nargs="?", default="bench/results/scale")
     a = ap.parse_args()

@@ -17,8 +17,9 @@ SALT_NS=${SALT_NS:-100 1000}
 OURS_NS=${OURS_NS:-100 1000 5000 9000}
 RUNS=${RUNS:-3}
 if [ "${1:-}" = --quick ]; then SALT_NS=100; OURS_NS=100; RUNS=2; fi
+[ -n "${ROTATE:-}" ] && args_rotate=(--rotate) || args_rotate=()
 OUT=bench/results/scale
-args=(--bin "$BIN" --out "$OUT" --runs "$RUNS" --workers "${WORKERS:-5}")
+args=(--bin "$BIN" --out "$OUT" --runs "$RUNS" --workers "${WORKERS:-5}" "${args_rotate[@]}")
 for n in $OURS_NS; do
   ks=2048; [ "$n" -gt 1000 ] && ks=${BIG_KEYSIZE:-2048}
   python3 scripts/scale.py run --master ours -n "$n" --keysize "$ks" "${args[@]}"
