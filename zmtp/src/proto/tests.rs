@@ -439,3 +439,23 @@ fn libzmq_plain_error_quirk_is_an_error() {
     let err = a.handle_input(&mut wire, now).expect_err("refused");
     assert_eq!(err, ConnectionError::PeerError(Bytes::from_static(b"400")));
 }
+
+/// A client whose vouch is not made with the long-term key it claims (C in INITIATE is someone
+/// else's): the server cannot open the vouch and closes.
+#[test]
+fn curve_bad_vouch_fails() {
+    let now = Instant::now();
+    let (mut c, s, keys) = curve_configs(SocketType::Dealer, SocketType::Router);
+    let mut forged = keys;
+    forged.public = mechanism::CurveKeyPair::generate().public;
+    let mechanism::Security::CurveClient { server, .. } = c.security.clone() else { unreachable!() };
+    c.security = mechanism::Security::CurveClient { keys: forged, server };
+    let mut a = Connection::new(c, now);
+    let mut b = Connection::new(s, now);
+    shuttle(&mut a, &mut b, now).expect("greeting");
+    shuttle(&mut b, &mut a, now).expect("greeting");
+    shuttle(&mut a, &mut b, now).expect("HELLO");
+    shuttle(&mut b, &mut a, now).expect("WELCOME");
+    let err = shuttle(&mut a, &mut b, now).expect_err("INITIATE with a bad vouch");
+    assert_eq!(err, ConnectionError::Crypto("INITIATE vouch does not open".into()));
+}
