@@ -107,6 +107,7 @@ impl FrameDecoder {
     ///
     /// `Ok(None)`: `src` does not yet hold a whole frame; call again when more has been read.
     /// `Err`: the stream is corrupt; the decoder must not be used again.
+    #[inline]
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
         Ok(self.decode_mut(src)?.map(|(flags, body)| {
             let body = body.freeze();
@@ -120,6 +121,7 @@ impl FrameDecoder {
 
     /// As [`FrameDecoder::decode`], but gives the flags octet and the body still mutable (its own
     /// range of the read buffer), for a mechanism that decrypts it in place.
+    #[inline]
     pub fn decode_mut(&mut self, src: &mut BytesMut) -> Result<Option<(u8, BytesMut)>, CodecError> {
         let header = match self.header {
             Some(h) => h,

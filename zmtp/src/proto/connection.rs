@@ -164,7 +164,7 @@ pub enum Event {
     Cancel(Bytes),
     /// The handshake waits for the application's verdict on this client: answer with
     /// [`Connection::handle_zap_reply`]. Input is held meanwhile.
-    Authenticate(ZapRequest),
+    Authenticate(Box<ZapRequest>),
 }
 
 #[derive(Debug)]
@@ -347,7 +347,7 @@ impl Connection {
         match next {
             Next::Continue(handshake) => self.state = State::Handshake { peer_version, handshake },
             Next::Authenticate(request, handshake) => {
-                self.events.push_back(Event::Authenticate(request));
+                self.events.push_back(Event::Authenticate(Box::new(request)));
                 self.state = State::Handshake { peer_version, handshake };
             }
             Next::Done(established) => {

@@ -459,3 +459,10 @@ fn curve_bad_vouch_fails() {
     let err = shuttle(&mut a, &mut b, now).expect_err("INITIATE with a bad vouch");
     assert_eq!(err, ConnectionError::Crypto("INITIATE vouch does not open".into()));
 }
+
+/// Every message goes through the event queue: a ZAP request (rare) must not make each event
+/// larger than a message needs.
+#[test]
+fn events_stay_small() {
+    assert!(std::mem::size_of::<Event>() <= std::mem::size_of::<PeerInfo>().max(std::mem::size_of::<Message>()) + 8);
+}
