@@ -361,18 +361,22 @@ impl<T> fmt::Debug for Receiver<T> {
 
 impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
-        let (lanes, waiters) = {
+        let (items, waiters) = {
             let mut st = self.shared.lock();
             st.receiver_alive = false;
             st.ring.clear();
+            // The lanes stay (senders, permits and `close_lane` still find their slots); only what
+            // they hold goes.
+            let mut items = Vec::new();
             let mut waiters = Vec::new();
             for lane in &mut st.slots {
+                items.push(std::mem::take(&mut lane.items));
                 waiters.append(&mut lane.tx_waiters);
             }
-            (std::mem::take(&mut st.slots), waiters)
+            (items, waiters)
         };
         // Dropped outside the lock: a message's drop may be arbitrary user code (Bytes owners).
-        drop(lanes);
+        drop(items);
         wake_all(waiters);
     }
 }
@@ -490,6 +494,22 @@ mod tests {
         assert_eq!(rx.lanes(), 1);
         tx.close_lane(7);
         assert_eq!(rx.lanes(), 0);
+    }
+
+    #[tokio::test]
+    async fn senders_outlive_the_receiver() {
+        let (tx, rx) = channel(2);
+        tx.try_send(M(1, 0)).expect("room");
+        let permit = tx.reserve(1).await.expect("room");
+        let unused = tx.reserve(2).await.expect("room");
+        drop(rx);
+        // Each of these once indexed a lane the receiver's drop had taken away.
+        permit.send(M(1, 1));
+        drop(unused);
+        tx.close_lane(1);
+        tx.close_lane(2);
+        assert_eq!(tx.try_send(M(3, 0)), Err(TrySendError::Closed(M(3, 0))));
+        assert!(tx.reserve(3).await.is_err());
     }
 
     #[tokio::test]
