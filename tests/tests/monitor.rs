@@ -221,8 +221,11 @@ async fn accept_incompatible(t: Transport) {
 
 /// After a protocol error (here: an incompatible peer) libzmq 4.3.4 stops connecting to that
 /// endpoint (session_base.cpp, `engine_error`: only connection and timeout errors reconnect).
-/// Checked over a grace period of many reconnect intervals.
-async fn gives_up_run_zmq(t: Transport) {
+/// Between two libzmq sockets this races: when the PUB reads the DEALER's READY first, it closes
+/// the connection without an ERROR, the DEALER sees a connection error and reconnects (seen under
+/// load on this machine: 2 of 3 runs kept reconnecting). So the reference is reported, not asserted.
+/// Returns whether libzmq reconnected.
+async fn gives_up_run_zmq(t: Transport) -> bool {
     let publ = Z::new(zmq::PUB);
     let ep = publ.bind(t, "mon-gives-up-ref");
     let dealer = Z::new(zmq::DEALER);
@@ -231,7 +234,9 @@ async fn gives_up_run_zmq(t: Transport) {
     zmq_events_until(&dmon, zmq::SocketEvent::DISCONNECTED).await;
     // ZMQ_RECONNECT_IVL is 50 ms (see `Z`): ten intervals.
     let after = dmon.events(500).await;
-    assert!(!after.contains(&zmq::SocketEvent::CONNECTED), "libzmq reconnected after a protocol error: {after:?}");
+    let reconnected = after.contains(&zmq::SocketEvent::CONNECTED);
+    eprintln!("libzmq reference: reconnected after the socket-type mismatch: {reconnected} ({after:?})");
+    reconnected
 }
 
 async fn gives_up_run_ours(t: Transport) {
@@ -250,11 +255,8 @@ async fn gives_up_run_ours(t: Transport) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_reconnect_after_protocol_error_libzmq() {
-    gives_up_run_zmq(Transport::Tcp).await;
-}
-
+/// Ours gives up after the ERROR our peer's type mismatch gets (asserted); libzmq between two of
+/// its own sockets is reported beside it (see `gives_up_run_zmq`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_reconnect_after_protocol_error_ours() {
     gives_up_run_zmq(Transport::Tcp).await;
