@@ -8,12 +8,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
 
 use clap::Parser;
 use master::config::MasterConfig;
-use tracing_subscriber::filter::LevelFilter;
-use tracing_subscriber::prelude::*;
 
 /// A Salt-compatible master.
 #[derive(Debug, Parser)]
@@ -30,53 +27,12 @@ struct Cli {
     log_file_level: Option<String>,
 }
 
-/// Salt log level names to tracing levels (`None`: quiet).
-fn level(name: &str) -> Option<tracing::Level> {
-    use tracing::Level;
-    match name.to_ascii_lowercase().as_str() {
-        "all" | "garbage" | "trace" => Some(Level::TRACE),
-        "debug" | "profile" => Some(Level::DEBUG),
-        "info" => Some(Level::INFO),
-        "warning" | "warn" => Some(Level::WARN),
-        "error" | "critical" => Some(Level::ERROR),
-        _ => None,
-    }
-}
-
 fn init_logging(console: &str, config: &MasterConfig, file_level: Option<&str>) {
-    let console = level(console).map(|l| {
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_thread_names(true)
-            .with_filter(LevelFilter::from_level(l))
+    salt_core::logging::init(salt_core::logging::LogSetup {
+        console: Some(console),
+        file: Some((&config.log_file, file_level.unwrap_or(config.logfile_level()))),
+        thread_names: true,
     });
-    let mut problem = None;
-    let file = level(file_level.unwrap_or(config.logfile_level())).and_then(|l| {
-        if config.log_file.is_empty() || config.log_file.contains("://") {
-            return None;
-        }
-        let path = PathBuf::from(&config.log_file);
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        match std::fs::OpenOptions::new().create(true).append(true).open(&path) {
-            Ok(f) => Some(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_thread_names(true)
-                    .with_writer(Mutex::new(f))
-                    .with_filter(LevelFilter::from_level(l)),
-            ),
-            Err(e) => {
-                problem = Some(format!("cannot open log_file {}: {e}", path.display()));
-                None
-            }
-        }
-    });
-    let _ = tracing_subscriber::registry().with(console).with(file).try_init();
-    if let Some(p) = problem {
-        tracing::warn!("{p}");
-    }
 }
 
 fn main() -> ExitCode {
