@@ -216,7 +216,6 @@ async fn req_correlate_relaxed_router_mandatory() {
     router.send(first).await.expect("send");
     router.send(second).await.expect("send");
     assert_eq!(text(&recv(&req).await), ["second"]);
-
 }
 
 /// PROBE_ROUTER: a DEALER or ROUTER with it sends each new peer an empty message first, over every

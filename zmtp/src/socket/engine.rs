@@ -163,6 +163,7 @@ pub(crate) async fn run(
                 let inbound = match ev {
                     Event::Ready(info) => {
                         if let Some(pipe) = accepted.take() {
+                            core.handshakes.done(pipe_id);
                             core.attach(pipe_id, pipe);
                         }
                         let ready = match core.ready(pipe_id, &info) {
