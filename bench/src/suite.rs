@@ -37,6 +37,9 @@ pub struct Config {
     /// can, loss counted), or both.
     pub pubsub_modes: Vec<String>,
     pub credit: u64,
+    /// The CURVE section: PUSH→PULL sizes and REQ/REP sizes, over tcp.
+    pub curve_sizes: Vec<usize>,
+    pub curve_lat_sizes: Vec<usize>,
     pub out: PathBuf,
 }
 
@@ -65,7 +68,7 @@ impl Config {
         };
         let sections = a
             .get("sections")
-            .unwrap_or("throughput,latency,fanout,conns,syscalls")
+            .unwrap_or("throughput,latency,fanout,conns,curve,syscalls")
             .split(',')
             .map(str::to_string)
             .collect::<Vec<_>>();
@@ -89,6 +92,8 @@ impl Config {
             rt: a.str_or("rt", "ct"),
             pubsub_modes: list(a.get("pubsub").unwrap_or("paced"))?,
             credit: a.num("credit", 500)?,
+            curve_sizes: list(a.get("curve-sizes").unwrap_or(if quick { "16,65536" } else { "16,256,65536" }))?,
+            curve_lat_sizes: list(a.get("curve-lat-sizes").unwrap_or("16"))?,
             out,
         })
     }
@@ -358,6 +363,8 @@ pub struct Driver {
     total: usize,
     started: Instant,
     log: std::fs::File,
+    /// The runs now going are the CURVE section's: roles get `--curve`, records say so.
+    curve: bool,
 }
 
 impl Driver {
@@ -370,6 +377,9 @@ impl Driver {
             "--rt".into(),
             self.cfg.rt.clone(),
         ];
+        if self.curve {
+            v.push("--curve".into());
+        }
         for (k, val) in extra {
             v.push(format!("--{k}"));
             if !val.is_empty() {
@@ -390,7 +400,12 @@ impl Driver {
         eprintln!("[{:>3}/{}] {:>4}s  {what:<44} {summary}", self.done, self.total, el);
     }
 
-    fn record(&mut self, v: Value) {
+    fn record(&mut self, mut v: Value) {
+        if self.curve {
+            v["mechanism"] = json!("curve");
+            let kind = format!("curve_{}", v["kind"].as_str().unwrap_or(""));
+            v["kind"] = json!(kind);
+        }
         let _ = writeln!(self.log, "{v}");
         self.records.push(v);
     }
@@ -820,6 +835,10 @@ pub fn run(a: &Args) -> R<()> {
     if cfg.has("conns") {
         total += n_impl * cfg.conn_reps;
     }
+    let n_curve = cfg.impls.iter().filter(|&&i| crate::curve::supported(i)).count();
+    if cfg.has("curve") {
+        total += (cfg.curve_sizes.len() + cfg.curve_lat_sizes.len()) * n_curve * cfg.reps;
+    }
     let sys_cases: Vec<usize> = if cfg.quick { vec![16, 4096] } else { vec![16, 256, 4096, 65536] };
     if cfg.syscalls {
         total += (sys_cases.len() + 1) * n_impl;
@@ -837,7 +856,7 @@ pub fn run(a: &Args) -> R<()> {
     if cfg.sections.iter().any(|s| s == "syscalls") && !cfg.syscalls {
         eprintln!("(perf not found: no syscall counts)");
     }
-    let mut d = Driver { cfg, records: Vec::new(), done: 0, total, started: Instant::now(), log };
+    let mut d = Driver { cfg, records: Vec::new(), done: 0, total, started: Instant::now(), log, curve: false };
     let _ = writeln!(d.log, "{}", json!({"kind": "machine", "info": machine}));
 
     if d.cfg.has("throughput") {
@@ -888,6 +907,26 @@ pub fn run(a: &Args) -> R<()> {
                 d.conns(imp, n, rep);
             }
         }
+    }
+    if d.cfg.has("curve") {
+        // The same cases under CURVE, for the implementations that have it.
+        d.curve = true;
+        let impls: Vec<Impl> = d.cfg.impls.iter().copied().filter(|&i| crate::curve::supported(i)).collect();
+        for &size in &d.cfg.curve_sizes.clone() {
+            for rep in 0..d.cfg.reps {
+                for imp in rotated(&impls, rep) {
+                    d.throughput(imp, Pattern::PushPull, "", size, "tcp", rep, false);
+                }
+            }
+        }
+        for &size in &d.cfg.curve_lat_sizes.clone() {
+            for rep in 0..d.cfg.reps {
+                for imp in rotated(&impls, rep) {
+                    d.latency(imp, size, "tcp", rep, false);
+                }
+            }
+        }
+        d.curve = false;
     }
     if d.cfg.syscalls {
         for &size in &sys_cases {
