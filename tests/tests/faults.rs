@@ -249,16 +249,28 @@ async fn stopped_peer(child: Imp, port: u16) {
     zd.connect(&ep).expect("connect");
 
     let zd = std::sync::Arc::new(std::sync::Mutex::new(zd));
+    // libzmq's DEALER: sends `word` until it comes back (a message sent while its new connection
+    // was being refused by the server, which still held the old one under the same id, is lost,
+    // as restart.rs shows); returns the attempts, or `None` after 20.
     let zmq_round = |zd: std::sync::Arc<std::sync::Mutex<zmq::Socket>>, word: &'static str| {
         blocking(move || {
             let zd = zd.lock().expect("lock");
-            zd.send(word, 0).expect("libzmq send");
-            assert_eq!(zd.recv_multipart(0).expect("libzmq echo"), vec![word.as_bytes().to_vec()]);
+            for attempt in 1..=20 {
+                zd.send(word, 0).expect("libzmq send");
+                if zd.poll(zmq::POLLIN, 100).expect("poll") > 0 {
+                    assert_eq!(zd.recv_multipart(0).expect("libzmq echo"), vec![word.as_bytes().to_vec()]);
+                    while zd.poll(zmq::POLLIN, 50).expect("poll") > 0 {
+                        assert_eq!(zd.recv_multipart(0).expect("libzmq echo"), vec![word.as_bytes().to_vec()]);
+                    }
+                    return Some(attempt);
+                }
+            }
+            None
         })
     };
     dealer.send("one").await.expect("send");
     assert_eq!(within("echo", dealer.recv()).await.expect("recv"), Message::from("one"));
-    zmq_round(zd.clone(), "one").await;
+    assert!(zmq_round(zd.clone(), "one").await.is_some(), "libzmq's DEALER is answered before the stop");
     while monitor.try_recv().is_some() {}
 
     server.signal("-STOP");
@@ -290,8 +302,13 @@ async fn stopped_peer(child: Imp, port: u16) {
     dealer.send("two").await.expect("send");
     assert_eq!(within("echo after SIGCONT", dealer.recv()).await.expect("recv"), Message::from("two"));
     let ours_back = resumed.elapsed();
-    zmq_round(zd, "two").await;
-    println!("{child:?} peer continued: ours heard again after {ours_back:?}, libzmq after {:?}", resumed.elapsed());
+    // libzmq is the reference here, not under test: how it fares is reported, not asserted.
+    // (Seen on this machine: its DEALER was not answered again within 20 sends, 2 s, nor 50, 5 s.)
+    let zmq_back = match zmq_round(zd, "two").await {
+        Some(n) => format!("after {:?} ({n} sends)", resumed.elapsed()),
+        None => format!("not within {:?} (20 sends)", resumed.elapsed()),
+    };
+    println!("{child:?} peer continued: ours heard again after {ours_back:?} (1 send), libzmq {zmq_back}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -484,10 +501,7 @@ async fn receiver_restart(imp: Imp, router: bool, port: u16) -> usize {
     let all: BTreeSet<usize> = got_first.iter().chain(&got_second).copied().collect();
     assert_eq!(all.len(), got_first.len() + got_second.len(), "{imp:?}: a number was delivered twice");
     let resumed = got_second[0];
-    assert!(
-        (resumed..SENT).all(|n| all.contains(&n)),
-        "{imp:?}: lost after the new receiver's first message"
-    );
+    assert!((resumed..SENT).all(|n| all.contains(&n)), "{imp:?}: lost after the new receiver's first message");
     let lost: Vec<usize> = (0..SENT).filter(|n| !all.contains(n)).collect();
     let last_first = got_first.last().copied().unwrap_or(0);
     println!(
@@ -540,7 +554,10 @@ async fn sigterm_linger(imp: Imp, port: u16) {
     let pull = Socket::with_options(SocketType::Pull, Options::default().linger(Some(Duration::ZERO)));
     pull.bind(&ep).await.expect("bind");
     for i in 0..QUEUED {
-        let m = within("a queued message", pull.recv()).await.expect("recv");
+        let m = tokio::time::timeout(T, pull.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{imp:?}: only {i} of {QUEUED} queued messages arrived"))
+            .expect("recv");
         assert_eq!(m, Message::from(i.to_string()), "{imp:?}: message {i}");
     }
     child.expect("closed").await;

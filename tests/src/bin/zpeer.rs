@@ -195,6 +195,7 @@ fn print_last(frames: &[impl AsRef<[u8]>]) {
 async fn ours_sink(router: bool, endpoint: &str) {
     let kind = if router { SocketType::Router } else { SocketType::Pull };
     let s = ours_bind(kind, endpoint).await;
+    debug_monitor(&s);
     while let Ok(m) = s.recv().await {
         print_last(&m.iter().collect::<Vec<_>>());
     }
@@ -208,13 +209,25 @@ fn zmq_sink(router: bool, endpoint: &str) {
     }
 }
 
+/// With ZPEER_DEBUG set, prints the socket's monitor events on stderr.
+fn debug_monitor(s: &Socket) {
+    if std::env::var_os("ZPEER_DEBUG").is_none() {
+        return;
+    }
+    let mut mon = s.monitor();
+    tokio::spawn(async move {
+        while let Some(e) = mon.recv().await {
+            eprintln!("{e:?}");
+        }
+    });
+}
+
 async fn ours_linger(endpoint: &str, n: usize) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .unwrap_or_else(|e| fail(&format!("signal: {e}")));
-    let push = Socket::with_options(
-        SocketType::Push,
-        Options::default().sndhwm(n + 1).linger(Some(Duration::from_secs(10))),
-    );
+    let push =
+        Socket::with_options(SocketType::Push, Options::default().sndhwm(n + 1).linger(Some(Duration::from_secs(10))));
+    debug_monitor(&push);
     push.connect(endpoint).await.unwrap_or_else(|e| fail(&format!("connect: {e}")));
     for i in 0..n {
         push.send(i.to_string()).await.unwrap_or_else(|e| fail(&format!("send: {e}")));
