@@ -156,7 +156,7 @@ impl Counter {
             let k = self.seen.len();
             if k == self.n {
                 say(&format!("all {k}"));
-            } else if k % 100 == 0 {
+            } else if k.is_multiple_of(100) {
                 say(&format!("seen {k}"));
             }
         }

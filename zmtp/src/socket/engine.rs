@@ -255,12 +255,7 @@ pub(crate) async fn run(
         // ran only after the new messages were queued and took them before reading the EOF. The
         // read is polled once: without a syscall unless the socket is readable.
         if can_read && take_messages && !rx.data.is_empty() {
-            let res = {
-                let read = read_some(&mut reader, &mut rbuf, read_size, missing);
-                tokio::pin!(read);
-                std::future::poll_fn(|cx| std::task::Poll::Ready(std::future::Future::poll(read.as_mut(), cx))).await
-            };
-            if let std::task::Poll::Ready(res) = res {
+            if let Some(res) = read_now(&mut reader, &mut rbuf, read_size, missing).await {
                 let mut read =
                     Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
                 if let Err(reason) = read.done(res, &mut conn, &mut fatal) {
@@ -291,6 +286,17 @@ pub(crate) async fn run(
             }
             msg = rx.data.recv(), if take_messages => {
                 let Some(msg) = msg else { break DisconnectReason::Closed };
+                // The same look as above, for a message that came while this waited: the peer may
+                // have gone meanwhile (its EOF and the message woke this task together).
+                if can_read {
+                    if let Some(res) = read_now(&mut reader, &mut rbuf, read_size, missing).await {
+                        let mut read = Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
+                        if let Err(reason) = read.done(res, &mut conn, &mut fatal) {
+                            rx.data.put_back(msg);
+                            break reason;
+                        }
+                    }
+                }
                 conn.send_message(&msg);
                 // Batch what else is queued, up to the backlog limit, taking a few at a time.
                 while conn.pending_transmit() + wq.len < WRITE_BACKLOG {
@@ -437,6 +443,22 @@ impl Reading<'_> {
             *fatal = Some(DisconnectReason::Protocol(e));
         }
         Ok(())
+    }
+}
+
+/// Reads now if the stream has something (data, EOF, an error): polls a read once; `None` if it
+/// would wait. Costs no syscall unless the stream is readable.
+async fn read_now(
+    reader: &mut crate::transport::ReadHalf,
+    rbuf: &mut ReadBuffer,
+    read_size: usize,
+    missing: usize,
+) -> Option<std::io::Result<(usize, usize)>> {
+    let read = read_some(reader, rbuf, read_size, missing);
+    tokio::pin!(read);
+    match std::future::poll_fn(|cx| std::task::Poll::Ready(std::future::Future::poll(read.as_mut(), cx))).await {
+        std::task::Poll::Ready(res) => Some(res),
+        std::task::Poll::Pending => None,
     }
 }
 
