@@ -144,7 +144,7 @@ impl Certificate {
     /// `path` (public key only).
     pub fn load(path: impl AsRef<Path>) -> io::Result<Certificate> {
         let path = path.as_ref();
-        match Certificate::read(&secret_path(path)) {
+        match Certificate::read(secret_path(path)) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Certificate::read(path),
             other => other,
         }

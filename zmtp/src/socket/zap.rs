@@ -289,7 +289,8 @@ mod tests {
         let refused =
             |r: Result<bool, ConnectionError>| matches!(r, Err(ConnectionError::Unauthorized { status: 500, .. }));
         // (domain, enforce, handler) -> NULL, PLAIN server, CURVE server; None = refused.
-        let table: [((bool, bool, bool), [Option<bool>; 3]); 8] = [
+        type Row = ((bool, bool, bool), [Option<bool>; 3]);
+        let table: [Row; 8] = [
             ((false, false, false), [Some(false), None, Some(false)]),
             ((false, false, true), [Some(false), Some(true), Some(true)]),
             ((true, false, false), [Some(false), None, Some(false)]),
