@@ -18,6 +18,7 @@
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
+pub mod cert;
 pub mod codec;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -28,6 +29,7 @@ pub mod socket;
 pub mod transport;
 pub mod z85;
 
+pub use cert::Certificate;
 pub use message::Message;
 pub use proto::mechanism::{CurveKeyPair, CurvePublicKey, CurveSecretKey};
 pub use proto::SocketType;
