@@ -32,7 +32,7 @@ pub use message::Message;
 pub use proto::mechanism::{CurveKeyPair, CurvePublicKey, CurveSecretKey};
 pub use proto::SocketType;
 pub use proxy::{proxy, proxy_steerable, ProxyStatistics};
-pub use socket::{Error, Options, Socket};
+pub use socket::{Error, Options, SendError, Socket, TrySendError};
 
 /// A fresh CURVE key pair (libzmq's `zmq_curve_keypair`).
 pub fn curve_keypair() -> CurveKeyPair {
