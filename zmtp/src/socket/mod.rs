@@ -22,7 +22,6 @@ mod options;
 mod pattern;
 mod queue;
 mod session;
-mod subscriptions;
 mod sync;
 pub mod zap;
 
@@ -32,10 +31,10 @@ use std::time::Duration;
 use self::core::{Core, Inbound};
 use self::pattern::Unsent;
 pub use crate::proto::mechanism::{ZapReply, ZapRequest};
+pub use crate::subscriptions::Subscriptions;
 pub use error::{DisconnectReason, Error, SendError, TrySendError};
 pub use monitor::{Monitor, MonitorEvent};
 pub use options::{HeartbeatConfig, Options, TcpKeepalive};
-pub use subscriptions::Subscriptions;
 pub use zap::{Authenticator, ZapHandler, ZAP_ENDPOINT};
 
 use crate::proto::SocketType;
