@@ -22,6 +22,7 @@
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
+pub mod cert;
 pub mod codec;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -36,6 +37,7 @@ mod subscriptions;
 pub mod transport;
 pub mod z85;
 
+pub use cert::Certificate;
 pub use message::Message;
 pub use proto::mechanism::{CurveKeyPair, CurvePublicKey, CurveSecretKey};
 pub use proto::SocketType;

@@ -27,7 +27,8 @@ pub enum ConnectionError {
     #[error("security check failed: {0}")]
     Crypto(String),
     /// The ZAP handler refused the client (status 300, 400 or 500); the client was sent an ERROR
-    /// with the status code.
+    /// with the status code. Also (status 500, nothing sent) a client refused for want of a ZAP
+    /// handler where one is required (`Options::zap_enforce_domain`).
     #[error("authentication refused: {status} {text}")]
     Unauthorized {
         /// The ZAP status code.

@@ -63,7 +63,7 @@ fn config(core: &Core, accepted: bool, peer: &str) -> Result<Config, ConnectionE
     c.as_server = accepted;
     // bind and connect refuse incomplete options, so this fails only if they changed since.
     c.security = o.security().map_err(|e| ConnectionError::PeerIncompatible(format!("our security options: {e}")))?;
-    c.zap = super::zap::settings(o, &c.security, peer);
+    c.zap = super::zap::settings(o, &c.security, peer)?;
     let tcp = peer.starts_with("tcp://");
     c.max_msg_size = o.max_msg_size;
     c.heartbeat = o.heartbeat;

@@ -24,6 +24,7 @@ mod crypto;
 mod curve;
 mod null;
 mod plain;
+mod xsalsa;
 pub mod zap;
 
 use std::time::Instant;
