@@ -17,11 +17,20 @@
 //!   `PrivateKey.encrypt` / `PublicKey.decrypt`.
 //! * [`clean_key`] and [`pem_finger`].
 //!
-//! Built on the RustCrypto `rsa` crate; the X9.31 operations use its raw
-//! `hazmat` primitives (with blinding for the private-key operation).
+//! Keys, public-key operations and PEM come from the RustCrypto `rsa`
+//! crate. The private-key operation of 2-prime keys up to 4096 bits (the
+//! master's hot path: two per sign-in) is ours: fixed-width Montgomery
+//! arithmetic by the CRT, blinded and checked ([`crt`], [`monty`]), with the
+//! OAEP and PKCS#1 v1.5 encodings around it ([`pad`]); other keys use the
+//! `rsa` crate's `hazmat` primitives.
+
+mod crt;
+mod monty;
+mod pad;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ::rsa::hazmat::{rsa_decrypt_and_check, rsa_encrypt};
 use ::rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
@@ -182,6 +191,8 @@ pub fn pem_finger(pem_file: &str) -> String {
 #[derive(Clone)]
 pub struct PrivateKey {
     key: RsaPrivateKey,
+    /// The fast private-key operation, for the keys it handles.
+    fast: Option<Arc<crt::Engine>>,
 }
 
 impl fmt::Debug for PrivateKey {
@@ -195,7 +206,7 @@ impl PrivateKey {
     /// [`DEFAULT_KEY_BITS`]. This is slow in unoptimized builds.
     pub fn generate(bits: usize) -> Result<Self> {
         let key = RsaPrivateKey::new_with_exp(&mut OsRng, bits, &BigUint::from(PUBLIC_EXPONENT))?;
-        Ok(PrivateKey { key })
+        Ok(Self::from_rsa(key))
     }
 
     /// Parse an unencrypted PEM private key: PKCS#1 (`BEGIN RSA PRIVATE
@@ -209,7 +220,36 @@ impl PrivateKey {
         } else {
             RsaPrivateKey::from_pkcs8_pem(&pem).map_err(|e| Error::Crypto(Crypto::InvalidKey(e.to_string())))?
         };
-        Ok(PrivateKey { key })
+        Ok(Self::from_rsa(key))
+    }
+
+    /// Wrap an `rsa` crate key (preparing the fast private-key operation
+    /// when the key is one it handles).
+    pub fn from_rsa(key: RsaPrivateKey) -> Self {
+        let fast = crt::Engine::new(&key).map(Arc::new);
+        PrivateKey { key, fast }
+    }
+
+    /// Whether the private-key operation runs on our fixed-width code
+    /// rather than the `rsa` crate's (2-prime keys up to 4096 bits with a
+    /// public exponent below 2^64).
+    pub fn is_fast(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// The raw private-key operation `em^d mod n` (blinded, checked), `em`
+    /// big-endian, the result exactly [`size`](Self::size) bytes.
+    fn private_op(&self, em: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if let Some(engine) = &self.fast {
+            match engine.private(em) {
+                // The check failed (a fault): redo it on the `rsa` crate,
+                // which checks its own result too.
+                Err(::rsa::Error::Internal) => {}
+                r => return Ok(r?),
+            }
+        }
+        let m = rsa_decrypt_and_check(&self.key, Some(&mut OsRng), &BigUint::from_bytes_be(em))?;
+        Ok(Zeroizing::new(left_pad(&m.to_bytes_be(), self.size())))
     }
 
     /// The key as Salt writes `*.pem`: PKCS#1 PEM, `\n` line endings, with
@@ -236,7 +276,15 @@ impl PrivateKey {
     /// RSA-OAEP decryption (Salt's `PrivateKey.decrypt(data, algorithm)`),
     /// blinded.
     pub fn decrypt(&self, data: &[u8], algo: EncAlgo) -> Result<Vec<u8>> {
-        Ok(self.key.decrypt_blinded(&mut OsRng, algo.padding(), data)?)
+        if data.len() != self.size() {
+            return Err(::rsa::Error::Decryption.into());
+        }
+        let mut em = self.private_op(data)?;
+        let msg = match algo {
+            EncAlgo::OaepSha1 => pad::oaep_decode::<Sha1>(&mut em),
+            EncAlgo::OaepSha224 => pad::oaep_decode::<Sha224>(&mut em),
+        };
+        msg.ok_or_else(|| ::rsa::Error::Decryption.into())
     }
 
     /// RSASSA-PKCS1-v1_5 signature of `data` (hashed here with the
@@ -244,7 +292,8 @@ impl PrivateKey {
     /// Deterministic.
     pub fn sign(&self, data: &[u8], algo: SigAlgo) -> Result<Vec<u8>> {
         let (scheme, digest) = algo.scheme_and_digest(data);
-        Ok(self.key.sign_with_rng(&mut OsRng, scheme, &digest)?)
+        let em = pad::pkcs1v15_sign_encode(&scheme.prefix, &digest, self.size()).ok_or(::rsa::Error::MessageTooLong)?;
+        Ok(self.private_op(&em)?.to_vec())
     }
 
     /// ANSI X9.31 "private encrypt" of the raw `msg` (Salt's
@@ -272,11 +321,10 @@ impl PrivateKey {
         em.extend_from_slice(msg);
         em.push(0xCC);
         let n = self.key.n();
-        let m = BigUint::from_bytes_be(&em);
-        if &m >= n {
+        if &BigUint::from_bytes_be(&em) >= n {
             return Err(Error::Crypto(Crypto::X931("data too large for modulus")));
         }
-        let s = rsa_decrypt_and_check(&self.key, Some(&mut OsRng), &m)?;
+        let s = BigUint::from_bytes_be(&self.private_op(&em)?);
         let t = n - &s;
         let sig = if s > t { t } else { s };
         Ok(left_pad(&sig.to_bytes_be(), k))
@@ -436,6 +484,67 @@ mod tests {
         assert!(x931_unpad(&[0x6B, 0xBB, 0xBC, 1, 0xCC]).is_err());
         assert!(x931_unpad(&[]).is_err());
         assert!(x931_unpad(&[0x6B]).is_err());
+    }
+
+    /// The fast private-key path against the `rsa` crate's own functions
+    /// (the path every key took before), and the `rsa` crate path kept for
+    /// other keys, on random inputs, on several keys of each size.
+    fn compare_with_rsa_crate(key: &PrivateKey, rounds: usize) {
+        use rand_core::RngCore;
+        let slow = PrivateKey { key: key.key.clone(), fast: None };
+        let public = key.public_key();
+        let k = key.size();
+        for i in 0..rounds {
+            let mut data = vec![0u8; 1 + i * 7 % 300];
+            OsRng.fill_bytes(&mut data);
+            for algo in SigAlgo::ALL {
+                let (scheme, digest) = algo.scheme_and_digest(&data);
+                let Ok(want) = key.key.sign(scheme, &digest) else { panic!("rsa sign") };
+                assert_eq!(key.sign(&data, algo).ok(), Some(want.clone()));
+                assert_eq!(slow.sign(&data, algo).ok(), Some(want));
+            }
+            for algo in EncAlgo::ALL {
+                let msg = &data[..data.len().min(k - 2 * 28 - 2)];
+                let Ok(ct) = public.encrypt(msg, algo) else { panic!("encrypt") };
+                assert_eq!(key.decrypt(&ct, algo).ok().as_deref(), Some(msg));
+                assert_eq!(slow.decrypt(&ct, algo).ok().as_deref(), Some(msg));
+                // A damaged ciphertext, the wrong hash, or random numbers
+                // below n: whatever the rsa crate says, we say.
+                let mut bad = ct.clone();
+                bad[i % k] ^= 1 << (i % 8);
+                let mut random = vec![0u8; k + 8];
+                OsRng.fill_bytes(&mut random);
+                let mut random = (BigUint::from_bytes_be(&random) % key.key.n()).to_bytes_be();
+                random.splice(0..0, std::iter::repeat(0).take(k - random.len()));
+                let other = if algo == EncAlgo::OaepSha1 { EncAlgo::OaepSha224 } else { EncAlgo::OaepSha1 };
+                for (c, a) in [(&bad, algo), (&ct, other), (&random, algo)] {
+                    let want = key.key.decrypt(a.padding(), c).ok();
+                    assert_eq!(key.decrypt(c, a).ok(), want);
+                    assert_eq!(slow.decrypt(c, a).ok(), want);
+                }
+            }
+            // X9.31 as the code before the fast path computed it.
+            let msg = &data[..data.len().min(k - 2)];
+            let sig = key.sign_x931(msg);
+            assert_eq!(sig.as_ref().ok(), slow.sign_x931(msg).as_ref().ok());
+            let Ok(sig) = sig else { panic!("x931") };
+            assert_eq!(public.recover_x931(&sig).ok().as_deref(), Some(msg));
+        }
+        // Wrong lengths are refused as the rsa crate refuses them.
+        assert!(key.decrypt(&vec![0; k - 1], EncAlgo::OaepSha1).is_err());
+        assert!(key.decrypt(&vec![0; k + 1], EncAlgo::OaepSha1).is_err());
+        assert!(key.decrypt(&vec![0xff; k], EncAlgo::OaepSha1).is_err());
+    }
+
+    #[test]
+    fn fast_private_key_operations_match_rsa_crate() {
+        for (bits, keys, rounds) in [(1024, 3, 30), (2048, 2, 20), (4096, 1, 3)] {
+            for _ in 0..keys {
+                let Ok(key) = PrivateKey::generate(bits) else { panic!("keygen {bits}") };
+                assert!(key.is_fast(), "{bits}-bit key not on the fast path");
+                compare_with_rsa_crate(&key, rounds);
+            }
+        }
     }
 
     #[test]
