@@ -2,7 +2,7 @@
 # Builds the benchmark harness (bench/, its own cargo workspace and target dir) and runs the suite:
 # zmtp against libzmq, zmq.rs and OMQ.rs, each end in its own process.
 #
-#   scripts/bench.sh            full suite (~15 minutes on 2 cores)
+#   scripts/bench.sh            full suite, both runtime flavours (~25 minutes on 2 cores)
 #   scripts/bench.sh --quick    smoke run (1-2 minutes)
 #   scripts/bench.sh [--quick] [zbench suite options...]   e.g. --impls zmtp,libzmq --sections throughput
 #

@@ -111,17 +111,15 @@ fn run(cmd: &str, a: &Args) -> R<()> {
     if imp == Impl::Libzmq && cmd == "fsub" {
         return roles::fsub_libzmq(role);
     }
-    // Tokio runtime for the Rust implementations: current-thread by default (each of them,
-    // ours included, measured faster that way on these 2-core machines, for throughput and
-    // latency alike, with both ends on the same box), multi-threaded with `--workers` (default
-    // 2) under `--rt mt`. libzmq brings its own I/O thread and blocks the caller, so it always
-    // gets a current-thread runtime (which it does not use).
+    // Tokio runtime for the Rust implementations: current-thread under `--rt ct` (the default
+    // for a role run by hand), multi-threaded with `--workers` (default: one per core) under
+    // `--rt mt`; the suite runs every case on both. libzmq brings its own I/O thread and blocks
+    // the caller, so it always gets a current-thread runtime (which it does not use).
     let rt_kind = if imp == Impl::Libzmq { "ct".to_string() } else { a.str_or("rt", "ct") };
+    let workers = a.num("workers", std::thread::available_parallelism().map_or(2, |n| n.get()))?;
     let rt = match rt_kind.as_str() {
         "ct" => tokio::runtime::Builder::new_current_thread().enable_all().build(),
-        "mt" => {
-            tokio::runtime::Builder::new_multi_thread().worker_threads(a.num("workers", 2usize)?).enable_all().build()
-        }
+        "mt" => tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build(),
         other => return Err(format!("--rt {other}: ct or mt")),
     }
     .map_err(|e| e.to_string())?;

@@ -59,7 +59,7 @@ pub fn fmt_rate(x: f64) -> String {
 }
 
 fn fmt_size(s: u64) -> String {
-    if s >= 1024 && s % 1024 == 0 {
+    if s >= 1024 && s.is_multiple_of(1024) {
         format!("{} KiB", s / 1024)
     } else {
         format!("{s} B")
@@ -177,18 +177,148 @@ pub fn markdown(cfg: &Config, records: &[Value], m: &Value, elapsed: Duration, c
     let _ = writeln!(o, "| zmq.rs (`zeromq`) | {} |", s(&m["zeromq"]));
     let _ = writeln!(o, "| OMQ.rs (`omq-tokio`) | {} |", s(&m["omq"]));
     let _ = writeln!(o, "| tokio | {} |", s(&m["tokio"]));
+    let flavours: Vec<String> = cfg.rts.iter().map(|rt| flavour_name(cfg, rt)).collect();
     let _ = writeln!(
         o,
         "\nSetup: the tokio implementations (ours, zmq.rs, OMQ.rs with its socket driver on the caller's runtime) run on \
-         a {} tokio runtime{} in each process; libzmq uses its default context (one I/O thread) and default options \
-         everywhere (HWM 1000; zmq.rs has no HWM option: its queues hold 100,000 messages per peer). Every message is built from a byte slice per send (each library's own constructor), with a sequence \
+         each tokio runtime flavour in turn ({}), each end in its own process; libzmq uses its default context (one I/O \
+         thread, the same whatever the flavour: measured once per repetition and compared with every flavour) and \
+         default options everywhere (HWM 1000; zmq.rs has no HWM option: its queues hold 100,000 messages per peer). \
+         Every message is built from a byte slice per send (each library's own constructor), with a sequence \
          number in its first 8 octets so receivers count loss. Window {} ms after {} ms of warm-up, measured at the \
          receiver.\n",
-        if cfg.rt == "mt" { "multi-threaded" } else { "current-thread" },
-        if cfg.rt == "mt" { " (2 workers)" } else { "" },
+        flavours.join("; "),
         cfg.window.as_millis(),
         cfg.warmup.as_millis()
     );
+    // Ours / best peer per row and flavour, side by side.
+    let per_rt: Vec<(String, Vec<Bar>)> =
+        cfg.rts.iter().map(|rt| (rt.clone(), bars(cfg, &of_flavour(records, rt)))).collect();
+    if per_rt.iter().any(|(_, b)| !b.is_empty()) {
+        let _ = writeln!(o, "## Summary: ours / best peer, per runtime flavour\n");
+        let _ = writeln!(
+            o,
+            "Throughput and fan-out: ours ÷ best peer (target ≥ {THROUGHPUT_TARGET}); latency: best ÷ ours (so higher is better \
+             everywhere; target ≥ {:.2}, i.e. ours ≤ {LATENCY_TARGET}× the best); memory: best ÷ ours.\n",
+            1.0 / LATENCY_TARGET
+        );
+        let _ = write!(o, "| row |");
+        for rt in &cfg.rts {
+            let _ = write!(o, " {} |", flavour_short(rt));
+        }
+        let _ = writeln!(o);
+        let _ = write!(o, "|---|");
+        for _ in &cfg.rts {
+            let _ = write!(o, "---:|");
+        }
+        let _ = writeln!(o);
+        for (label, cells) in merge_bars(&per_rt) {
+            let _ = write!(o, "| {label} |");
+            for c in cells {
+                match c {
+                    Some((adv, target)) => {
+                        let _ = write!(o, " {adv:.2} {} |", verdict(adv >= target));
+                    }
+                    None => {
+                        let _ = write!(o, " — |");
+                    }
+                }
+            }
+            let _ = writeln!(o);
+        }
+        let _ = writeln!(o);
+    }
+    for rt in &cfg.rts {
+        let recs = of_flavour(records, rt);
+        let _ = writeln!(o, "# {}\n", flavour_name(cfg, rt));
+        tables(&mut o, cfg, &recs);
+    }
+
+    let failed: Vec<&Value> = records.iter().filter(|r| r["ok"] == false).collect();
+    if !failed.is_empty() {
+        let _ = writeln!(o, "## Failed runs\n");
+        for r in failed {
+            let _ = writeln!(
+                o,
+                "- {} {} [{}] {} {} {} rep {}: {}",
+                s(&r["kind"]),
+                s(&r["impl"]),
+                s(&r["rt"]),
+                s(&r["pattern"]),
+                r["size"],
+                s(&r["transport"]),
+                r["rep"],
+                s(&r["error"])
+            );
+        }
+        let _ = writeln!(o);
+    }
+    let _ = writeln!(o, "## Notes\n");
+    let _ = writeln!(
+        o,
+        "- libzmq loses messages in paced PUB→SUB although the PUB never has more than the credit outstanding: it \
+         applies the pipe credit returned by its I/O thread (every HWM/2 messages) only when the application thread \
+         next processes its command mailbox (throttled), so the pipe looks full and whole bursts are dropped. The \
+         harness then waits 2 ms for the SUB before granting new credit, which is why libzmq's paced rates are low.\n\
+         - zmq.rs has no high-water mark: 100,000 messages per peer queue up, so its senders grow (4.7 GB at 64 KiB) \
+         and its PUB drops nothing within a 1 s window.\n\
+         - Absolute rates move ±20–40% between runs on this shared machine; compare ratios within one run.\n"
+    );
+    let _ = writeln!(o, "![ratios to the best peer](chart.svg)\n");
+    let _ = writeln!(o, "Raw records (one JSON object per run): `results.jsonl`.");
+    o
+}
+
+/// "current-thread runtime" / "multi-threaded runtime (N workers)".
+fn flavour_name(cfg: &Config, rt: &str) -> String {
+    if rt == "mt" {
+        format!("Multi-threaded tokio runtime ({} workers)", cfg.workers)
+    } else {
+        "Current-thread tokio runtime".to_string()
+    }
+}
+
+fn flavour_short(rt: &str) -> &'static str {
+    if rt == "mt" {
+        "multi-threaded"
+    } else {
+        "current-thread"
+    }
+}
+
+/// The records of one runtime flavour, with libzmq's (its own I/O thread) in every flavour.
+/// Records from before flavours were recorded count as current-thread.
+fn of_flavour(records: &[Value], rt: &str) -> Vec<Value> {
+    records
+        .iter()
+        .filter(|r| r["impl"] == Impl::Libzmq.name() || r["rt"].as_str().unwrap_or("ct") == rt)
+        .cloned()
+        .collect()
+}
+
+/// A row of ratios: its label, and per flavour (ratio, target) when measured.
+type FlavourRow = (String, Vec<Option<(f64, f64)>>);
+
+/// Rows by label in first-seen order, with each flavour's (ratio, target).
+fn merge_bars(per_rt: &[(String, Vec<Bar>)]) -> Vec<FlavourRow> {
+    let mut rows: Vec<FlavourRow> = Vec::new();
+    for (k, (_, bars)) in per_rt.iter().enumerate() {
+        for b in bars {
+            let i = match rows.iter().position(|r| r.0 == b.label) {
+                Some(i) => i,
+                None => {
+                    rows.push((b.label.clone(), vec![None; per_rt.len()]));
+                    rows.len() - 1
+                }
+            };
+            rows[i].1[k] = Some((b.adv, b.target));
+        }
+    }
+    rows
+}
+
+/// The tables of one flavour: throughput, latency, fan-out, connections, allocations, system calls.
+fn tables(o: &mut String, cfg: &Config, records: &[Value]) {
     let impls = cfg.impls.clone();
     let header = |o: &mut String, first: &str, extra: &str| {
         let _ = write!(o, "| {first} |");
@@ -210,7 +340,7 @@ pub fn markdown(cfg: &Config, records: &[Value], m: &Value, elapsed: Duration, c
     // Throughput
     let rows = throughput_rows(cfg, records);
     if !rows.is_empty() {
-        let _ = writeln!(o, "## Throughput (messages/s at the receiver, MB/s)\n");
+        let _ = writeln!(o, "### Throughput (messages/s at the receiver, MB/s)\n");
         let _ = writeln!(
             o,
             "PUB→SUB (paced): the PUB runs at most {} messages ahead of the SUB (credit through shared memory), so \
@@ -219,7 +349,7 @@ pub fn markdown(cfg: &Config, records: &[Value], m: &Value, elapsed: Duration, c
              sequence numbers).\n",
             cfg.credit
         );
-        header(&mut o, "case", " best peer | ours / best | ≥1.2× |");
+        header(o, "case", " best peer | ours / best | ≥1.2× |");
         for row in &rows {
             let p = &row.0;
             let f = |r: &Value| row_match(r, row);
@@ -245,7 +375,7 @@ pub fn markdown(cfg: &Config, records: &[Value], m: &Value, elapsed: Duration, c
                     }
                 }
             }
-            row_tail_high(&mut o, cfg, &stats, THROUGHPUT_TARGET);
+            row_tail_high(o, cfg, &stats, THROUGHPUT_TARGET);
         }
         let _ = writeln!(o);
     }
@@ -253,8 +383,8 @@ pub fn markdown(cfg: &Config, records: &[Value], m: &Value, elapsed: Duration, c
     // Latency
     let lat: Vec<&Value> = collect(records, |r| r["kind"] == "latency").collect();
     if !lat.is_empty() {
-        let _ = writeln!(o, "## Latency (REQ/REP round trip, µs: p50 / p99 / p99.9)\n");
-        header(&mut o, "case", " best peer p50 / p99 | ours / best p50 | ours / best p99 | ≤0.8× |");
+        let _ = writeln!(o, "### Latency (REQ/REP round trip, µs: p50 / p99 / p99.9)\n");
+        header(o, "case", " best peer p50 / p99 | ours / best p50 | ours / best p99 | ≤0.8× |");
         for t in &cfg.lat_transports {
             for &size in &cfg.lat_sizes {
                 let f = |r: &Value| r["kind"] == "latency" && r["transport"] == t.as_str() && r["size"] == size;
@@ -314,10 +444,10 @@ pub fn markdown(cfg: &Config, records: &[Value], m: &Value, elapsed: Duration, c
     if !fan.is_empty() {
         let _ = writeln!(
             o,
-            "## Fan-out (one PUB, {} messages, to N SUB sockets spread over up to 4 processes; aggregate messages/s delivered, loss)\n",
+            "### Fan-out (one PUB, {} messages, to N SUB sockets spread over up to 4 processes; aggregate messages/s delivered, loss)\n",
             fmt_size(cfg.fanout_size as u64)
         );
-        header(&mut o, "case", " best peer | ours / best | ≥1.2× |");
+        header(o, "case", " best peer | ours / best | ≥1.2× |");
         for mode in &cfg.pubsub_modes {
             for &subs in &cfg.fanout_subs {
                 let f = |r: &Value| r["kind"] == "fanout" && r["subs"] == subs && r["mode"] == mode.as_str();
@@ -339,7 +469,7 @@ pub fn markdown(cfg: &Config, records: &[Value], m: &Value, elapsed: Duration, c
                         }
                     }
                 }
-                row_tail_high(&mut o, cfg, &stats, THROUGHPUT_TARGET);
+                row_tail_high(o, cfg, &stats, THROUGHPUT_TARGET);
             }
         }
         let _ = writeln!(o);
@@ -350,11 +480,11 @@ pub fn markdown(cfg: &Config, records: &[Value], m: &Value, elapsed: Duration, c
     if !conns.is_empty() {
         let _ = writeln!(
             o,
-            "## Connections (ROUTER with {} idle handshaken DEALER peers; resident memory per connection)\n",
+            "### Connections (ROUTER with {} idle handshaken DEALER peers; resident memory per connection)\n",
             cfg.conns
         );
         let _ = writeln!(o, "KiB of VmRSS per connection, from the ROUTER process's RSS after 50 warm-up peers and after all of them (peers are minimal ZMTP clients in separate processes, the same for every implementation). Lower is better.\n");
-        header(&mut o, "case", " best peer | ours / best |");
+        header(o, "case", " best peer | ours / best |");
         let f = |r: &Value| r["kind"] == "conns";
         let _ = write!(o, "| KiB per connection |");
         let mut stats = BTreeMap::new();
@@ -389,7 +519,7 @@ pub fn markdown(cfg: &Config, records: &[Value], m: &Value, elapsed: Duration, c
     if !rows.is_empty() || !lat.is_empty() {
         let _ = writeln!(
             o,
-            "## Allocations per message (Rust allocator, measured window; libzmq's C `malloc` is not counted)\n"
+            "### Allocations per message (Rust allocator, measured window; libzmq's C `malloc` is not counted)\n"
         );
         let _ = writeln!(o, "Receiver / sender. The sender's count includes building the message from a slice (one allocation for the body in every Rust library at these sizes, except OMQ.rs's inline small messages).\n");
         let rust: Vec<Impl> = impls.iter().copied().filter(|&i| i != Impl::Libzmq).collect();
@@ -461,7 +591,7 @@ pub fn markdown(cfg: &Config, records: &[Value], m: &Value, elapsed: Duration, c
     if !sys.is_empty() {
         let _ = writeln!(
             o,
-            "## System calls per message (perf tracepoints on each process during the window; one extra run each)\n"
+            "### System calls per message (perf tracepoints on each process during the window; one extra run each)\n"
         );
         let _ = writeln!(o, "| case | impl | rate in this run | receiver: total (main calls) | sender: total (main calls) |\n|---|---|---:|---|---|");
         for r in &sys {
@@ -485,39 +615,6 @@ pub fn markdown(cfg: &Config, records: &[Value], m: &Value, elapsed: Duration, c
         }
         let _ = writeln!(o);
     }
-
-    let failed: Vec<&Value> = records.iter().filter(|r| r["ok"] == false).collect();
-    if !failed.is_empty() {
-        let _ = writeln!(o, "## Failed runs\n");
-        for r in failed {
-            let _ = writeln!(
-                o,
-                "- {} {} {} {} {} rep {}: {}",
-                s(&r["kind"]),
-                s(&r["impl"]),
-                s(&r["pattern"]),
-                r["size"],
-                s(&r["transport"]),
-                r["rep"],
-                s(&r["error"])
-            );
-        }
-        let _ = writeln!(o);
-    }
-    let _ = writeln!(o, "## Notes\n");
-    let _ = writeln!(
-        o,
-        "- libzmq loses messages in paced PUB→SUB although the PUB never has more than the credit outstanding: it \
-         applies the pipe credit returned by its I/O thread (every HWM/2 messages) only when the application thread \
-         next processes its command mailbox (throttled), so the pipe looks full and whole bursts are dropped. The \
-         harness then waits 2 ms for the SUB before granting new credit, which is why libzmq's paced rates are low.\n\
-         - zmq.rs has no high-water mark: 100,000 messages per peer queue up, so its senders grow (4.7 GB at 64 KiB) \
-         and its PUB drops nothing within a 1 s window.\n\
-         - Absolute rates move ±20–40% between runs on this shared machine; compare ratios within one run.\n"
-    );
-    let _ = writeln!(o, "![ratios to the best peer](chart.svg)\n");
-    let _ = writeln!(o, "Raw records (one JSON object per run): `results.jsonl`.");
-    o
 }
 
 fn fmt_sys(v: &Value) -> String {
@@ -601,18 +698,25 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// A horizontal bar chart of `bars`, drawn by hand.
+/// A horizontal bar chart, drawn by hand: one group per row, one bar per runtime flavour.
 pub fn svg(cfg: &Config, records: &[Value]) -> String {
-    let bars = bars(cfg, records);
-    let row_h = 22.0;
+    let per_rt: Vec<(String, Vec<Bar>)> =
+        cfg.rts.iter().map(|rt| (rt.clone(), bars(cfg, &of_flavour(records, rt)))).collect();
+    let rows = merge_bars(&per_rt);
+    let k = per_rt.len().max(1);
+    let bar_h = 13.0;
+    let row_h = bar_h * k as f64 + 8.0;
     let left = 290.0;
     let plot_w = 560.0;
-    let top = 50.0;
+    let top = 50.0 + 18.0 * k as f64;
     let width = left + plot_w + 70.0;
-    let height = top + row_h * bars.len() as f64 + 50.0;
-    let max = bars.iter().map(|b| b.adv).fold(2.0f64, f64::max).min(4.0);
+    let plot_bottom = top + row_h * rows.len() as f64;
+    let height = plot_bottom + 40.0;
+    let max = rows.iter().flat_map(|r| r.1.iter().flatten().map(|c| c.0)).fold(2.0f64, f64::max).min(4.0);
     let max = (max * 2.0).ceil() / 2.0;
     let x = |v: f64| left + v.min(max) / max * plot_w;
+    // Each flavour's bars drawn solid or lighter; the colour says whether the target is met.
+    let opacity = |i: usize| if i == 0 { 1.0 } else { 0.55 };
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -621,64 +725,86 @@ pub fn svg(cfg: &Config, records: &[Value]) -> String {
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{}" y="20" font-size="14" font-weight="bold">zmtp relative to the best peer (higher is better; green: target met)</text>"#,
-        10
+        r#"<text x="10" y="20" font-size="14" font-weight="bold">zmtp relative to the best peer (higher is better; green: target met)</text>"#
     );
     let _ = writeln!(
         s,
         r##"<text x="10" y="38" fill="#555">throughput/fan-out: ours ÷ best; latency and memory: best ÷ ours. Dashed: target (1.2× throughput, 1.25× = 0.8 latency).</text>"##
     );
+    for (i, (rt, _)) in per_rt.iter().enumerate() {
+        let y = 44.0 + 18.0 * i as f64;
+        let name = if rt == "mt" {
+            format!("multi-threaded runtime ({} workers) for the tokio implementations", cfg.workers)
+        } else {
+            "current-thread runtime for the tokio implementations".to_string()
+        };
+        let _ = writeln!(
+            s,
+            r##"<rect x="10" y="{y:.1}" width="24" height="{bar_h}" fill="#2e9e44" fill-opacity="{}"/><text x="40" y="{:.1}">{}: {}</text>"##,
+            opacity(i),
+            y + bar_h * 0.8,
+            i + 1,
+            esc(&name)
+        );
+    }
     // Grid
     let mut g = 0.0;
     while g <= max + 1e-9 {
         let gx = x(g);
         let _ = writeln!(
             s,
-            r##"<line x1="{gx:.1}" y1="{top}" x2="{gx:.1}" y2="{:.1}" stroke="#ddd"/><text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{g:.1}×</text>"##,
-            top + row_h * bars.len() as f64,
-            top + row_h * bars.len() as f64 + 16.0
+            r##"<line x1="{gx:.1}" y1="{top}" x2="{gx:.1}" y2="{plot_bottom:.1}" stroke="#ddd"/><text x="{gx:.1}" y="{:.1}" text-anchor="middle" fill="#555">{g:.1}×</text>"##,
+            plot_bottom + 16.0
         );
         g += 0.5;
     }
-    for (i, b) in bars.iter().enumerate() {
-        let y = top + row_h * i as f64;
-        let color = if b.adv >= b.target {
-            "#2e9e44"
-        } else if b.adv >= 1.0 {
-            "#e0a030"
-        } else {
-            "#d04040"
-        };
-        let w = (x(b.adv) - left).max(1.0);
+    for (r, (label, cells)) in rows.iter().enumerate() {
+        let y0 = top + row_h * r as f64;
         let _ = writeln!(
             s,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
             left - 8.0,
-            y + row_h * 0.68,
-            esc(&b.label)
+            y0 + row_h / 2.0 + 4.0,
+            esc(label)
         );
-        let _ = writeln!(
-            s,
-            r#"<rect x="{left}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{color}"/>"#,
-            y + 3.0,
-            row_h - 6.0
-        );
-        let tx = x(b.target);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{tx:.1}" y1="{:.1}" x2="{tx:.1}" y2="{:.1}" stroke="#333" stroke-dasharray="3,2"/>"##,
-            y + 1.0,
-            y + row_h - 1.0
-        );
-        let more = if b.adv > max { "→" } else { "" };
-        let _ =
-            writeln!(s, r#"<text x="{:.1}" y="{:.1}">{:.2}×{more}</text>"#, left + w + 4.0, y + row_h * 0.68, b.adv);
+        for (i, c) in cells.iter().enumerate() {
+            let Some((adv, target)) = *c else { continue };
+            let y = y0 + 4.0 + bar_h * i as f64;
+            let color = if adv >= target {
+                "#2e9e44"
+            } else if adv >= 1.0 {
+                "#e0a030"
+            } else {
+                "#d04040"
+            };
+            let w = (x(adv) - left).max(1.0);
+            let _ = writeln!(
+                s,
+                r#"<rect x="{left}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{color}" fill-opacity="{}"/>"#,
+                y + 1.0,
+                bar_h - 2.0,
+                opacity(i)
+            );
+            let tx = x(target);
+            let _ = writeln!(
+                s,
+                r##"<line x1="{tx:.1}" y1="{y:.1}" x2="{tx:.1}" y2="{:.1}" stroke="#333" stroke-dasharray="3,2"/>"##,
+                y + bar_h
+            );
+            let more = if adv > max { "→" } else { "" };
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" font-size="10">{}: {adv:.2}×{more}</text>"#,
+                left + w + 4.0,
+                y + bar_h * 0.8,
+                i + 1
+            );
+        }
     }
     let x1 = x(1.0);
     let _ = writeln!(
         s,
-        r##"<line x1="{x1:.1}" y1="{top}" x2="{x1:.1}" y2="{:.1}" stroke="#000" stroke-width="1.5"/>"##,
-        top + row_h * bars.len() as f64
+        r##"<line x1="{x1:.1}" y1="{top}" x2="{x1:.1}" y2="{plot_bottom:.1}" stroke="#000" stroke-width="1.5"/>"##
     );
     let _ = writeln!(s, "</svg>");
     s

@@ -338,7 +338,7 @@ pub async fn send<S: BenchSocket>(a: RoleArgs) -> R<()> {
     let mut limit = 0u64;
     let mut gentle = is_pub;
     loop {
-        if gentle && seq % 100 == 0 {
+        if gentle && seq.is_multiple_of(100) {
             // Until the driver says go (every SUB connected and receiving), a PUB sends about
             // 100 messages per millisecond: enough for the SUBs to become ready, little enough
             // to leave the library time to accept a hundred connections.
@@ -395,7 +395,7 @@ pub async fn send<S: BenchSocket>(a: RoleArgs) -> R<()> {
                 // A PUB never waits, so a publishing loop never yields on its own; on a
                 // current-thread runtime it would starve the library's own tasks. Every
                 // implementation gets the same yield.
-                if is_pub && seq % 64 == 0 {
+                if is_pub && seq.is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
             }

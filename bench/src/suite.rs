@@ -32,7 +32,11 @@ pub struct Config {
     pub conn_reps: usize,
     pub sections: Vec<String>,
     pub syscalls: bool,
-    pub rt: String,
+    /// Tokio runtime flavours the Rust implementations run on, each in every case: "ct"
+    /// (current-thread) and "mt" (multi-threaded, `workers` worker threads). libzmq has its own
+    /// I/O thread and runs once per case, compared with both.
+    pub rts: Vec<String>,
+    pub workers: usize,
     /// PUB/SUB and fan-out: "paced" (credit from the SUBs, lossless), "flood" (as fast as the PUB
     /// can, loss counted), or both.
     pub pubsub_modes: Vec<String>,
@@ -86,7 +90,14 @@ impl Config {
             conn_reps: a.num("conn-reps", if quick { 1 } else { 3 })?,
             syscalls: sections.iter().any(|s| s == "syscalls") && which("perf"),
             sections,
-            rt: a.str_or("rt", "ct"),
+            rts: {
+                let rts: Vec<String> = list(a.get("rt").unwrap_or("ct,mt"))?;
+                if let Some(bad) = rts.iter().find(|r| *r != "ct" && *r != "mt") {
+                    return Err(format!("--rt {bad}: ct or mt"));
+                }
+                rts
+            },
+            workers: a.num("workers", std::thread::available_parallelism().map_or(2, |n| n.get()))?,
             pubsub_modes: list(a.get("pubsub").unwrap_or("paced"))?,
             credit: a.num("credit", 500)?,
             out,
@@ -358,6 +369,8 @@ pub struct Driver {
     total: usize,
     started: Instant,
     log: std::fs::File,
+    /// The runtime flavour of the run in progress ("ct" or "mt"; libzmq ignores it).
+    rt: String,
 }
 
 impl Driver {
@@ -368,7 +381,9 @@ impl Driver {
             "--endpoint".into(),
             ep.into(),
             "--rt".into(),
-            self.cfg.rt.clone(),
+            self.rt.clone(),
+            "--workers".into(),
+            self.cfg.workers.to_string(),
         ];
         for (k, val) in extra {
             v.push(format!("--{k}"));
@@ -377,6 +392,25 @@ impl Driver {
             }
         }
         v
+    }
+
+    /// The flavour a record is filed under: libzmq's own I/O thread is "native", compared with
+    /// the tokio implementations on every flavour.
+    fn rt_of(&self, v: &Value) -> String {
+        if v["impl"] == Impl::Libzmq.name() {
+            "native".into()
+        } else {
+            self.rt.clone()
+        }
+    }
+
+    /// Progress label suffix: the flavour, for the tokio implementations.
+    fn rt_tag(&self, imp: Impl) -> String {
+        if imp == Impl::Libzmq {
+            String::new()
+        } else {
+            format!(" [{}]", self.rt)
+        }
     }
 
     fn go_window(&self) -> (u128, u128) {
@@ -390,11 +424,13 @@ impl Driver {
         eprintln!("[{:>3}/{}] {:>4}s  {what:<44} {summary}", self.done, self.total, el);
     }
 
-    fn record(&mut self, v: Value) {
+    fn record(&mut self, mut v: Value) {
+        v["rt"] = json!(self.rt_of(&v));
         let _ = writeln!(self.log, "{v}");
         self.records.push(v);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn throughput(
         &mut self,
         imp: Impl,
@@ -509,12 +545,13 @@ impl Driver {
                 v["detail"] = o;
                 self.progress(
                     &format!(
-                        "{} {}{} {}B {transport} {} #{rep}",
+                        "{} {}{} {}B {transport} {}{} #{rep}",
                         v["kind"].as_str().unwrap_or(""),
                         pattern.name(),
                         if mode.is_empty() { String::new() } else { format!("({mode})") },
                         size,
-                        imp.name()
+                        imp.name(),
+                        self.rt_tag(imp)
                     ),
                     &summary,
                 );
@@ -523,7 +560,13 @@ impl Driver {
                 v["ok"] = json!(false);
                 v["error"] = json!(e);
                 self.progress(
-                    &format!("throughput {} {}B {transport} {} #{rep}", pattern.name(), size, imp.name()),
+                    &format!(
+                        "throughput {} {}B {transport} {}{} #{rep}",
+                        pattern.name(),
+                        size,
+                        imp.name(),
+                        self.rt_tag(imp)
+                    ),
                     &format!("FAILED: {e}"),
                 );
             }
@@ -600,14 +643,23 @@ impl Driver {
                 }
                 v["detail"] = o;
                 self.progress(
-                    &format!("{} {}B {transport} {} #{rep}", v["kind"].as_str().unwrap_or(""), size, imp.name()),
+                    &format!(
+                        "{} {}B {transport} {}{} #{rep}",
+                        v["kind"].as_str().unwrap_or(""),
+                        size,
+                        imp.name(),
+                        self.rt_tag(imp)
+                    ),
                     &summary,
                 );
             }
             Err(e) => {
                 v["ok"] = json!(false);
                 v["error"] = json!(e);
-                self.progress(&format!("latency {}B {transport} {} #{rep}", size, imp.name()), &format!("FAILED: {e}"));
+                self.progress(
+                    &format!("latency {}B {transport} {}{} #{rep}", size, imp.name(), self.rt_tag(imp)),
+                    &format!("FAILED: {e}"),
+                );
             }
         }
         self.record(v.clone());
@@ -700,13 +752,16 @@ impl Driver {
                     o["pub"]["rate"].as_f64().unwrap_or(0.0)
                 );
                 v["detail"] = o;
-                self.progress(&format!("fanout({mode}) 1→{subs} {size}B tcp {} #{rep}", imp.name()), &summary);
+                self.progress(
+                    &format!("fanout({mode}) 1→{subs} {size}B tcp {}{} #{rep}", imp.name(), self.rt_tag(imp)),
+                    &summary,
+                );
             }
             Err(e) => {
                 v["ok"] = json!(false);
                 v["error"] = json!(e);
                 self.progress(
-                    &format!("fanout({mode}) 1→{subs} {size}B tcp {} #{rep}", imp.name()),
+                    &format!("fanout({mode}) 1→{subs} {size}B tcp {}{} #{rep}", imp.name(), self.rt_tag(imp)),
                     &format!("FAILED: {e}"),
                 );
             }
@@ -771,12 +826,12 @@ impl Driver {
                     o["connect_secs"].as_f64().unwrap_or(0.0)
                 );
                 v["detail"] = o;
-                self.progress(&format!("conns {n} {} #{rep}", imp.name()), &summary);
+                self.progress(&format!("conns {n} {}{} #{rep}", imp.name(), self.rt_tag(imp)), &summary);
             }
             Err(e) => {
                 v["ok"] = json!(false);
                 v["error"] = json!(e);
-                self.progress(&format!("conns {n} {} #{rep}", imp.name()), &format!("FAILED: {e}"));
+                self.progress(&format!("conns {n} {}{} #{rep}", imp.name(), self.rt_tag(imp)), &format!("FAILED: {e}"));
             }
         }
         self.record(v.clone());
@@ -784,10 +839,25 @@ impl Driver {
     }
 }
 
-/// The implementations in the order used for repetition `rep`: rotated, so no one always
-/// runs first (or right after the same neighbour).
-fn rotated(impls: &[Impl], rep: usize) -> Vec<Impl> {
-    let mut v = impls.to_vec();
+/// The runs of one case: every tokio implementation on every runtime flavour, libzmq once
+/// (it brings its own I/O thread).
+fn runs(impls: &[Impl], rts: &[String]) -> Vec<(Impl, String)> {
+    let mut v = Vec::new();
+    for &imp in impls {
+        if imp == Impl::Libzmq {
+            v.push((imp, rts.first().cloned().unwrap_or_else(|| "ct".into())));
+        } else {
+            v.extend(rts.iter().map(|rt| (imp, rt.clone())));
+        }
+    }
+    v
+}
+
+/// The runs of one case in the order used for repetition `rep`: rotated, so no one always runs
+/// first (or right after the same neighbour), and the flavours of one implementation alternate
+/// with the others, so noise hits them alike.
+fn rotated(impls: &[Impl], rts: &[String], rep: usize) -> Vec<(Impl, String)> {
+    let mut v = runs(impls, rts);
     if !v.is_empty() {
         let k = rep % v.len();
         v.rotate_left(k);
@@ -798,7 +868,7 @@ fn rotated(impls: &[Impl], rep: usize) -> Vec<Impl> {
 pub fn run(a: &Args) -> R<()> {
     let cfg = Config::from_args(a)?;
     std::fs::create_dir_all(&cfg.out).map_err(|e| e.to_string())?;
-    let n_impl = cfg.impls.len();
+    let n_impl = runs(&cfg.impls, &cfg.rts).len();
     let mut total = 0;
     let modes_of = |p: Pattern| -> Vec<String> {
         if p == Pattern::PubSub {
@@ -837,7 +907,8 @@ pub fn run(a: &Args) -> R<()> {
     if cfg.sections.iter().any(|s| s == "syscalls") && !cfg.syscalls {
         eprintln!("(perf not found: no syscall counts)");
     }
-    let mut d = Driver { cfg, records: Vec::new(), done: 0, total, started: Instant::now(), log };
+    let rt = cfg.rts.first().cloned().unwrap_or_else(|| "ct".into());
+    let mut d = Driver { cfg, records: Vec::new(), done: 0, total, started: Instant::now(), log, rt };
     let _ = writeln!(d.log, "{}", json!({"kind": "machine", "info": machine}));
 
     if d.cfg.has("throughput") {
@@ -847,10 +918,11 @@ pub fn run(a: &Args) -> R<()> {
                 for transport in d.cfg.transports.clone() {
                     for &size in &d.cfg.sizes.clone() {
                         for rep in 0..d.cfg.reps {
-                            for imp in rotated(&d.cfg.impls, rep) {
+                            for (imp, rt) in rotated(&d.cfg.impls, &d.cfg.rts, rep) {
                                 if transport == "ipc" && !imp.supports_ipc() {
                                     continue;
                                 }
+                                d.rt = rt;
                                 d.throughput(imp, pattern, &mode, size, &transport, rep, false);
                             }
                         }
@@ -863,7 +935,8 @@ pub fn run(a: &Args) -> R<()> {
         for transport in d.cfg.lat_transports.clone() {
             for &size in &d.cfg.lat_sizes.clone() {
                 for rep in 0..d.cfg.reps {
-                    for imp in rotated(&d.cfg.impls, rep) {
+                    for (imp, rt) in rotated(&d.cfg.impls, &d.cfg.rts, rep) {
+                        d.rt = rt;
                         d.latency(imp, size, &transport, rep, false);
                     }
                 }
@@ -874,7 +947,8 @@ pub fn run(a: &Args) -> R<()> {
         for mode in d.cfg.pubsub_modes.clone() {
             for &subs in &d.cfg.fanout_subs.clone() {
                 for rep in 0..d.cfg.reps {
-                    for imp in rotated(&d.cfg.impls, rep) {
+                    for (imp, rt) in rotated(&d.cfg.impls, &d.cfg.rts, rep) {
+                        d.rt = rt;
                         d.fanout(imp, subs, &mode, rep);
                     }
                 }
@@ -884,18 +958,21 @@ pub fn run(a: &Args) -> R<()> {
     if d.cfg.has("conns") {
         let n = d.cfg.conns;
         for rep in 0..d.cfg.conn_reps {
-            for imp in rotated(&d.cfg.impls, rep) {
+            for (imp, rt) in rotated(&d.cfg.impls, &d.cfg.rts, rep) {
+                d.rt = rt;
                 d.conns(imp, n, rep);
             }
         }
     }
     if d.cfg.syscalls {
         for &size in &sys_cases {
-            for imp in d.cfg.impls.clone() {
+            for (imp, rt) in runs(&d.cfg.impls, &d.cfg.rts) {
+                d.rt = rt;
                 d.throughput(imp, Pattern::PushPull, "", size, "tcp", 0, true);
             }
         }
-        for imp in d.cfg.impls.clone() {
+        for (imp, rt) in runs(&d.cfg.impls, &d.cfg.rts) {
+            d.rt = rt;
             d.latency(imp, 16, "tcp", 0, true);
         }
     }

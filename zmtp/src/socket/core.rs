@@ -106,6 +106,8 @@ pub(crate) struct Core {
     /// The connection tasks' futures (see `driver`); weak, so that a dropped runtime frees them.
     connections: Mutex<Vec<std::sync::Weak<Driven>>>,
     closed_at: std::sync::OnceLock<tokio::time::Instant>,
+    /// Accepted connections still in their handshake (`max_pending_handshakes`).
+    pub handshakes: std::sync::Arc<super::handshakes::Pending>,
     conflated: Mutex<Option<Inbound>>,
     pub conflated_ready: Notify,
     next_pipe: AtomicU64,
@@ -116,6 +118,10 @@ impl Core {
     pub(crate) fn new(socket_type: SocketType, options: Options) -> (Core, fair::Receiver<Inbound>) {
         // RCVHWM per peer, as libzmq counts it.
         let (inbound_tx, inbound_rx) = fair::channel(capacity(options.rcvhwm));
+        let handshakes = std::sync::Arc::new(super::handshakes::Pending::new(
+            options.max_pending_handshakes,
+            options.handshake_timeout,
+        ));
         let core = Core {
             socket_type,
             state: Mutex::new(State {
@@ -132,6 +138,7 @@ impl Core {
             tasks: TaskTracker::new(),
             connections: Mutex::new(Vec::new()),
             closed_at: std::sync::OnceLock::new(),
+            handshakes,
             conflated: Mutex::new(None),
             conflated_ready: Notify::new(),
             next_pipe: AtomicU64::new(1),

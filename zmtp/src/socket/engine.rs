@@ -162,6 +162,7 @@ pub(crate) async fn run(
                 let inbound = match ev {
                     Event::Ready(info) => {
                         if let Some(pipe) = accepted.take() {
+                            core.handshakes.done(pipe_id);
                             core.attach(pipe_id, pipe);
                         }
                         let Some(rid) = core.on_ready(pipe_id, &info) else {

@@ -54,4 +54,8 @@ pub enum DisconnectReason {
     /// Our socket was closed.
     #[error("socket closed")]
     Closed,
+    /// The handshake was still pending when [`crate::Options::max_pending_handshakes`] were, and
+    /// this one, the oldest, was dropped to admit a newcomer.
+    #[error("handshake dropped: too many pending")]
+    TooManyHandshakes,
 }

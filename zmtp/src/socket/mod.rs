@@ -15,6 +15,7 @@ mod driver;
 mod engine;
 mod error;
 mod fair;
+mod handshakes;
 mod inproc;
 mod monitor;
 mod options;
@@ -358,6 +359,14 @@ fn futures_ready<T, F: std::future::Future<Output = Result<T, Error>>>(f: F) -> 
 
 async fn accept_loop(core: Arc<Core>, listener: Listener, endpoint: String, opts: StreamOptions) {
     loop {
+        // At `max_pending_handshakes`, accept only once one finishes or the oldest may be dropped.
+        if let handshakes::Admission::WaitUntil(t) = core.handshakes.admission(tokio::time::Instant::now()) {
+            core.handshakes.wait(t, &core.closing).await;
+            if core.closing.is_cancelled() {
+                break;
+            }
+            continue;
+        }
         let accepted = tokio::select! {
             a = listener.accept(&opts) => a,
             _ = core.closing.cancelled() => break,
@@ -367,9 +376,17 @@ async fn accept_loop(core: Arc<Core>, listener: Listener, endpoint: String, opts
                 core.monitors.emit(MonitorEvent::Accepted { endpoint: endpoint.clone(), peer: stream.peer.clone() });
                 let core2 = core.clone();
                 let ep = endpoint.clone();
+                let (id, pipe, mut rx) = core.new_pipe();
+                let ticket = core.handshakes.admit(id);
                 core.spawn_connection(async move {
-                    let (id, pipe, mut rx) = core2.new_pipe();
-                    engine::run(&core2, stream, id, &mut rx, &ep, Some(pipe)).await;
+                    tokio::select! {
+                        _ = engine::run(&core2, stream, id, &mut rx, &ep, Some(pipe)) => {}
+                        _ = ticket.evicted() => {
+                            let reason = DisconnectReason::TooManyHandshakes;
+                            core2.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: ep, reason });
+                        }
+                    }
+                    drop(ticket);
                     core2.detach(id, true);
                 });
             }
@@ -389,6 +406,15 @@ async fn accept_loop(core: Arc<Core>, listener: Listener, endpoint: String, opts
 fn gives_up(reason: &DisconnectReason) -> bool {
     use crate::proto::ConnectionError;
     matches!(reason, DisconnectReason::Protocol(e) if !matches!(e, ConnectionError::HandshakeTimeout | ConnectionError::HeartbeatTimeout))
+}
+
+/// A random extra delay below `base` before a reconnect (as libzmq adds), so that peers that lost
+/// their connection at the same moment (their server restarted) do not all come back at once.
+fn jitter(base: Duration) -> Duration {
+    let mut r = [0u8; 8];
+    crate::proto::mechanism::random(&mut r);
+    let nanos = u64::try_from(base.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(u64::from_le_bytes(r).checked_rem(nanos).unwrap_or(0))
 }
 
 async fn connect_loop(
@@ -454,7 +480,7 @@ async fn connect_loop(
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
+            _ = tokio::time::sleep(delay + jitter(base)) => {}
             _ = core.stopped(!rx.data.is_empty()) => break,
         }
         if max > base {

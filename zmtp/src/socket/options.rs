@@ -30,6 +30,12 @@ pub struct Options {
     pub heartbeat: HeartbeatConfig,
     /// Drop a connection whose handshake takes longer (ZMQ_HANDSHAKE_IVL, default 30 s).
     pub handshake_timeout: Option<Duration>,
+    /// Accepted connections still in their handshake, on all of the socket's bound endpoints
+    /// together (default 1024; `None`: no cap, as libzmq). At the cap the socket stops accepting
+    /// until one finishes; once the oldest has waited 1 s (or the handshake timeout, if shorter) it
+    /// is dropped for the newcomer (`DisconnectReason::TooManyHandshakes`). Peers that connect and
+    /// never speak thus cannot hold more than this many descriptors, nor keep others out.
+    pub max_pending_handshakes: Option<usize>,
     /// Largest incoming message (ZMQ_MAXMSGSIZE), all frames together, each frame counting at
     /// least [`crate::proto::FRAME_COST`] octets; a peer sending more is disconnected. Default
     /// 256 MiB ([`crate::proto::DEFAULT_MAX_MSG_SIZE`]); libzmq's default is unlimited, which
@@ -111,6 +117,7 @@ impl Default for Options {
             reconnect_ivl_max: Duration::ZERO,
             heartbeat: HeartbeatConfig::default(),
             handshake_timeout: Some(Duration::from_secs(30)),
+            max_pending_handshakes: Some(1024),
             max_msg_size: Some(crate::proto::DEFAULT_MAX_MSG_SIZE),
             max_topics_per_peer: 100_000,
             max_topic_bytes_per_peer: 16 << 20,
@@ -187,6 +194,11 @@ impl Options {
     /// Sets ZMQ_HANDSHAKE_IVL.
     pub fn handshake_timeout(mut self, t: Option<Duration>) -> Self {
         self.handshake_timeout = t;
+        self
+    }
+    /// Sets the cap on pending handshakes ([`Options::max_pending_handshakes`]).
+    pub fn max_pending_handshakes(mut self, max: Option<usize>) -> Self {
+        self.max_pending_handshakes = max;
         self
     }
     /// Sets ZMQ_MAXMSGSIZE.

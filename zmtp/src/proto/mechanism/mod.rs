@@ -34,7 +34,7 @@ use crate::codec::{command, Command, MechanismName, Metadata};
 
 use super::ConnectionError;
 
-pub(crate) use crypto::ct_eq;
+pub(crate) use crypto::{ct_eq, random};
 pub use crypto::{CurveKeyPair, CurvePublicKey, CurveSecretKey, InvalidKey};
 pub use curve::{CurveSession, MESSAGE_OVERHEAD};
 pub use zap::{ZapReply, ZapRequest, ZapSettings};
