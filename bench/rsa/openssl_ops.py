@@ -37,6 +37,9 @@ elif op == "encrypt":
     fn = lambda: pub.encrypt(token, oaep)
 elif op == "verify":
     fn = lambda: pub.verify(sig, load, padding.PKCS1v15(), hashes.SHA1())
+elif op == "pub_pem":
+    pub_pem = pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    fn = lambda: serialization.load_pem_public_key(pub_pem)
 else:
     sys.exit(f"unknown op {op}")
 

@@ -11,8 +11,10 @@
 //!
 //! Operations: `sign` (PKCS#1 v1.5 SHA-1 over a 300-byte load: the `_auth` reply and the
 //! `_pillar` reply), `decrypt` (OAEP-SHA1 of the minion's token), `x931` (the `sig` over
-//! the AES key, made once per key), and the public `encrypt` (three per sign-in) and
-//! `verify`. Rates are per CPU-second of the measuring thread (the machine is shared);
+//! the AES key, made once per key), the public `encrypt` (four per sign-in: token,
+//! AES and session keys, the `_pillar` reply's key) and `verify`, and `pub_pem` (parsing a
+//! minion's public key, as the master does for every `_auth`; ours includes preparing the
+//! Montgomery constants). Rates are per CPU-second of the measuring thread (the machine is shared);
 //! rounds alternate the implementations and the median is reported.
 //!
 //! `rsabench --only IMPL:OP --iters N` runs one loop (for callgrind instruction counts).
@@ -26,10 +28,11 @@ use crypto_bigint::{Odd, U1024};
 use rand_core::{OsRng, RngCore};
 use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use rsa::{BigUint, Oaep, Pkcs1v15Sign};
-use salt_proto::rsa::{EncAlgo, PrivateKey, SigAlgo};
+use rsa::pkcs8::DecodePublicKey;
+use salt_proto::rsa::{EncAlgo, PrivateKey, PublicKey, SigAlgo};
 use sha1::{Digest, Sha1};
 
-const OPS: [&str; 5] = ["sign", "decrypt", "x931", "encrypt", "verify"];
+const OPS: [&str; 6] = ["sign", "decrypt", "x931", "encrypt", "verify", "pub_pem"];
 const IMPLS: [&str; 4] = ["salt-proto", "rsa-0.9", "crypto-bigint", "openssl"];
 
 fn thread_cpu() -> f64 {
@@ -71,6 +74,7 @@ struct Fixture {
     token_ct: Vec<u8>,
     sig: Vec<u8>,
     digest_hex: Vec<u8>,
+    pub_pem: String,
     /// crypto-bigint's CRT halves: (params, base, exponent) mod p and mod q.
     cb: Option<[(MontyParams<{ U1024::LIMBS }>, U1024, U1024); 2]>,
 }
@@ -104,7 +108,8 @@ impl Fixture {
             };
             Some([half(p)?, half(q)?])
         })();
-        Fixture { key, load, token_ct, sig, digest_hex: vec![b'0'; 64], cb }
+        let pub_pem = key.public_key().to_pem().expect("pem");
+        Fixture { key, load, token_ct, sig, digest_hex: vec![b'0'; 64], pub_pem, cb }
     }
 
     /// The operation as a closure, or None where the implementation has none.
@@ -116,11 +121,26 @@ impl Fixture {
             ("salt-proto", "sign") => Box::new(move || drop(k.sign(&self.load, SigAlgo::Pkcs1v15Sha1).expect("sign"))),
             ("salt-proto", "decrypt") => Box::new(move || drop(k.decrypt(&self.token_ct, EncAlgo::OaepSha1).expect("dec"))),
             ("salt-proto", "x931") => Box::new(move || drop(k.sign_x931(&self.digest_hex).expect("x931"))),
-            ("salt-proto" | "rsa-0.9", "encrypt") => {
+            ("salt-proto", "encrypt") => {
                 Box::new(move || drop(public.encrypt(&self.load[..32], EncAlgo::OaepSha1).expect("enc")))
             }
-            ("salt-proto" | "rsa-0.9", "verify") => {
+            ("salt-proto", "verify") => {
                 Box::new(move || public.verify(&self.load, &self.sig, SigAlgo::Pkcs1v15Sha1).expect("verify"))
+            }
+            ("salt-proto", "pub_pem") => Box::new(move || drop(PublicKey::from_pem(&self.pub_pem).expect("pem"))),
+            ("rsa-0.9", "encrypt") => {
+                let pk = rk.to_public_key();
+                Box::new(move || drop(pk.encrypt(&mut OsRng, Oaep::new::<Sha1>(), &self.load[..32]).expect("enc")))
+            }
+            ("rsa-0.9", "verify") => {
+                let pk = rk.to_public_key();
+                Box::new(move || {
+                    let d = Sha1::digest(&self.load);
+                    pk.verify(Pkcs1v15Sign::new::<Sha1>(), &d, &self.sig).expect("verify")
+                })
+            }
+            ("rsa-0.9", "pub_pem") => {
+                Box::new(move || drop(rsa::RsaPublicKey::from_public_key_pem(&self.pub_pem).expect("pem")))
             }
             ("rsa-0.9", "sign") => Box::new(move || {
                 let d = Sha1::digest(&self.load);

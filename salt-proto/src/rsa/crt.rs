@@ -18,7 +18,7 @@
 use std::sync::Mutex;
 
 use ::rsa::traits::{PrivateKeyParts, PublicKeyParts};
-use ::rsa::{BigUint, RsaPrivateKey};
+use ::rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
 use rand_core::{CryptoRngCore, OsRng};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -78,6 +78,79 @@ impl Engine {
     }
 }
 
+/// A public key prepared for [`PublicOp::public`]: `x^e mod n` on the same
+/// arithmetic. `None` from [`PublicOp::new`] for moduli above 4096 bits
+/// or exponents above 64 bits (they stay on the `rsa` crate).
+pub(super) struct PublicOp {
+    size: usize,
+    inner: PublicWidth,
+}
+
+enum PublicWidth {
+    L16(Box<Public<16>>),
+    L32(Box<Public<32>>),
+    L48(Box<Public<48>>),
+    L64(Box<Public<64>>),
+}
+
+impl PublicOp {
+    pub(super) fn new(key: &RsaPublicKey) -> Option<PublicOp> {
+        let inner = match key.n().bits().div_ceil(64) {
+            0..=16 => PublicWidth::L16(Box::new(Public::new(key.n(), key.e())?)),
+            17..=32 => PublicWidth::L32(Box::new(Public::new(key.n(), key.e())?)),
+            33..=48 => PublicWidth::L48(Box::new(Public::new(key.n(), key.e())?)),
+            49..=64 => PublicWidth::L64(Box::new(Public::new(key.n(), key.e())?)),
+            _ => return None,
+        };
+        Some(PublicOp { size: key.size(), inner })
+    }
+
+    /// `x^e mod n` for the big-endian `x` (at most the modulus size in
+    /// bytes), as exactly that many big-endian bytes;
+    /// [`::rsa::Error::Decryption`] if `x >= n`.
+    pub(super) fn public(&self, x: &[u8]) -> Result<Vec<u8>, ::rsa::Error> {
+        if x.len() > self.size {
+            return Err(::rsa::Error::Decryption);
+        }
+        match &self.inner {
+            PublicWidth::L16(k) => k.apply_bytes(x, self.size),
+            PublicWidth::L32(k) => k.apply_bytes(x, self.size),
+            PublicWidth::L48(k) => k.apply_bytes(x, self.size),
+            PublicWidth::L64(k) => k.apply_bytes(x, self.size),
+        }
+    }
+}
+
+/// `n` and `e` of `M` limbs.
+struct Public<const M: usize> {
+    n: Modulus<M>,
+    e: u64,
+}
+
+impl<const M: usize> Public<M> {
+    fn new(n: &BigUint, e: &BigUint) -> Option<Self> {
+        let e_bytes = e.to_bytes_be();
+        if e_bytes.len() > 8 {
+            return None;
+        }
+        let e = e_bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        Some(Public { n: Modulus::new(n)?, e })
+    }
+
+    /// `x^e mod n` for `x < n` (the timing depends on `e` only).
+    fn apply(&self, x: &Limbs<M>) -> Limbs<M> {
+        self.n.out_of_mont(&self.n.pow_public(&self.n.to_mont(x), self.e))
+    }
+
+    fn apply_bytes(&self, x: &[u8], size: usize) -> Result<Vec<u8>, ::rsa::Error> {
+        let x = limbs_from_be::<M>(x).ok_or(::rsa::Error::Decryption)?;
+        if !lt(&x, self.n.modulus()) {
+            return Err(::rsa::Error::Decryption);
+        }
+        Ok(limbs_to_be(&self.apply(&x), size))
+    }
+}
+
 /// `r^e` and `r^-1` modulo one prime, in Montgomery form.
 struct Half<const N: usize> {
     r_e: Limbs<N>,
@@ -100,8 +173,7 @@ struct Pool<const N: usize> {
 struct Crt<const N: usize, const M: usize> {
     p: Modulus<N>,
     q: Modulus<N>,
-    n: Modulus<M>,
-    e: u64,
+    public: Public<M>,
     dp: Limbs<N>,
     dq: Limbs<N>,
     /// `q^-1 mod p`.
@@ -120,11 +192,6 @@ impl<const N: usize, const M: usize> Drop for Crt<N, M> {
 impl<const N: usize, const M: usize> Crt<N, M> {
     fn new(key: &RsaPrivateKey) -> Option<Self> {
         let [p, q] = key.primes() else { return None };
-        let e_bytes = key.e().to_bytes_be();
-        if e_bytes.len() > 8 {
-            return None;
-        }
-        let e = e_bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
         let one = BigUint::from(1u8);
         let dp = Zeroizing::new(key.d() % (p - &one));
         let dq = Zeroizing::new(key.d() % (q - &one));
@@ -132,8 +199,7 @@ impl<const N: usize, const M: usize> Crt<N, M> {
         let crt = Crt {
             p: Modulus::new(p)?,
             q: Modulus::new(q)?,
-            n: Modulus::new(key.n())?,
-            e,
+            public: Public::new(key.n(), key.e())?,
             dp: limbs_of(&dp)?,
             dq: limbs_of(&dq)?,
             qinv: limbs_of(&qinv)?,
@@ -151,7 +217,7 @@ impl<const N: usize, const M: usize> Crt<N, M> {
 
     fn private_bytes(&self, c: &[u8], size: usize) -> Result<Zeroizing<Vec<u8>>, ::rsa::Error> {
         let c = limbs_from_be::<M>(c).ok_or(::rsa::Error::Decryption)?;
-        if !lt(&c, self.n.modulus()) {
+        if !lt(&c, self.public.n.modulus()) {
             return Err(::rsa::Error::Decryption);
         }
         let mut m = self.private(&c).ok_or(::rsa::Error::Internal)?;
@@ -184,8 +250,7 @@ impl<const N: usize, const M: usize> Crt<N, M> {
             x.zeroize();
         }
         // m < n here (mq < q and h < p), so it is a valid Montgomery input.
-        let check = self.n.out_of_mont(&self.n.pow_public(&self.n.to_mont(&m), self.e));
-        (check == *c).then_some(m)
+        (self.public.apply(&m) == *c).then_some(m)
     }
 
     /// A blinding pair for each prime, never handed out before.
@@ -202,8 +267,8 @@ impl<const N: usize, const M: usize> Crt<N, M> {
         // Made outside the lock: other threads keep drawing meanwhile.
         drop(pool);
         let mut rng = OsRng;
-        let ps = halves(&self.p, self.e, count, &mut rng);
-        let qs = halves(&self.q, self.e, count, &mut rng);
+        let ps = halves(&self.p, self.public.e, count, &mut rng);
+        let qs = halves(&self.q, self.public.e, count, &mut rng);
         let mut fresh: Vec<_> = ps.into_iter().zip(qs).collect();
         let Some(mine) = fresh.pop() else { unreachable!("count >= 1") };
         let mut pool = match self.pool.lock() {
@@ -337,7 +402,7 @@ mod tests {
             let (bp, bq) = crt.blinding();
             for (md, h) in [(&crt.p, &bp), (&crt.q, &bq)] {
                 // r^e r^-e... check r^e (r^-1)^e = 1.
-                let inv_e = md.pow_public(&h.r_inv, crt.e);
+                let inv_e = md.pow_public(&h.r_inv, crt.public.e);
                 assert_eq!(md.mul(&h.r_e, &inv_e), *md.one());
             }
             assert!(!seen.contains(&bp.r_inv), "a blinding pair was handed out twice");

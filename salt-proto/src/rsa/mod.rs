@@ -36,10 +36,13 @@ use ::rsa::hazmat::{rsa_decrypt_and_check, rsa_encrypt};
 use ::rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
 use ::rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
 use ::rsa::traits::PublicKeyParts;
-use ::rsa::{BigUint, Oaep, Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+#[cfg(test)]
+use ::rsa::Oaep;
+use ::rsa::{BigUint, Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use rand_core::OsRng;
 use sha1::Sha1;
 use sha2::{Digest, Sha224, Sha256};
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::error::{Crypto, Error, Result};
@@ -72,6 +75,8 @@ impl EncAlgo {
         }
     }
 
+    /// The `rsa` crate's scheme (the tests compare with it).
+    #[cfg(test)]
     fn padding(self) -> Oaep {
         match self {
             EncAlgo::OaepSha1 => Oaep::new::<Sha1>(),
@@ -260,7 +265,7 @@ impl PrivateKey {
 
     /// The matching public key.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey { key: self.key.to_public_key() }
+        PublicKey::from_rsa(self.key.to_public_key())
     }
 
     /// Modulus size in bytes (`RSA_size`).
@@ -333,10 +338,20 @@ impl PrivateKey {
 
 /// An RSA public key (`minion.pub`, `master.pub`, `minion_master.pub`,
 /// `pki_dir/minions/<id>`).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct PublicKey {
     key: RsaPublicKey,
+    /// The fast public-key operation, for the keys it handles.
+    fast: Option<Arc<crt::PublicOp>>,
 }
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for PublicKey {}
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -355,7 +370,28 @@ impl PublicKey {
         } else {
             RsaPublicKey::from_public_key_pem(&pem).map_err(|e| Error::Crypto(Crypto::InvalidKey(e.to_string())))?
         };
-        Ok(PublicKey { key })
+        Ok(Self::from_rsa(key))
+    }
+
+    /// Wrap an `rsa` crate key (preparing the fast public-key operation
+    /// when the key is one it handles: moduli up to 4096 bits, public
+    /// exponents below 2^64).
+    pub fn from_rsa(key: RsaPublicKey) -> Self {
+        let fast = crt::PublicOp::new(&key).map(Arc::new);
+        PublicKey { key, fast }
+    }
+
+    /// The raw public-key operation `x^e mod n`, `x` big-endian (below n),
+    /// the result exactly [`size`](Self::size) bytes.
+    fn public_op(&self, x: &[u8]) -> Result<Vec<u8>> {
+        if let Some(fast) = &self.fast {
+            return Ok(fast.public(x)?);
+        }
+        let x = BigUint::from_bytes_be(x);
+        if &x >= self.key.n() {
+            return Err(::rsa::Error::Decryption.into());
+        }
+        Ok(left_pad(&rsa_encrypt(&self.key, &x)?.to_bytes_be(), self.size()))
     }
 
     /// The key as Salt writes `*.pub`: SubjectPublicKeyInfo PEM with `\n`
@@ -378,14 +414,31 @@ impl PublicKey {
     /// RSA-OAEP encryption (Salt's `PublicKey.encrypt(data, algorithm)`).
     /// Randomized.
     pub fn encrypt(&self, data: &[u8], algo: EncAlgo) -> Result<Vec<u8>> {
-        Ok(self.key.encrypt(&mut OsRng, algo.padding(), data)?)
+        let k = self.size();
+        let em = match algo {
+            EncAlgo::OaepSha1 => pad::oaep_encode::<Sha1>(data, k, &mut OsRng),
+            EncAlgo::OaepSha224 => pad::oaep_encode::<Sha224>(data, k, &mut OsRng),
+        };
+        let em = Zeroizing::new(em.ok_or(::rsa::Error::MessageTooLong)?);
+        self.public_op(&em)
     }
 
     /// Verify an RSASSA-PKCS1-v1_5 signature over `data` (Salt's
     /// `PublicKey.verify`); [`Crypto::BadSignature`] if it does not verify.
     pub fn verify(&self, data: &[u8], sig: &[u8], algo: SigAlgo) -> Result<()> {
         let (scheme, digest) = algo.scheme_and_digest(data);
-        self.key.verify(scheme, &digest, sig).map_err(|_| Error::Crypto(Crypto::BadSignature))
+        let k = self.size();
+        let bad = || Error::Crypto(Crypto::BadSignature);
+        if sig.len() != k {
+            return Err(bad());
+        }
+        let em = self.public_op(sig).map_err(|_| bad())?;
+        let want = pad::pkcs1v15_sign_encode(&scheme.prefix, &digest, k).ok_or_else(bad)?;
+        if bool::from(em.ct_eq(&want)) {
+            Ok(())
+        } else {
+            Err(bad())
+        }
     }
 
     /// ANSI X9.31 "public decrypt" (Salt's `PublicKey.decrypt`, OpenSSL
@@ -402,11 +455,10 @@ impl PublicKey {
             return Err(Error::Crypto(Crypto::X931("data greater than modulus length")));
         }
         let n = self.key.n();
-        let f = BigUint::from_bytes_be(sig);
-        if &f >= n {
+        if &BigUint::from_bytes_be(sig) >= n {
             return Err(Error::Crypto(Crypto::X931("data too large for modulus")));
         }
-        let mut r = rsa_encrypt(&self.key, &f)?;
+        let mut r = BigUint::from_bytes_be(&self.public_op(sig)?);
         let low = r.to_bytes_le().first().copied().unwrap_or(0);
         if low & 0xF != 0xC {
             r = n - &r;
@@ -493,6 +545,8 @@ mod tests {
         use rand_core::RngCore;
         let slow = PrivateKey { key: key.key.clone(), fast: None };
         let public = key.public_key();
+        assert!(public.fast.is_some());
+        let slow_public = PublicKey { key: public.key.clone(), fast: None };
         let k = key.size();
         for i in 0..rounds {
             let mut data = vec![0u8; 1 + i * 7 % 300];
@@ -501,13 +555,32 @@ mod tests {
                 let (scheme, digest) = algo.scheme_and_digest(&data);
                 let Ok(want) = key.key.sign(scheme, &digest) else { panic!("rsa sign") };
                 assert_eq!(key.sign(&data, algo).ok(), Some(want.clone()));
-                assert_eq!(slow.sign(&data, algo).ok(), Some(want));
+                assert_eq!(slow.sign(&data, algo).ok(), Some(want.clone()));
+                // Verification: ours (both paths) agrees with the rsa crate's
+                // on the signature and on damaged ones.
+                let mut bad = want.clone();
+                bad[i % k] ^= 0x10;
+                let other = if algo == SigAlgo::Pkcs1v15Sha1 { SigAlgo::Pkcs1v15Sha224 } else { SigAlgo::Pkcs1v15Sha1 };
+                for (s, a, ok) in [(&want, algo, true), (&bad, algo, false), (&want, other, false)] {
+                    let (scheme, digest) = a.scheme_and_digest(&data);
+                    assert_eq!(public.key.verify(scheme, &digest, s).is_ok(), ok);
+                    assert_eq!(public.verify(&data, s, a).is_ok(), ok);
+                    assert_eq!(slow_public.verify(&data, s, a).is_ok(), ok);
+                }
+                assert!(public.verify(&data, &want[1..], algo).is_err());
             }
             for algo in EncAlgo::ALL {
                 let msg = &data[..data.len().min(k - 2 * 28 - 2)];
                 let Ok(ct) = public.encrypt(msg, algo) else { panic!("encrypt") };
                 assert_eq!(key.decrypt(&ct, algo).ok().as_deref(), Some(msg));
                 assert_eq!(slow.decrypt(&ct, algo).ok().as_deref(), Some(msg));
+                // Our encryption opens with the rsa crate's decryption, and
+                // the rsa crate's (the path before) with ours.
+                assert_eq!(key.key.decrypt(algo.padding(), &ct).ok().as_deref(), Some(msg));
+                let Ok(ct2) = slow_public.encrypt(msg, algo) else { panic!("encrypt") };
+                assert_eq!(key.decrypt(&ct2, algo).ok().as_deref(), Some(msg));
+                let Ok(ct3) = public.key.encrypt(&mut OsRng, algo.padding(), msg) else { panic!("encrypt") };
+                assert_eq!(key.decrypt(&ct3, algo).ok().as_deref(), Some(msg));
                 // A damaged ciphertext, the wrong hash, or random numbers
                 // below n: whatever the rsa crate says, we say.
                 let mut bad = ct.clone();
@@ -529,7 +602,19 @@ mod tests {
             assert_eq!(sig.as_ref().ok(), slow.sign_x931(msg).as_ref().ok());
             let Ok(sig) = sig else { panic!("x931") };
             assert_eq!(public.recover_x931(&sig).ok().as_deref(), Some(msg));
+            assert_eq!(slow_public.recover_x931(&sig).ok().as_deref(), Some(msg));
+            // A shortened signature (leading zero byte dropped, as a peer
+            // may send it) and a damaged one.
+            let short: Vec<u8> = sig.iter().copied().skip_while(|&b| b == 0).collect();
+            assert_eq!(public.recover_x931(&short).ok().as_deref(), Some(msg));
+            let mut bad = sig.clone();
+            bad[k / 2] ^= 1;
+            assert_eq!(public.recover_x931(&bad).ok(), slow_public.recover_x931(&bad).ok());
         }
+        // Too long for the key: refused.
+        let long = vec![0u8; k - 2 * 20 - 1];
+        assert!(public.encrypt(&long, EncAlgo::OaepSha1).is_err());
+        assert!(public.encrypt(&long[1..], EncAlgo::OaepSha1).is_ok());
         // Wrong lengths are refused as the rsa crate refuses them.
         assert!(key.decrypt(&vec![0; k - 1], EncAlgo::OaepSha1).is_err());
         assert!(key.decrypt(&vec![0; k + 1], EncAlgo::OaepSha1).is_err());

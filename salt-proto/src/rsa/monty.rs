@@ -141,11 +141,15 @@ impl<const N: usize> Modulus<N> {
         for _ in 0..5 {
             inv = inv.wrapping_mul(2u64.wrapping_sub(m0.wrapping_mul(inv)));
         }
-        let r = BigUint::from(1u8) << (64 * N);
-        let one = limbs_of::<N>(&(&r % m))?;
-        let r2 = limbs_of::<N>(&((&r * &r) % m))?;
-        let r3 = limbs_of::<N>(&((&r * &r * &r) % m))?;
-        Some(Modulus { m: limbs, m0inv: inv.wrapping_neg(), one, r2, r3 })
+        let one = limbs_of::<N>(&((BigUint::from(1u8) << (64 * N)) % m))?;
+        let mut md = Modulus { m: limbs, m0inv: inv.wrapping_neg(), one, r2: [0; N], r3: [0; N] };
+        // 2 in Montgomery form is 2R; raised to the power 64N (the bits of
+        // R) it is the Montgomery form of R, that is R^2 mod m: a handful
+        // of squarings rather than a long division.
+        let two = md.add(&md.one, &md.one);
+        md.r2 = md.pow_public(&two, 64 * N as u64);
+        md.r3 = md.mul(&md.r2, &md.r2);
+        Some(md)
     }
 
     /// The modulus.
@@ -381,6 +385,9 @@ mod tests {
     fn check_ops<const N: usize>(m: &BigUint) {
         let Some(md) = Modulus::<N>::new(m) else { panic!("modulus") };
         let r = BigUint::from(1u8) << (64 * N);
+        assert_eq!(big(&md.one), &r % m);
+        assert_eq!(big(&md.r2), (&r * &r) % m);
+        assert_eq!(big(&md.r3), (&r * &r * &r) % m);
         for _ in 0..50 {
             let a = random_below::<N>(m);
             let b = random_below::<N>(m);

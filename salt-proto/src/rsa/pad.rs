@@ -1,7 +1,8 @@
-//! The encodings around the private-key operation that the fast path
-//! ([`super::crt`]) needs itself: OAEP decoding (RFC 8017 7.1.2, empty
-//! label) and the RSASSA-PKCS1-v1_5 encoding (RFC 8017 9.2).
+//! The encodings around the RSA operations that the fast path
+//! ([`super::crt`]) needs itself: OAEP (RFC 8017 7.1, empty label) and the
+//! RSASSA-PKCS1-v1_5 encoding (RFC 8017 9.2).
 
+use rand_core::CryptoRngCore;
 use sha2::Digest;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
@@ -16,6 +17,26 @@ fn mgf1_xor<D: Digest>(out: &mut [u8], seed: &[u8]) {
             *o ^= m;
         }
     }
+}
+
+/// The OAEP encoding of `msg` for a `k`-byte modulus with a random seed,
+/// or `None` if `msg` is longer than `k - 2 hLen - 2`.
+pub(super) fn oaep_encode<D: Digest>(msg: &[u8], k: usize, rng: &mut impl CryptoRngCore) -> Option<Vec<u8>> {
+    let h = <D as Digest>::output_size();
+    if k < 2 * h + 2 || msg.len() > k - 2 * h - 2 {
+        return None;
+    }
+    // EM = 0x00 || maskedSeed || maskedDB, DB = lHash || PS || 0x01 || M.
+    let mut em = vec![0u8; k];
+    let (seed, db) = em[1..].split_at_mut(h);
+    rng.fill_bytes(seed);
+    db[..h].copy_from_slice(&D::digest(b""));
+    let one_at = db.len() - msg.len() - 1;
+    db[one_at] = 1;
+    db[one_at + 1..].copy_from_slice(msg);
+    mgf1_xor::<D>(db, seed);
+    mgf1_xor::<D>(seed, db);
+    Some(em)
 }
 
 /// The message of an OAEP-encoded block `em` (as long as the modulus, the
