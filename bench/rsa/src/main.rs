@@ -17,7 +17,8 @@
 //! Montgomery constants). Rates are per CPU-second of the measuring thread (the machine is shared);
 //! rounds alternate the implementations and the median is reported.
 //!
-//! `rsabench --only IMPL:OP --iters N` runs one loop (for callgrind instruction counts).
+//! `rsabench --only IMPL:OP --iters N [--key PEM]` runs one loop (for callgrind instruction
+//! counts); `--write-key PEM` writes a fresh key and exits.
 
 use std::io::Write;
 use std::process::Command;
@@ -195,6 +196,10 @@ fn main() {
         Some(path) => PrivateKey::from_pem(&std::fs::read_to_string(path).expect("key")).expect("pem"),
         None => PrivateKey::generate(bits).expect("keygen"),
     };
+    if let Some(path) = arg("--write-key") {
+        std::fs::write(path, key.to_pem().expect("pem").as_bytes()).expect("write key");
+        return;
+    }
     let fx = Fixture::new(key);
 
     if let Some(only) = arg("--only") {

@@ -4,8 +4,9 @@
 //!
 //! Multiplication is CIOS (coarsely integrated operand scanning) with a
 //! final subtraction made by masking, so its timing does not depend on the
-//! values; [`Modulus::pow_secret`] is a fixed-window exponentiation whose
-//! window values are read from the table by scanning every entry.
+//! values; [`Modulus::pow_secret_pair`] is a fixed-window exponentiation
+//! (of the two CRT halves at once, interleaved) whose window values are read
+//! from the table by scanning every entry.
 
 use ::rsa::BigUint;
 use zeroize::Zeroize;
@@ -13,7 +14,7 @@ use zeroize::Zeroize;
 /// `N` limbs, least significant first.
 pub(super) type Limbs<const N: usize> = [u64; N];
 
-/// Exponent window of [`Modulus::pow_secret`] (a 2^W-entry table).
+/// Exponent window of [`Modulus::pow_secret_pair`] (a 2^W-entry table).
 const WINDOW: usize = 5;
 
 #[inline(always)]
@@ -254,29 +255,73 @@ impl<const N: usize> Modulus<N> {
         self.mul(x, &one)
     }
 
-    /// The inverse in Montgomery form: `a^-1 R` for `x = a R`, by Fermat
-    /// (`x^(m-2)`; `m` must be prime). Constant time.
-    pub(super) fn inv_prime(&self, x: &Limbs<N>) -> Limbs<N> {
-        let mut e = self.m;
-        // m - 2 (m is odd and > 2 here, so no borrow past limb 0 matters).
-        let mut borrow = 0;
-        for (i, l) in e.iter_mut().enumerate() {
-            (*l, borrow) = sbb(*l, if i == 0 { 2 } else { 0 }, borrow);
-        }
-        let r = self.pow_secret(x, &e);
+    /// The inverses in Montgomery form, `a^-1 R` for `x = a R`, modulo two
+    /// primes at once, by Fermat (`x^(m-2)`). Constant time.
+    pub(super) fn inv_prime_pair(md: [&Self; 2], x: [&Limbs<N>; 2]) -> [Limbs<N>; 2] {
+        let minus_two = |m: &Limbs<N>| {
+            // m - 2 (m is odd and above 2).
+            let mut e = *m;
+            let mut borrow = 0;
+            for (i, l) in e.iter_mut().enumerate() {
+                (*l, borrow) = sbb(*l, if i == 0 { 2 } else { 0 }, borrow);
+            }
+            e
+        };
+        let mut e = [minus_two(&md[0].m), minus_two(&md[1].m)];
+        let r = Self::pow_secret_pair(md, x, [&e[0], &e[1]]);
         e.zeroize();
         r
     }
 
-    /// `base^exp` in Montgomery form (`base` in Montgomery form), for a
-    /// secret `exp`: every bit of all `N` limbs is processed, and each
-    /// window's table entry is read by scanning the whole table.
-    pub(super) fn pow_secret(&self, base: &Limbs<N>, exp: &Limbs<N>) -> Limbs<N> {
-        let mut table = [[0u64; N]; 1 << WINDOW];
-        table[0] = self.one;
-        table[1] = *base;
+    /// `a b R^-1` modulo two moduli at once: [`mul`](Self::mul) for
+    /// each, interleaved limb by limb so that the processor overlaps their
+    /// carry chains (the two halves of a CRT exponentiation are
+    /// independent). Constant time.
+    #[inline]
+    pub(super) fn mul_pair(md: [&Self; 2], a: [&Limbs<N>; 2], b: [&Limbs<N>; 2]) -> [Limbs<N>; 2] {
+        let [p, q] = md;
+        let ([ap, aq], [bp, bq]) = (a, b);
+        let (mp, mq) = (&p.m, &q.m);
+        let (mut tp, mut tq) = ([0u64; N], [0u64; N]);
+        let (mut hp, mut hq) = (0u64, 0u64);
+        for i in 0..N {
+            let (bpi, bqi) = (bp[i], bq[i]);
+            let (t0p, mut c1p) = mac(tp[0], ap[0], bpi, 0);
+            let (t0q, mut c1q) = mac(tq[0], aq[0], bqi, 0);
+            let up = t0p.wrapping_mul(p.m0inv);
+            let uq = t0q.wrapping_mul(q.m0inv);
+            let (_, mut c2p) = mac(t0p, up, mp[0], 0);
+            let (_, mut c2q) = mac(t0q, uq, mq[0], 0);
+            for j in 1..N {
+                let (x, y);
+                (x, c1p) = mac(tp[j], ap[j], bpi, c1p);
+                (y, c1q) = mac(tq[j], aq[j], bqi, c1q);
+                (tp[j - 1], c2p) = mac(x, up, mp[j], c2p);
+                (tq[j - 1], c2q) = mac(y, uq, mq[j], c2q);
+            }
+            let (x, t1p) = adc(hp, c1p, 0);
+            let (x, t2p) = adc(x, c2p, 0);
+            tp[N - 1] = x;
+            hp = t1p + t2p;
+            let (y, t1q) = adc(hq, c1q, 0);
+            let (y, t2q) = adc(y, c2q, 0);
+            tq[N - 1] = y;
+            hq = t1q + t2q;
+        }
+        [p.reduce_once(&tp, hp), q.reduce_once(&tq, hq)]
+    }
+
+    /// `base^exp` in Montgomery form modulo two moduli at once (`base` in
+    /// Montgomery form), for secret exponents: every bit of all `N` limbs
+    /// is processed, and each window's table entry is read by scanning the
+    /// whole table. The two lanes run interleaved ([`mul_pair`](Self::mul_pair)).
+    pub(super) fn pow_secret_pair(md: [&Self; 2], base: [&Limbs<N>; 2], exp: [&Limbs<N>; 2]) -> [Limbs<N>; 2] {
+        let mut table = [[[0u64; N]; 2]; 1 << WINDOW];
+        table[0] = [md[0].one, md[1].one];
+        table[1] = [*base[0], *base[1]];
         for i in 2..table.len() {
-            table[i] = if i % 2 == 0 { self.square(&table[i / 2]) } else { self.mul(&table[i - 1], base) };
+            let (x, y) = if i % 2 == 0 { (i / 2, i / 2) } else { (i - 1, 1) };
+            table[i] = Self::mul_pair(md, [&table[x][0], &table[x][1]], [&table[y][0], &table[y][1]]);
         }
         let bits = 64 * N;
         // The top window holds the bits left over by whole windows.
@@ -285,14 +330,15 @@ impl<const N: usize> Modulus<N> {
             r => r,
         };
         let mut pos = bits - top;
-        let mut acc = lookup(&table, window(exp, pos, top));
+        let mut acc = [lookup(&table, 0, window(exp[0], pos, top)), lookup(&table, 1, window(exp[1], pos, top))];
         while pos > 0 {
             pos -= WINDOW;
             for _ in 0..WINDOW {
-                acc = self.square(&acc);
+                acc = Self::mul_pair(md, [&acc[0], &acc[1]], [&acc[0], &acc[1]]);
             }
-            let mut t = lookup(&table, window(exp, pos, WINDOW));
-            acc = self.mul(&acc, &t);
+            let mut t =
+                [lookup(&table, 0, window(exp[0], pos, WINDOW)), lookup(&table, 1, window(exp[1], pos, WINDOW))];
+            acc = Self::mul_pair(md, [&acc[0], &acc[1]], [&t[0], &t[1]]);
             t.zeroize();
         }
         table.zeroize();
@@ -329,15 +375,15 @@ fn window<const N: usize>(exp: &Limbs<N>, pos: usize, w: usize) -> usize {
     (v & ((1 << w) - 1)) as usize
 }
 
-/// `table[idx]`, reading every entry (constant time in `idx`).
+/// `table[idx][lane]`, reading every entry (constant time in `idx`).
 #[inline(always)]
-fn lookup<const N: usize>(table: &[Limbs<N>], idx: usize) -> Limbs<N> {
+fn lookup<const N: usize>(table: &[[Limbs<N>; 2]], lane: usize, idx: usize) -> Limbs<N> {
     let mut r = [0u64; N];
     for (i, entry) in table.iter().enumerate() {
         // All ones when i == idx: (i ^ idx) - 1 borrows only from zero.
         let diff = (i ^ idx) as u64;
         let mask = 0u64.wrapping_sub(((diff | diff.wrapping_neg()) >> 63) ^ 1);
-        for (r, &e) in r.iter_mut().zip(entry) {
+        for (r, &e) in r.iter_mut().zip(&entry[lane]) {
             *r |= e & mask;
         }
     }
@@ -400,9 +446,12 @@ mod tests {
             assert_eq!(big(&md.sub(&a, &b)), (&ab + m - &bb) % m);
             assert_eq!(big(&md.out_of_mont(&md.to_mont(&a))), ab);
             // pow against BigUint::modpow.
-            let e = random_below::<N>(m);
-            let got = md.out_of_mont(&md.pow_secret(&md.to_mont(&a), &e));
-            assert_eq!(big(&got), ab.modpow(&big(&e), m));
+            let (e, f) = (random_below::<N>(m), random_below::<N>(m));
+            let got = Modulus::pow_secret_pair([&md, &md], [&md.to_mont(&a), &md.to_mont(&b)], [&e, &f]);
+            assert_eq!(big(&md.out_of_mont(&got[0])), ab.modpow(&big(&e), m));
+            assert_eq!(big(&md.out_of_mont(&got[1])), bb.modpow(&big(&f), m));
+            let pair = Modulus::mul_pair([&md, &md], [&a, &b], [&b, &e]);
+            assert_eq!(pair, [md.mul(&a, &b), md.mul(&b, &e)]);
             let got = md.out_of_mont(&md.pow_public(&md.to_mont(&a), 65537));
             assert_eq!(big(&got), ab.modpow(&BigUint::from(65537u32), m));
         }
@@ -459,9 +508,10 @@ mod tests {
 
     #[test]
     fn lookup_and_window() {
-        let table: Vec<Limbs<2>> = (0..32u64).map(|i| [i, i * 7]).collect();
+        let table: Vec<[Limbs<2>; 2]> = (0..32u64).map(|i| [[i, i * 7], [i * 3, i]]).collect();
         for i in 0..32 {
-            assert_eq!(lookup(&table, i), [i as u64, i as u64 * 7]);
+            assert_eq!(lookup(&table, 0, i), [i as u64, i as u64 * 7]);
+            assert_eq!(lookup(&table, 1, i), [i as u64 * 3, i as u64]);
         }
         let e: Limbs<2> = [0xF000_0000_0000_0001, 0b1011];
         assert_eq!(window(&e, 0, 5), 1);
