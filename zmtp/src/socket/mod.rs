@@ -21,7 +21,7 @@ mod monitor;
 mod options;
 mod pattern;
 mod queue;
-mod subscriptions;
+mod session;
 mod sync;
 pub mod zap;
 
@@ -29,12 +29,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use self::core::{Core, Inbound};
-use self::pattern::Delivery;
+use self::pattern::Unsent;
 pub use crate::proto::mechanism::{ZapReply, ZapRequest};
-pub use error::{DisconnectReason, Error};
+pub use crate::subscriptions::Subscriptions;
+pub use error::{DisconnectReason, Error, SendError, TrySendError};
 pub use monitor::{Monitor, MonitorEvent};
 pub use options::{HeartbeatConfig, Options, TcpKeepalive};
-pub use subscriptions::Subscriptions;
 pub use zap::{Authenticator, ZapHandler, ZAP_ENDPOINT};
 
 use crate::proto::SocketType;
@@ -156,73 +156,90 @@ impl Socket {
     ///
     /// # Cancel safety
     /// Cancel safe: if the future is dropped before completing, the message was not sent.
-    pub async fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
-        let msg = msg.into();
-        // Most sends find room at once: skip the async layers below (and the moves of the message
-        // through them).
-        let msg = match self.core.socket_type {
-            SocketType::Pub | SocketType::XPub => {
-                pattern::fanout::send(&self.core, msg);
+    pub async fn send(&self, msg: impl Into<Message>) -> Result<(), SendError> {
+        let msg = match self.start_send(msg.into()) {
+            Ok(()) => return Ok(()),
+            Err(Unsent::Failed(error, message)) => return Err(SendError { error, message }),
+            Err(Unsent::Blocked(msg, _)) => msg,
+        };
+        let mut slot = Some(msg);
+        let sent = match self.core.options.send_timeout {
+            Some(t) => tokio::time::timeout(t, self.send_waiting(&mut slot)).await.unwrap_or(Err(Error::WouldBlock)),
+            None => self.send_waiting(&mut slot).await,
+        };
+        sent.map_err(|error| SendError { error, message: self.core.unframe(slot.take().unwrap_or_default()) })
+    }
+
+    /// Sends without waiting: [`TrySendError::WouldBlock`] where [`Socket::send`] would wait.
+    pub fn try_send(&self, msg: impl Into<Message>) -> Result<(), TrySendError> {
+        match self.start_send(msg.into()) {
+            Ok(()) => Ok(()),
+            Err(Unsent::Failed(error, message)) => Err(TrySendError::Failed(SendError { error, message })),
+            Err(Unsent::Blocked(message, _)) => Err(TrySendError::WouldBlock(self.core.unframe(message))),
+        }
+    }
+
+    /// Frames and routes a message if it can be queued now; else gives it back: as passed if it
+    /// failed, framed with what to wait for if it is blocked.
+    #[inline]
+    fn start_send(&self, msg: Message) -> Result<(), Unsent> {
+        if !self.core.traits.drains_on_send {
+            return self.core.send(msg);
+        }
+        // REQ: a new request makes whatever is still queued from earlier ones meaningless (libzmq
+        // discards it too); once the request is framed, before it can be answered.
+        let msg = self.core.begin(msg)?;
+        while self.inbound.try_recv().is_some() {}
+        self.core.route(msg).map_err(|unsent| match unsent {
+            Unsent::Failed(e, m) => Unsent::Failed(e, self.core.unframe(m)),
+            blocked => blocked,
+        })
+    }
+
+    /// Routes the framed message in `slot` until it is queued, waiting for a peer or for room
+    /// as the strategy says. The message stays in `slot` while this waits, so a caller that gives
+    /// up still has it.
+    async fn send_waiting(&self, slot: &mut Option<Message>) -> Result<(), Error> {
+        let core = &*self.core;
+        loop {
+            let changed = core.pipes_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let Some(msg) = slot.take() else { return Ok(()) };
+            let wait = match core.route(msg) {
+                Ok(()) => return Ok(()),
+                Err(Unsent::Failed(e, msg)) => {
+                    *slot = Some(msg);
+                    return Err(e);
+                }
+                Err(Unsent::Blocked(msg, wait)) => {
+                    *slot = Some(msg);
+                    wait
+                }
+            };
+            let room = match wait {
+                pattern::Wait::Peer => None,
+                pattern::Wait::Room(id) => core.pipe_sender(id).map(|tx| (id, tx)),
+            };
+            let Some((id, tx)) = room else {
+                tokio::select! {
+                    _ = changed => continue,
+                    _ = core.closing.cancelled() => return Err(Error::Closed),
+                }
+            };
+            let permit = tokio::select! {
+                p = tx.reserve() => p,
+                _ = changed => continue,
+                _ = core.closing.cancelled() => return Err(Error::Closed),
+            };
+            // A pipe gone meanwhile: route again.
+            if let Ok(permit) = permit {
+                if let Some(msg) = slot.take() {
+                    core.commit(id, msg, permit);
+                }
                 return Ok(());
             }
-            SocketType::Dealer | SocketType::Push | SocketType::Pair => {
-                match pattern::lb::try_send_back(&self.core, msg) {
-                    Ok(()) => return Ok(()),
-                    Err(msg) => msg,
-                }
-            }
-            _ => msg,
-        };
-        match self.core.options.send_timeout {
-            Some(t) => tokio::time::timeout(t, self.send_now(msg)).await.unwrap_or(Err(Error::WouldBlock)),
-            None => self.send_now(msg).await,
         }
-    }
-
-    async fn send_now(&self, msg: Message) -> Result<(), Error> {
-        let core = &*self.core;
-        match core.socket_type {
-            SocketType::Pub | SocketType::XPub => {
-                pattern::fanout::send(core, msg);
-                Ok(())
-            }
-            SocketType::Dealer | SocketType::Push | SocketType::Pair => lb_send(core, msg).await,
-            SocketType::Req => {
-                self.drop_stale_replies();
-                pattern::req::send(core, msg).await
-            }
-            SocketType::Rep => pattern::rep::send(core, msg),
-            SocketType::Router => pattern::router::send(core, msg, true).await,
-            SocketType::XSub => {
-                pattern::sub::xsub_send(core, msg);
-                Ok(())
-            }
-            SocketType::Sub | SocketType::Pull => Err(Error::NotSupported(core.socket_type)),
-        }
-    }
-
-    /// Sends without waiting: [`Error::WouldBlock`] where [`Socket::send`] would wait.
-    pub fn try_send(&self, msg: impl Into<Message>) -> Result<(), Error> {
-        let msg = msg.into();
-        let core = &*self.core;
-        match core.socket_type {
-            SocketType::Dealer | SocketType::Push | SocketType::Pair => pattern::lb::try_send(core, msg, |_, _| {}),
-            SocketType::Req => {
-                self.drop_stale_replies();
-                pattern::req::try_send(core, msg)
-            }
-            SocketType::Router => futures_ready(pattern::router::send(core, msg, false)),
-            _ => {
-                // The others never wait.
-                futures_ready(self.send_now(msg))
-            }
-        }
-    }
-
-    /// REQ: a new request makes whatever is still queued from earlier ones meaningless (libzmq
-    /// discards it too).
-    fn drop_stale_replies(&self) {
-        while self.inbound.try_recv().is_some() {}
     }
 
     /// Receives the next message, fair-queued across peers.
@@ -234,10 +251,9 @@ impl Socket {
     /// Cancel safe: if the future is dropped, no message is lost.
     pub async fn recv(&self) -> Result<Message, Error> {
         // A queued message for a type that takes messages as they come (DEALER, PULL, PAIR, XSUB,
-        // XPUB; PUSH cannot receive): return it without the async layers below.
+        // XPUB): return it without the async layers below.
         let core = &*self.core;
-        if !core.options.conflate && !pattern::filters_inbound(core.socket_type) && core.socket_type != SocketType::Push
-        {
+        if core.traits.receives && !core.traits.filters_inbound && !core.options.conflate {
             if let Some(inbound) = self.inbound.try_recv() {
                 return Ok(inbound.msg);
             }
@@ -255,12 +271,7 @@ impl Socket {
 
     async fn recv_now(&self) -> Result<Message, Error> {
         let core = &*self.core;
-        match core.socket_type {
-            SocketType::Pub | SocketType::Push => return Err(Error::NotSupported(core.socket_type)),
-            SocketType::Req if !pattern::req::awaiting(core) => return Err(Error::InvalidState),
-            SocketType::Rep if pattern::rep::answering(core) => return Err(Error::InvalidState),
-            _ => {}
-        }
+        core.recv_allowed()?;
         loop {
             let next = if core.options.conflate {
                 let ready = core.conflated_ready.notified();
@@ -281,11 +292,7 @@ impl Socket {
                 }
             };
             let Some(next) = next else { return Err(Error::Closed) };
-            if !pattern::filters_inbound(core.socket_type) {
-                return Ok(next.msg);
-            }
-            let mut st = core.lock();
-            if let Delivery::Deliver(msg) = pattern::on_inbound(core.socket_type, &core.options, &mut st, next) {
+            if let Some(msg) = core.filter(next) {
                 return Ok(msg);
             }
         }
@@ -305,27 +312,14 @@ impl Socket {
     }
 
     /// SUB / XSUB: receive messages whose first frame starts with `topic` (empty: everything).
+    /// XPUB with XPUB_MANUAL: apply a subscription to the peer that sent the last one.
     pub fn subscribe(&self, topic: impl AsRef<[u8]>) -> Result<(), Error> {
-        self.subscription(topic.as_ref(), true)
+        self.core.subscribe(topic.as_ref(), true)
     }
 
     /// SUB / XSUB: undo one [`Socket::subscribe`] of `topic`.
     pub fn unsubscribe(&self, topic: impl AsRef<[u8]>) -> Result<(), Error> {
-        self.subscription(topic.as_ref(), false)
-    }
-
-    fn subscription(&self, topic: &[u8], subscribe: bool) -> Result<(), Error> {
-        match self.core.socket_type {
-            SocketType::Sub | SocketType::XSub => {
-                pattern::sub::update(&self.core, topic, subscribe);
-                Ok(())
-            }
-            SocketType::XPub if self.core.options.xpub_manual => {
-                pattern::fanout::manual_subscription(&self.core, topic, subscribe);
-                Ok(())
-            }
-            other => Err(Error::NotSupported(other)),
-        }
+        self.core.subscribe(topic.as_ref(), false)
     }
 
     /// Closes the socket and waits until its connections have sent what was queued (up to the
@@ -340,10 +334,6 @@ impl Drop for Socket {
     fn drop(&mut self) {
         self.core.close();
     }
-}
-
-async fn lb_send(core: &Core, msg: Message) -> Result<(), Error> {
-    pattern::lb::send(core, msg, |_, _| {}).await
 }
 
 /// Polls a future that is known to complete without waiting.
@@ -382,12 +372,14 @@ async fn accept_loop(core: Arc<Core>, listener: Listener, endpoint: String, opts
                     tokio::select! {
                         _ = engine::run(&core2, stream, id, &mut rx, &ep, Some(pipe)) => {}
                         _ = ticket.evicted() => {
+                            // Still in its handshake: its pipe was never attached, and nothing
+                            // was delivered from it (the session ends only with the engine).
                             let reason = DisconnectReason::TooManyHandshakes;
                             core2.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: ep, reason });
+                            core2.detach(id, true);
                         }
                     }
                     drop(ticket);
-                    core2.detach(id, true);
                 });
             }
             Err(e) => {
@@ -450,13 +442,9 @@ async fn connect_loop(
                     // ZMQ_IMMEDIATE: a fresh pipe per connection, attached once the handshake is
                     // done, gone (with what it queued) when the connection ends.
                     let (cid, pipe, mut crx) = core.new_pipe();
-                    let outcome = engine::run(&core, stream, cid, &mut crx, &endpoint, Some(pipe)).await;
-                    core.detach(cid, true);
-                    outcome
+                    engine::run(&core, stream, cid, &mut crx, &endpoint, Some(pipe)).await
                 } else {
-                    let outcome = engine::run(&core, stream, id, &mut rx, &endpoint, None).await;
-                    core.detach(id, false);
-                    outcome
+                    engine::run(&core, stream, id, &mut rx, &endpoint, None).await
                 };
                 if outcome.reason == DisconnectReason::Closed {
                     break;
