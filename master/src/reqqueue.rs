@@ -14,16 +14,24 @@
 //!   than half of `auth_backoff_after`, and **newest first** once it has
 //!   (the master is behind; an abandoned request is always the oldest, and
 //!   the newest is the one whose minion still waits longest);
-//! * an `_auth` that waited `auth_backoff_after` (2 s) is answered
-//!   `"bad load"` at once, unsigned: its minion is still waiting (before
-//!   its 5 s `auth_timeout`), takes the failed sign-in and waits
+//! * an `_auth` that waited `auth_stale_after` (5 s) is dropped unsigned:
+//!   its minion has given up on it and sent another;
+//! * when more `_auth` wait than the master can sign before their minions
+//!   would come back anyway — the `_auth` rate measured over the last
+//!   seconds × ([`HORIZON`] + [`MINION_BACKOFF`]) — the oldest of the excess
+//!   that waited `auth_backoff_after` (2 s) are answered `"bad load"` at
+//!   once, unsigned: such a minion is still waiting (before its 5 s
+//!   `auth_timeout`), takes the failed sign-in and waits
 //!   `acceptance_wait_time` (10 s by default, growing to
 //!   `acceptance_wait_time_max`) before it signs in again — the back-off a
 //!   real salt-minion honours (`crypt.py` `handle_signin_response` →
 //!   `SaltClientError` → `acceptance_wait_time`), instead of timing out,
-//!   re-creating its socket and re-sending up to `auth_tries` times;
-//! * with `auth_backoff_after: 0`, an `_auth` that waited `auth_stale_after`
-//!   is dropped the same way (its minion has gone);
+//!   re-creating its socket and re-sending up to `auth_tries` times. Only
+//!   the excess: told to back off, a minion is idle for 10 s, so the master
+//!   keeps enough sign-ins queued to stay busy meanwhile (backing off every
+//!   `_auth` older than 2 s left the master idle between the minions'
+//!   synchronised 10 s rounds: 3.8 CPU-s in the 51 s a 1,000-minion storm
+//!   took under a load average of 26);
 //! * at most [`QUEUE_LIMIT`] requests wait; beyond that the oldest `_auth`
 //!   is answered `"bad load"` (or, with none queued, the newcomer).
 
@@ -35,6 +43,20 @@ use zmtp::Message;
 
 /// Requests that may wait for a worker at once (an `_auth` is about 1 KiB).
 pub const QUEUE_LIMIT: usize = 50_000;
+
+/// How long a queued `_auth` can still be answered in time: a minion's
+/// default `auth_timeout` (5 s) less a margin.
+pub const HORIZON: Duration = Duration::from_secs(4);
+
+/// How long a minion told to back off stays away: a minion's default
+/// `acceptance_wait_time` (10 s).
+pub const MINION_BACKOFF: Duration = Duration::from_secs(10);
+
+/// `_auth` requests always kept (the rate is not known yet).
+const MIN_KEEP: usize = 16;
+
+/// The window the `_auth` rate is measured over.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 /// One request as the ROUTER delivered it (routing envelope + body), with
 /// its arrival time and whether it is a clear `_auth`.
@@ -67,12 +89,21 @@ pub struct Schedule {
     backoff_after: Duration,
     stale_after: Duration,
     limit: usize,
+    /// When each `_auth` of the last [`RATE_WINDOW`] was taken by a worker.
+    served: VecDeque<Instant>,
 }
 
 impl Schedule {
     /// A queue with `auth_backoff_after` and `auth_stale_after` (zero: off).
     pub fn new(backoff_after: Duration, stale_after: Duration, limit: usize) -> Self {
-        Schedule { other: VecDeque::new(), auth: VecDeque::new(), backoff_after, stale_after, limit: limit.max(1) }
+        Schedule {
+            other: VecDeque::new(),
+            auth: VecDeque::new(),
+            backoff_after,
+            stale_after,
+            limit: limit.max(1),
+            served: VecDeque::new(),
+        }
     }
 
     /// Requests waiting.
@@ -103,37 +134,54 @@ impl Schedule {
         }
     }
 
-    /// The age past which an `_auth` is answered unprocessed, and why.
-    fn cut(&self) -> Option<(Duration, Shed)> {
-        if !self.backoff_after.is_zero() {
-            Some((self.backoff_after, Shed::Backoff))
-        } else if !self.stale_after.is_zero() {
-            Some((self.stale_after, Shed::Stale))
-        } else {
-            None
+    /// `_auth` requests taken per second, over the last [`RATE_WINDOW`]
+    /// (the span of what was taken, at least a second).
+    fn auth_rate(&mut self, now: Instant) -> f64 {
+        while self.served.front().is_some_and(|t| now.saturating_duration_since(*t) > RATE_WINDOW) {
+            self.served.pop_front();
         }
+        let span = self.served.front().map_or(Duration::ZERO, |t| now.saturating_duration_since(*t));
+        self.served.len() as f64 / span.max(Duration::from_secs(1)).as_secs_f64()
     }
 
-    /// The request a free worker takes at `now`; the `_auth` requests too
-    /// old to be worth signing go to `shed`.
+    /// How many queued `_auth` are worth keeping: what the master signs, at
+    /// the measured rate, before they time out and while the minions told
+    /// to back off stay away.
+    fn keep(&mut self, now: Instant) -> usize {
+        let rate = self.auth_rate(now);
+        let keep = rate * (HORIZON + MINION_BACKOFF).as_secs_f64();
+        (keep as usize).max(MIN_KEEP)
+    }
+
+    /// The request a free worker takes at `now`; the `_auth` requests not
+    /// worth signing go to `shed`.
     pub fn pop(&mut self, now: Instant, shed: &mut Vec<(Queued, Shed)>) -> Option<Queued> {
-        if let Some((cut, why)) = self.cut() {
-            while self.auth.front().is_some_and(|q| now.saturating_duration_since(q.arrived) >= cut) {
+        let age = |q: &Queued| now.saturating_duration_since(q.arrived);
+        if !self.stale_after.is_zero() {
+            while self.auth.front().is_some_and(|q| age(q) >= self.stale_after) {
                 if let Some(q) = self.auth.pop_front() {
-                    shed.push((q, why));
+                    shed.push((q, Shed::Stale));
+                }
+            }
+        }
+        if !self.backoff_after.is_zero() && self.auth.front().is_some_and(|q| age(q) >= self.backoff_after) {
+            let keep = self.keep(now);
+            while self.auth.len() > keep && self.auth.front().is_some_and(|q| age(q) >= self.backoff_after) {
+                if let Some(q) = self.auth.pop_front() {
+                    shed.push((q, Shed::Backoff));
                 }
             }
         }
         if let Some(q) = self.other.pop_front() {
             return Some(q);
         }
-        let behind = !self.backoff_after.is_zero()
-            && self.auth.front().is_some_and(|q| now.saturating_duration_since(q.arrived) >= self.backoff_after / 2);
-        if behind {
-            self.auth.pop_back()
-        } else {
-            self.auth.pop_front()
+        let behind =
+            !self.backoff_after.is_zero() && self.auth.front().is_some_and(|q| age(q) >= self.backoff_after / 2);
+        let next = if behind { self.auth.pop_back() } else { self.auth.pop_front() };
+        if next.is_some() && self.served.len() < QUEUE_LIMIT {
+            self.served.push_back(now);
         }
+        next
     }
 }
 
@@ -240,6 +288,32 @@ mod tests {
         s2.push(q(7, true, now), &mut shed);
         s2.push(q(8, true, now), &mut shed);
         assert_eq!(s2.pop(now + ms(900), &mut shed).map(|x| id(&x)), Some(7));
+    }
+
+    #[test]
+    fn at_the_measured_rate_the_queue_keeps_what_it_can_sign() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = Schedule::new(2 * S, 5 * S, 10_000);
+        let mut shed = Vec::new();
+        // One second of history: 100 _auth signed (100/s).
+        for i in 0..100u32 {
+            s.push(q(0, true, t0 + ms(10) * i), &mut shed);
+            assert!(s.pop(t0 + ms(10) * i, &mut shed).is_some());
+        }
+        // 2,000 arrived at 0 s; at 2 s the rate is 100 in 2 s, and 50/s × 14 s = 700 are kept.
+        for _ in 0..2000 {
+            s.push(q(1, true, t0), &mut shed);
+        }
+        assert!(s.pop(t0 + 2 * S, &mut shed).is_some());
+        assert_eq!(shed.len(), 2000 - 700, "the excess told to back off");
+        assert!(shed.iter().all(|(_, why)| *why == Shed::Backoff));
+        assert_eq!(s.len(), 699);
+        // At 6 s the rest are stale: dropped.
+        shed.clear();
+        assert!(s.pop(t0 + 6 * S, &mut shed).is_none());
+        assert_eq!(shed.len(), 699);
+        assert!(shed.iter().all(|(_, why)| *why == Shed::Stale));
     }
 
     #[test]
