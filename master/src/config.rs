@@ -158,10 +158,11 @@ pub struct MasterConfig {
     pub auth_stale_after: u64,
     /// `auth_backoff_after` seconds (not a Salt option; 2, 0 = off): once
     /// the oldest queued `_auth` waited half this long the master serves
-    /// `_auth` newest-first, and one that waited this long is answered
-    /// `"bad load"` unsigned, which makes a minion wait
-    /// `acceptance_wait_time` before it signs in again
-    /// ([`crate::reqqueue`]). Takes over from `auth_stale_after` when set.
+    /// `_auth` newest-first, and of the `_auth` beyond what it signs at its
+    /// measured rate before their minions would come back anyway, those
+    /// that waited this long are answered `"bad load"` unsigned, which
+    /// makes a minion wait `acceptance_wait_time` before it signs in again
+    /// ([`crate::reqqueue`]).
     pub auth_backoff_after: u64,
     /// Every key of the files this master does not interpret.
     pub extra: Vec<(String, Value)>,
