@@ -433,7 +433,7 @@ async fn connect_loop(
         // After close, keep trying while messages wait for this peer, up to the linger time.
         let connected = tokio::select! {
             c = attempt => c,
-            _ = core.stopped(!rx.data.is_empty()) => break,
+            _ = core.stopped(|| !rx.data.is_empty()) => break,
         };
         match connected {
             Ok(stream) => {
@@ -469,7 +469,7 @@ async fn connect_loop(
         }
         tokio::select! {
             _ = tokio::time::sleep(delay + jitter(base)) => {}
-            _ = core.stopped(!rx.data.is_empty()) => break,
+            _ = core.stopped(|| !rx.data.is_empty()) => break,
         }
         if max > base {
             delay = (delay * 2).min(max);
