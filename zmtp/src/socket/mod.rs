@@ -174,9 +174,22 @@ impl Socket {
             _ => msg,
         };
         match self.core.options.send_timeout {
-            Some(t) => tokio::time::timeout(t, self.send_now(msg)).await.unwrap_or(Err(Error::WouldBlock)),
-            None => self.send_now(msg).await,
+            Some(t) => tokio::time::timeout(t, self.send_through(msg)).await.unwrap_or(Err(Error::WouldBlock)),
+            None => self.send_through(msg).await,
         }
+    }
+
+    /// REQ and REP with one connection: the message goes out from here, the connection polled in
+    /// this task (see `driver`), instead of waking the connection's task for it. Their sends
+    /// alternate with receives, so there is no batch to wait for, and the receive that follows
+    /// would poll the connection anyway.
+    async fn send_through(&self, msg: Message) -> Result<(), Error> {
+        if matches!(self.core.socket_type, SocketType::Req | SocketType::Rep) {
+            if let Some(driven) = self.core.single_connection() {
+                return driven.send_through(self.send_now(msg)).await;
+            }
+        }
+        self.send_now(msg).await
     }
 
     async fn send_now(&self, msg: Message) -> Result<(), Error> {
