@@ -109,7 +109,17 @@ impl BenchSocket for Zmtp {
             Kind::Req => T::Req,
             Kind::Rep => T::Rep,
         };
-        Ok(Zmtp(zmtp::Socket::new(t)))
+        let mut o = zmtp::Options::default();
+        if let Some(side) = crate::curve::side() {
+            let key = |k: &[u8; 32]| zmtp::CurveSecretKey::from_slice(k).map_err(e);
+            o = match side {
+                crate::curve::Side::Server => o.curve_server(true).curve_secretkey(key(&crate::curve::SERVER_SECRET)?),
+                crate::curve::Side::Client => o
+                    .curve_secretkey(key(&crate::curve::CLIENT_SECRET)?)
+                    .curve_serverkey(zmtp::CurvePublicKey(crate::curve::server_public())),
+            };
+        }
+        Ok(Zmtp(zmtp::Socket::with_options(t, o)))
     }
     async fn bind(&mut self, ep: &str) -> R<()> {
         self.0.bind(ep).await.map(|_| ()).map_err(e)
@@ -164,6 +174,18 @@ impl BenchSocket for Libzmq {
         let ctx = ZMQ_CTX.with(|c| c.clone());
         let sock = ctx.socket(t).map_err(e)?;
         sock.set_linger(0).map_err(e)?;
+        match crate::curve::side() {
+            None => {}
+            Some(crate::curve::Side::Server) => {
+                sock.set_curve_server(true).map_err(e)?;
+                sock.set_curve_secretkey(&crate::curve::SERVER_SECRET).map_err(e)?;
+            }
+            Some(crate::curve::Side::Client) => {
+                sock.set_curve_serverkey(&crate::curve::server_public()).map_err(e)?;
+                sock.set_curve_publickey(&crate::curve::client_public()).map_err(e)?;
+                sock.set_curve_secretkey(&crate::curve::CLIENT_SECRET).map_err(e)?;
+            }
+        }
         Ok(Libzmq { _ctx: ctx, sock })
     }
     async fn bind(&mut self, ep: &str) -> R<()> {
@@ -228,6 +250,9 @@ impl BenchSocket for Zeromq {
     type Msg = zeromq::ZmqMessage;
     async fn open(kind: Kind) -> R<Self> {
         use zeromq::Socket;
+        if crate::curve::side().is_some() {
+            return Err("zmq.rs has no CURVE".into());
+        }
         Ok(match kind {
             Kind::Push => Zeromq::Push(zeromq::PushSocket::new()),
             Kind::Pull => Zeromq::Pull(zeromq::PullSocket::new()),
@@ -304,7 +329,20 @@ impl BenchSocket for Omq {
             Kind::Req => T::Req,
             Kind::Rep => T::Rep,
         };
-        Ok(Omq(omq_tokio::Socket::new(t, omq_tokio::Options::default())))
+        let pair = |secret: [u8; 32], public: [u8; 32]| omq_tokio::CurveKeypair {
+            public: omq_tokio::CurvePublicKey::from_bytes(public),
+            secret: omq_tokio::CurveSecretKey::from_bytes(secret),
+        };
+        let o = match crate::curve::side() {
+            None => omq_tokio::Options::default(),
+            Some(crate::curve::Side::Server) => omq_tokio::Options::default()
+                .curve_server(pair(crate::curve::SERVER_SECRET, crate::curve::server_public())),
+            Some(crate::curve::Side::Client) => omq_tokio::Options::default().curve_client(
+                pair(crate::curve::CLIENT_SECRET, crate::curve::client_public()),
+                omq_tokio::CurvePublicKey::from_bytes(crate::curve::server_public()),
+            ),
+        };
+        Ok(Omq(omq_tokio::Socket::new(t, o)))
     }
     async fn bind(&mut self, ep: &str) -> R<()> {
         self.0.bind(ep).await.map(|_| ()).map_err(e)

@@ -14,6 +14,7 @@
 //! Role processes print JSON lines and take `go <start_ns> <end_ns>` on stdin (see `roles`).
 
 mod alloc;
+mod curve;
 mod impls;
 mod report;
 mod roles;
@@ -108,6 +109,9 @@ fn run(cmd: &str, a: &Args) -> R<()> {
         return roles::peers(role);
     }
     let imp: Impl = a.str_or("impl", "zmtp").parse()?;
+    // The REP of the latency case always binds.
+    let binds = a.flag("bind") || cmd == "rep";
+    curve::set(a.flag("curve").then_some(if binds { curve::Side::Server } else { curve::Side::Client }));
     if imp == Impl::Libzmq && cmd == "fsub" {
         return roles::fsub_libzmq(role);
     }

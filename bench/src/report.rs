@@ -439,6 +439,8 @@ fn tables(o: &mut String, cfg: &Config, records: &[Value]) {
         let _ = writeln!(o);
     }
 
+    o.push_str(&curve_markdown(cfg, records));
+
     // Fan-out
     let fan: Vec<&Value> = collect(records, |r| r["kind"] == "fanout").collect();
     if !fan.is_empty() {
@@ -640,6 +642,92 @@ fn row_tail_high(o: &mut String, cfg: &Config, stats: &BTreeMap<Impl, Stat>, tar
     }
 }
 
+/// A CURVE row: its label, whether it is a latency row, and which records it takes.
+type CurveCase = (String, bool, Box<dyn Fn(&Value) -> bool>);
+
+/// The CURVE section's rows.
+fn curve_cases(cfg: &Config) -> Vec<CurveCase> {
+    let mut v: Vec<CurveCase> = Vec::new();
+    for &size in &cfg.curve_sizes {
+        v.push((
+            format!("CURVE PUSH→PULL {} tcp", fmt_size(size as u64)),
+            false,
+            Box::new(move |r: &Value| r["kind"] == "curve_throughput" && r["size"] == size),
+        ));
+    }
+    for &size in &cfg.curve_lat_sizes {
+        v.push((
+            format!("CURVE REQ/REP {} tcp p50", fmt_size(size as u64)),
+            true,
+            Box::new(move |r: &Value| r["kind"] == "curve_latency" && r["size"] == size),
+        ));
+    }
+    v
+}
+
+/// CURVE rows: the same PUSH→PULL and REQ/REP cases with CURVE on both ends (the binding end is
+/// the server), for the implementations that have it.
+fn curve_markdown(cfg: &Config, records: &[Value]) -> String {
+    let mut o = String::new();
+    if collect(records, |r| r["mechanism"] == "curve").next().is_none() {
+        return o;
+    }
+    let impls: Vec<Impl> = cfg.impls.iter().copied().filter(|&i| crate::curve::supported(i)).collect();
+    let _ = writeln!(
+        o,
+        "## CURVE (PUSH→PULL messages/s at the receiver; REQ/REP round trip p50 / p99 µs)\n\n\
+         Both ends use CURVE (libzmq through libsodium; ours and OMQ.rs pure Rust); the binding end is the server. \
+         zmq.rs has no CURVE.\n"
+    );
+    let _ = write!(o, "| case |");
+    for i in &impls {
+        let _ = write!(o, " {} |", i.label());
+    }
+    let _ = writeln!(o, " best peer | ours / best | target |");
+    let _ = writeln!(o, "|---|{}---|---|---|", "---:|".repeat(impls.len()));
+    for (label, latency, f) in curve_cases(cfg) {
+        let key = if latency { "p50_us" } else { "rate" };
+        let _ = write!(o, "| {label} |");
+        let mut stats = BTreeMap::new();
+        for &i in &impls {
+            match stat_of(records, i, key, &f) {
+                Some(st) => {
+                    let mut cell = if latency {
+                        let p99 = stat_of(records, i, "p99_us", &f).map_or(0.0, |x| x.med);
+                        format!("{:.0} / {p99:.0}", st.med)
+                    } else {
+                        let mb = stat_of(records, i, "mbps", &f).map_or(0.0, |x| x.med);
+                        format!("{}{} ({mb:.0} MB/s)", fmt_rate(st.med), spread(&st))
+                    };
+                    if i == Impl::Zmtp {
+                        cell = format!("**{cell}**");
+                    }
+                    let _ = write!(o, " {cell} |");
+                    stats.insert(i, st);
+                }
+                None => {
+                    let _ = write!(o, " — |");
+                }
+            }
+        }
+        let best = if latency { best_low(cfg, &stats) } else { best_high(cfg, &stats) };
+        match (best, stats.get(&Impl::Zmtp)) {
+            (Some(b), Some(u)) => {
+                let r = u.med / b.1;
+                let (ok, target) =
+                    if latency { (r <= LATENCY_TARGET, "≤0.8×") } else { (r >= THROUGHPUT_TARGET, "≥1.2×") };
+                let best = if latency { format!("{:.0} µs", b.1) } else { fmt_rate(b.1) };
+                let _ = writeln!(o, " {} {best} | {r:.2} | {target} {} |", b.0.label(), verdict(ok));
+            }
+            _ => {
+                let _ = writeln!(o, " — | — | — |");
+            }
+        }
+    }
+    let _ = writeln!(o);
+    o
+}
+
 /// The chart's rows: ours relative to the best peer, oriented so that higher is better.
 pub fn bars(cfg: &Config, records: &[Value]) -> Vec<Bar> {
     let mut out = Vec::new();
@@ -689,6 +777,17 @@ pub fn bars(cfg: &Config, records: &[Value]) -> Vec<Bar> {
     if let (Some(b), Some(u)) = (best_low(cfg, &stats), stats.get(&Impl::Zmtp)) {
         if u.med > 0.0 {
             out.push(Bar { label: "memory per connection (best/ours)".into(), adv: b.1 / u.med, target: 1.0 });
+        }
+    }
+    for (label, latency, f) in curve_cases(cfg) {
+        let key = if latency { "p50_us" } else { "rate" };
+        let stats: BTreeMap<Impl, Stat> =
+            cfg.impls.iter().filter_map(|&i| stat_of(records, i, key, &f).map(|s| (i, s))).collect();
+        let best = if latency { best_low(cfg, &stats) } else { best_high(cfg, &stats) };
+        if let (Some(b), Some(u)) = (best, stats.get(&Impl::Zmtp)) {
+            let (adv, target) =
+                if latency { (b.1 / u.med, 1.0 / LATENCY_TARGET) } else { (u.med / b.1, THROUGHPUT_TARGET) };
+            out.push(Bar { label: if latency { format!("{label} (best/ours)") } else { label }, adv, target });
         }
     }
     out

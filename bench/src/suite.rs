@@ -41,6 +41,9 @@ pub struct Config {
     /// can, loss counted), or both.
     pub pubsub_modes: Vec<String>,
     pub credit: u64,
+    /// The CURVE section: PUSH→PULL sizes and REQ/REP sizes, over tcp.
+    pub curve_sizes: Vec<usize>,
+    pub curve_lat_sizes: Vec<usize>,
     pub out: PathBuf,
 }
 
@@ -69,7 +72,7 @@ impl Config {
         };
         let sections = a
             .get("sections")
-            .unwrap_or("throughput,latency,fanout,conns,syscalls")
+            .unwrap_or("throughput,latency,fanout,conns,curve,syscalls")
             .split(',')
             .map(str::to_string)
             .collect::<Vec<_>>();
@@ -100,6 +103,8 @@ impl Config {
             workers: a.num("workers", std::thread::available_parallelism().map_or(2, |n| n.get()))?,
             pubsub_modes: list(a.get("pubsub").unwrap_or("paced"))?,
             credit: a.num("credit", 500)?,
+            curve_sizes: list(a.get("curve-sizes").unwrap_or(if quick { "16,65536" } else { "16,256,65536" }))?,
+            curve_lat_sizes: list(a.get("curve-lat-sizes").unwrap_or("16"))?,
             out,
         })
     }
@@ -371,6 +376,8 @@ pub struct Driver {
     log: std::fs::File,
     /// The runtime flavour of the run in progress ("ct" or "mt"; libzmq ignores it).
     rt: String,
+    /// The runs now going are the CURVE section's: roles get `--curve`, records say so.
+    curve: bool,
 }
 
 impl Driver {
@@ -385,6 +392,9 @@ impl Driver {
             "--workers".into(),
             self.cfg.workers.to_string(),
         ];
+        if self.curve {
+            v.push("--curve".into());
+        }
         for (k, val) in extra {
             v.push(format!("--{k}"));
             if !val.is_empty() {
@@ -426,6 +436,11 @@ impl Driver {
 
     fn record(&mut self, mut v: Value) {
         v["rt"] = json!(self.rt_of(&v));
+        if self.curve {
+            v["mechanism"] = json!("curve");
+            let kind = format!("curve_{}", v["kind"].as_str().unwrap_or(""));
+            v["kind"] = json!(kind);
+        }
         let _ = writeln!(self.log, "{v}");
         self.records.push(v);
     }
@@ -890,6 +905,11 @@ pub fn run(a: &Args) -> R<()> {
     if cfg.has("conns") {
         total += n_impl * cfg.conn_reps;
     }
+    if cfg.has("curve") {
+        let curve_impls: Vec<Impl> = cfg.impls.iter().copied().filter(|&i| crate::curve::supported(i)).collect();
+        let n_curve = runs(&curve_impls, &cfg.rts).len();
+        total += (cfg.curve_sizes.len() + cfg.curve_lat_sizes.len()) * n_curve * cfg.reps;
+    }
     let sys_cases: Vec<usize> = if cfg.quick { vec![16, 4096] } else { vec![16, 256, 4096, 65536] };
     if cfg.syscalls {
         total += (sys_cases.len() + 1) * n_impl;
@@ -908,7 +928,7 @@ pub fn run(a: &Args) -> R<()> {
         eprintln!("(perf not found: no syscall counts)");
     }
     let rt = cfg.rts.first().cloned().unwrap_or_else(|| "ct".into());
-    let mut d = Driver { cfg, records: Vec::new(), done: 0, total, started: Instant::now(), log, rt };
+    let mut d = Driver { cfg, records: Vec::new(), done: 0, total, started: Instant::now(), log, rt, curve: false };
     let _ = writeln!(d.log, "{}", json!({"kind": "machine", "info": machine}));
 
     if d.cfg.has("throughput") {
@@ -963,6 +983,28 @@ pub fn run(a: &Args) -> R<()> {
                 d.conns(imp, n, rep);
             }
         }
+    }
+    if d.cfg.has("curve") {
+        // The same cases under CURVE, for the implementations that have it.
+        d.curve = true;
+        let impls: Vec<Impl> = d.cfg.impls.iter().copied().filter(|&i| crate::curve::supported(i)).collect();
+        for &size in &d.cfg.curve_sizes.clone() {
+            for rep in 0..d.cfg.reps {
+                for (imp, rt) in rotated(&impls, &d.cfg.rts, rep) {
+                    d.rt = rt;
+                    d.throughput(imp, Pattern::PushPull, "", size, "tcp", rep, false);
+                }
+            }
+        }
+        for &size in &d.cfg.curve_lat_sizes.clone() {
+            for rep in 0..d.cfg.reps {
+                for (imp, rt) in rotated(&impls, &d.cfg.rts, rep) {
+                    d.rt = rt;
+                    d.latency(imp, size, "tcp", rep, false);
+                }
+            }
+        }
+        d.curve = false;
     }
     if d.cfg.syscalls {
         for &size in &sys_cases {

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `MWorkerQueue` | `MWorkerQueue` | 0 |
 //! | `MWorker-default-N` (`worker_threads` of them) | `MWorker-def-N` | 0 |
-//! | `Publisher` | `Publisher` | 1 |
+//! | `Publisher` (runs and feeds the `Publisher` process, [`run_unit`]) | `Publisher` | 1 |
 //! | `Maintenance` | `Maintenance` | 1 |
 //! | `EventPublisher` | `EventPublisher` | 2 (last: the final events still go out) |
 
@@ -46,6 +46,9 @@ pub enum DaemonError {
     /// Another master holds the pid file or a port (`verify_socket`).
     #[error("{0}")]
     InUse(String),
+    /// A unit process failed.
+    #[error("{0}")]
+    Unit(String),
 }
 
 /// Salt's start-up checks: no live master behind the pid file, and both
@@ -69,6 +72,47 @@ fn check_not_running(c: &MasterConfig) -> Result<(), DaemonError> {
         }
     }
     Ok(())
+}
+
+/// The body of a unit process (`salt-master-rs ... --unit NAME`, started
+/// by the master's unit of that name): today only the
+/// [`Publisher`](crate::publisher::run_publish_daemon). It stops on SIGTERM
+/// from the master, or when the master dies (`PR_SET_PDEATHSIG`); SIGINT
+/// (a terminal's ctrl-c reaches the whole group) is left to the master.
+pub fn run_unit(unit: &str, config: &MasterConfig) -> Result<(), DaemonError> {
+    use rustix::process::{getppid, set_parent_process_death_signal, Signal};
+    if unit != crate::publisher::PUBLISHER_UNIT {
+        return Err(DaemonError::Unit(format!("no unit process named {unit:?}")));
+    }
+    set_parent_process_death_signal(Some(Signal::TERM)).map_err(std::io::Error::from)?;
+    if getppid().map_or(true, |p| p.as_raw_nonzero().get() == 1) {
+        return Err(DaemonError::Unit("the master is gone".into()));
+    }
+    if let Ok(name) = std::ffi::CString::new(unit) {
+        let _ = rustix::thread::set_name(&name);
+    }
+    let config = config.clone();
+    let body = move || -> Result<(), DaemonError> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate())?;
+            let mut int = signal(SignalKind::interrupt())?;
+            let stop = async move {
+                loop {
+                    tokio::select! {
+                        _ = term.recv() => break,
+                        _ = int.recv() => {}
+                    }
+                }
+            };
+            crate::publisher::run_publish_daemon(&config, stop).await.map_err(|e| DaemonError::Unit(e.to_string()))
+        })
+    };
+    match std::thread::Builder::new().name(unit.to_owned()).spawn(body)?.join() {
+        Ok(r) => r,
+        Err(_) => Err(DaemonError::Unit(format!("the {unit} process panicked"))),
+    }
 }
 
 /// Run the master until SIGTERM / SIGINT.

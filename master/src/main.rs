@@ -25,6 +25,9 @@ struct Cli {
     /// Log file level (overrides `log_level_logfile`).
     #[arg(long = "log-file-level")]
     log_file_level: Option<String>,
+    /// Run one unit of the master as its own process (the master starts it so).
+    #[arg(long = "unit", hide = true)]
+    unit: Option<String>,
 }
 
 fn init_logging(console: &str, config: &MasterConfig, file_level: Option<&str>) {
@@ -45,7 +48,11 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.log_level.as_deref().unwrap_or(&config.log_level), &config, cli.log_file_level.as_deref());
-    match master::daemon::run(config) {
+    let result = match &cli.unit {
+        Some(unit) => master::daemon::run_unit(unit, &config),
+        None => master::daemon::run(config),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");

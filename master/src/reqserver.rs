@@ -51,7 +51,7 @@ pub async fn run_queue(master: Arc<Master>, mut shutdown: Shutdown) -> Result<()
         .max_msg_size(Some(c.max_request_size))
         .router_handover(true);
     fopts.backlog = Some(c.zmq_backlog);
-    fopts.tcp_keepalive = keepalive(&master);
+    fopts.tcp_keepalive = keepalive(&master.config);
     let router = Socket::with_options(SocketType::Router, fopts);
     let ep = c.tcp_endpoint(c.ret_port);
     router.bind(&ep).await.map_err(|e| UnitError::zmq(format!("bind {ep}"), e))?;

@@ -608,5 +608,5 @@ fn file_server_answers_equal_a_real_salt_master() {
             eprintln!("saltenv {e:?}: salt-master 3008.5 answers {}", comparable(&b));
         }
     });
-    salt_master.stop(Duration::from_secs(20));
+    salt_master.stop(common::StopScope::Process, Duration::from_secs(20));
 }

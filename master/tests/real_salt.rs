@@ -226,3 +226,87 @@ fn stock_pushers_reach_the_event_bus() {
     assert_eq!(ev["act"], "accepted", "{ev}");
     assert_eq!(ev["id"], "kx");
 }
+
+/// The children of `parent` whose `comm` is `name` (from `/proc/*/stat`).
+fn children_named(parent: u32, name: &str) -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut found = Vec::new();
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let comm = &stat[open + 1..close];
+        let ppid = stat[close + 1..].split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if comm == name && ppid == Some(parent) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+#[test]
+fn publisher_process_restarted_after_a_kill_and_minions_get_jobs_again() {
+    if !have_salt() {
+        return;
+    }
+    // Ports 20500-20599 (this session's helper range).
+    let mut env = Env::new(20510, "auto_accept: True\n");
+    env.start_master();
+    let master_pid = env.master.as_ref().map_or(0, common::Proc::pid);
+    env.start_salt_minion("pp1");
+    let ks = KeyStore::at(env.pki());
+    wait_for("pp1 accepted", T, || ks.accepted().unwrap_or_default().iter().any(|a| a == "pp1"));
+    wait_for("test.ping to pp1", T, || {
+        let (_, out, _) = env.cli("salt", &["pp1", "test.ping", "--static", "--out", "json", "-t", "10"], T);
+        Env::json(&out)["pp1"] == serde_json::json!(true)
+    });
+    // One Publisher process, a child of the master, named so.
+    let publishers = children_named(master_pid, "Publisher");
+    assert_eq!(publishers.len(), 1, "one Publisher child of {master_pid}: {publishers:?}");
+    let first = publishers[0];
+    let cmdline = std::fs::read(format!("/proc/{first}/cmdline")).unwrap_or_default();
+    assert!(String::from_utf8_lossy(&cmdline).starts_with("salt-master-rs Publisher"), "{cmdline:?}");
+    // The PUB port is the Publisher's, not the master's.
+    let pub_listener = |pid: u32| -> bool {
+        let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .filter_map(|l| {
+                        l.to_str().and_then(|s| s.strip_prefix("socket:[")?.strip_suffix(']').map(str::to_owned))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        let port = format!(":{:04X} ", env.pub_port);
+        // local_address field, state 0A (LISTEN), then the inode column.
+        tcp.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 9 && f[1].ends_with(port.trim_end()) && f[3] == "0A" && inodes.iter().any(|i| i == f[9])
+        })
+    };
+    assert!(pub_listener(first), "the Publisher process listens on the publish port");
+    assert!(!pub_listener(master_pid), "the master process does not hold the publish port");
+
+    // Kill it: the ProcessManager starts a new one, and the minion gets jobs again.
+    if let Some(pid) = rustix::process::Pid::from_raw(first as i32) {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    }
+    wait_for("a new Publisher process", T, || {
+        let now = children_named(master_pid, "Publisher");
+        now.len() == 1 && now[0] != first
+    });
+    wait_for("test.ping to pp1 through the new Publisher", T, || {
+        let (_, out, _) = env.cli("salt", &["pp1", "test.ping", "--static", "--out", "json", "-t", "10"], T);
+        Env::json(&out)["pp1"] == serde_json::json!(true)
+    });
+    assert!(env.master_log().contains("the Publisher process exited"), "the exit is logged");
+    // SIGTERM to the master stops its Publisher too.
+    let second = children_named(master_pid, "Publisher");
+    assert!(env.stop_master(), "our master did not stop within 10 s of SIGTERM");
+    wait_for("the Publisher process gone with the master", Duration::from_secs(10), || {
+        second.iter().all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+    });
+}

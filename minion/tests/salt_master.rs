@@ -15,12 +15,10 @@
 //!   restart survived, and a master with a new key refused (logged, never answered).
 
 use std::fs;
-use std::io::Read as _;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt as _;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -28,159 +26,10 @@ use serde_json::{json, Value as J};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn venv() -> PathBuf {
-    PathBuf::from(std::env::var("SALT_VENV").unwrap_or_else(|_| "/opt/salt-venv".into()))
-}
-
-fn bin(name: &str) -> PathBuf {
-    venv().join("bin").join(name)
-}
-
-fn have_salt() -> bool {
-    let master = bin("salt-master");
-    if master.exists() {
-        true
-    } else {
-        eprintln!(
-            "SKIP: {} does not exist; install Salt 3008.5 with scripts/install-salt.sh to run the tests against a real \
-             salt-master",
-            master.display()
-        );
-        false
-    }
-}
+use testkit::{have_salt, kill_leftovers, run, salt_bin as bin, wait_for, Proc, StopScope};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
-}
-
-fn signal_group(pgid: u32, sig: rustix::process::Signal) {
-    if let Some(pid) = i32::try_from(pgid).ok().and_then(rustix::process::Pid::from_raw) {
-        let _ = rustix::process::kill_process_group(pid, sig);
-    }
-}
-
-/// Kill every process whose command line mentions `needle` (our temporary root): the Salt
-/// daemons' children, should any have left the process group.
-fn kill_leftovers(needle: &str) {
-    let Ok(dir) = fs::read_dir("/proc") else { return };
-    let me = std::process::id();
-    for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else { continue };
-        if String::from_utf8_lossy(&cmdline).contains(needle) {
-            if let Some(p) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
-                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
-            }
-        }
-    }
-}
-
-/// A started daemon, in its own process group; killed (group-wide) on drop.
-struct Proc {
-    name: String,
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
-        let out = fs::OpenOptions::new().create(true).append(true).open(log);
-        let Ok(out) = out else { panic!("cannot open {}", log.display()) };
-        let err = out.try_clone();
-        let Ok(err) = err else { panic!("cannot dup {}", log.display()) };
-        cmd.process_group(0).stdin(Stdio::null()).stdout(out).stderr(err);
-        match cmd.spawn() {
-            Ok(child) => Proc { name: name.to_string(), child },
-            Err(e) => panic!("cannot start {name}: {e}"),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM to the group, wait up to `grace`, then SIGKILL.
-    fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
-        if let Ok(Some(st)) = self.child.try_wait() {
-            signal_group(self.pid(), rustix::process::Signal::KILL);
-            return Some(st);
-        }
-        signal_group(self.pid(), rustix::process::Signal::TERM);
-        let deadline = Instant::now() + grace;
-        let mut status = None;
-        while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                status = Some(st);
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if status.is_none() {
-            eprintln!("{} did not stop within {grace:?}; killing it", self.name);
-        }
-        signal_group(self.pid(), rustix::process::Signal::KILL);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        status
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        signal_group(self.pid(), rustix::process::Signal::KILL);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Run a command to completion with a deadline; `(exit code or -1, stdout, stderr)`.
-fn run(mut cmd: Command, limit: Duration) -> (i32, String, String) {
-    cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => panic!("cannot run {cmd:?}: {e}"),
-    };
-    let pipe = |p: Option<Box<dyn std::io::Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = p {
-                let _ = p.read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = pipe(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-    let err = pipe(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-    let deadline = Instant::now() + limit;
-    let code = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st.code().unwrap_or(-1),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                eprintln!("{cmd:?} did not finish within {limit:?}; killed");
-                signal_group(child.id(), rustix::process::Signal::KILL);
-                let _ = child.kill();
-                let _ = child.wait();
-                break -1;
-            }
-        }
-    };
-    signal_group(child.id(), rustix::process::Signal::KILL);
-    (code, out.join().unwrap_or_default(), err.join().unwrap_or_default())
-}
-
-fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
 }
 
 fn yaml_grains(grains: &[(&str, &str)]) -> String {
@@ -251,7 +100,7 @@ impl Env {
         let master_out = self.r().join("master.out");
         wait_for("the salt-master to listen", Duration::from_secs(90), || {
             if let Some(m) = &mut self.master {
-                if let Ok(Some(st)) = m.child.try_wait() {
+                if let Some(st) = m.exited() {
                     let out = fs::read_to_string(&master_out).unwrap_or_default();
                     panic!("salt-master exited ({st}):\n{out}");
                 }
@@ -263,7 +112,7 @@ impl Env {
 
     fn stop_master(&mut self) {
         if let Some(mut m) = self.master.take() {
-            m.stop(Duration::from_secs(20));
+            m.stop(StopScope::Group, Duration::from_secs(20));
         }
         kill_leftovers(&self.conf_dir().display().to_string());
         // The ports must be free again before a restart.
@@ -323,7 +172,7 @@ impl Env {
     fn stop_minion(&mut self, id: &str) {
         if let Some(i) = self.minions.iter().position(|(m, _)| m == id) {
             let (_, mut p) = self.minions.remove(i);
-            let st = p.stop(Duration::from_secs(10));
+            let st = p.stop(StopScope::Group, Duration::from_secs(10));
             eprintln!("{id} stopped: {st:?}");
         }
     }
@@ -334,7 +183,7 @@ impl Env {
         let mut cmd = Command::new(bin("salt"));
         cmd.arg("-c").arg(self.conf_dir()).args(["--out", "json", "--static", "-t", &timeout.to_string()]);
         cmd.args(args).current_dir(self.r());
-        let (code, out, err) = run(cmd, Duration::from_secs(u64::from(timeout) + 60));
+        let (code, out, err) = run(cmd, Duration::from_secs(u64::from(timeout) + 60)).parts();
         let parsed = serde_json::from_str(&out).unwrap_or(J::Null);
         if parsed.is_null() {
             eprintln!("salt {args:?}: exit {code}, stdout {out:?}, stderr {err:?}");
@@ -345,7 +194,7 @@ impl Env {
     fn salt_key(&self, args: &[&str]) -> J {
         let mut cmd = Command::new(bin("salt-key"));
         cmd.arg("-c").arg(self.conf_dir()).args(["--out", "json"]).args(args).current_dir(self.r());
-        let (_, out, _) = run(cmd, Duration::from_secs(60));
+        let (_, out, _) = run(cmd, Duration::from_secs(60)).parts();
         serde_json::from_str(&out).unwrap_or(J::Null)
     }
 
@@ -372,11 +221,11 @@ impl Env {
 impl Drop for Env {
     fn drop(&mut self) {
         for (_, p) in &mut self.minions {
-            p.stop(Duration::from_secs(5));
+            p.stop(StopScope::Group, Duration::from_secs(5));
         }
         self.minions.clear();
         if let Some(mut m) = self.master.take() {
-            m.stop(Duration::from_secs(10));
+            m.stop(StopScope::Group, Duration::from_secs(10));
         }
         kill_leftovers(&self.r().display().to_string());
         if std::thread::panicking() {
@@ -526,7 +375,7 @@ fn jobs_and_targeting() {
             let mut cmd = Command::new(bin("salt"));
             cmd.arg("-c").arg(conf).args(["--out", "json", "--static", "-t", "30", "rs1", "test.sleep", "6"]);
             cmd.current_dir(root);
-            let (_, out, _) = run(cmd, Duration::from_secs(90));
+            let (_, out, _) = run(cmd, Duration::from_secs(90)).parts();
             serde_json::from_str::<J>(&out).unwrap_or(J::Null)
         })
     };

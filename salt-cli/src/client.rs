@@ -6,7 +6,7 @@
 //! [`LocalClient::returns`] = `get_iter_returns` + `get_cli_event_returns` (including the
 //! `saltutil.find_job` rounds for minions that are slow to answer).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use salt_proto::envelope::Request;
@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use zmtp::{Options, Socket, SocketType};
 
 use crate::events::{Event, Subscriber};
+use crate::gather::Gather;
 use crate::opts::MasterOpts;
 use crate::py::{as_str, get, string, Value};
 
@@ -239,27 +240,23 @@ impl LocalClient {
         let jid = pub_data.jid.as_str();
         let prefix = format!("salt/job/{jid}/ret/");
         let gather = Duration::from_secs(self.opts.gather_job_timeout);
-        let mut minions: BTreeSet<String> = pub_data.minions.iter().cloned().collect();
+        let mut book = Gather::new(pub_data.minions.iter().cloned(), Instant::now() + timeout);
         let mut missing: BTreeSet<String> = BTreeSet::new();
-        let mut found: BTreeSet<String> = BTreeSet::new();
-        let mut minion_timeouts: BTreeMap<String, Instant> = BTreeMap::new();
         let mut timeout_at = Instant::now() + timeout;
         let mut minions_running = true;
-        let mut find_jid: Option<String> = None;
+        // The return tag prefix of the last `saltutil.find_job` round.
+        let mut find_ret_prefix: Option<String> = None;
         let job_tag = format!("salt/job/{jid}/");
         loop {
-            if found.is_superset(&minions) && !self.opts.order_masters {
+            if book.all_returned() && !self.opts.order_masters {
                 break;
             }
             let now = Instant::now();
-            for id in minions.difference(&found) {
-                minion_timeouts.entry(id.clone()).or_insert(now + timeout);
-            }
             if now > timeout_at && minions_running {
                 let accepted = self.accepted_minions();
                 let pending: Vec<Value> =
-                    minions.difference(&found).filter(|m| accepted.contains(*m)).map(|m| string(m.as_str())).collect();
-                find_jid = None;
+                    book.awaited().into_iter().filter(|m| accepted.contains(m)).map(string).collect();
+                find_ret_prefix = None;
                 if !pending.is_empty() {
                     tracing::debug!("Checking whether jid {jid} is still running");
                     let job = Job {
@@ -272,27 +269,24 @@ impl LocalClient {
                         kwargs: extra_kwargs.to_vec(),
                     };
                     if let Ok(Some(pd)) = self.publish(&job, gather).await {
-                        find_jid = Some(pd.jid);
+                        find_ret_prefix = Some(format!("salt/job/{}/ret/", pd.jid));
                     }
                 }
                 minions_running = false;
                 timeout_at = Instant::now() + gather;
             }
-            let done = Instant::now() > timeout_at
-                && !minions_running
-                && minions.difference(&found).all(|id| minion_timeouts.get(id).map_or(true, |t| Instant::now() >= *t));
-            if done {
+            let now = Instant::now();
+            if now > timeout_at && !minions_running && book.all_timed_out(now) {
                 break;
             }
             // Wait for the next event, at most until the next deadline.
-            let next_deadline = minion_timeouts
-                .iter()
-                .filter(|(id, _)| !found.contains(*id))
-                .map(|(_, t)| *t)
+            let next_deadline = book
+                .next_deadline(now)
+                .into_iter()
                 .chain(std::iter::once(timeout_at))
-                .filter(|t| *t > Instant::now())
+                .filter(|t| *t > now)
                 .min()
-                .unwrap_or_else(|| Instant::now() + Duration::from_millis(10));
+                .unwrap_or_else(|| now + Duration::from_millis(10));
             let ev: Event = match tokio::time::timeout_at(next_deadline, events.next()).await {
                 Err(_) => continue,
                 Ok(None) => {
@@ -304,7 +298,10 @@ impl LocalClient {
             };
             if ev.tag.starts_with(&job_tag) && !ev.tag.starts_with(&prefix) {
                 if let Some(Value::Array(ms)) = get(&ev.data, "minions") {
-                    minions.extend(ms.iter().filter_map(as_str).map(str::to_owned));
+                    let deadline = Instant::now() + timeout;
+                    for id in ms.iter().filter_map(as_str) {
+                        book.expect(id.to_owned(), deadline);
+                    }
                     if let Some(Value::Array(miss)) = get(&ev.data, "missing") {
                         missing.extend(miss.iter().filter_map(as_str).map(str::to_owned));
                     }
@@ -317,7 +314,7 @@ impl LocalClient {
                     continue;
                 }
                 let Some(id) = display_id(&ev.data) else { continue };
-                if !found.insert(id.clone()) {
+                if !book.returned(&id) {
                     continue;
                 }
                 on_return(MinionReturn {
@@ -330,39 +327,35 @@ impl LocalClient {
                 continue;
             }
             // `saltutil.find_job` answers: a minion still running the job gets more time.
-            if let Some(fj) = &find_jid {
-                if ev.tag.starts_with(&format!("salt/job/{fj}/ret/")) {
-                    let data = &ev.data;
-                    let id = get(data, "id").and_then(as_str).map(str::to_owned);
-                    if get(data, "retcode").and_then(Value::as_i64).is_some_and(|r| r > 0) {
-                        if let Some(id) = id {
-                            tracing::error!("saltutil returning errors on minion {id}");
-                            minions.remove(&id);
-                        }
-                        continue;
+            if find_ret_prefix.as_deref().is_some_and(|p| ev.tag.starts_with(p)) {
+                let data = &ev.data;
+                let id = get(data, "id").and_then(as_str).map(str::to_owned);
+                if get(data, "retcode").and_then(Value::as_i64).is_some_and(|r| r > 0) {
+                    if let Some(id) = id {
+                        tracing::error!("saltutil returning errors on minion {id}");
+                        book.forget(&id);
                     }
-                    // A non-empty dict (the job's proc data) means the minion still runs it.
-                    let running = match get(data, "return") {
-                        Some(ret @ Value::Map(m)) => {
-                            !m.is_empty()
-                                && !get(ret, "return").is_some_and(|r| matches!(r, Value::Map(x) if x.is_empty()))
-                        }
-                        _ => false,
-                    };
-                    if let (true, Some(id)) = (running, id) {
-                        minions.insert(id.clone());
-                        minion_timeouts.insert(id, Instant::now() + timeout);
-                        minions_running = true;
+                    continue;
+                }
+                // A non-empty dict (the job's proc data) means the minion still runs it.
+                let running = match get(data, "return") {
+                    Some(ret @ Value::Map(m)) => {
+                        !m.is_empty() && !get(ret, "return").is_some_and(|r| matches!(r, Value::Map(x) if x.is_empty()))
                     }
+                    _ => false,
+                };
+                if let (true, Some(id)) = (running, id) {
+                    book.still_running(id, Instant::now() + timeout);
+                    minions_running = true;
                 }
             }
         }
         // Minions that did not return: the expected ones, then those the master reported missing.
         let accepted = self.accepted_minions();
-        let mut unanswered: Vec<String> = minions.difference(&found).cloned().collect();
+        let mut unanswered: Vec<String> = book.awaited();
         unanswered.sort_by_key(|m| (!accepted.contains(m), m.clone()));
         let mut reported = BTreeSet::new();
-        let missing: BTreeSet<String> = missing.difference(&found).cloned().collect();
+        let missing: BTreeSet<String> = missing.into_iter().filter(|m| !book.has_returned(m)).collect();
         let mut missing_sorted: Vec<String> = missing.into_iter().collect();
         missing_sorted.sort_by_key(|m| (!accepted.contains(m), m.clone()));
         for id in unanswered.into_iter().chain(missing_sorted) {

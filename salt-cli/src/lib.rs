@@ -7,6 +7,7 @@
 //! | [`args`] | `utils/args.py:parse_input`, `condition_input` |
 //! | [`opts`] | `config/__init__.py:client_config` (the master file as the CLI reads it) |
 //! | [`client`] | `client/__init__.py:LocalClient` (`pub`, `get_iter_returns`, `get_cli_event_returns`) |
+//! | [`gather`] | the sets of `get_iter_returns` (expected, found, per-minion timeouts), kept incrementally |
 //! | [`events`] | `utils/event.py:MasterEvent` over the master's Unix event sockets |
 //! | [`output`] | `output/{nested,no_return,json_out,yaml_out,txt,raw,key}.py` and `output/__init__.py` |
 //! | [`runner`] | `runners/jobs.py`, `runners/manage.py` (status, up, down), `client/mixins.py:SyncClientMixin.low` (events, store_job) |
@@ -15,6 +16,7 @@
 pub mod args;
 pub mod client;
 pub mod events;
+pub mod gather;
 pub mod opts;
 pub mod output;
 pub mod py;

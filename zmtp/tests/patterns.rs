@@ -199,7 +199,7 @@ async fn invert_matching_and_conflate() {
 }
 
 #[tokio::test]
-async fn req_correlate_relaxed_router_mandatory_probe() {
+async fn req_correlate_relaxed_router_mandatory() {
     let name = format!("inproc://corr-{}", std::process::id());
     let router = Socket::with_options(SocketType::Router, Options::default().router_mandatory(true));
     router.bind(&name).await.expect("bind");
@@ -216,18 +216,27 @@ async fn req_correlate_relaxed_router_mandatory_probe() {
     router.send(first).await.expect("send");
     router.send(second).await.expect("send");
     assert_eq!(text(&recv(&req).await), ["second"]);
+}
 
-    let name = format!("inproc://probe-{}", std::process::id());
-    let router = Socket::new(SocketType::Router);
-    router.bind(&name).await.expect("bind");
-    let dealer = Socket::with_options(SocketType::Dealer, Options::default().probe_router(true).routing_id("D"));
-    dealer.connect(&name).await.expect("c");
-    // Over inproc the probe is not sent (no engine); over tcp it is.
-    let tcp_router = Socket::new(SocketType::Router);
-    let ep = tcp_router.bind("tcp://127.0.0.1:*").await.expect("bind");
-    let tcp_dealer = Socket::with_options(SocketType::Dealer, Options::default().probe_router(true).routing_id("D"));
-    tcp_dealer.connect(&ep).await.expect("c");
-    assert_eq!(text(&recv(&tcp_router).await), ["D", ""]);
+/// PROBE_ROUTER: a DEALER or ROUTER with it sends each new peer an empty message first, over every
+/// transport (libzmq probes when it attaches a pipe, whatever the transport; inproc once did not).
+#[tokio::test]
+async fn probe_router_over_every_transport() {
+    for ep in endpoints("probe") {
+        let router = Socket::with_options(SocketType::Router, Options::default().routing_id("S"));
+        let bound = router.bind(&ep).await.expect("bind");
+        let dealer = Socket::with_options(SocketType::Dealer, Options::default().probe_router(true).routing_id("D"));
+        dealer.connect(&bound).await.expect("connect");
+        assert_eq!(text(&recv(&router).await), ["D", ""], "{ep}: the DEALER's probe");
+        dealer.send("after").await.expect("send");
+        assert_eq!(text(&recv(&router).await), ["D", "after"], "{ep}");
+        let client = Socket::with_options(SocketType::Router, Options::default().probe_router(true).routing_id("C"));
+        client.connect(&bound).await.expect("connect");
+        assert_eq!(text(&recv(&router).await), ["C", ""], "{ep}: the ROUTER's probe");
+        // The probe lets the bound side answer at once.
+        router.send(["C", "hello"]).await.expect("send");
+        assert_eq!(text(&recv(&client).await), ["S", "hello"], "{ep}");
+    }
 }
 
 #[tokio::test]

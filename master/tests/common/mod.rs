@@ -7,138 +7,21 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::io::Read as _;
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
 
 use bytes::Bytes;
 use salt_proto::envelope::{self, AuthOutcome, AuthRequest};
 use salt_proto::{msgpack, Crypticle, EncAlgo, PrivateKey, SigAlgo, Value};
 use zmtp::{Message, Socket, SocketType};
 
-pub const VENV: &str = "/opt/salt-venv";
-
-pub fn salt_bin(name: &str) -> PathBuf {
-    Path::new(VENV).join("bin").join(name)
-}
-
-pub fn have_salt() -> bool {
-    let ok = salt_bin("salt-minion").exists();
-    if !ok {
-        eprintln!("SKIP: Salt 3008.5 is not installed in {VENV} (scripts/install-salt.sh); real-Salt tests not run");
-    }
-    ok
-}
-
-fn signal_group(pgid: u32, sig: rustix::process::Signal) {
-    if let Some(pid) = i32::try_from(pgid).ok().and_then(rustix::process::Pid::from_raw) {
-        let _ = rustix::process::kill_process_group(pid, sig);
-    }
-}
-
-/// A started daemon in its own process group; killed on drop.
-pub struct Proc {
-    pub name: String,
-    child: Child,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Proc {
-        let out = fs::OpenOptions::new().create(true).append(true).open(log);
-        let Ok(out) = out else { panic!("cannot open {}", log.display()) };
-        let Ok(err) = out.try_clone() else { panic!("cannot dup {}", log.display()) };
-        cmd.process_group(0).stdin(Stdio::null()).stdout(out).stderr(err);
-        match cmd.spawn() {
-            Ok(child) => Proc { name: name.to_owned(), child },
-            Err(e) => panic!("cannot start {name}: {e}"),
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// SIGTERM (to the process only: our master must stop its units
-    /// itself), wait up to `grace`; the group is SIGKILLed afterwards.
-    /// Returns whether it exited within `grace`.
-    pub fn stop(&mut self, grace: Duration) -> bool {
-        if let Some(pid) = i32::try_from(self.pid()).ok().and_then(rustix::process::Pid::from_raw) {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
-        let deadline = Instant::now() + grace;
-        let mut exited = false;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                exited = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        signal_group(self.pid(), rustix::process::Signal::KILL);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        exited
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        signal_group(self.pid(), rustix::process::Signal::KILL);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[allow(unused_imports)]
+pub use testkit::{have_salt, run as run_output, salt_bin, wait_for, Proc, StopScope};
 
 /// Run a command to completion within `limit`: `(exit code or -1, stdout, stderr)`.
-pub fn run(mut cmd: Command, limit: Duration) -> (i32, String, String) {
-    cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => panic!("cannot run {cmd:?}: {e}"),
-    };
-    let pipe = |p: Option<Box<dyn std::io::Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = p {
-                let _ = p.read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = pipe(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-    let err = pipe(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-    let deadline = Instant::now() + limit;
-    let code = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st.code().unwrap_or(-1),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            _ => {
-                eprintln!("{cmd:?} did not finish within {limit:?}; killed");
-                break -1;
-            }
-        }
-    };
-    signal_group(child.id(), rustix::process::Signal::KILL);
-    let _ = child.kill();
-    let _ = child.wait();
-    (code, out.join().unwrap_or_default(), err.join().unwrap_or_default())
-}
-
-pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
+pub fn run(cmd: Command, limit: Duration) -> (i32, String, String) {
+    run_output(cmd, limit).parts()
 }
 
 /// `salt-minion-rs`, next to this test's binary (built on demand).
@@ -177,15 +60,7 @@ impl Env {
     pub fn new(preferred: u16, extra: &str) -> Env {
         let root = tempfile::Builder::new().prefix("mt").tempdir_in("/tmp");
         let Ok(root) = root else { panic!("no temp dir") };
-        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-        // The hundred ports the preferred one lies in (41500-41599, 46500-46599, ...).
-        let base = preferred - preferred % 100;
-        let pub_port = (preferred..base + 99)
-            .step_by(2)
-            .chain((base..preferred).step_by(2))
-            .find(|&p| free(p) && free(p + 1))
-            .unwrap_or(preferred);
-        let ret_port = pub_port + 1;
+        let (pub_port, ret_port) = testkit::port_pair(preferred);
         let ma = root.path().join("ma");
         let _ = fs::create_dir_all(ma.join("master.d"));
         let conf = format!(
@@ -241,7 +116,7 @@ impl Env {
     }
 
     pub fn stop_master(&mut self) -> bool {
-        self.master.take().map(|mut m| m.stop(Duration::from_secs(10))).unwrap_or(true)
+        self.master.take().map(|mut m| m.stop(StopScope::Process, Duration::from_secs(10)).is_some()).unwrap_or(true)
     }
 
     fn minion_conf(&self, dir: &str, id: &str) -> PathBuf {
@@ -297,17 +172,7 @@ impl Env {
     }
 
     pub fn dump_logs(&self) {
-        let Ok(rd) = fs::read_dir(self.root.path()) else { return };
-        for e in rd.flatten() {
-            if e.path().extension().is_some_and(|x| x == "log") {
-                let text = fs::read_to_string(e.path()).unwrap_or_default();
-                let tail: Vec<&str> = text.lines().rev().take(40).collect();
-                eprintln!("==== {} (tail) ====", e.path().display());
-                for l in tail.into_iter().rev() {
-                    eprintln!("{l}");
-                }
-            }
-        }
+        testkit::dump_log_tails(self.root.path(), 40);
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use salt_cli::client::{retcode_of, ClientError, Job, LocalClient, MinionReturn};
 use salt_cli::opts::{current_user, MasterOpts, DEFAULT_CONFIG_DIR};
-use salt_cli::output::{self, OutputOptions};
+use salt_cli::output::{self, OutputArgs, OutputOptions};
 use salt_cli::py::{string, Value};
 
 #[derive(Debug, Parser)]
@@ -98,18 +98,8 @@ struct Cli {
     /// Display summary information about a salt command.
     #[arg(long = "summary")]
     summary: bool,
-    /// Print the output using the specified outputter.
-    #[arg(long = "out", visible_alias = "output")]
-    out: Option<String>,
-    /// Print the output indented by the provided value in spaces.
-    #[arg(long = "out-indent", visible_alias = "output-indent")]
-    out_indent: Option<i64>,
-    /// Disable all colored output.
-    #[arg(long = "no-color", visible_alias = "no-colour")]
-    no_color: bool,
-    /// Force colored output.
-    #[arg(long = "force-color", visible_alias = "force-colour")]
-    force_color: bool,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Console logging log level.
     #[arg(short = 'l', long = "log-level", default_value = "warning")]
     log_level: String,
@@ -190,12 +180,7 @@ async fn run(cli: Cli) -> i32 {
             return 2;
         }
     };
-    let out_opts = OutputOptions {
-        output: cli.out.clone().or_else(|| opts.raw.opt_string("output").ok().flatten()),
-        output_indent: cli.out_indent,
-        color: OutputOptions::colour_for_stdout(cli.force_color, cli.no_color),
-        static_: cli.static_,
-    };
+    let out_opts = cli.output.options(opts.raw.opt_string("output").ok().flatten(), cli.static_);
     let timeout_secs = match cli.timeout {
         Some(t) if t > 0 => t as u64,
         _ => opts.timeout,
@@ -335,7 +320,7 @@ async fn run(cli: Cli) -> i32 {
         }
     }
     if docs {
-        return print_docs(&all, &out_opts, cli.out.is_some());
+        return print_docs(&all, &out_opts, cli.output.out.is_some());
     }
     if cli.static_ {
         // Salt runs --static as a batch of 100%, which leaves out the minions that do not answer

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use master::keys::{dropfile, key_finger, KeyError, KeyState, KeyStore};
 use salt_cli::opts::{MasterOpts, DEFAULT_CONFIG_DIR};
-use salt_cli::output::{self, print_line, OutputOptions};
+use salt_cli::output::{self, print_line, OutputArgs, OutputOptions};
 use salt_cli::py::{string, Value};
 use salt_core::fnmatch::fnmatch;
 
@@ -88,18 +88,8 @@ struct Cli {
     /// Key size in bits for --gen-keys (2048-32768).
     #[arg(long = "keysize", default_value_t = 2048)]
     keysize: usize,
-    /// Print the output using the specified outputter.
-    #[arg(long = "out", visible_alias = "output")]
-    out: Option<String>,
-    /// Print the output indented by the provided value in spaces.
-    #[arg(long = "out-indent", visible_alias = "output-indent")]
-    out_indent: Option<i64>,
-    /// Disable all colored output.
-    #[arg(long = "no-color", visible_alias = "no-colour")]
-    no_color: bool,
-    /// Force colored output.
-    #[arg(long = "force-color", visible_alias = "force-colour")]
-    force_color: bool,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Console logging log level.
     #[arg(long = "log-level", default_value = "warning")]
     log_level: String,
@@ -371,12 +361,7 @@ fn gen_keys(cli: &Cli, name: &str) -> i32 {
         return 1;
     }
     let finger = std::fs::read_to_string(&pub_path).map(|p| key_finger(&p)).unwrap_or_default();
-    let out = OutputOptions {
-        output: cli.out.clone(),
-        output_indent: cli.out_indent,
-        color: OutputOptions::colour_for_stdout(cli.force_color, cli.no_color),
-        static_: false,
-    };
+    let out = cli.output.options(None, false);
     if !cli.quiet {
         output::display(&salt_core::value::map([("return", string(finger))]), "nested", &out, 0);
     }
@@ -391,12 +376,7 @@ async fn run(cli: Cli) -> i32 {
             return 2;
         }
     };
-    let out = OutputOptions {
-        output: cli.out.clone().or_else(|| opts.raw.opt_string("output").ok().flatten()),
-        output_indent: cli.out_indent,
-        color: OutputOptions::colour_for_stdout(cli.force_color, cli.no_color),
-        static_: false,
-    };
+    let out = cli.output.options(opts.raw.opt_string("output").ok().flatten(), false);
     let keys = Keys { store: KeyStore::at(opts.pki_dir.clone()), opts };
     match execute(&cli, &keys, &out).await {
         Ok(()) => 0,

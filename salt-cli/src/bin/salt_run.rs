@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use salt_cli::opts::{current_user, MasterOpts, DEFAULT_CONFIG_DIR};
-use salt_cli::output::{self, OutputOptions};
+use salt_cli::output::{self, OutputArgs};
 use salt_cli::runner::{self, CallArgs};
 
 #[derive(Debug, Parser)]
@@ -26,18 +26,8 @@ struct Cli {
     /// Suppress output.
     #[arg(short = 'q', long = "quiet")]
     quiet: bool,
-    /// Print the output using the specified outputter.
-    #[arg(long = "out", visible_alias = "output")]
-    out: Option<String>,
-    /// Print the output indented by the provided value in spaces.
-    #[arg(long = "out-indent", visible_alias = "output-indent")]
-    out_indent: Option<i64>,
-    /// Disable all colored output.
-    #[arg(long = "no-color", visible_alias = "no-colour")]
-    no_color: bool,
-    /// Force colored output.
-    #[arg(long = "force-color", visible_alias = "force-colour")]
-    force_color: bool,
+    #[command(flatten)]
+    output: OutputArgs,
     /// Console logging log level.
     #[arg(short = 'l', long = "log-level", default_value = "warning")]
     log_level: String,
@@ -80,12 +70,7 @@ async fn run(cli: Cli) -> i32 {
     if let Some(t) = cli.timeout.filter(|t| *t > 0) {
         opts.timeout = t;
     }
-    let out = OutputOptions {
-        output: cli.out.clone().or_else(|| opts.raw.opt_string("output").ok().flatten()),
-        output_indent: cli.out_indent,
-        color: OutputOptions::colour_for_stdout(cli.force_color, cli.no_color),
-        static_: false,
-    };
+    let out = cli.output.options(opts.raw.opt_string("output").ok().flatten(), false);
     let fun = cli.args[0].as_str();
     let args = CallArgs::parse(&cli.args[1..]);
     let user = current_user();

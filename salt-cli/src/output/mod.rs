@@ -23,6 +23,37 @@ pub struct OutputOptions {
     pub static_: bool,
 }
 
+/// The output flags every tool shares (`salt`, `salt-run`, `salt-key`), flattened into each
+/// tool's command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputArgs {
+    /// Print the output using the specified outputter.
+    #[arg(long = "out", visible_alias = "output")]
+    pub out: Option<String>,
+    /// Print the output indented by the provided value in spaces.
+    #[arg(long = "out-indent", visible_alias = "output-indent")]
+    pub out_indent: Option<i64>,
+    /// Disable all colored output.
+    #[arg(long = "no-color", visible_alias = "no-colour")]
+    pub no_color: bool,
+    /// Force colored output.
+    #[arg(long = "force-color", visible_alias = "force-colour")]
+    pub force_color: bool,
+}
+
+impl OutputArgs {
+    /// The options these flags give; `configured` is the config's `output`, used when `--out`
+    /// is not given.
+    pub fn options(&self, configured: Option<String>, static_: bool) -> OutputOptions {
+        OutputOptions {
+            output: self.out.clone().or(configured),
+            output_indent: self.out_indent,
+            color: OutputOptions::colour_for_stdout(self.force_color, self.no_color),
+            static_,
+        }
+    }
+}
+
 impl OutputOptions {
     /// Colours as Salt decides them: `--force-color`, else off with `--no-color` or when stdout is
     /// not a terminal.

@@ -8,159 +8,31 @@
 #![allow(dead_code)]
 
 use std::fs;
-use std::io::Read as _;
-use std::net::TcpListener;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Tests that start a master run one at a time.
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
-pub fn venv() -> PathBuf {
-    PathBuf::from(std::env::var("SALT_VENV").unwrap_or_else(|_| "/opt/salt-venv".into()))
-}
+#[allow(unused_imports)]
+pub use testkit::{have_salt_as_root as have_salt, run, salt_bin, wait_for, Output};
 
-pub fn salt_bin(name: &str) -> PathBuf {
-    venv().join("bin").join(name)
-}
-
-/// Salt is installed and we are root (Salt's daemons as configured here need it).
-pub fn have_salt() -> bool {
-    let master = salt_bin("salt-master");
-    if !master.exists() {
-        eprintln!("SKIP: {} does not exist; install Salt 3008.5 with scripts/install-salt.sh", master.display());
-        return false;
-    }
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("SKIP: the real-Salt tests run as root");
-        return false;
-    }
-    true
-}
-
-fn port_free(p: u16) -> bool {
-    TcpListener::bind(("127.0.0.1", p)).is_ok()
-}
+use testkit::{kill_leftovers, Proc};
 
 /// Two free ports from our range.
 fn port_pair() -> (u16, u16) {
-    let mut p = 42500;
-    while p < 42598 {
-        if port_free(p) && port_free(p + 1) {
-            return (p, p + 1);
-        }
-        p += 2;
+    let (a, b) = testkit::port_pair(42500);
+    if !testkit::port_free(a) {
+        panic!("no free port pair in 42500-42599");
     }
-    panic!("no free port pair in 42500-42599");
+    (a, b)
 }
 
-fn kill_group(pid: u32) {
-    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-    }
-}
-
-/// Kill what is left of processes whose command line mentions `needle` (daemon children that
-/// left the group).
-fn kill_leftovers(needle: &str) {
-    let Ok(dir) = fs::read_dir("/proc") else { return };
-    let me = std::process::id();
-    for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else { continue };
-        if String::from_utf8_lossy(&cmdline).contains(needle) {
-            if let Some(p) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
-                let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
-            }
-        }
-    }
-}
-
-/// A daemon in its own process group, killed with it.
-pub struct Proc {
-    child: Child,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        kill_group(self.child.id());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn(mut cmd: Command, log: &Path) -> Proc {
-    let Ok(out) = fs::OpenOptions::new().create(true).append(true).open(log) else {
-        panic!("cannot open {}", log.display())
-    };
-    let Ok(err) = out.try_clone() else { panic!("cannot dup {}", log.display()) };
-    cmd.process_group(0).stdin(Stdio::null()).stdout(out).stderr(err);
-    match cmd.spawn() {
-        Ok(child) => Proc { child },
-        Err(e) => panic!("cannot start {cmd:?}: {e}"),
-    }
-}
-
-/// What a command printed and its exit code (-1 when killed at the deadline).
-#[derive(Debug, Clone)]
-pub struct Output {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-/// Run a command to completion, at most `limit`.
-pub fn run(mut cmd: Command, limit: Duration) -> Output {
-    cmd.process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => panic!("cannot run {cmd:?}: {e}"),
-    };
-    let pipe = |p: Option<Box<dyn std::io::Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = p {
-                let _ = p.read_to_end(&mut buf);
-            }
-            String::from_utf8_lossy(&buf).into_owned()
-        })
-    };
-    let out = pipe(child.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-    let err = pipe(child.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read + Send>));
-    let deadline = Instant::now() + limit;
-    let code = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st.code().unwrap_or(-1),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                eprintln!("{cmd:?} did not finish within {limit:?}; killed");
-                kill_group(child.id());
-                let _ = child.kill();
-                let _ = child.wait();
-                break -1;
-            }
-        }
-    };
-    kill_group(child.id());
-    Output { code, stdout: out.join().unwrap_or_default(), stderr: err.join().unwrap_or_default() }
-}
-
-/// Poll `ok` every 200 ms for at most `limit`.
-pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
+fn spawn(cmd: Command, log: &Path) -> Proc {
+    let name = log.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    Proc::spawn(&name, cmd, log)
 }
 
 /// One master and its minions under one temporary root.

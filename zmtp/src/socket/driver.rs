@@ -158,19 +158,13 @@ impl Driven {
         }
     }
 
-    /// The application's send on a socket whose sends alternate with receives (REQ, REP): polls
-    /// `send` once, then the connection, holding the connection's future, so that the message
-    /// goes out from the application's task without waking the connection's. If `send` has to
-    /// wait, the rest of it runs without holding the future (the connection must run meanwhile).
-    pub(crate) async fn send_through<T>(&self, send: impl Future<Output = T>) -> T {
-        let mut send = std::pin::pin!(send);
-        let first = std::future::poll_fn(|cx| Poll::Ready(self.holding(|| send.as_mut().poll(cx)).0)).await;
-        match first {
-            Poll::Ready(r) => r,
-            Poll::Pending => send.await,
-        }
+    /// The application's send on a socket whose sends alternate with receives (REQ, REP): runs
+    /// `send` (which queues the message if it can, without waiting) and then polls the
+    /// connection, holding the connection's future, so that the message goes out from the
+    /// application's task without waking the connection's.
+    pub(crate) fn send_through<R>(&self, send: impl FnOnce() -> R) -> R {
+        self.holding(send).0
     }
-
     /// The task's side: resolves when the future has finished, whoever polled it last.
     pub(crate) async fn run(self: Arc<Self>) {
         std::future::poll_fn(|cx| {
@@ -384,7 +378,7 @@ mod loom_models {
                     (task, done)
                 })
             };
-            let sent = block_on(driven.send_through(async { pipe_tx.try_send(7).is_ok() }));
+            let sent = driven.send_through(|| pipe_tx.try_send(7).is_ok());
             assert!(sent);
             let (mut task, mut done) = task.join().expect("task");
             if !done {
@@ -422,7 +416,7 @@ mod loom_models {
                 let pipe_tx = pipe_tx.clone();
                 thread::spawn(move || pipe_tx.try_send(8).is_ok())
             };
-            assert!(block_on(driven.send_through(async { pipe_tx.try_send(7).is_ok() })));
+            assert!(driven.send_through(|| pipe_tx.try_send(7).is_ok()));
             assert!(other.join().expect("other sender"));
             task.join().expect("task");
             let mut got = [inbound.try_recv(), inbound.try_recv()];

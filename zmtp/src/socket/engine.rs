@@ -15,10 +15,11 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::core::{Control, Core, Inbound, Pipe, PipeId, PipeRx};
+use super::core::{Core, Inbound, Pipe, PipeId, PipeRx};
 use super::error::DisconnectReason;
 use super::monitor::MonitorEvent;
-use crate::proto::{Config, Connection, ConnectionError, Event, SocketType};
+use super::pattern::{Control, SubscriptionLimit};
+use crate::proto::{Config, Connection, ConnectionError, Event};
 use crate::transport::Stream;
 
 /// Reads start this large; an idle connection keeps no more than this.
@@ -165,22 +166,19 @@ pub(crate) async fn run(
                             core.handshakes.done(pipe_id);
                             core.attach(pipe_id, pipe);
                         }
-                        let Some(rid) = core.on_ready(pipe_id, &info) else {
-                            let why = if core.socket_type == SocketType::Pair {
-                                "PAIR socket already has a peer"
-                            } else {
-                                "routing id already in use"
-                            };
-                            break 'run DisconnectReason::Protocol(ConnectionError::PeerIncompatible(why.into()));
+                        let ready = match core.ready(pipe_id, &info) {
+                            Ok(ready) => ready,
+                            Err(why) => {
+                                let e = ConnectionError::PeerIncompatible(why.to_string());
+                                break 'run DisconnectReason::Protocol(e);
+                            }
                         };
-                        routing_id = rid;
+                        routing_id = ready.routing_id;
                         handshook = true;
                         core.monitors
                             .emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.to_owned(), peer: info });
-                        if core.options.probe_router
-                            && matches!(core.socket_type, SocketType::Router | SocketType::Dealer)
-                        {
-                            conn.send_message(&crate::Message::from(Bytes::new()));
+                        if let Some(greeting) = ready.greeting {
+                            conn.send_message(&greeting);
                         }
                         None
                     }
@@ -296,7 +294,7 @@ pub(crate) async fn run(
                     }
                 }
             }
-            ctl = super::core::next_control(&mut rx.ctl), if conn.is_ready() => {
+            ctl = rx.next_control(), if conn.is_ready() => {
                 match ctl {
                     Some(Control::Subscribe(t)) => { conn.send_subscription(&t, true); }
                     Some(Control::Cancel(t)) => { conn.send_subscription(&t, false); }
@@ -338,7 +336,7 @@ fn subscription(
 ) -> Option<Inbound> {
     match core.on_subscription(pipe_id, topic, subscribe) {
         Ok(inbound) => inbound,
-        Err((topics, bytes)) => {
+        Err(SubscriptionLimit { topics, bytes }) => {
             if !*capped {
                 *capped = true;
                 tracing::warn!(

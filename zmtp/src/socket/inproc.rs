@@ -12,9 +12,10 @@ use std::sync::{Arc, LazyLock, Mutex, Weak};
 use bytes::Bytes;
 use tokio::sync::Notify;
 
-use super::core::{Control, Core, PipeId, PipeRx};
+use super::core::{Core, PipeId, PipeRx};
 use super::error::DisconnectReason;
 use super::monitor::MonitorEvent;
+use super::pattern::Control;
 use super::Error;
 use crate::codec::Metadata;
 use crate::proto::{ConnectionError, PeerInfo};
@@ -81,14 +82,20 @@ fn join(core: &Core, binder: Arc<Core>, id: PipeId, endpoint: &str) -> Result<Jo
     let (bid, bpipe, brx) = binder.new_pipe();
     binder.attach(bid, bpipe);
     binder.monitors.emit(MonitorEvent::Accepted { endpoint: endpoint.to_owned(), peer: endpoint.to_owned() });
-    let (Some(our_rid), Some(their_rid)) =
-        (binder.on_ready(bid, &peer_info(core)), core.on_ready(id, &peer_info(&binder)))
-    else {
+    let (Ok(ours), Ok(theirs)) = (binder.ready(bid, &peer_info(core)), core.ready(id, &peer_info(&binder))) else {
         binder.remove_pipe(bid);
-        core.on_disconnect(id, false);
+        core.detach(id, false);
         fail("peer refused the connection".into());
         return Err(());
     };
+    let (our_rid, their_rid) = (ours.routing_id, theirs.routing_id);
+    // What each side sends first (PROBE_ROUTER, XPUB's welcome) goes before anything queued.
+    if let Some(inbound) = ours.greeting.and_then(|g| core.inbound(id, &their_rid, g)) {
+        let _ = core.try_deliver(inbound);
+    }
+    if let Some(inbound) = theirs.greeting.and_then(|g| binder.inbound(bid, &our_rid, g)) {
+        let _ = binder.try_deliver(inbound);
+    }
     core.monitors.emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.to_owned(), peer: peer_info(&binder) });
     binder.monitors.emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.to_owned(), peer: peer_info(core) });
     Ok(Joined { binder, bid, brx, our_rid, their_rid })
@@ -180,7 +187,7 @@ async fn pump(from: &Core, rx: &mut PipeRx, to: &Core, to_pipe: PipeId, rid: &By
                     }
                 }
             }
-            c = super::core::next_control(&mut rx.ctl) => {
+            c = rx.next_control() => {
                 let Some(ctl) = c else { return DisconnectReason::Closed };
                 let (topic, subscribe) = match ctl {
                     Control::Subscribe(t) => (t, true),

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use self::core::{Core, Inbound};
-use self::pattern::Delivery;
+use self::pattern::Unsent;
 pub use crate::proto::mechanism::{ZapReply, ZapRequest};
 pub use error::{DisconnectReason, Error};
 pub use monitor::{Monitor, MonitorEvent};
@@ -157,25 +157,15 @@ impl Socket {
     /// # Cancel safety
     /// Cancel safe: if the future is dropped before completing, the message was not sent.
     pub async fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
-        let msg = msg.into();
-        // Most sends find room at once: skip the async layers below (and the moves of the message
-        // through them).
-        let msg = match self.core.socket_type {
-            SocketType::Pub | SocketType::XPub => {
-                pattern::fanout::send(&self.core, msg);
-                return Ok(());
-            }
-            SocketType::Dealer | SocketType::Push | SocketType::Pair => {
-                match pattern::lb::try_send_back(&self.core, msg) {
-                    Ok(()) => return Ok(()),
-                    Err(msg) => msg,
-                }
-            }
-            _ => msg,
+        let msg = match self.start_send_through(msg.into()) {
+            Ok(()) => return Ok(()),
+            Err(Unsent::Failed(e, _)) => return Err(e),
+            Err(Unsent::Blocked(msg, _)) => msg,
         };
+        let mut slot = Some(msg);
         match self.core.options.send_timeout {
-            Some(t) => tokio::time::timeout(t, self.send_through(msg)).await.unwrap_or(Err(Error::WouldBlock)),
-            None => self.send_through(msg).await,
+            Some(t) => tokio::time::timeout(t, self.send_waiting(&mut slot)).await.unwrap_or(Err(Error::WouldBlock)),
+            None => self.send_waiting(&mut slot).await,
         }
     }
 
@@ -183,59 +173,83 @@ impl Socket {
     /// this task (see `driver`), instead of waking the connection's task for it. Their sends
     /// alternate with receives, so there is no batch to wait for, and the receive that follows
     /// would poll the connection anyway.
-    async fn send_through(&self, msg: Message) -> Result<(), Error> {
+    #[inline]
+    fn start_send_through(&self, msg: Message) -> Result<(), Unsent> {
         if matches!(self.core.socket_type, SocketType::Req | SocketType::Rep) {
             if let Some(driven) = self.core.single_connection() {
-                return driven.send_through(self.send_now(msg)).await;
+                return driven.send_through(|| self.start_send(msg));
             }
         }
-        self.send_now(msg).await
-    }
-
-    async fn send_now(&self, msg: Message) -> Result<(), Error> {
-        let core = &*self.core;
-        match core.socket_type {
-            SocketType::Pub | SocketType::XPub => {
-                pattern::fanout::send(core, msg);
-                Ok(())
-            }
-            SocketType::Dealer | SocketType::Push | SocketType::Pair => lb_send(core, msg).await,
-            SocketType::Req => {
-                self.drop_stale_replies();
-                pattern::req::send(core, msg).await
-            }
-            SocketType::Rep => pattern::rep::send(core, msg),
-            SocketType::Router => pattern::router::send(core, msg, true).await,
-            SocketType::XSub => {
-                pattern::sub::xsub_send(core, msg);
-                Ok(())
-            }
-            SocketType::Sub | SocketType::Pull => Err(Error::NotSupported(core.socket_type)),
-        }
+        self.start_send(msg)
     }
 
     /// Sends without waiting: [`Error::WouldBlock`] where [`Socket::send`] would wait.
     pub fn try_send(&self, msg: impl Into<Message>) -> Result<(), Error> {
-        let msg = msg.into();
-        let core = &*self.core;
-        match core.socket_type {
-            SocketType::Dealer | SocketType::Push | SocketType::Pair => pattern::lb::try_send(core, msg, |_, _| {}),
-            SocketType::Req => {
-                self.drop_stale_replies();
-                pattern::req::try_send(core, msg)
-            }
-            SocketType::Router => futures_ready(pattern::router::send(core, msg, false)),
-            _ => {
-                // The others never wait.
-                futures_ready(self.send_now(msg))
-            }
+        match self.start_send(msg.into()) {
+            Ok(()) => Ok(()),
+            Err(Unsent::Failed(e, _)) => Err(e),
+            Err(Unsent::Blocked(..)) => Err(Error::WouldBlock),
         }
     }
 
-    /// REQ: a new request makes whatever is still queued from earlier ones meaningless (libzmq
-    /// discards it too).
-    fn drop_stale_replies(&self) {
+    /// Frames and routes a message if it can be queued now; else gives it back, framed, with what
+    /// to wait for.
+    #[inline]
+    fn start_send(&self, msg: Message) -> Result<(), Unsent> {
+        if !self.core.traits.drains_on_send {
+            return self.core.send(msg);
+        }
+        // REQ: a new request makes whatever is still queued from earlier ones meaningless (libzmq
+        // discards it too); once the request is framed, before it can be answered.
+        let msg = self.core.begin(msg)?;
         while self.inbound.try_recv().is_some() {}
+        self.core.route(msg)
+    }
+
+    /// Routes the framed message in `slot` until it is queued, waiting for a peer or for room
+    /// as the strategy says. The message stays in `slot` while this waits, so a caller that gives
+    /// up still has it.
+    async fn send_waiting(&self, slot: &mut Option<Message>) -> Result<(), Error> {
+        let core = &*self.core;
+        loop {
+            let changed = core.pipes_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let Some(msg) = slot.take() else { return Ok(()) };
+            let wait = match core.route(msg) {
+                Ok(()) => return Ok(()),
+                Err(Unsent::Failed(e, msg)) => {
+                    *slot = Some(msg);
+                    return Err(e);
+                }
+                Err(Unsent::Blocked(msg, wait)) => {
+                    *slot = Some(msg);
+                    wait
+                }
+            };
+            let room = match wait {
+                pattern::Wait::Peer => None,
+                pattern::Wait::Room(id) => core.pipe_sender(id).map(|tx| (id, tx)),
+            };
+            let Some((id, tx)) = room else {
+                tokio::select! {
+                    _ = changed => continue,
+                    _ = core.closing.cancelled() => return Err(Error::Closed),
+                }
+            };
+            let permit = tokio::select! {
+                p = tx.reserve() => p,
+                _ = changed => continue,
+                _ = core.closing.cancelled() => return Err(Error::Closed),
+            };
+            // A pipe gone meanwhile: route again.
+            if let Ok(permit) = permit {
+                if let Some(msg) = slot.take() {
+                    core.commit(id, msg, permit);
+                }
+                return Ok(());
+            }
+        }
     }
 
     /// Receives the next message, fair-queued across peers.
@@ -247,10 +261,9 @@ impl Socket {
     /// Cancel safe: if the future is dropped, no message is lost.
     pub async fn recv(&self) -> Result<Message, Error> {
         // A queued message for a type that takes messages as they come (DEALER, PULL, PAIR, XSUB,
-        // XPUB; PUSH cannot receive): return it without the async layers below.
+        // XPUB): return it without the async layers below.
         let core = &*self.core;
-        if !core.options.conflate && !pattern::filters_inbound(core.socket_type) && core.socket_type != SocketType::Push
-        {
+        if core.traits.receives && !core.traits.filters_inbound && !core.options.conflate {
             if let Some(inbound) = self.inbound.try_recv() {
                 return Ok(inbound.msg);
             }
@@ -268,12 +281,7 @@ impl Socket {
 
     async fn recv_now(&self) -> Result<Message, Error> {
         let core = &*self.core;
-        match core.socket_type {
-            SocketType::Pub | SocketType::Push => return Err(Error::NotSupported(core.socket_type)),
-            SocketType::Req if !pattern::req::awaiting(core) => return Err(Error::InvalidState),
-            SocketType::Rep if pattern::rep::answering(core) => return Err(Error::InvalidState),
-            _ => {}
-        }
+        core.recv_allowed()?;
         loop {
             let next = if core.options.conflate {
                 let ready = core.conflated_ready.notified();
@@ -294,11 +302,7 @@ impl Socket {
                 }
             };
             let Some(next) = next else { return Err(Error::Closed) };
-            if !pattern::filters_inbound(core.socket_type) {
-                return Ok(next.msg);
-            }
-            let mut st = core.lock();
-            if let Delivery::Deliver(msg) = pattern::on_inbound(core.socket_type, &core.options, &mut st, next) {
+            if let Some(msg) = core.filter(next) {
                 return Ok(msg);
             }
         }
@@ -318,27 +322,14 @@ impl Socket {
     }
 
     /// SUB / XSUB: receive messages whose first frame starts with `topic` (empty: everything).
+    /// XPUB with XPUB_MANUAL: apply a subscription to the peer that sent the last one.
     pub fn subscribe(&self, topic: impl AsRef<[u8]>) -> Result<(), Error> {
-        self.subscription(topic.as_ref(), true)
+        self.core.subscribe(topic.as_ref(), true)
     }
 
     /// SUB / XSUB: undo one [`Socket::subscribe`] of `topic`.
     pub fn unsubscribe(&self, topic: impl AsRef<[u8]>) -> Result<(), Error> {
-        self.subscription(topic.as_ref(), false)
-    }
-
-    fn subscription(&self, topic: &[u8], subscribe: bool) -> Result<(), Error> {
-        match self.core.socket_type {
-            SocketType::Sub | SocketType::XSub => {
-                pattern::sub::update(&self.core, topic, subscribe);
-                Ok(())
-            }
-            SocketType::XPub if self.core.options.xpub_manual => {
-                pattern::fanout::manual_subscription(&self.core, topic, subscribe);
-                Ok(())
-            }
-            other => Err(Error::NotSupported(other)),
-        }
+        self.core.subscribe(topic.as_ref(), false)
     }
 
     /// Closes the socket and waits until its connections have sent what was queued (up to the
@@ -353,10 +344,6 @@ impl Drop for Socket {
     fn drop(&mut self) {
         self.core.close();
     }
-}
-
-async fn lb_send(core: &Core, msg: Message) -> Result<(), Error> {
-    pattern::lb::send(core, msg, |_, _| {}).await
 }
 
 /// Polls a future that is known to complete without waiting.

@@ -212,6 +212,7 @@ impl<T> Sender<T> {
 
     /// Waits for room and queues `msg`; gives it back if the receiver is gone. Cancel safe (a
     /// cancelled call has not queued the message).
+    #[cfg(test)]
     pub(crate) async fn send(&self, msg: T) -> Result<(), T> {
         match self.reserve().await {
             Ok(permit) => {

@@ -5,12 +5,12 @@
 
 #[cfg(not(zmtp_loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicBool, AtomicU8, Ordering},
+    atomic::{AtomicU8, Ordering},
     Mutex, MutexGuard,
 };
 
 #[cfg(zmtp_loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicBool, AtomicU8, Ordering},
+    atomic::{AtomicU8, Ordering},
     Mutex, MutexGuard,
 };

@@ -1,121 +1,134 @@
-//! Load-balancing: each message goes to the next pipe in round-robin order that has room below its
-//! high-water mark; when none has, the sender waits for room on the next one (libzmq's `lb_t`).
-//! Pipes of connecting endpoints are used before their connection is up, so messages queue for
-//! them as in libzmq (ZMQ_IMMEDIATE off).
+//! Load-balancing (DEALER, PUSH; REQ and PAIR build on it): each message goes to the next pipe in
+//! round-robin order that has room below its high-water mark; when none has, the sender waits for
+//! room on the next one (libzmq's `lb_t`). Pipes of connecting endpoints are used before their
+//! connection is up, so messages queue for them as in libzmq (ZMQ_IMMEDIATE off).
 
+use super::{router, Pipe, PipeId, Pipes, Strategy, Traits, Unsent, Wait};
+use crate::proto::SocketType;
+use crate::socket::options::Options;
 use crate::socket::queue::TrySendError;
-
-use crate::socket::core::{Core, Pipe, PipeId, State};
 use crate::socket::Error;
 use crate::Message;
 
-/// Tries every pipe once in round-robin order. On success the message is queued, the cursor moved
-/// and `commit` run, all under the caller's lock. On failure the message comes back, with the pipe
-/// to wait on, if any.
-fn try_route(
-    st: &mut State,
-    msg: Message,
-    commit: &mut impl FnMut(&mut State, PipeId),
-) -> Result<(), (Message, Option<PipeId>)> {
-    let start = st.next_rr;
-    let mut msg = Some(msg);
-    let mut chosen = None;
-    let mut first = None;
-    let mut offer = |id: PipeId, pipe: &Pipe| {
-        first.get_or_insert(id);
-        let Some(m) = msg.take() else { return true };
-        match pipe.tx.try_send(m) {
-            Ok(()) => {
-                chosen = Some(id);
-                true
-            }
-            Err(TrySendError::Full(m) | TrySendError::Closed(m)) => {
-                msg = Some(m);
-                false
-            }
-        }
-    };
-    if st.pipes.len() == 1 {
-        // One peer (the usual DEALER, REQ, PUSH): no search for the cursor.
-        if let Some((&id, pipe)) = st.pipes.iter().next() {
-            offer(id, pipe);
-        }
-    } else {
-        let _ = st.pipes.range(start..).chain(st.pipes.range(..start)).any(|(&id, pipe)| offer(id, pipe));
-    }
-    match (chosen, msg) {
-        (Some(id), _) => {
-            st.next_rr = id + 1;
-            commit(st, id);
-            Ok(())
-        }
-        (None, Some(m)) => Err((m, first)),
-        // Unreachable: a message is either queued (chosen) or still held.
-        (None, None) => Ok(()),
-    }
+/// The round-robin cursor, and for DEALER whether it probes (PROBE_ROUTER).
+#[derive(Debug)]
+pub(crate) struct Lb {
+    socket_type: SocketType,
+    /// The next pipe tried is the first with an id ≥ this.
+    next: PipeId,
+    probe: bool,
 }
 
-/// Sends `msg` to one pipe, waiting for room or for a first peer. `commit` runs under the socket
-/// lock as the message enters the chosen pipe, so that patterns can record where it went without a
-/// race with the reply.
-///
-/// Cancel safe in the sense of tokio's `Sender::send`: if cancelled, the message was not sent.
-pub(crate) async fn send(
-    core: &Core,
-    mut msg: Message,
-    mut commit: impl FnMut(&mut State, PipeId),
-) -> Result<(), Error> {
-    // Fast path: a pipe has room.
-    match try_route(&mut core.lock(), msg, &mut commit) {
-        Ok(()) => return Ok(()),
-        Err((m, _)) => msg = m,
+impl Lb {
+    pub(crate) fn new(socket_type: SocketType, probe: bool) -> Lb {
+        Lb { socket_type, next: 0, probe }
     }
-    loop {
-        let changed = core.pipes_changed.notified();
-        tokio::pin!(changed);
-        changed.as_mut().enable();
-        let target = {
-            let mut st = core.lock();
-            match try_route(&mut st, msg, &mut commit) {
-                Ok(()) => return Ok(()),
-                Err((m, first)) => {
-                    msg = m;
-                    first.and_then(|id| st.pipes.get(&id).map(|p| (id, p.tx.clone())))
+
+    /// Tries every pipe once in round-robin order; returns the pipe `msg` went into, or the
+    /// message with what to wait for.
+    #[inline]
+    pub(crate) fn route_to(&mut self, pipes: &Pipes, msg: Message) -> Result<PipeId, Unsent> {
+        let mut msg = Some(msg);
+        let mut chosen = None;
+        let mut first = None;
+        let mut offer = |id: PipeId, pipe: &Pipe| {
+            first.get_or_insert(id);
+            let Some(m) = msg.take() else { return true };
+            match pipe.tx.try_send(m) {
+                Ok(()) => {
+                    chosen = Some(id);
+                    true
+                }
+                Err(TrySendError::Full(m) | TrySendError::Closed(m)) => {
+                    msg = Some(m);
+                    false
                 }
             }
         };
-        match target {
-            Some((id, tx)) => {
-                let permit = tokio::select! {
-                    p = tx.reserve() => p,
-                    _ = changed => continue,
-                    _ = core.closing.cancelled() => return Err(Error::Closed),
-                };
-                if let Ok(permit) = permit {
-                    let mut st = core.lock();
-                    st.next_rr = id + 1;
-                    commit(&mut st, id);
-                    permit.send(msg);
-                    return Ok(());
-                }
+        if pipes.len() == 1 {
+            // One peer (the usual DEALER, REQ, PUSH): no search for the cursor.
+            if let Some((&id, pipe)) = pipes.iter().next() {
+                offer(id, pipe);
             }
-            None => {
-                tokio::select! {
-                    _ = changed => {}
-                    _ = core.closing.cancelled() => return Err(Error::Closed),
-                }
-            }
+        } else {
+            let start = self.next;
+            let _ = pipes.range(start..).chain(pipes.range(..start)).any(|(&id, pipe)| offer(id, pipe));
         }
+        match (chosen, msg) {
+            (Some(id), _) => {
+                self.next = id + 1;
+                Ok(id)
+            }
+            (None, Some(m)) => Err(Unsent::Blocked(m, first.map_or(Wait::Peer, Wait::Room))),
+            // Unreachable: a message is either queued (chosen) or still held.
+            (None, None) => Err(Unsent::Failed(Error::InvalidState, Message::new())),
+        }
+    }
+
+    /// The message went into pipe `id` after a wait: the cursor moves past it.
+    pub(crate) fn sent(&mut self, id: PipeId) {
+        self.next = id + 1;
     }
 }
 
-/// Queues `msg` if a pipe has room now; gives it back otherwise (no pattern bookkeeping: DEALER,
-/// PUSH, PAIR).
-pub(crate) fn try_send_back(core: &Core, msg: Message) -> Result<(), Message> {
-    try_route(&mut core.lock(), msg, &mut |_, _| {}).map_err(|(m, _)| m)
+impl Strategy for Lb {
+    fn traits(&self) -> Traits {
+        Traits { receives: self.socket_type != SocketType::Push, ..Traits::PLAIN }
+    }
+
+    #[inline]
+    fn route(&mut self, pipes: &mut Pipes, msg: Message, _o: &Options) -> Result<(), Unsent> {
+        self.route_to(pipes, msg).map(|_| ())
+    }
+
+    fn commit(&mut self, id: PipeId, msg: Message) -> Message {
+        self.sent(id);
+        msg
+    }
+
+    fn on_ready(&mut self, _pipe: &Pipe, _o: &Options) -> Option<Message> {
+        self.probe.then(router::probe)
+    }
 }
 
-/// Non-blocking variant: fails with [`Error::WouldBlock`] when no pipe has room.
-pub(crate) fn try_send(core: &Core, msg: Message, mut commit: impl FnMut(&mut State, PipeId)) -> Result<(), Error> {
-    try_route(&mut core.lock(), msg, &mut commit).map_err(|_| Error::WouldBlock)
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{msg, state};
+    use super::super::Unsent;
+    use super::*;
+
+    #[test]
+    fn round_robin_over_pipes_with_room_then_wait_on_the_next() {
+        let o = Options::default().sndhwm(2);
+        let (mut st, rxs) = state(SocketType::Push, &o, 3);
+        for i in 0..6u8 {
+            st.send(msg(&[&[i]]), &o).expect("room");
+        }
+        let got: Vec<Vec<Vec<u8>>> = rxs
+            .iter()
+            .map(|rx| std::iter::from_fn(|| rx.data.try_recv()).map(|m| m.frames()[0].to_vec()).collect())
+            .collect();
+        // Drained: fill all three again, then the seventh blocks on the pipe after the last used.
+        assert_eq!(got, [vec![vec![0], vec![3]], vec![vec![1], vec![4]], vec![vec![2], vec![5]]]);
+        for i in 0..6u8 {
+            st.send(msg(&[&[i]]), &o).expect("room");
+        }
+        match st.send(msg(&[b"x"]), &o) {
+            Err(Unsent::Blocked(m, Wait::Room(1))) => assert_eq!(m, msg(&[b"x"])),
+            other => panic!("{other:?}"),
+        }
+        // A pipe with room is used, whichever it is.
+        rxs[1].data.try_recv().expect("queued");
+        st.send(msg(&[b"y"]), &o).expect("room in pipe 2");
+        assert_eq!(rxs[1].data.try_recv().map(|m| m.frames().len()), Some(1));
+    }
+
+    #[test]
+    fn no_pipe_waits_for_a_peer() {
+        let o = Options::default();
+        let (mut st, _rxs) = state(SocketType::Dealer, &o, 0);
+        assert!(matches!(st.send(msg(&[b"x"]), &o), Err(Unsent::Blocked(_, Wait::Peer))));
+        let (mut st, _rxs) = state(SocketType::Pull, &o, 1);
+        assert!(matches!(st.send(msg(&[b"x"]), &o), Err(Unsent::Failed(Error::NotSupported(_), _))));
+    }
 }

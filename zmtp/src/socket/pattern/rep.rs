@@ -2,35 +2,73 @@
 //! including the empty delimiter) and puts it back in front of the reply, which goes to the pipe
 //! the request came from.
 
-use super::{Delivery, PatternState};
-use crate::socket::core::{Core, Inbound, PipeId};
+use super::{Delivery, Inbound, PipeId, Pipes, Strategy, Traits, Unsent};
+use crate::socket::options::Options;
 use crate::socket::Error;
 use crate::Message;
 
-/// Whether a request is being answered (`send` is valid, `recv` is not).
-pub(crate) fn answering(core: &Core) -> bool {
-    matches!(core.lock().pattern, PatternState::Rep(Some(_)))
+/// The pipe and envelope of the request being answered.
+#[derive(Debug, Default)]
+pub(crate) struct Rep {
+    pending: Option<(PipeId, Message)>,
 }
 
-/// Splits off the envelope; a request without a delimiter is malformed and dropped.
-pub(crate) fn on_inbound(pending: &mut Option<(PipeId, Message)>, mut inbound: Inbound) -> Delivery {
-    let Some(delimiter) = inbound.msg.iter().position(|f| f.is_empty()) else {
-        return Delivery::Drop;
-    };
-    let body = inbound.msg.split_off(delimiter + 1);
-    *pending = Some((inbound.pipe, inbound.msg));
-    Delivery::Deliver(body)
-}
-
-/// Sends the reply to the current request. If its peer is gone or full, the reply is dropped, as
-/// libzmq does.
-pub(crate) fn send(core: &Core, msg: Message) -> Result<(), Error> {
-    let mut st = core.lock();
-    let PatternState::Rep(pending) = &mut st.pattern else { return Err(Error::InvalidState) };
-    let Some((pipe, mut envelope)) = pending.take() else { return Err(Error::InvalidState) };
-    envelope.extend(msg);
-    if let Some(p) = st.pipes.get(&pipe) {
-        let _ = p.tx.try_send(envelope);
+impl Strategy for Rep {
+    fn traits(&self) -> Traits {
+        Traits { filters_inbound: true, checks_recv: true, ..Traits::PLAIN }
     }
-    Ok(())
+
+    /// Sends the reply to the current request. If its peer is gone or full, the reply is
+    /// dropped, as libzmq does.
+    fn route(&mut self, pipes: &mut Pipes, msg: Message, _o: &Options) -> Result<(), Unsent> {
+        let Some((pipe, mut envelope)) = self.pending.take() else {
+            return Err(Unsent::Failed(Error::InvalidState, msg));
+        };
+        envelope.extend(msg);
+        if let Some(p) = pipes.get(&pipe) {
+            let _ = p.tx.try_send(envelope);
+        }
+        Ok(())
+    }
+
+    /// `recv` is not valid while a request is being answered.
+    fn recv_allowed(&self) -> Result<(), Error> {
+        match self.pending {
+            Some(_) => Err(Error::InvalidState),
+            None => Ok(()),
+        }
+    }
+
+    /// Splits off the envelope; a request without a delimiter is malformed and dropped.
+    fn on_inbound(&mut self, _pipes: &Pipes, mut inbound: Inbound, _o: &Options) -> Delivery {
+        let Some(delimiter) = inbound.msg.iter().position(|f| f.is_empty()) else {
+            return Delivery::Drop;
+        };
+        let body = inbound.msg.split_off(delimiter + 1);
+        self.pending = Some((inbound.pipe, inbound.msg));
+        Delivery::Deliver(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{inbound, msg, state};
+    use super::*;
+    use crate::proto::SocketType;
+
+    #[test]
+    fn the_reply_goes_back_with_the_envelope() {
+        let o = Options::default();
+        let (mut st, rxs) = state(SocketType::Rep, &o, 2);
+        assert!(st.recv_allowed().is_ok());
+        assert!(matches!(st.send(msg(&[b"early"]), &o), Err(Unsent::Failed(Error::InvalidState, _))));
+        assert_eq!(st.on_inbound(inbound(2, b"", &[b"no delimiter"]), &o), Delivery::Drop);
+        let d = st.on_inbound(inbound(2, b"", &[b"hop", b"", b"question"]), &o);
+        assert_eq!(d, Delivery::Deliver(msg(&[b"question"])));
+        assert!(matches!(st.recv_allowed(), Err(Error::InvalidState)));
+        st.send(msg(&[b"answer"]), &o).expect("sent");
+        assert_eq!(rxs[1].data.try_recv(), Some(msg(&[b"hop", b"", b"answer"])));
+        assert!(rxs[0].data.try_recv().is_none());
+        assert!(st.recv_allowed().is_ok());
+    }
 }

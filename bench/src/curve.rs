@@ -1,0 +1,50 @@
+//! CURVE for the benchmark's sockets (`--curve` on a role): every implementation that has it
+//! (ours, libzmq through libsodium, OMQ.rs) runs the same case with the same fixed key pairs; the
+//! binding end is the CURVE server, the connecting end the client.
+//!
+//! The keys are fixed (derived from constant secrets) so that every role process of a run agrees
+//! on them without passing secrets around; they protect nothing but benchmark traffic.
+
+use std::sync::OnceLock;
+
+/// Which end of the CURVE handshake this role process is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Server,
+    Client,
+}
+
+static SIDE: OnceLock<Option<Side>> = OnceLock::new();
+
+/// Set once by `main` from `--curve` and `--bind`.
+pub fn set(side: Option<Side>) {
+    let _ = SIDE.set(side);
+}
+
+/// `None`: NULL mechanism (the default).
+pub fn side() -> Option<Side> {
+    SIDE.get().copied().flatten()
+}
+
+pub const SERVER_SECRET: [u8; 32] = [0x5e; 32];
+pub const CLIENT_SECRET: [u8; 32] = [0xc1; 32];
+
+fn public_of(secret: &[u8; 32]) -> [u8; 32] {
+    match zmtp::CurveSecretKey::from_slice(secret) {
+        Ok(s) => zmtp::curve_public(&s).0,
+        Err(_) => unreachable!("32 octets"),
+    }
+}
+
+pub fn server_public() -> [u8; 32] {
+    public_of(&SERVER_SECRET)
+}
+
+pub fn client_public() -> [u8; 32] {
+    public_of(&CLIENT_SECRET)
+}
+
+/// Which implementations the CURVE rows run: zmq.rs has no CURVE.
+pub fn supported(imp: crate::impls::Impl) -> bool {
+    imp != crate::impls::Impl::Zeromq
+}
