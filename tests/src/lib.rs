@@ -367,26 +367,29 @@ impl Z {
         }
     }
 
-    /// Sets ZMQ_INVERT_MATCHING, which the `zmq` crate (0.9) does not expose, through libzmq's C
-    /// API.
-    #[allow(unsafe_code)]
+    /// Sets ZMQ_INVERT_MATCHING, which the `zmq` crate (0.9) does not expose.
     pub fn set_invert_matching(&self, on: bool) -> zmq::Result<()> {
+        self.set_int_option(74, on.into())
+    }
+
+    /// Sets ZMQ_ZAP_ENFORCE_DOMAIN (a draft in libzmq 4.3's header, always compiled in), which
+    /// the `zmq` crate does not expose.
+    pub fn set_zap_enforce_domain(&self, on: bool) -> zmq::Result<()> {
+        self.set_int_option(93, on.into())
+    }
+
+    /// An int socket option through libzmq's C API.
+    #[allow(unsafe_code)]
+    fn set_int_option(&self, option: std::ffi::c_int, value: std::ffi::c_int) -> zmq::Result<()> {
         use std::ffi::{c_int, c_void};
         extern "C" {
             fn zmq_setsockopt(socket: *mut c_void, option: c_int, optval: *const c_void, optvallen: usize) -> c_int;
         }
-        const ZMQ_INVERT_MATCHING: c_int = 74;
-        let value = c_int::from(on);
         let mut guard = self.sock.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: the pointer is the live libzmq socket that `guard` owns and keeps to this thread
         // for the call; `optval` points to a `c_int` whose size is passed along.
         let rc = unsafe {
-            zmq_setsockopt(
-                guard.as_mut_ptr(),
-                ZMQ_INVERT_MATCHING,
-                std::ptr::from_ref(&value).cast(),
-                std::mem::size_of::<c_int>(),
-            )
+            zmq_setsockopt(guard.as_mut_ptr(), option, std::ptr::from_ref(&value).cast(), std::mem::size_of::<c_int>())
         };
         if rc == 0 {
             Ok(())

@@ -27,7 +27,8 @@ pub enum ConnectionError {
     #[error("security check failed: {0}")]
     Crypto(String),
     /// The ZAP handler refused the client (status 300, 400 or 500); the client was sent an ERROR
-    /// with the status code.
+    /// with the status code. Also (status 500, nothing sent) a client refused for want of a ZAP
+    /// handler where one is required (`Options::zap_enforce_domain`).
     #[error("authentication refused: {status} {text}")]
     Unauthorized {
         /// The ZAP status code.
@@ -41,4 +42,12 @@ pub enum ConnectionError {
     /// The peer sent nothing within the heartbeat timeout after our PING, or within its own TTL.
     #[error("heartbeat timed out")]
     HeartbeatTimeout,
+}
+
+impl ConnectionError {
+    /// The peer's socket type is one ours cannot talk to (RFC 23's table); `theirs` is its name as
+    /// announced.
+    pub(crate) fn incompatible_socket_type(ours: crate::proto::SocketType, theirs: impl std::fmt::Display) -> Self {
+        ConnectionError::PeerIncompatible(format!("{ours} cannot talk to a {theirs} peer"))
+    }
 }

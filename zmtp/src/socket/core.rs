@@ -117,11 +117,13 @@ impl Core {
         self.tasks.close();
     }
 
-    /// Resolves when a task holding `pending` queued messages must stop: at once after close if
-    /// nothing is queued, else when the linger time since the close has passed.
-    pub(crate) async fn stopped(&self, pending: bool) {
+    /// Resolves when a task whose messages are still queued (`pending`, asked once the socket is
+    /// closed, not before: the application may queue more while the task waits) must stop: at
+    /// once after close if nothing is queued, else when the linger time since the close has
+    /// passed.
+    pub(crate) async fn stopped(&self, pending: impl FnOnce() -> bool) {
         self.closing.cancelled().await;
-        if pending {
+        if pending() {
             match (self.options.linger, self.closed_at.get()) {
                 (Some(linger), Some(&at)) => tokio::time::sleep_until(at + linger).await,
                 (Some(_), None) => {}
@@ -169,6 +171,15 @@ impl Core {
     /// Routes a framed message.
     pub(crate) fn route(&self, msg: Message) -> Result<(), Unsent> {
         self.lock().route(msg, &self.options)
+    }
+
+    /// A framed message the strategy gave back, as the application passed it (REQ's envelope
+    /// off).
+    pub(crate) fn unframe(&self, msg: Message) -> Message {
+        if !self.traits.drains_on_send {
+            return msg;
+        }
+        self.lock().unframe(msg, &self.options)
     }
 
     /// The queue toward pipe `id`'s peer, to wait for room in.

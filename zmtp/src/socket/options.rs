@@ -104,6 +104,8 @@ pub struct Options {
     pub zap_domain: Bytes,
     /// Our ZAP handler; without one, a socket bound at `inproc://zeromq.zap.01` is asked, if any.
     pub zap_handler: Option<ZapHandlerRef>,
+    /// ZMQ_ZAP_ENFORCE_DOMAIN (default off, as in libzmq): see [`Options::zap_enforce_domain`].
+    pub zap_enforce_domain: bool,
 }
 
 impl Default for Options {
@@ -149,6 +151,7 @@ impl Default for Options {
             plain_password: None,
             zap_domain: Bytes::new(),
             zap_handler: None,
+            zap_enforce_domain: false,
         }
     }
 }
@@ -346,6 +349,20 @@ impl Options {
     /// Sets ZMQ_ZAP_DOMAIN.
     pub fn zap_domain(mut self, domain: impl Into<Bytes>) -> Self {
         self.zap_domain = domain.into();
+        self
+    }
+    /// Sets ZMQ_ZAP_ENFORCE_DOMAIN, libzmq's strict reading of RFC 27 (a domain is required).
+    /// Who asks ZAP, off (the default) / on:
+    /// - NULL: only with a `zap_domain`; no handler there: the client is accepted / refused.
+    /// - PLAIN server: always; no handler: refused either way (PLAIN means nothing without one).
+    ///   On, with no domain: refused (libzmq aborts).
+    /// - CURVE server: with a handler, asked / asked only with a domain; no handler: accepted /
+    ///   refused when a domain is set (with no domain and this on, no ZAP at all, as libzmq).
+    ///
+    /// A refusal for want of a handler closes the connection before its handshake
+    /// ([`crate::proto::ConnectionError::Unauthorized`] with status 500; nothing is sent).
+    pub fn zap_enforce_domain(mut self, on: bool) -> Self {
+        self.zap_enforce_domain = on;
         self
     }
     /// Installs a ZAP handler: a value implementing [`ZapHandler`] or a closure

@@ -3,8 +3,11 @@
 //! A socket with [`Options::zap_handler`] asks that handler (a Rust value or closure, called on
 //! the connection's task: keep it quick). Without one, if some socket of ours is bound at
 //! [`ZAP_ENDPOINT`] (`inproc://zeromq.zap.01`, the libzmq way: a REP or ROUTER the application
-//! runs), the request goes there over a REQ socket. With neither, every client is accepted, as in
-//! libzmq.
+//! runs), the request goes there over a REQ socket. With neither, what happens depends on the
+//! mechanism and [`Options::zap_enforce_domain`], as in libzmq 4.3 (see there): CURVE and NULL
+//! accept the client unless enforcing, PLAIN refuses it.
+//!
+//! Connections over `inproc://` have no handshake, hence no mechanism and no ZAP, as in libzmq.
 //!
 //! [`Authenticator`] is a ready-made handler: addresses allowed or denied, PLAIN users, CURVE
 //! public keys (listed, or read from a directory of CZMQ public certificates).
@@ -19,6 +22,7 @@ use super::core::Core;
 use super::options::Options;
 use crate::codec::MechanismName;
 use crate::proto::mechanism::{CurvePublicKey, Security, ZapReply, ZapRequest, ZapSettings};
+use crate::proto::ConnectionError;
 use crate::{Message, Socket, SocketType};
 
 /// Where the libzmq-style handler binds.
@@ -49,19 +53,41 @@ impl std::fmt::Debug for ZapHandlerRef {
     }
 }
 
-/// The ZAP settings for a new connection, if its handshake must ask: a server mechanism (or NULL
-/// with a domain) and a handler to ask.
-pub(crate) fn settings(options: &Options, security: &Security, peer: &str) -> Option<ZapSettings> {
-    let asks = match security {
-        Security::Null => !options.zap_domain.is_empty(),
-        s => s.is_server() == Some(true),
-    };
+/// The ZAP settings for a new connection: `Some` if its handshake must ask the handler, `None` if
+/// it goes without, an error if it must be refused for want of a handler (libzmq 4.3's rules,
+/// see [`Options::zap_enforce_domain`]).
+pub(crate) fn settings(
+    options: &Options,
+    security: &Security,
+    peer: &str,
+) -> Result<Option<ZapSettings>, ConnectionError> {
     let handler = options.zap_handler.is_some() || super::inproc::is_bound(ZAP_NAME);
-    (asks && handler).then(|| ZapSettings {
+    let ask = policy(security, !options.zap_domain.is_empty(), options.zap_enforce_domain, handler)?;
+    Ok(ask.then(|| ZapSettings {
         domain: options.zap_domain.clone(),
         address: Bytes::from(peer_ip(peer)),
         identity: options.routing_id.clone(),
-    })
+    }))
+}
+
+/// Whether a handshake with this mechanism asks ZAP, given a domain, the enforce option and
+/// whether a handler exists; an error refuses the client.
+fn policy(security: &Security, domain: bool, enforce: bool, handler: bool) -> Result<bool, ConnectionError> {
+    let refuse = |why: &str| Err(ConnectionError::Unauthorized { status: 500, text: why.to_owned() });
+    match security {
+        Security::Null if !domain => Ok(false),
+        Security::Null if handler => Ok(true),
+        Security::Null if enforce => refuse("no ZAP handler for the ZAP domain (zap_enforce_domain)"),
+        Security::Null => Ok(false),
+        Security::PlainServer if enforce && !domain => refuse("PLAIN with zap_enforce_domain needs a ZAP domain"),
+        Security::PlainServer if handler => Ok(true),
+        Security::PlainServer => refuse("PLAIN server without a ZAP handler"),
+        Security::CurveServer { .. } if enforce && !domain => Ok(false),
+        Security::CurveServer { .. } if handler => Ok(true),
+        Security::CurveServer { .. } if enforce => refuse("no ZAP handler for the ZAP domain (zap_enforce_domain)"),
+        Security::CurveServer { .. } => Ok(false),
+        Security::PlainClient { .. } | Security::CurveClient { .. } => Ok(false),
+    }
 }
 
 /// The IP address of a `tcp://host:port` peer; empty for other transports.
@@ -148,20 +174,17 @@ impl Authenticator {
         self.curve.insert(key);
         self
     }
-    /// Allows the CURVE client keys of every public certificate in `dir`: CZMQ's `zcert` text
-    /// format (`public-key = "<40 Z85 characters>"` under `curve`), as libzmq's and CZMQ's tools
-    /// write them. Files without a valid public key are skipped; a directory that cannot be read
-    /// is an error.
+    /// Allows the CURVE client keys of every certificate in `dir`: CZMQ's `zcert` format
+    /// ([`crate::cert`]), as CZMQ, pyzmq and [`crate::Certificate::save`] write them. Files that
+    /// are not certificates are skipped; a directory that cannot be read is an error.
     pub fn curve_keys_from_dir(mut self, dir: impl AsRef<std::path::Path>) -> std::io::Result<Self> {
         for entry in std::fs::read_dir(dir)? {
             let path = entry?.path();
-            // Certificates are small; anything large is not one.
-            if !path.is_file() || std::fs::metadata(&path)?.len() > 64 * 1024 {
+            if !path.is_file() {
                 continue;
             }
-            let Ok(text) = std::fs::read_to_string(&path) else { continue };
-            if let Some(key) = certificate_public_key(&text) {
-                self.curve.insert(key);
+            if let Ok(cert) = crate::Certificate::read(&path) {
+                self.curve.insert(cert.public);
             }
         }
         Ok(self)
@@ -171,17 +194,6 @@ impl Authenticator {
         self.curve_any = true;
         self
     }
-}
-
-/// The `public-key` of a CZMQ certificate's `curve` section.
-fn certificate_public_key(text: &str) -> Option<CurvePublicKey> {
-    text.lines().find_map(|line| {
-        let (name, value) = line.trim().split_once('=')?;
-        if name.trim() != "public-key" {
-            return None;
-        }
-        CurvePublicKey::from_slice(value.trim().trim_matches('"').as_bytes()).ok()
-    })
 }
 
 impl ZapHandler for Authenticator {
@@ -268,6 +280,39 @@ mod tests {
         let other =
             request(MechanismName::CURVE, b"127.0.0.1", vec![Bytes::copy_from_slice(&crate::curve_keypair().public.0)]);
         assert_eq!(a.authenticate(&other).status, 400);
+    }
+
+    /// libzmq 4.3.4's rules (null_mechanism.cpp, plain_server.cpp, curve_server.cpp), every case.
+    #[test]
+    fn who_asks_zap() {
+        let curve = Security::CurveServer { keys: crate::curve_keypair() };
+        let refused =
+            |r: Result<bool, ConnectionError>| matches!(r, Err(ConnectionError::Unauthorized { status: 500, .. }));
+        // (domain, enforce, handler) -> NULL, PLAIN server, CURVE server; None = refused.
+        type Row = ((bool, bool, bool), [Option<bool>; 3]);
+        let table: [Row; 8] = [
+            ((false, false, false), [Some(false), None, Some(false)]),
+            ((false, false, true), [Some(false), Some(true), Some(true)]),
+            ((true, false, false), [Some(false), None, Some(false)]),
+            ((true, false, true), [Some(true), Some(true), Some(true)]),
+            ((false, true, false), [Some(false), None, Some(false)]),
+            ((false, true, true), [Some(false), None, Some(false)]),
+            ((true, true, false), [None, None, None]),
+            ((true, true, true), [Some(true), Some(true), Some(true)]),
+        ];
+        for ((domain, enforce, handler), expected) in table {
+            for (security, want) in [Security::Null, Security::PlainServer, curve.clone()].iter().zip(expected) {
+                let got = policy(security, domain, enforce, handler);
+                match want {
+                    Some(ask) => {
+                        assert_eq!(got, Ok(ask), "{security:?} domain {domain} enforce {enforce} handler {handler}")
+                    }
+                    None => assert!(refused(got), "{security:?} domain {domain} enforce {enforce} handler {handler}"),
+                }
+            }
+        }
+        let client = Security::PlainClient { username: Bytes::new(), password: Bytes::new() };
+        assert_eq!(policy(&client, true, true, false), Ok(false));
     }
 
     #[test]

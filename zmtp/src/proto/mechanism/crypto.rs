@@ -99,10 +99,6 @@ impl CurveSecretKey {
     pub fn public_key(&self) -> CurvePublicKey {
         CurvePublicKey(*crypto_box::SecretKey::from_bytes(*self.0).public_key().as_bytes())
     }
-
-    fn to_box_key(&self) -> crypto_box::SecretKey {
-        crypto_box::SecretKey::from_bytes(*self.0)
-    }
 }
 
 impl std::fmt::Debug for CurveSecretKey {
@@ -165,10 +161,11 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
-/// `crypto_box` between one secret and one public key, precomputed (libsodium's `_beforenm`).
+/// `crypto_box` between one secret and one public key, precomputed (libsodium's `_beforenm`):
+/// XSalsa20-Poly1305 under [`super::xsalsa::box_key`].
 pub(crate) struct Boxer {
     #[cfg(not(fuzzing))]
-    inner: crypto_box::SalsaBox,
+    inner: crypto_secretbox::XSalsa20Poly1305,
 }
 
 impl std::fmt::Debug for Boxer {
@@ -179,14 +176,19 @@ impl std::fmt::Debug for Boxer {
 
 impl Boxer {
     pub(crate) fn new(their_public: &[u8; 32], our_secret: &CurveSecretKey) -> Boxer {
+        Boxer::from_key(&super::xsalsa::box_key(their_public, our_secret.as_bytes()))
+    }
+
+    /// From a precomputed box key.
+    pub(crate) fn from_key(key: &[u8; 32]) -> Boxer {
         #[cfg(not(fuzzing))]
         {
-            let public = crypto_box::PublicKey::from_bytes(*their_public);
-            Boxer { inner: crypto_box::SalsaBox::new(&public, &our_secret.to_box_key()) }
+            use crypto_secretbox::aead::KeyInit;
+            Boxer { inner: crypto_secretbox::XSalsa20Poly1305::new(key.into()) }
         }
         #[cfg(fuzzing)]
         {
-            let _ = (their_public, our_secret.to_box_key());
+            let _ = key;
             Boxer {}
         }
     }
@@ -195,7 +197,7 @@ impl Boxer {
     pub(crate) fn seal_in_place(&self, nonce: &[u8; 24], buf: &mut [u8]) -> [u8; TAG] {
         #[cfg(not(fuzzing))]
         {
-            use crypto_box::aead::AeadInPlace;
+            use crypto_secretbox::aead::AeadInPlace;
             match self.inner.encrypt_in_place_detached(nonce.into(), b"", buf) {
                 Ok(tag) => tag.into(),
                 // Only associated data can make it fail, and there is none.
@@ -217,7 +219,7 @@ impl Boxer {
         }
         #[cfg(not(fuzzing))]
         {
-            use crypto_box::aead::AeadInPlace;
+            use crypto_secretbox::aead::AeadInPlace;
             self.inner.decrypt_in_place_detached(nonce.into(), b"", buf, tag.into()).is_ok()
         }
         #[cfg(fuzzing)]

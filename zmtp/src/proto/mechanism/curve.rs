@@ -19,6 +19,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use crate::codec::{frame, CodecError, Command, Frame, MechanismName, Metadata};
 
 use super::crypto::{self, Boxer, CookieKeys, CurveKeyPair, CurvePublicKey, CurveSecretKey, TAG};
+use super::xsalsa::{self, MessageKey};
 use super::{unexpected, with_zap, ConnectionError, Context, Established, Handshake, Next, ZapReply, ZapRequest};
 
 const HELLO_DATA: usize = 2 + 72 + 32 + 8 + 80;
@@ -150,7 +151,7 @@ fn client_welcome(
     let mut server_transient = [0u8; 32];
     server_transient.copy_from_slice(&plain[..32]);
     let cookie = &plain[32..32 + COOKIE];
-    let mut session = CurveSession::new(Boxer::new(&server_transient, &hello.transient.secret), false);
+    let mut session = CurveSession::new(&server_transient, &hello.transient.secret, false);
     // The vouch: C' and S, from our long-term key to S'.
     let mut vouch_nonce = [0u8; 16];
     crypto::random(&mut vouch_nonce);
@@ -250,7 +251,7 @@ fn server_initiate(
     let mut client_transient = [0u8; 32];
     client_transient.copy_from_slice(&cookie[..32]);
     let transient_secret = CurveSecretKey::from_slice(&cookie[32..64]).map_err(|_| crypto_error("cookie"))?;
-    let mut session = CurveSession::new(Boxer::new(&client_transient, &transient_secret), true);
+    let mut session = CurveSession::new(&client_transient, &transient_secret, true);
     let nonce = nonce8(&data[COOKIE..COOKIE + 8]);
     let plain = session
         .boxer
@@ -292,9 +293,11 @@ fn server_ready(mut session: Box<CurveSession>, metadata: Metadata, ctx: Context
 /// whose box holds a flags octet (MORE, COMMAND) and the frame's body.
 #[derive(Debug)]
 pub struct CurveSession {
+    /// INITIATE and READY (whole nonces).
     boxer: Boxer,
-    send_prefix: &'static [u8; 16],
-    recv_prefix: &'static [u8; 16],
+    /// MESSAGE boxes, each direction's nonce prefix folded in (see `xsalsa.rs`).
+    send: MessageKey,
+    recv: MessageKey,
     /// The short nonce of our next box.
     next_nonce: u64,
     /// The last short nonce the peer used.
@@ -302,15 +305,23 @@ pub struct CurveSession {
 }
 
 impl CurveSession {
-    fn new(boxer: Boxer, server: bool) -> CurveSession {
+    /// The session between our transient secret key and the peer's transient public key.
+    fn new(their_public: &[u8; 32], our_secret: &CurveSecretKey, server: bool) -> CurveSession {
         let (send_prefix, recv_prefix) = if server {
             (b"CurveZMQMESSAGES", b"CurveZMQMESSAGEC")
         } else {
             (b"CurveZMQMESSAGEC", b"CurveZMQMESSAGES")
         };
+        let key = xsalsa::box_key(their_public, our_secret.as_bytes());
         // The client's HELLO used nonce 1.
         let next_nonce = if server { 1 } else { 2 };
-        CurveSession { boxer, send_prefix, recv_prefix, next_nonce, peer_nonce: 0 }
+        CurveSession {
+            boxer: Boxer::from_key(&key),
+            send: MessageKey::new(&key, send_prefix),
+            recv: MessageKey::new(&key, recv_prefix),
+            next_nonce,
+            peer_nonce: 0,
+        }
     }
 
     fn take_nonce(&mut self) -> u64 {
@@ -335,7 +346,7 @@ impl CurveSession {
         let start = out.len();
         out.put_u8(if more { MORE } else { 0 } | if command { COMMAND } else { 0 });
         out.put_slice(body);
-        let tag = self.boxer.seal_in_place(&crypto::short_nonce(self.send_prefix, nonce), &mut out[start..]);
+        let tag = self.send.seal(nonce, &mut out[start..]);
         out[tag_at..start].copy_from_slice(&tag);
     }
 
@@ -358,7 +369,7 @@ impl CurveSession {
             return Err(crypto_error("MESSAGE nonce replayed or out of order"));
         }
         let (head, text) = body.split_at_mut(8 + 8 + TAG);
-        if !self.boxer.open_in_place(&crypto::short_nonce(self.recv_prefix, nonce), &head[16..], text) {
+        if !self.recv.open(nonce, &head[16..], text) {
             return Err(crypto_error("MESSAGE box does not open"));
         }
         self.peer_nonce = nonce;
@@ -385,10 +396,7 @@ mod tests {
     fn session_pair() -> (CurveSession, CurveSession) {
         let c = CurveKeyPair::generate();
         let s = CurveKeyPair::generate();
-        (
-            CurveSession::new(Boxer::new(&s.public.0, &c.secret), false),
-            CurveSession::new(Boxer::new(&c.public.0, &s.secret), true),
-        )
+        (CurveSession::new(&s.public.0, &c.secret, false), CurveSession::new(&c.public.0, &s.secret, true))
     }
 
     fn one_frame(out: &mut BytesMut) -> BytesMut {
