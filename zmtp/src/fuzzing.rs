@@ -1136,6 +1136,12 @@ fn drive_mechanism(config: &Config, chunks: &[&[u8]], zap_status: u16, now: Inst
                     other => events.push(other),
                 }
             }
+            // Decoding stopped at MAX_QUEUED_EVENTS: the events are taken, go on (the driving
+            // contract; a single read of many small frames gets there).
+            if conn.input_paused() && r.is_ok() {
+                r = conn.handle_input(&mut buf, now);
+                continue;
+            }
             if !answered {
                 break;
             }
