@@ -267,14 +267,14 @@ impl MessageKey {
         super::crypto::short_nonce(&self.prefix, n)
     }
 
-    /// XORs `buf` with the keystream of short nonce `n` from octet 32 of block 0 on (the first
-    /// 32 octets of block 0 are Poly1305's key, returned).
-    #[cfg_attr(fuzzing, allow(dead_code))]
-    fn apply(&self, n: u64, buf: &mut [u8]) -> Zeroizing<[u8; 32]> {
+    /// Block 0 of short nonce `n`'s keystream: Poly1305's key, then 32 octets for the message.
+    fn first_block(&self, n: u64) -> Zeroizing<[u8; 64]> {
         let nonce = n.to_be_bytes();
-        let first = block(&self.subkey, [le32(&nonce[0..]), le32(&nonce[4..])], 0);
-        let mut poly_key = Zeroizing::new([0u8; 32]);
-        poly_key.copy_from_slice(&first[..32]);
+        block(&self.subkey, [le32(&nonce[0..]), le32(&nonce[4..])], 0)
+    }
+
+    /// XORs `buf` with the keystream of short nonce `n` from octet 32 of block 0 (`first`) on.
+    fn apply(&self, n: u64, first: &[u8; 64], buf: &mut [u8]) {
         let (head, rest) = buf.split_at_mut(buf.len().min(32));
         for (b, k) in head.iter_mut().zip(&first[32..]) {
             *b ^= k;
@@ -290,7 +290,13 @@ impl MessageKey {
             cipher.seek(64u64);
             cipher.apply_keystream(rest);
         }
-        poly_key
+    }
+
+    /// Poly1305's one-time key: the first 32 octets of block 0.
+    fn poly_key(first: &[u8; 64]) -> Zeroizing<[u8; 32]> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        k.copy_from_slice(&first[..32]);
+        k
     }
 
     /// Encrypts `buf` in place under short nonce `n`; returns the tag.
@@ -300,8 +306,9 @@ impl MessageKey {
             if buf.len() >= BULK {
                 return self.bulk.encrypt_detached(&self.nonce(n), buf);
             }
-            let poly_key = self.apply(n, buf);
-            poly1305(&poly_key, buf)
+            let first = self.first_block(n);
+            self.apply(n, &first, buf);
+            poly1305(&Self::poly_key(&first), buf)
         }
         #[cfg(fuzzing)]
         {
@@ -324,16 +331,14 @@ impl MessageKey {
                 t.copy_from_slice(tag);
                 return self.bulk.decrypt_detached(&self.nonce(n), buf, &t).is_ok();
             }
-            let nonce = n.to_be_bytes();
-            let first = block(&self.subkey, [le32(&nonce[0..]), le32(&nonce[4..])], 0);
-            let mut poly_key = [0u8; 32];
-            poly_key.copy_from_slice(&first[..32]);
-            let expected = poly1305(&poly_key, buf);
-            poly_key.zeroize();
+            // Block 0 once: the tag is checked with its first half, then its second half (and
+            // what follows) decrypts.
+            let first = self.first_block(n);
+            let expected = poly1305(&Self::poly_key(&first), buf);
             if !bool::from(expected.ct_eq(tag)) {
                 return false;
             }
-            let _ = self.apply(n, buf);
+            self.apply(n, &first, buf);
             true
         }
         #[cfg(fuzzing)]
