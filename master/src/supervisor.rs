@@ -53,8 +53,8 @@ impl UnitError {
     }
 
     /// A ZeroMQ error while doing `what`.
-    pub fn zmq(what: impl Into<String>, source: zmtp::Error) -> Self {
-        UnitError::Zmq { what: what.into(), source }
+    pub fn zmq(what: impl Into<String>, source: impl Into<zmtp::Error>) -> Self {
+        UnitError::Zmq { what: what.into(), source: source.into() }
     }
 }
 

@@ -83,8 +83,8 @@ enum Sent {
     Unreachable,
 }
 
-fn ours_outcome(r: Result<(), Error>) -> Sent {
-    match r {
+fn ours_outcome(r: Result<(), impl Into<Error>>) -> Sent {
+    match r.map_err(Into::into) {
         Ok(()) => Sent::Ok,
         Err(Error::WouldBlock) => Sent::WouldBlock,
         Err(Error::HostUnreachable) => Sent::Unreachable,
@@ -561,7 +561,7 @@ async fn req_dontwait_run(req: Under) {
         loop {
             // Until the connection is up there is no peer: would block.
             match req {
-                Under::Ours(ref s) => match s.try_send(message(vec![b"q".to_vec()])) {
+                Under::Ours(ref s) => match s.try_send(message(vec![b"q".to_vec()])).map_err(Error::from) {
                     Err(Error::WouldBlock) => {}
                     other => return other.map_err(|e| e.to_string()),
                 },

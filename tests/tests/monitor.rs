@@ -295,8 +295,10 @@ async fn peer_closes_connected(t: Transport) {
     router.close();
     let events = events_until(&mut monitor, |e| matches!(e, MonitorEvent::ConnectRetried { .. })).await;
     match &events[..] {
-        [MonitorEvent::Disconnected { endpoint, reason }, rest @ ..] => {
+        [MonitorEvent::Disconnected { endpoint, peer, routing_id, reason }, rest @ ..] => {
             assert_eq!(endpoint, &ep);
+            // A connecting endpoint's peer is the endpoint; the ROUTER announced no routing id.
+            assert_eq!((peer, &routing_id[..]), (&ep, &b""[..]));
             assert!(peer_gone(reason), "ours: {reason:?}");
             assert!(
                 matches!(rest, [MonitorEvent::ConnectDelayed { .. }, MonitorEvent::ConnectRetried { .. }]),
@@ -325,12 +327,22 @@ async fn peer_closes_accepted(t: Transport) {
     let dealer = Z::new(zmq::DEALER);
     dealer.connect(&ep);
     let up = next_events(&mut monitor, 3).await;
-    assert!(matches!(up.last(), Some(MonitorEvent::HandshakeSucceeded { .. })), "ours: {up:?}");
+    let from = match &up[..] {
+        [MonitorEvent::Listening { .. }, MonitorEvent::Accepted { peer, .. }, MonitorEvent::HandshakeSucceeded { .. }] => {
+            peer.clone()
+        }
+        _ => panic!("ours: {up:?}"),
+    };
+    // The id our ROUTER gave the peer (it announced none) is the one its disconnect names.
+    dealer.send(vec![b"hi".to_vec()]).await;
+    let got = tokio::time::timeout(interop_tests::T, ours.recv()).await.expect("timely").expect("recv");
+    let known_as = got.first().cloned().expect("routing id frame");
     dealer.close();
     let events = next_events(&mut monitor, 1).await;
     match &events[..] {
-        [MonitorEvent::Disconnected { endpoint, reason }] => {
+        [MonitorEvent::Disconnected { endpoint, peer, routing_id, reason }] => {
             assert_eq!(endpoint, &ep);
+            assert_eq!((peer, routing_id), (&from, &known_as));
             assert!(peer_gone(reason), "ours: {reason:?}");
         }
         _ => panic!("ours: {events:?}"),

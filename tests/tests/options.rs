@@ -80,7 +80,7 @@ impl Under {
     /// A send that does not wait: `Ok(true)` sent, `Ok(false)` would block.
     fn try_send(&self, m: Vec<Vec<u8>>) -> bool {
         match self {
-            Under::Ours(s) => match s.try_send(message(m)) {
+            Under::Ours(s) => match s.try_send(message(m)).map_err(Error::from) {
                 Ok(()) => true,
                 Err(Error::WouldBlock) => false,
                 Err(e) => panic!("our send: {e}"),

@@ -322,7 +322,7 @@ async fn our_router_zmq_router(t: Transport, ours_binds: bool) {
     } else {
         within("our ROUTER to route to libzmq", async {
             loop {
-                match ours.send(interop_tests::message(hello("theirs"))).await {
+                match ours.send(interop_tests::message(hello("theirs"))).await.map_err(zmtp::Error::from) {
                     Ok(()) => return,
                     Err(zmtp::Error::HostUnreachable) => tokio::time::sleep(Duration::from_millis(10)).await,
                     Err(e) => panic!("our send: {e}"),
@@ -346,7 +346,7 @@ async fn our_router_zmq_router(t: Transport, ours_binds: bool) {
 
     // An unknown id fails on both sides with ROUTER_MANDATORY.
     assert!(matches!(
-        ours.send(interop_tests::message(frames(&["nobody", "x"]))).await,
+        ours.send(interop_tests::message(frames(&["nobody", "x"]))).await.map_err(zmtp::Error::from),
         Err(zmtp::Error::HostUnreachable)
     ));
     assert_eq!(theirs.try_send(frames(&["nobody", "x"])), Err(zmq::Error::EHOSTUNREACH));

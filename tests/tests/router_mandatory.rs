@@ -87,7 +87,7 @@ impl Router {
     /// which these tests do not reach).
     fn send(&self, m: Vec<Vec<u8>>) -> Sent {
         match self {
-            Router::Ours(s) => match s.try_send(message(m)) {
+            Router::Ours(s) => match s.try_send(message(m)).map_err(Error::from) {
                 Ok(()) => Sent::Ok,
                 Err(Error::HostUnreachable) => Sent::Unreachable,
                 Err(e) => panic!("our ROUTER send: {e}"),

@@ -7,7 +7,7 @@ fn step1() -> Result<(), zmtp::Error> {
     let xmitter = Socket::new(SocketType::Pair)?;
     xmitter.connect("inproc://step2")?;
     println!("Step 1 ready, signaling step 2");
-    xmitter.send("READY")
+    Ok(xmitter.send("READY")?)
 }
 
 fn step2() -> Result<(), zmtp::Error> {
@@ -19,7 +19,7 @@ fn step2() -> Result<(), zmtp::Error> {
     let xmitter = Socket::new(SocketType::Pair)?;
     xmitter.connect("inproc://step3")?;
     println!("Step 2 ready, signaling step 3");
-    xmitter.send("READY")
+    Ok(xmitter.send("READY")?)
 }
 
 fn main() -> Result<(), zmtp::Error> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
-use crate::socket::{Error, Monitor, Options};
+use crate::socket::{Error, Monitor, Options, SendError, TrySendError};
 use crate::{Message, SocketType};
 
 fn runtime() -> Result<&'static Runtime, Error> {
@@ -65,14 +65,22 @@ impl Socket {
     }
 
     /// See [`crate::Socket::send`].
-    pub fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
-        self.rt.block_on(self.inner()?.send(msg))
+    pub fn send(&self, msg: impl Into<Message>) -> Result<(), SendError> {
+        let message = msg.into();
+        match self.inner() {
+            Ok(s) => self.rt.block_on(s.send(message)),
+            Err(error) => Err(SendError { error, message }),
+        }
     }
 
     /// See [`crate::Socket::try_send`].
-    pub fn try_send(&self, msg: impl Into<Message>) -> Result<(), Error> {
+    pub fn try_send(&self, msg: impl Into<Message>) -> Result<(), TrySendError> {
         let _guard = self.rt.enter();
-        self.inner()?.try_send(msg)
+        let message = msg.into();
+        match self.inner() {
+            Ok(s) => s.try_send(message),
+            Err(error) => Err(TrySendError::Failed(SendError { error, message })),
+        }
     }
 
     /// See [`crate::Socket::recv`].

@@ -29,7 +29,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::codec::{frame, metadata, CodecError, Command, Frame, FrameDecoder, Greeting, MechanismName, Metadata};
 use crate::proto::{Config, Connection, ConnectionError, Event, HeartbeatConfig};
-use crate::socket::Subscriptions;
+use crate::subscriptions::Subscriptions;
 use crate::{Message, SocketType};
 
 /// Socket types by the index the fuzz inputs use (`byte % 11`).

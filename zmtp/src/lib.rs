@@ -15,6 +15,10 @@
 //! - [`Message`]: multipart messages as [`bytes::Bytes`] frames, received without copies.
 //! - [`proxy()`]: `zmq_proxy` and its steerable form.
 //! - `blocking` (feature `blocking`, on by default): a facade for programs that are not async.
+//!
+//! The sans-IO floors (`codec`, `proto`, [`Message`], [`Subscriptions`]) build without tokio:
+//! the sockets, transports and `proxy` are the feature `sockets` (on by default), and
+//! `scripts/check-layers.sh` checks that `--no-default-features` pulls in no tokio.
 
 #[cfg(feature = "blocking")]
 pub mod blocking;
@@ -24,8 +28,12 @@ pub mod codec;
 pub mod fuzzing;
 mod message;
 pub mod proto;
+#[cfg(feature = "sockets")]
 pub mod proxy;
+#[cfg(feature = "sockets")]
 pub mod socket;
+mod subscriptions;
+#[cfg(feature = "sockets")]
 pub mod transport;
 pub mod z85;
 
@@ -33,8 +41,11 @@ pub use cert::Certificate;
 pub use message::Message;
 pub use proto::mechanism::{CurveKeyPair, CurvePublicKey, CurveSecretKey};
 pub use proto::SocketType;
+#[cfg(feature = "sockets")]
 pub use proxy::{proxy, proxy_steerable, ProxyStatistics};
-pub use socket::{Error, Options, Socket};
+#[cfg(feature = "sockets")]
+pub use socket::{Error, Options, SendError, Socket, TrySendError};
+pub use subscriptions::Subscriptions;
 
 /// A fresh CURVE key pair (libzmq's `zmq_curve_keypair`).
 pub fn curve_keypair() -> CurveKeyPair {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use zmtp::socket::MonitorEvent;
-use zmtp::{Error, Message, Options, Socket, SocketType};
+use zmtp::{Error, Message, Options, SendError, Socket, SocketType, TrySendError};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -203,7 +203,10 @@ async fn req_correlate_relaxed_router_mandatory() {
     let name = format!("inproc://corr-{}", std::process::id());
     let router = Socket::with_options(SocketType::Router, Options::default().router_mandatory(true));
     router.bind(&name).await.expect("bind");
-    assert!(matches!(router.send(["ghost", "x"]).await, Err(Error::HostUnreachable)));
+    match router.send(["ghost", "x"]).await {
+        Err(SendError { error: Error::HostUnreachable, message }) => assert_eq!(text(&message), ["ghost", "x"]),
+        other => panic!("{other:?}"),
+    }
     let req =
         Socket::with_options(SocketType::Req, Options::default().req_correlate(true).req_relaxed(true).routing_id("R"));
     req.connect(&name).await.expect("c");
@@ -416,4 +419,50 @@ async fn inproc_dealer_router_rep_and_router_router() {
     assert_eq!(text(&recv(&server).await), ["client", "ping"]);
     server.send(["client", "pong"]).await.expect("send");
     assert_eq!(text(&recv(&client).await), ["server", "pong"]);
+}
+
+/// A message that is not sent comes back, as the application passed it (as tokio's channels give
+/// theirs back): REQ without a peer under `try_send` and a send timeout (without the envelope it
+/// had been given), a type that cannot send, a ROUTER_MANDATORY peer at its high-water mark.
+#[tokio::test]
+async fn unsent_messages_come_back() {
+    let timeout = Some(Duration::from_millis(20));
+    let req = Socket::with_options(SocketType::Req, Options::default().req_correlate(true).send_timeout(timeout));
+    match req.try_send(["a", "b"]) {
+        Err(TrySendError::WouldBlock(m)) => assert_eq!(text(&m), ["a", "b"]),
+        other => panic!("{other:?}"),
+    }
+    match req.send(["c", "d"]).await {
+        Err(SendError { error: Error::WouldBlock, message }) => assert_eq!(text(&message), ["c", "d"]),
+        other => panic!("{other:?}"),
+    }
+    let pull = Socket::new(SocketType::Pull);
+    match pull.try_send("x") {
+        Err(TrySendError::Failed(SendError { error: Error::NotSupported(SocketType::Pull), message })) => {
+            assert_eq!(text(&message), ["x"])
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let name = format!("inproc://unsent-{}", std::process::id());
+    let router = Socket::with_options(
+        SocketType::Router,
+        Options::default().router_mandatory(true).sndhwm(1).send_timeout(timeout),
+    );
+    router.bind(&name).await.expect("bind");
+    let dealer = Socket::with_options(SocketType::Dealer, Options::default().routing_id("D").rcvhwm(1));
+    dealer.connect(&name).await.expect("connect");
+    dealer.send("hi").await.expect("send");
+    recv(&router).await;
+    // The dealer does not read: its queues fill, then the router's pipe toward it.
+    let mut sent = 0;
+    let back = loop {
+        match router.send(["D", "m"]).await {
+            Ok(()) => sent += 1,
+            Err(e) => break e,
+        }
+        assert!(sent < 100, "the pipe toward the dealer never filled");
+    };
+    assert!(matches!(back.error, Error::WouldBlock), "{back:?}");
+    assert_eq!(text(&back.into_message()), ["D", "m"]);
 }

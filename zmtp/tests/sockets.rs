@@ -27,7 +27,7 @@ async fn req_rep() {
             req.send(["hello", &i.to_string()]).await.expect("send");
             let got = tokio::time::timeout(T, rep.recv()).await.expect("timely").expect("recv");
             assert_eq!(got, Message::from(["hello", &i.to_string()]));
-            assert!(matches!(req.send("again").await, Err(zmtp::Error::InvalidState)));
+            assert!(matches!(req.send("again").await, Err(zmtp::SendError { error: zmtp::Error::InvalidState, .. })));
             rep.send("world").await.expect("reply");
             let reply = tokio::time::timeout(T, req.recv()).await.expect("timely").expect("recv");
             assert_eq!(reply, Message::from("world"));

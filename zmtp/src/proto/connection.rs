@@ -422,7 +422,7 @@ impl Connection {
             _ => {
                 let name = String::from_utf8_lossy(raw).into_owned();
                 self.put_command(&Command::Error(Bytes::from_static(b"Invalid socket type")));
-                Err(ConnectionError::PeerIncompatible(format!("{ours} cannot talk to a {name} peer")))
+                Err(ConnectionError::incompatible_socket_type(ours, name))
             }
         }
     }

@@ -43,3 +43,11 @@ pub enum ConnectionError {
     #[error("heartbeat timed out")]
     HeartbeatTimeout,
 }
+
+impl ConnectionError {
+    /// The peer's socket type is one ours cannot talk to (RFC 23's table); `theirs` is its name as
+    /// announced.
+    pub(crate) fn incompatible_socket_type(ours: crate::proto::SocketType, theirs: impl std::fmt::Display) -> Self {
+        ConnectionError::PeerIncompatible(format!("{ours} cannot talk to a {theirs} peer"))
+    }
+}

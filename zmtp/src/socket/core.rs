@@ -171,6 +171,15 @@ impl Core {
         self.lock().route(msg, &self.options)
     }
 
+    /// A framed message the strategy gave back, as the application passed it (REQ's envelope
+    /// off).
+    pub(crate) fn unframe(&self, msg: Message) -> Message {
+        if !self.traits.drains_on_send {
+            return msg;
+        }
+        self.lock().unframe(msg, &self.options)
+    }
+
     /// The queue toward pipe `id`'s peer, to wait for room in.
     pub(crate) fn pipe_sender(&self, id: PipeId) -> Option<queue::Sender<Message>> {
         self.lock().pipes.get(&id).map(|p| p.tx.clone())

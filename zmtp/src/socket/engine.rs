@@ -17,8 +17,8 @@ use tokio::time::Instant;
 
 use super::core::{Core, Inbound, Pipe, PipeId, PipeRx};
 use super::error::DisconnectReason;
-use super::monitor::MonitorEvent;
-use super::pattern::{Control, SubscriptionLimit};
+use super::pattern::Control;
+use super::session::Session;
 use crate::proto::{Config, Connection, ConnectionError, Event};
 use crate::transport::Stream;
 
@@ -112,26 +112,35 @@ impl WriteQueue {
     }
 }
 
-/// Runs the connection until it ends. `accepted` carries the socket's end of the pipe for an
-/// accepted connection, attached once the handshake succeeds; a connecting endpoint's pipe is
-/// attached already.
+/// Runs the connection until it ends, then ends its session (monitor event, pipe detached).
+/// `accepted` carries the socket's end of the pipe for an accepted connection, attached once the
+/// handshake succeeds; a connecting endpoint's pipe is attached already.
 pub(crate) async fn run(
     core: &Arc<Core>,
     stream: Stream,
     pipe_id: PipeId,
     rx: &mut PipeRx,
     endpoint: &str,
-    mut accepted: Option<Pipe>,
+    accepted: Option<Pipe>,
 ) -> Outcome {
-    let Stream { read: mut reader, write: mut writer, peer } = stream;
-    let config = match config(core, accepted.is_some(), &peer) {
-        Ok(c) => c,
-        Err(e) => {
-            let reason = DisconnectReason::Protocol(e);
-            core.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: endpoint.to_owned(), reason: reason.clone() });
-            return Outcome { handshook: false, reason };
-        }
+    let as_server = accepted.is_some();
+    let mut session = Session::new(core.clone(), pipe_id, accepted, endpoint, &stream.peer);
+    let reason = match config(core, as_server, &stream.peer) {
+        Ok(config) => drive(&mut session, config, stream, rx).await,
+        Err(e) => DisconnectReason::Protocol(e),
     };
+    let handshook = session.handshook();
+    tracing::debug!(%endpoint, %reason, "connection ended");
+    session.end(&reason);
+    Outcome { handshook, reason }
+}
+
+/// The connection's loop: what the peer sends goes to the session, what the pipe holds to the
+/// peer, until either ends.
+async fn drive(session: &mut Session, config: Config, stream: Stream, rx: &mut PipeRx) -> DisconnectReason {
+    let Stream { read: mut reader, write: mut writer, peer: _ } = stream;
+    let core = &session.core().clone();
+    let pipe_id = session.pipe();
     let mut conn = Connection::new(config, Instant::now().into_std());
     let mut rbuf = ReadBuffer::default();
     let mut read_size = MIN_READ;
@@ -139,10 +148,6 @@ pub(crate) async fn run(
     let mut wq = WriteQueue::default();
     let mut batch = VecDeque::new();
     let mut pending: Option<Inbound> = None;
-    let mut routing_id = Bytes::new();
-    let mut handshook = false;
-    // The peer reached its subscription limit (reported once).
-    let mut capped = false;
     // A protocol error ends the connection once what was decoded before it has been handed over
     // and what we queued for the peer (an ERROR command) has been flushed.
     let mut fatal: Option<DisconnectReason> = None;
@@ -162,29 +167,18 @@ pub(crate) async fn run(
                 let Some(ev) = conn.poll_event() else { break };
                 let inbound = match ev {
                     Event::Ready(info) => {
-                        if let Some(pipe) = accepted.take() {
-                            core.handshakes.done(pipe_id);
-                            core.attach(pipe_id, pipe);
-                        }
-                        let ready = match core.ready(pipe_id, &info) {
-                            Ok(ready) => ready,
-                            Err(why) => {
-                                let e = ConnectionError::PeerIncompatible(why.to_string());
-                                break 'run DisconnectReason::Protocol(e);
+                        match session.ready(info) {
+                            Ok(Some(greeting)) => {
+                                conn.send_message(&greeting);
                             }
-                        };
-                        routing_id = ready.routing_id;
-                        handshook = true;
-                        core.monitors
-                            .emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.to_owned(), peer: info });
-                        if let Some(greeting) = ready.greeting {
-                            conn.send_message(&greeting);
+                            Ok(None) => {}
+                            Err(reason) => break 'run reason,
                         }
                         None
                     }
-                    Event::Message(msg) => core.inbound(pipe_id, &routing_id, msg),
-                    Event::Subscribe(topic) => subscription(core, pipe_id, &topic, true, endpoint, &mut capped),
-                    Event::Cancel(topic) => subscription(core, pipe_id, &topic, false, endpoint, &mut capped),
+                    Event::Message(msg) => session.inbound(msg),
+                    Event::Subscribe(topic) => session.subscription(&topic, true),
+                    Event::Cancel(topic) => session.subscription(&topic, false),
                     Event::Authenticate(request) => {
                         // The handshake waits for the verdict; input read meanwhile stays buffered.
                         let reply = super::zap::authenticate(core, &request).await;
@@ -225,11 +219,11 @@ pub(crate) async fn run(
                 break reason;
             }
         }
-        if closed && (handshook || rx.data.is_empty()) {
+        if closed && (session.handshook() || rx.data.is_empty()) {
             // Closed: send what is queued for this peer, up to the linger time. Closed before the
             // handshake finished, the loop goes on while messages wait for this peer, until the
             // handshake (then this) or the linger time (the timer branch below).
-            if handshook {
+            if session.handshook() {
                 linger(core, &mut writer, &mut wq, &mut conn, rx).await;
             }
             break DisconnectReason::Closed;
@@ -315,39 +309,7 @@ pub(crate) async fn run(
         }
     };
     let _ = writer.shutdown().await;
-    if !handshook {
-        core.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: endpoint.to_owned(), reason: reason.clone() });
-    } else {
-        core.monitors.emit(MonitorEvent::Disconnected { endpoint: endpoint.to_owned(), reason: reason.clone() });
-    }
-    tracing::debug!(%peer, %endpoint, %reason, "connection ended");
-    Outcome { handshook, reason }
-}
-
-/// A subscription from the peer (we are PUB or XPUB): what to hand the application, if anything.
-/// The first one refused for the peer's limit is logged and reported to monitors.
-fn subscription(
-    core: &Core,
-    pipe_id: PipeId,
-    topic: &[u8],
-    subscribe: bool,
-    endpoint: &str,
-    capped: &mut bool,
-) -> Option<Inbound> {
-    match core.on_subscription(pipe_id, topic, subscribe) {
-        Ok(inbound) => inbound,
-        Err(SubscriptionLimit { topics, bytes }) => {
-            if !*capped {
-                *capped = true;
-                tracing::warn!(
-                    %endpoint, topics, bytes,
-                    "peer reached its subscription limit; ignoring its new topics"
-                );
-                core.monitors.emit(MonitorEvent::SubscriptionLimit { endpoint: endpoint.to_owned(), topics, bytes });
-            }
-            None
-        }
-    }
+    reason
 }
 
 /// The read buffer. Received frames are slices of it (no copy), so a full buffer cannot be reused

@@ -6,6 +6,7 @@ use thiserror::Error;
 
 use crate::proto::{ConnectionError, SocketType};
 use crate::transport::InvalidEndpoint;
+use crate::Message;
 
 /// What went wrong with a socket call. Peer misbehaviour never shows up here: it closes that
 /// peer's connection and is reported as a [`crate::socket::MonitorEvent`].
@@ -36,6 +37,67 @@ pub enum Error {
     /// The CURVE or PLAIN options are incomplete or inconsistent.
     #[error("invalid security options: {0}")]
     Security(String),
+}
+
+/// A message [`crate::Socket::send`] did not send, given back with why (as tokio's channels give
+/// theirs back): `send(..).await?` in a function returning [`Error`] keeps working, and a caller
+/// that wants to retry or re-route has the message.
+#[derive(Debug, Error)]
+#[error("{error}")]
+pub struct SendError {
+    /// Why it was not sent.
+    pub error: Error,
+    /// The message, as the application passed it.
+    pub message: Message,
+}
+
+impl SendError {
+    /// The message that was not sent.
+    pub fn into_message(self) -> Message {
+        self.message
+    }
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Error {
+        e.error
+    }
+}
+
+/// A message [`crate::Socket::try_send`] did not send, given back.
+#[derive(Debug, Error)]
+pub enum TrySendError {
+    /// It cannot be queued now (every peer at its high-water mark, or no peer yet): where
+    /// [`crate::Socket::send`] would wait.
+    #[error("operation would block")]
+    WouldBlock(Message),
+    /// It cannot be sent at all.
+    #[error(transparent)]
+    Failed(SendError),
+}
+
+impl TrySendError {
+    /// The message that was not sent.
+    pub fn into_message(self) -> Message {
+        match self {
+            TrySendError::WouldBlock(m) => m,
+            TrySendError::Failed(e) => e.message,
+        }
+    }
+
+    /// Whether it would only have had to wait.
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, TrySendError::WouldBlock(_))
+    }
+}
+
+impl From<TrySendError> for Error {
+    fn from(e: TrySendError) -> Error {
+        match e {
+            TrySendError::WouldBlock(_) => Error::WouldBlock,
+            TrySendError::Failed(e) => e.error,
+        }
+    }
 }
 
 /// Why a connection ended, as reported to the application.

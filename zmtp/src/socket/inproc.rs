@@ -9,13 +9,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex, Weak};
 
-use bytes::Bytes;
 use tokio::sync::Notify;
 
 use super::core::{Core, PipeId, PipeRx};
 use super::error::DisconnectReason;
 use super::monitor::MonitorEvent;
 use super::pattern::Control;
+use super::session::Session;
 use super::Error;
 use crate::codec::Metadata;
 use crate::proto::{ConnectionError, PeerInfo};
@@ -58,47 +58,45 @@ fn peer_info(of: &Core) -> PeerInfo {
     }
 }
 
-/// A connection to a bound inproc socket, set up and ready.
+/// A connection to a bound inproc socket, set up and ready: a session on each side.
 pub(crate) struct Joined {
     binder: Arc<Core>,
-    bid: PipeId,
     brx: PipeRx,
-    /// How the binder knows us.
-    our_rid: Bytes,
-    /// How we know the binder.
-    their_rid: Bytes,
+    /// Our side.
+    ours: Session,
+    /// The binder's side.
+    theirs: Session,
 }
 
-/// Joins `core`'s pipe `id` to the bound socket `binder`: a pipe on the binder, both sides ready.
-fn join(core: &Core, binder: Arc<Core>, id: PipeId, endpoint: &str) -> Result<Joined, ()> {
-    let fail = |why: String| {
-        let reason = DisconnectReason::Protocol(ConnectionError::PeerIncompatible(why));
-        core.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: endpoint.to_owned(), reason });
-    };
+/// Joins `core`'s pipe `id` to the bound socket `binder`: a pipe on the binder, each side's
+/// session admitting the other, and what each sends first (PROBE_ROUTER, XPUB's welcome) handed
+/// over before anything queued.
+fn join(core: &Arc<Core>, binder: Arc<Core>, id: PipeId, endpoint: &str) -> Result<Joined, ()> {
     if !core.socket_type.is_compatible(binder.socket_type) {
-        fail(format!("{} cannot talk to a {} peer", core.socket_type, binder.socket_type));
+        let reason =
+            DisconnectReason::Protocol(ConnectionError::incompatible_socket_type(core.socket_type, binder.socket_type));
+        core.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: endpoint.to_owned(), reason });
         return Err(());
     }
     let (bid, bpipe, brx) = binder.new_pipe();
-    binder.attach(bid, bpipe);
     binder.monitors.emit(MonitorEvent::Accepted { endpoint: endpoint.to_owned(), peer: endpoint.to_owned() });
-    let (Ok(ours), Ok(theirs)) = (binder.ready(bid, &peer_info(core)), core.ready(id, &peer_info(&binder))) else {
-        binder.remove_pipe(bid);
-        core.detach(id, false);
-        fail("peer refused the connection".into());
-        return Err(());
+    let mut theirs = Session::new(binder.clone(), bid, Some(bpipe), endpoint, endpoint);
+    let mut ours = Session::new(core.clone(), id, None, endpoint, endpoint);
+    let (to_us, to_them) = match (theirs.ready(peer_info(core)), ours.ready(peer_info(&binder))) {
+        (Ok(to_us), Ok(to_them)) => (to_us, to_them),
+        (Err(reason), _) | (_, Err(reason)) => {
+            theirs.end(&reason);
+            ours.end(&reason);
+            return Err(());
+        }
     };
-    let (our_rid, their_rid) = (ours.routing_id, theirs.routing_id);
-    // What each side sends first (PROBE_ROUTER, XPUB's welcome) goes before anything queued.
-    if let Some(inbound) = ours.greeting.and_then(|g| core.inbound(id, &their_rid, g)) {
+    if let Some(inbound) = to_us.and_then(|g| ours.inbound(g)) {
         let _ = core.try_deliver(inbound);
     }
-    if let Some(inbound) = theirs.greeting.and_then(|g| binder.inbound(bid, &our_rid, g)) {
+    if let Some(inbound) = to_them.and_then(|g| theirs.inbound(g)) {
         let _ = binder.try_deliver(inbound);
     }
-    core.monitors.emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.to_owned(), peer: peer_info(&binder) });
-    binder.monitors.emit(MonitorEvent::HandshakeSucceeded { endpoint: endpoint.to_owned(), peer: peer_info(core) });
-    Ok(Joined { binder, bid, brx, our_rid, their_rid })
+    Ok(Joined { binder, brx, ours, theirs })
 }
 
 /// The connecting side. If `name` is bound, the connection is made before this returns (as in
@@ -148,22 +146,20 @@ async fn connect_loop(
                 }
             }
         };
-        let Joined { binder, bid, mut brx, our_rid, their_rid } = joined;
+        let Joined { binder, mut brx, mut ours, mut theirs } = joined;
         // Each pump stops at once when its receiver closes, but a closing sender first hands over
         // what it queued: wait for that one.
         let reason = {
-            let ours = pump(&core, &mut rx, &binder, bid, &our_rid);
-            let theirs = pump(&binder, &mut brx, &core, id, &their_rid);
-            tokio::pin!(ours, theirs);
+            let to_them = pump(&core, &mut rx, &mut theirs);
+            let to_us = pump(&binder, &mut brx, &mut ours);
+            tokio::pin!(to_them, to_us);
             tokio::select! {
-                r = &mut ours => if binder.closing.is_cancelled() { theirs.await } else { r },
-                r = &mut theirs => if core.closing.is_cancelled() { ours.await } else { r },
+                r = &mut to_them => if binder.closing.is_cancelled() { to_us.await } else { r },
+                r = &mut to_us => if core.closing.is_cancelled() { to_them.await } else { r },
             }
         };
-        binder.detach(bid, true);
-        core.detach(id, false);
-        core.monitors.emit(MonitorEvent::Disconnected { endpoint: endpoint.clone(), reason: reason.clone() });
-        binder.monitors.emit(MonitorEvent::Disconnected { endpoint: endpoint.clone(), reason });
+        theirs.end(&reason);
+        ours.end(&reason);
         if core.closing.is_cancelled() {
             break;
         }
@@ -172,19 +168,18 @@ async fn connect_loop(
     core.monitors.emit(MonitorEvent::Closed { endpoint });
 }
 
-/// Moves what `from` sends on one pipe into `to`'s inbound queue, as pipe `to_pipe` with routing
-/// id `rid`, until either socket closes. A closing `from` first hands over what it queued, within
-/// its linger time.
-async fn pump(from: &Core, rx: &mut PipeRx, to: &Core, to_pipe: PipeId, rid: &Bytes) -> DisconnectReason {
+/// Moves what `from` sends on one pipe into the other socket's inbound side through its session
+/// `to`, until either socket closes. A closing `from` first hands over what it queued, within its
+/// linger time.
+async fn pump(from: &Core, rx: &mut PipeRx, to: &mut Session) -> DisconnectReason {
+    let to_core = to.core().clone();
     loop {
         tokio::select! {
             m = rx.data.recv() => {
                 let Some(msg) = m else { return DisconnectReason::Closed };
-                if let Some(inbound) = to.inbound(to_pipe, rid, msg) {
-                    tokio::select! {
-                        r = to.deliver(inbound) => if r.is_err() { return DisconnectReason::Eof },
-                        _ = to.closing.cancelled() => return DisconnectReason::Eof,
-                    }
+                tokio::select! {
+                    r = to.deliver(msg) => if r.is_err() { return DisconnectReason::Eof },
+                    _ = to_core.closing.cancelled() => return DisconnectReason::Eof,
                 }
             }
             c = rx.next_control() => {
@@ -193,17 +188,15 @@ async fn pump(from: &Core, rx: &mut PipeRx, to: &Core, to_pipe: PipeId, rid: &By
                     Control::Subscribe(t) => (t, true),
                     Control::Cancel(t) => (t, false),
                 };
-                if let Ok(Some(inbound)) = to.on_subscription(to_pipe, &topic, subscribe) {
-                    let _ = to.try_deliver(inbound);
+                if let Some(inbound) = to.subscription(&topic, subscribe) {
+                    let _ = to_core.try_deliver(inbound);
                 }
             }
             _ = from.closing.cancelled() => {
                 let drain = async {
                     while let Some(msg) = rx.data.try_recv() {
-                        if let Some(inbound) = to.inbound(to_pipe, rid, msg) {
-                            if to.deliver(inbound).await.is_err() {
-                                return;
-                            }
+                        if to.deliver(msg).await.is_err() {
+                            return;
                         }
                     }
                 };
@@ -213,7 +206,7 @@ async fn pump(from: &Core, rx: &mut PipeRx, to: &Core, to_pipe: PipeId, rid: &By
                 }
                 return DisconnectReason::Closed;
             }
-            _ = to.closing.cancelled() => return DisconnectReason::Eof,
+            _ = to_core.closing.cancelled() => return DisconnectReason::Eof,
         }
     }
 }

@@ -21,7 +21,7 @@ mod monitor;
 mod options;
 mod pattern;
 mod queue;
-mod subscriptions;
+mod session;
 mod sync;
 pub mod zap;
 
@@ -31,10 +31,10 @@ use std::time::Duration;
 use self::core::{Core, Inbound};
 use self::pattern::Unsent;
 pub use crate::proto::mechanism::{ZapReply, ZapRequest};
-pub use error::{DisconnectReason, Error};
+pub use crate::subscriptions::Subscriptions;
+pub use error::{DisconnectReason, Error, SendError, TrySendError};
 pub use monitor::{Monitor, MonitorEvent};
 pub use options::{HeartbeatConfig, Options, TcpKeepalive};
-pub use subscriptions::Subscriptions;
 pub use zap::{Authenticator, ZapHandler, ZAP_ENDPOINT};
 
 use crate::proto::SocketType;
@@ -156,30 +156,31 @@ impl Socket {
     ///
     /// # Cancel safety
     /// Cancel safe: if the future is dropped before completing, the message was not sent.
-    pub async fn send(&self, msg: impl Into<Message>) -> Result<(), Error> {
+    pub async fn send(&self, msg: impl Into<Message>) -> Result<(), SendError> {
         let msg = match self.start_send(msg.into()) {
             Ok(()) => return Ok(()),
-            Err(Unsent::Failed(e, _)) => return Err(e),
+            Err(Unsent::Failed(error, message)) => return Err(SendError { error, message }),
             Err(Unsent::Blocked(msg, _)) => msg,
         };
         let mut slot = Some(msg);
-        match self.core.options.send_timeout {
+        let sent = match self.core.options.send_timeout {
             Some(t) => tokio::time::timeout(t, self.send_waiting(&mut slot)).await.unwrap_or(Err(Error::WouldBlock)),
             None => self.send_waiting(&mut slot).await,
-        }
+        };
+        sent.map_err(|error| SendError { error, message: self.core.unframe(slot.take().unwrap_or_default()) })
     }
 
-    /// Sends without waiting: [`Error::WouldBlock`] where [`Socket::send`] would wait.
-    pub fn try_send(&self, msg: impl Into<Message>) -> Result<(), Error> {
+    /// Sends without waiting: [`TrySendError::WouldBlock`] where [`Socket::send`] would wait.
+    pub fn try_send(&self, msg: impl Into<Message>) -> Result<(), TrySendError> {
         match self.start_send(msg.into()) {
             Ok(()) => Ok(()),
-            Err(Unsent::Failed(e, _)) => Err(e),
-            Err(Unsent::Blocked(..)) => Err(Error::WouldBlock),
+            Err(Unsent::Failed(error, message)) => Err(TrySendError::Failed(SendError { error, message })),
+            Err(Unsent::Blocked(message, _)) => Err(TrySendError::WouldBlock(self.core.unframe(message))),
         }
     }
 
-    /// Frames and routes a message if it can be queued now; else gives it back, framed, with what
-    /// to wait for.
+    /// Frames and routes a message if it can be queued now; else gives it back: as passed if it
+    /// failed, framed with what to wait for if it is blocked.
     #[inline]
     fn start_send(&self, msg: Message) -> Result<(), Unsent> {
         if !self.core.traits.drains_on_send {
@@ -189,7 +190,10 @@ impl Socket {
         // discards it too); once the request is framed, before it can be answered.
         let msg = self.core.begin(msg)?;
         while self.inbound.try_recv().is_some() {}
-        self.core.route(msg)
+        self.core.route(msg).map_err(|unsent| match unsent {
+            Unsent::Failed(e, m) => Unsent::Failed(e, self.core.unframe(m)),
+            blocked => blocked,
+        })
     }
 
     /// Routes the framed message in `slot` until it is queued, waiting for a peer or for room
@@ -368,12 +372,14 @@ async fn accept_loop(core: Arc<Core>, listener: Listener, endpoint: String, opts
                     tokio::select! {
                         _ = engine::run(&core2, stream, id, &mut rx, &ep, Some(pipe)) => {}
                         _ = ticket.evicted() => {
+                            // Still in its handshake: its pipe was never attached, and nothing
+                            // was delivered from it (the session ends only with the engine).
                             let reason = DisconnectReason::TooManyHandshakes;
                             core2.monitors.emit(MonitorEvent::HandshakeFailed { endpoint: ep, reason });
+                            core2.detach(id, true);
                         }
                     }
                     drop(ticket);
-                    core2.detach(id, true);
                 });
             }
             Err(e) => {
@@ -436,13 +442,9 @@ async fn connect_loop(
                     // ZMQ_IMMEDIATE: a fresh pipe per connection, attached once the handshake is
                     // done, gone (with what it queued) when the connection ends.
                     let (cid, pipe, mut crx) = core.new_pipe();
-                    let outcome = engine::run(&core, stream, cid, &mut crx, &endpoint, Some(pipe)).await;
-                    core.detach(cid, true);
-                    outcome
+                    engine::run(&core, stream, cid, &mut crx, &endpoint, Some(pipe)).await
                 } else {
-                    let outcome = engine::run(&core, stream, id, &mut rx, &endpoint, None).await;
-                    core.detach(id, false);
-                    outcome
+                    engine::run(&core, stream, id, &mut rx, &endpoint, None).await
                 };
                 if outcome.reason == DisconnectReason::Closed {
                     break;

@@ -59,8 +59,13 @@ pub enum MonitorEvent {
     },
     /// An established connection ended.
     Disconnected {
-        /// The endpoint.
+        /// The endpoint (bound or connected).
         endpoint: String,
+        /// The peer's address (for a connecting endpoint and inproc, the endpoint itself).
+        peer: String,
+        /// The routing id the socket knew the peer by (what a ROUTER prefixes its messages
+        /// with; for other types the id the peer announced, often empty).
+        routing_id: bytes::Bytes,
         /// Why.
         reason: DisconnectReason,
     },

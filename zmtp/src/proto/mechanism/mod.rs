@@ -35,6 +35,7 @@ use crate::codec::{command, Command, MechanismName, Metadata};
 
 use super::ConnectionError;
 
+#[cfg(feature = "sockets")]
 pub(crate) use crypto::{ct_eq, random};
 pub use crypto::{CurveKeyPair, CurvePublicKey, CurveSecretKey, InvalidKey};
 pub use curve::{CurveSession, MESSAGE_OVERHEAD};

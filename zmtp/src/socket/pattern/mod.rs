@@ -205,6 +205,11 @@ trait Strategy {
         Ok(msg)
     }
 
+    /// Takes off what [`Strategy::begin`] put on a message that is given back unsent.
+    fn unframe(&self, msg: Message, _o: &Options) -> Message {
+        msg
+    }
+
     /// Queues a message toward one or more pipes.
     fn route(&mut self, pipes: &mut Pipes, msg: Message, o: &Options) -> Result<(), Unsent>;
 
@@ -362,6 +367,11 @@ impl State {
     /// Frames a message without routing it (see [`State::route`]).
     pub(crate) fn begin(&mut self, msg: Message, o: &Options) -> Result<Message, Unsent> {
         dispatch!(&mut self.pattern, s => s.begin(msg, o))
+    }
+
+    /// See [`Strategy::unframe`].
+    pub(crate) fn unframe(&self, msg: Message, o: &Options) -> Message {
+        dispatch!(&self.pattern, s => s.unframe(msg, o))
     }
 
     /// Routes a framed message again.

@@ -46,6 +46,10 @@ impl Strategy for Req {
         Ok(msg)
     }
 
+    fn unframe(&self, mut msg: Message, o: &Options) -> Message {
+        msg.split_off(if o.req_correlate { 2 } else { 1 })
+    }
+
     fn route(&mut self, pipes: &mut Pipes, msg: Message, _o: &Options) -> Result<(), Unsent> {
         let id = self.lb.route_to(pipes, msg)?;
         self.awaiting = Some(id);
