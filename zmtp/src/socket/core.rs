@@ -117,11 +117,13 @@ impl Core {
         self.tasks.close();
     }
 
-    /// Resolves when a task holding `pending` queued messages must stop: at once after close if
-    /// nothing is queued, else when the linger time since the close has passed.
-    pub(crate) async fn stopped(&self, pending: bool) {
+    /// Resolves when a task whose messages are still queued (`pending`, asked once the socket is
+    /// closed, not before: the application may queue more while the task waits) must stop: at
+    /// once after close if nothing is queued, else when the linger time since the close has
+    /// passed.
+    pub(crate) async fn stopped(&self, pending: impl FnOnce() -> bool) {
         self.closing.cancelled().await;
-        if pending {
+        if pending() {
             match (self.options.linger, self.closed_at.get()) {
                 (Some(linger), Some(&at)) => tokio::time::sleep_until(at + linger).await,
                 (Some(_), None) => {}

@@ -294,6 +294,12 @@ impl<T> Receiver<T> {
         Some(msg)
     }
 
+    /// Puts back at the front a message just taken, which could not be sent (its connection had
+    /// gone): it keeps its place for the next connection. It may exceed the capacity by one.
+    pub(crate) fn put_back(&self, msg: T) {
+        self.shared.lock().items.push_front(msg);
+    }
+
     /// Moves up to `max` queued messages to the back of `out` under one lock; returns how many.
     pub(crate) fn try_recv_many(&self, out: &mut VecDeque<T>, max: usize) -> usize {
         let (n, waiters) = {

@@ -1,0 +1,318 @@
+//! `zpeer`: one end of a fault test, run as a child process so that the test can kill it
+//! (SIGKILL), stop it (SIGSTOP), terminate it (SIGTERM) and start it again. `tests/tests/faults.rs`
+//! and `scripts/soak.sh` drive it. Each role runs our sockets (`ours`) or libzmq's (`zmq`), and
+//! reports on stdout, one line per fact, flushed at once (the parent may kill us at any moment).
+//!
+//! ```text
+//! zpeer half-frame <host:port> <octets>       raw PUSH: sends half of a frame announcing <octets>, says "half", waits
+//! zpeer echo <ours|zmq> <endpoint>            ROUTER bound at <endpoint>, echoes each message back to its sender
+//! zpeer count <ours|zmq> <endpoint> <n>       ROUTER bound at <endpoint>: "all <n>" once <n> distinct peers said something
+//! zpeer sink <ours|zmq> <pull|router> <ep>    PULL or ROUTER bound at <ep>: prints the last frame of each message
+//! zpeer linger <ours|zmq> <endpoint> <n>      PUSH connected to <ep> (linger 10 s): queues <n> messages, says
+//!                                             "queued", and on SIGTERM closes (sending what is queued), "closed"
+//! zpeer dealers <ours|zmq> <endpoint> <n>     <n> DEALERs connect to <endpoint>, each sends its index every time a
+//!                                             reply comes back or 500 ms pass (a churn peer for the soak)
+//! ```
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use interop_tests::RawPeer;
+use zmtp::{Options, Socket, SocketType};
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("zpeer: {msg}");
+    std::process::exit(2)
+}
+
+fn arg(args: &[String], i: usize) -> &str {
+    args.get(i).map(String::as_str).unwrap_or_else(|| fail(&format!("missing argument {i}")))
+}
+
+fn number(s: &str) -> usize {
+    s.parse().unwrap_or_else(|_| fail(&format!("not a number: {s}")))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match arg(&args, 1) {
+        "half-frame" => half_frame(arg(&args, 2), number(arg(&args, 3))),
+        role => {
+            let ours = match arg(&args, 2) {
+                "ours" => true,
+                "zmq" => false,
+                other => fail(&format!("implementation {other}: ours or zmq")),
+            };
+            match (role, ours) {
+                ("echo", true) => runtime().block_on(ours_echo(arg(&args, 3))),
+                ("echo", false) => zmq_echo(arg(&args, 3)),
+                ("count", true) => runtime().block_on(ours_count(arg(&args, 3), number(arg(&args, 4)))),
+                ("count", false) => zmq_count(arg(&args, 3), number(arg(&args, 4))),
+                ("sink", true) => runtime().block_on(ours_sink(arg(&args, 3) == "router", arg(&args, 4))),
+                ("sink", false) => zmq_sink(arg(&args, 3) == "router", arg(&args, 4)),
+                ("linger", true) => runtime().block_on(ours_linger(arg(&args, 3), number(arg(&args, 4)))),
+                ("linger", false) => zmq_linger(arg(&args, 3), number(arg(&args, 4))),
+                ("dealers", true) => runtime().block_on(ours_dealers(arg(&args, 3), number(arg(&args, 4)))),
+                ("dealers", false) => zmq_dealers(arg(&args, 3), number(arg(&args, 4))),
+                _ => fail(&format!("unknown role {role}")),
+            }
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| fail(&format!("runtime: {e}")))
+}
+
+/// A raw PUSH that completes the handshake, then writes the header of a frame of `octets` and
+/// half its body, and waits to be killed.
+fn half_frame(addr: &str, octets: usize) {
+    let stream = std::net::TcpStream::connect(addr).unwrap_or_else(|e| fail(&format!("connect {addr}: {e}")));
+    let mut peer = RawPeer::new(stream);
+    peer.handshake(1, "PUSH", None).unwrap_or_else(|e| fail(&format!("handshake: {e}")));
+    let mut header = vec![0x02u8];
+    header.extend_from_slice(&(octets as u64).to_be_bytes());
+    let body = vec![0x5Au8; octets / 2];
+    if peer.stream.write_all(&header).and_then(|()| peer.stream.write_all(&body)).is_err() {
+        fail("write");
+    }
+    say("half");
+    // Until killed; a closed connection ends us too.
+    let mut buf = [0u8; 64];
+    while let Ok(n) = peer.stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+fn ours_options() -> Options {
+    Options::default().linger(Some(Duration::from_secs(1)))
+}
+
+async fn ours_bind(kind: SocketType, endpoint: &str) -> Socket {
+    let s = Socket::with_options(kind, ours_options());
+    s.bind(endpoint).await.unwrap_or_else(|e| fail(&format!("bind {endpoint}: {e}")));
+    say("bound");
+    s
+}
+
+fn zmq_socket(ctx: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
+    let s = ctx.socket(kind).unwrap_or_else(|e| fail(&format!("zmq_socket: {e}")));
+    s.set_linger(1000).unwrap_or_else(|e| fail(&format!("ZMQ_LINGER: {e}")));
+    s
+}
+
+fn zmq_bind(ctx: &zmq::Context, kind: zmq::SocketType, endpoint: &str) -> zmq::Socket {
+    let s = zmq_socket(ctx, kind);
+    // A restarted process may find the port still held for a moment.
+    for _ in 0..100 {
+        match s.bind(endpoint) {
+            Ok(()) => {
+                say("bound");
+                return s;
+            }
+            Err(zmq::Error::EADDRINUSE) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => fail(&format!("bind {endpoint}: {e}")),
+        }
+    }
+    fail(&format!("bind {endpoint}: still in use"))
+}
+
+async fn ours_echo(endpoint: &str) {
+    let router = ours_bind(SocketType::Router, endpoint).await;
+    while let Ok(m) = router.recv().await {
+        let _ = router.send(m).await;
+    }
+}
+
+fn zmq_echo(endpoint: &str) {
+    let ctx = zmq::Context::new();
+    let router = zmq_bind(&ctx, zmq::ROUTER, endpoint);
+    while let Ok(m) = router.recv_multipart(0) {
+        let _ = router.send_multipart(m, 0);
+    }
+}
+
+/// Distinct peers (by their first frame, the routing id) seen, reported as they grow.
+struct Counter {
+    seen: std::collections::HashSet<Vec<u8>>,
+    n: usize,
+}
+
+impl Counter {
+    fn add(&mut self, id: &[u8]) {
+        if self.seen.insert(id.to_vec()) {
+            let k = self.seen.len();
+            if k == self.n {
+                say(&format!("all {k}"));
+            } else if k.is_multiple_of(100) {
+                say(&format!("seen {k}"));
+            }
+        }
+    }
+}
+
+async fn ours_count(endpoint: &str, n: usize) {
+    let router = ours_bind(SocketType::Router, endpoint).await;
+    let mut c = Counter { seen: Default::default(), n };
+    while let Ok(m) = router.recv().await {
+        if let Some(id) = m.iter().next() {
+            c.add(id);
+        }
+        let _ = router.send(m).await;
+    }
+}
+
+fn zmq_count(endpoint: &str, n: usize) {
+    let ctx = zmq::Context::new();
+    let router = zmq_bind(&ctx, zmq::ROUTER, endpoint);
+    let mut c = Counter { seen: Default::default(), n };
+    while let Ok(m) = router.recv_multipart(0) {
+        if let Some(id) = m.first() {
+            c.add(id);
+        }
+        let _ = router.send_multipart(m, 0);
+    }
+}
+
+fn print_last(frames: &[impl AsRef<[u8]>]) {
+    if let Some(last) = frames.last() {
+        say(&String::from_utf8_lossy(last.as_ref()));
+    }
+}
+
+async fn ours_sink(router: bool, endpoint: &str) {
+    let kind = if router { SocketType::Router } else { SocketType::Pull };
+    let s = ours_bind(kind, endpoint).await;
+    debug_monitor(&s);
+    while let Ok(m) = s.recv().await {
+        print_last(&m.iter().collect::<Vec<_>>());
+    }
+}
+
+fn zmq_sink(router: bool, endpoint: &str) {
+    let ctx = zmq::Context::new();
+    let s = zmq_bind(&ctx, if router { zmq::ROUTER } else { zmq::PULL }, endpoint);
+    while let Ok(m) = s.recv_multipart(0) {
+        print_last(&m);
+    }
+}
+
+/// With ZPEER_DEBUG set, prints the socket's monitor events on stderr.
+fn debug_monitor(s: &Socket) {
+    if std::env::var_os("ZPEER_DEBUG").is_none() {
+        return;
+    }
+    let mut mon = s.monitor();
+    tokio::spawn(async move {
+        while let Some(e) = mon.recv().await {
+            eprintln!("{e:?}");
+        }
+    });
+}
+
+async fn ours_linger(endpoint: &str, n: usize) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .unwrap_or_else(|e| fail(&format!("signal: {e}")));
+    let push =
+        Socket::with_options(SocketType::Push, Options::default().sndhwm(n + 1).linger(Some(Duration::from_secs(10))));
+    debug_monitor(&push);
+    push.connect(endpoint).await.unwrap_or_else(|e| fail(&format!("connect: {e}")));
+    for i in 0..n {
+        push.send(i.to_string()).await.unwrap_or_else(|e| fail(&format!("send: {e}")));
+    }
+    say("queued");
+    term.recv().await;
+    push.close().await;
+    say("closed");
+}
+
+fn zmq_linger(endpoint: &str, n: usize) {
+    let rt = runtime();
+    let mut term = rt
+        .block_on(async { tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) })
+        .unwrap_or_else(|e| fail(&format!("signal: {e}")));
+    let ctx = zmq::Context::new();
+    let push = zmq_socket(&ctx, zmq::PUSH);
+    let hwm = i32::try_from(n + 1).unwrap_or(i32::MAX);
+    let set = push.set_sndhwm(hwm).and_then(|()| push.set_linger(10_000));
+    set.unwrap_or_else(|e| fail(&format!("options: {e}")));
+    push.connect(endpoint).unwrap_or_else(|e| fail(&format!("connect: {e}")));
+    for i in 0..n {
+        push.send(i.to_string().as_bytes(), 0).unwrap_or_else(|e| fail(&format!("send: {e}")));
+    }
+    say("queued");
+    rt.block_on(term.recv());
+    drop(push);
+    // zmq_ctx_term waits for the linger.
+    drop(ctx);
+    say("closed");
+}
+
+async fn ours_dealers(endpoint: &str, n: usize) {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let ep = endpoint.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let d = Socket::with_options(
+                SocketType::Dealer,
+                ours_options()
+                    .routing_id(format!("d{i}"))
+                    .reconnect(Duration::from_millis(100), Duration::from_secs(2)),
+            );
+            d.connect(&ep).await.unwrap_or_else(|e| fail(&format!("connect: {e}")));
+            loop {
+                let _ = d.send(i.to_string()).await;
+                let _ = d.recv_timeout(Duration::from_millis(500)).await;
+            }
+        }));
+    }
+    say("started");
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+fn zmq_dealers(endpoint: &str, n: usize) {
+    // libzmq allows 1023 sockets per context by default: 500 per context.
+    let contexts: Vec<zmq::Context> = (0..n.div_ceil(500)).map(|_| zmq::Context::new()).collect();
+    let mut dealers = Vec::new();
+    for i in 0..n {
+        let d = zmq_socket(&contexts[i / 500], zmq::DEALER);
+        let set = d
+            .set_identity(format!("d{i}").as_bytes())
+            .and_then(|()| d.set_reconnect_ivl(100))
+            .and_then(|()| d.set_reconnect_ivl_max(2000));
+        set.unwrap_or_else(|e| fail(&format!("options: {e}")));
+        d.connect(endpoint).unwrap_or_else(|e| fail(&format!("connect: {e}")));
+        dealers.push(d);
+    }
+    say("started");
+    let mut last = vec![std::time::Instant::now() - Duration::from_secs(1); n];
+    loop {
+        let mut items: Vec<zmq::PollItem<'_>> = dealers.iter().map(|d| d.as_poll_item(zmq::POLLIN)).collect();
+        let _ = zmq::poll(&mut items, 100);
+        let readable: Vec<bool> = items.iter().map(|it| it.is_readable()).collect();
+        drop(items);
+        for (i, d) in dealers.iter().enumerate() {
+            if readable[i] {
+                while d.recv_multipart(zmq::DONTWAIT).is_ok() {}
+            }
+            if readable[i] || last[i].elapsed() >= Duration::from_millis(500) {
+                let _ = d.send(i.to_string().as_bytes(), zmq::DONTWAIT);
+                last[i] = std::time::Instant::now();
+            }
+        }
+    }
+}
