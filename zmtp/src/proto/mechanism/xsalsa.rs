@@ -169,8 +169,8 @@ impl<T> Lanes for T where
         + std::ops::Shl<u32, Output = T>
         + std::ops::Shr<u32, Output = T>
         + std::ops::Index<usize, Output = u32>
-    + std::ops::AddAssign
-    + std::ops::BitXorAssign
+        + std::ops::AddAssign
+        + std::ops::BitXorAssign
 {
 }
 
