@@ -30,7 +30,8 @@ import subprocess
 import sys
 import time
 
-PUB, RET = 44505, 44506
+# Ports: SCALE_PUB_PORT / SCALE_RET_PORT move them (runs beside another master).
+PUB, RET = int(os.environ.get("SCALE_PUB_PORT", 44505)), int(os.environ.get("SCALE_RET_PORT", 44506))
 SALT_VENV = os.environ.get("SALT_VENV", "/opt/salt-venv")
 CLK = os.sysconf("SC_CLK_TCK")
 

@@ -17,20 +17,32 @@
 //!   `PrivateKey.encrypt` / `PublicKey.decrypt`.
 //! * [`clean_key`] and [`pem_finger`].
 //!
-//! Built on the RustCrypto `rsa` crate; the X9.31 operations use its raw
-//! `hazmat` primitives (with blinding for the private-key operation).
+//! Keys, public-key operations and PEM come from the RustCrypto `rsa`
+//! crate. The private-key operation of 2-prime keys up to 4096 bits (the
+//! master's hot path: two per sign-in) is ours: fixed-width Montgomery
+//! arithmetic by the CRT, blinded and checked ([`crt`], [`monty`]), with the
+//! OAEP and PKCS#1 v1.5 encodings around it ([`pad`]); other keys use the
+//! `rsa` crate's `hazmat` primitives.
+
+mod crt;
+mod monty;
+mod pad;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use ::rsa::hazmat::{rsa_decrypt_and_check, rsa_encrypt};
 use ::rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
 use ::rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
 use ::rsa::traits::PublicKeyParts;
-use ::rsa::{BigUint, Oaep, Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
+#[cfg(test)]
+use ::rsa::Oaep;
+use ::rsa::{BigUint, Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use rand_core::OsRng;
 use sha1::Sha1;
 use sha2::{Digest, Sha224, Sha256};
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::error::{Crypto, Error, Result};
@@ -63,6 +75,8 @@ impl EncAlgo {
         }
     }
 
+    /// The `rsa` crate's scheme (the tests compare with it).
+    #[cfg(test)]
     fn padding(self) -> Oaep {
         match self {
             EncAlgo::OaepSha1 => Oaep::new::<Sha1>(),
@@ -182,6 +196,8 @@ pub fn pem_finger(pem_file: &str) -> String {
 #[derive(Clone)]
 pub struct PrivateKey {
     key: RsaPrivateKey,
+    /// The fast private-key operation, for the keys it handles.
+    fast: Option<Arc<crt::Engine>>,
 }
 
 impl fmt::Debug for PrivateKey {
@@ -195,7 +211,7 @@ impl PrivateKey {
     /// [`DEFAULT_KEY_BITS`]. This is slow in unoptimized builds.
     pub fn generate(bits: usize) -> Result<Self> {
         let key = RsaPrivateKey::new_with_exp(&mut OsRng, bits, &BigUint::from(PUBLIC_EXPONENT))?;
-        Ok(PrivateKey { key })
+        Ok(Self::from_rsa(key))
     }
 
     /// Parse an unencrypted PEM private key: PKCS#1 (`BEGIN RSA PRIVATE
@@ -209,7 +225,36 @@ impl PrivateKey {
         } else {
             RsaPrivateKey::from_pkcs8_pem(&pem).map_err(|e| Error::Crypto(Crypto::InvalidKey(e.to_string())))?
         };
-        Ok(PrivateKey { key })
+        Ok(Self::from_rsa(key))
+    }
+
+    /// Wrap an `rsa` crate key (preparing the fast private-key operation
+    /// when the key is one it handles).
+    pub fn from_rsa(key: RsaPrivateKey) -> Self {
+        let fast = crt::Engine::new(&key).map(Arc::new);
+        PrivateKey { key, fast }
+    }
+
+    /// Whether the private-key operation runs on our fixed-width code
+    /// rather than the `rsa` crate's (2-prime keys up to 4096 bits with a
+    /// public exponent below 2^64).
+    pub fn is_fast(&self) -> bool {
+        self.fast.is_some()
+    }
+
+    /// The raw private-key operation `em^d mod n` (blinded, checked), `em`
+    /// big-endian, the result exactly [`size`](Self::size) bytes.
+    fn private_op(&self, em: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if let Some(engine) = &self.fast {
+            match engine.private(em) {
+                // The check failed (a fault): redo it on the `rsa` crate,
+                // which checks its own result too.
+                Err(::rsa::Error::Internal) => {}
+                r => return Ok(r?),
+            }
+        }
+        let m = rsa_decrypt_and_check(&self.key, Some(&mut OsRng), &BigUint::from_bytes_be(em))?;
+        Ok(Zeroizing::new(left_pad(&m.to_bytes_be(), self.size())))
     }
 
     /// The key as Salt writes `*.pem`: PKCS#1 PEM, `\n` line endings, with
@@ -220,7 +265,7 @@ impl PrivateKey {
 
     /// The matching public key.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey { key: self.key.to_public_key() }
+        PublicKey::from_rsa(self.key.to_public_key())
     }
 
     /// Modulus size in bytes (`RSA_size`).
@@ -236,7 +281,15 @@ impl PrivateKey {
     /// RSA-OAEP decryption (Salt's `PrivateKey.decrypt(data, algorithm)`),
     /// blinded.
     pub fn decrypt(&self, data: &[u8], algo: EncAlgo) -> Result<Vec<u8>> {
-        Ok(self.key.decrypt_blinded(&mut OsRng, algo.padding(), data)?)
+        if data.len() != self.size() {
+            return Err(::rsa::Error::Decryption.into());
+        }
+        let mut em = self.private_op(data)?;
+        let msg = match algo {
+            EncAlgo::OaepSha1 => pad::oaep_decode::<Sha1>(&mut em),
+            EncAlgo::OaepSha224 => pad::oaep_decode::<Sha224>(&mut em),
+        };
+        msg.ok_or_else(|| ::rsa::Error::Decryption.into())
     }
 
     /// RSASSA-PKCS1-v1_5 signature of `data` (hashed here with the
@@ -244,7 +297,8 @@ impl PrivateKey {
     /// Deterministic.
     pub fn sign(&self, data: &[u8], algo: SigAlgo) -> Result<Vec<u8>> {
         let (scheme, digest) = algo.scheme_and_digest(data);
-        Ok(self.key.sign_with_rng(&mut OsRng, scheme, &digest)?)
+        let em = pad::pkcs1v15_sign_encode(&scheme.prefix, &digest, self.size()).ok_or(::rsa::Error::MessageTooLong)?;
+        Ok(self.private_op(&em)?.to_vec())
     }
 
     /// ANSI X9.31 "private encrypt" of the raw `msg` (Salt's
@@ -272,11 +326,10 @@ impl PrivateKey {
         em.extend_from_slice(msg);
         em.push(0xCC);
         let n = self.key.n();
-        let m = BigUint::from_bytes_be(&em);
-        if &m >= n {
+        if &BigUint::from_bytes_be(&em) >= n {
             return Err(Error::Crypto(Crypto::X931("data too large for modulus")));
         }
-        let s = rsa_decrypt_and_check(&self.key, Some(&mut OsRng), &m)?;
+        let s = BigUint::from_bytes_be(&self.private_op(&em)?);
         let t = n - &s;
         let sig = if s > t { t } else { s };
         Ok(left_pad(&sig.to_bytes_be(), k))
@@ -285,10 +338,20 @@ impl PrivateKey {
 
 /// An RSA public key (`minion.pub`, `master.pub`, `minion_master.pub`,
 /// `pki_dir/minions/<id>`).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct PublicKey {
     key: RsaPublicKey,
+    /// The fast public-key operation, for the keys it handles.
+    fast: Option<Arc<crt::PublicOp>>,
 }
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for PublicKey {}
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -307,7 +370,28 @@ impl PublicKey {
         } else {
             RsaPublicKey::from_public_key_pem(&pem).map_err(|e| Error::Crypto(Crypto::InvalidKey(e.to_string())))?
         };
-        Ok(PublicKey { key })
+        Ok(Self::from_rsa(key))
+    }
+
+    /// Wrap an `rsa` crate key (preparing the fast public-key operation
+    /// when the key is one it handles: moduli up to 4096 bits, public
+    /// exponents below 2^64).
+    pub fn from_rsa(key: RsaPublicKey) -> Self {
+        let fast = crt::PublicOp::new(&key).map(Arc::new);
+        PublicKey { key, fast }
+    }
+
+    /// The raw public-key operation `x^e mod n`, `x` big-endian (below n),
+    /// the result exactly [`size`](Self::size) bytes.
+    fn public_op(&self, x: &[u8]) -> Result<Vec<u8>> {
+        if let Some(fast) = &self.fast {
+            return Ok(fast.public(x)?);
+        }
+        let x = BigUint::from_bytes_be(x);
+        if &x >= self.key.n() {
+            return Err(::rsa::Error::Decryption.into());
+        }
+        Ok(left_pad(&rsa_encrypt(&self.key, &x)?.to_bytes_be(), self.size()))
     }
 
     /// The key as Salt writes `*.pub`: SubjectPublicKeyInfo PEM with `\n`
@@ -330,14 +414,31 @@ impl PublicKey {
     /// RSA-OAEP encryption (Salt's `PublicKey.encrypt(data, algorithm)`).
     /// Randomized.
     pub fn encrypt(&self, data: &[u8], algo: EncAlgo) -> Result<Vec<u8>> {
-        Ok(self.key.encrypt(&mut OsRng, algo.padding(), data)?)
+        let k = self.size();
+        let em = match algo {
+            EncAlgo::OaepSha1 => pad::oaep_encode::<Sha1>(data, k, &mut OsRng),
+            EncAlgo::OaepSha224 => pad::oaep_encode::<Sha224>(data, k, &mut OsRng),
+        };
+        let em = Zeroizing::new(em.ok_or(::rsa::Error::MessageTooLong)?);
+        self.public_op(&em)
     }
 
     /// Verify an RSASSA-PKCS1-v1_5 signature over `data` (Salt's
     /// `PublicKey.verify`); [`Crypto::BadSignature`] if it does not verify.
     pub fn verify(&self, data: &[u8], sig: &[u8], algo: SigAlgo) -> Result<()> {
         let (scheme, digest) = algo.scheme_and_digest(data);
-        self.key.verify(scheme, &digest, sig).map_err(|_| Error::Crypto(Crypto::BadSignature))
+        let k = self.size();
+        let bad = || Error::Crypto(Crypto::BadSignature);
+        if sig.len() != k {
+            return Err(bad());
+        }
+        let em = self.public_op(sig).map_err(|_| bad())?;
+        let want = pad::pkcs1v15_sign_encode(&scheme.prefix, &digest, k).ok_or_else(bad)?;
+        if bool::from(em.ct_eq(&want)) {
+            Ok(())
+        } else {
+            Err(bad())
+        }
     }
 
     /// ANSI X9.31 "public decrypt" (Salt's `PublicKey.decrypt`, OpenSSL
@@ -354,11 +455,10 @@ impl PublicKey {
             return Err(Error::Crypto(Crypto::X931("data greater than modulus length")));
         }
         let n = self.key.n();
-        let f = BigUint::from_bytes_be(sig);
-        if &f >= n {
+        if &BigUint::from_bytes_be(sig) >= n {
             return Err(Error::Crypto(Crypto::X931("data too large for modulus")));
         }
-        let mut r = rsa_encrypt(&self.key, &f)?;
+        let mut r = BigUint::from_bytes_be(&self.public_op(sig)?);
         let low = r.to_bytes_le().first().copied().unwrap_or(0);
         if low & 0xF != 0xC {
             r = n - &r;
@@ -436,6 +536,100 @@ mod tests {
         assert!(x931_unpad(&[0x6B, 0xBB, 0xBC, 1, 0xCC]).is_err());
         assert!(x931_unpad(&[]).is_err());
         assert!(x931_unpad(&[0x6B]).is_err());
+    }
+
+    /// The fast private-key path against the `rsa` crate's own functions
+    /// (the path every key took before), and the `rsa` crate path kept for
+    /// other keys, on random inputs, on several keys of each size.
+    fn compare_with_rsa_crate(key: &PrivateKey, rounds: usize) {
+        use rand_core::RngCore;
+        let slow = PrivateKey { key: key.key.clone(), fast: None };
+        let public = key.public_key();
+        assert!(public.fast.is_some());
+        let slow_public = PublicKey { key: public.key.clone(), fast: None };
+        let k = key.size();
+        for i in 0..rounds {
+            let mut data = vec![0u8; 1 + i * 7 % 300];
+            OsRng.fill_bytes(&mut data);
+            for algo in SigAlgo::ALL {
+                let (scheme, digest) = algo.scheme_and_digest(&data);
+                let Ok(want) = key.key.sign(scheme, &digest) else { panic!("rsa sign") };
+                assert_eq!(key.sign(&data, algo).ok(), Some(want.clone()));
+                assert_eq!(slow.sign(&data, algo).ok(), Some(want.clone()));
+                // Verification: ours (both paths) agrees with the rsa crate's
+                // on the signature and on damaged ones.
+                let mut bad = want.clone();
+                bad[i % k] ^= 0x10;
+                let other = if algo == SigAlgo::Pkcs1v15Sha1 { SigAlgo::Pkcs1v15Sha224 } else { SigAlgo::Pkcs1v15Sha1 };
+                for (s, a, ok) in [(&want, algo, true), (&bad, algo, false), (&want, other, false)] {
+                    let (scheme, digest) = a.scheme_and_digest(&data);
+                    assert_eq!(public.key.verify(scheme, &digest, s).is_ok(), ok);
+                    assert_eq!(public.verify(&data, s, a).is_ok(), ok);
+                    assert_eq!(slow_public.verify(&data, s, a).is_ok(), ok);
+                }
+                assert!(public.verify(&data, &want[1..], algo).is_err());
+            }
+            for algo in EncAlgo::ALL {
+                let msg = &data[..data.len().min(k - 2 * 28 - 2)];
+                let Ok(ct) = public.encrypt(msg, algo) else { panic!("encrypt") };
+                assert_eq!(key.decrypt(&ct, algo).ok().as_deref(), Some(msg));
+                assert_eq!(slow.decrypt(&ct, algo).ok().as_deref(), Some(msg));
+                // Our encryption opens with the rsa crate's decryption, and
+                // the rsa crate's (the path before) with ours.
+                assert_eq!(key.key.decrypt(algo.padding(), &ct).ok().as_deref(), Some(msg));
+                let Ok(ct2) = slow_public.encrypt(msg, algo) else { panic!("encrypt") };
+                assert_eq!(key.decrypt(&ct2, algo).ok().as_deref(), Some(msg));
+                let Ok(ct3) = public.key.encrypt(&mut OsRng, algo.padding(), msg) else { panic!("encrypt") };
+                assert_eq!(key.decrypt(&ct3, algo).ok().as_deref(), Some(msg));
+                // A damaged ciphertext, the wrong hash, or random numbers
+                // below n: whatever the rsa crate says, we say.
+                let mut bad = ct.clone();
+                bad[i % k] ^= 1 << (i % 8);
+                let mut random = vec![0u8; k + 8];
+                OsRng.fill_bytes(&mut random);
+                let mut random = (BigUint::from_bytes_be(&random) % key.key.n()).to_bytes_be();
+                random.splice(0..0, std::iter::repeat(0).take(k - random.len()));
+                let other = if algo == EncAlgo::OaepSha1 { EncAlgo::OaepSha224 } else { EncAlgo::OaepSha1 };
+                for (c, a) in [(&bad, algo), (&ct, other), (&random, algo)] {
+                    let want = key.key.decrypt(a.padding(), c).ok();
+                    assert_eq!(key.decrypt(c, a).ok(), want);
+                    assert_eq!(slow.decrypt(c, a).ok(), want);
+                }
+            }
+            // X9.31 as the code before the fast path computed it.
+            let msg = &data[..data.len().min(k - 2)];
+            let sig = key.sign_x931(msg);
+            assert_eq!(sig.as_ref().ok(), slow.sign_x931(msg).as_ref().ok());
+            let Ok(sig) = sig else { panic!("x931") };
+            assert_eq!(public.recover_x931(&sig).ok().as_deref(), Some(msg));
+            assert_eq!(slow_public.recover_x931(&sig).ok().as_deref(), Some(msg));
+            // A shortened signature (leading zero byte dropped, as a peer
+            // may send it) and a damaged one.
+            let short: Vec<u8> = sig.iter().copied().skip_while(|&b| b == 0).collect();
+            assert_eq!(public.recover_x931(&short).ok().as_deref(), Some(msg));
+            let mut bad = sig.clone();
+            bad[k / 2] ^= 1;
+            assert_eq!(public.recover_x931(&bad).ok(), slow_public.recover_x931(&bad).ok());
+        }
+        // Too long for the key: refused.
+        let long = vec![0u8; k - 2 * 20 - 1];
+        assert!(public.encrypt(&long, EncAlgo::OaepSha1).is_err());
+        assert!(public.encrypt(&long[1..], EncAlgo::OaepSha1).is_ok());
+        // Wrong lengths are refused as the rsa crate refuses them.
+        assert!(key.decrypt(&vec![0; k - 1], EncAlgo::OaepSha1).is_err());
+        assert!(key.decrypt(&vec![0; k + 1], EncAlgo::OaepSha1).is_err());
+        assert!(key.decrypt(&vec![0xff; k], EncAlgo::OaepSha1).is_err());
+    }
+
+    #[test]
+    fn fast_private_key_operations_match_rsa_crate() {
+        for (bits, keys, rounds) in [(1024, 2, 16), (2048, 1, 10), (4096, 1, 2)] {
+            for _ in 0..keys {
+                let Ok(key) = PrivateKey::generate(bits) else { panic!("keygen {bits}") };
+                assert!(key.is_fast(), "{bits}-bit key not on the fast path");
+                compare_with_rsa_crate(&key, rounds);
+            }
+        }
     }
 
     #[test]
