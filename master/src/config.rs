@@ -156,6 +156,13 @@ pub struct MasterConfig {
     /// being processed — its minion has given up on it and sent another,
     /// and signing it anyway is what turns a sign-in storm into a collapse.
     pub auth_stale_after: u64,
+    /// `auth_backoff_after` seconds (not a Salt option; 2, 0 = off): once
+    /// the oldest queued `_auth` waited half this long the master serves
+    /// `_auth` newest-first, and one that waited this long is answered
+    /// `"bad load"` unsigned, which makes a minion wait
+    /// `acceptance_wait_time` before it signs in again
+    /// ([`crate::reqqueue`]). Takes over from `auth_stale_after` when set.
+    pub auth_backoff_after: u64,
     /// Every key of the files this master does not interpret.
     pub extra: Vec<(String, Value)>,
 }
@@ -239,6 +246,7 @@ const KNOWN: &[&str] = &[
     "pillar_safe_render_error",
     "max_request_size",
     "auth_stale_after",
+    "auth_backoff_after",
     "default_include",
     "include",
 ];
@@ -426,6 +434,7 @@ impl MasterConfig {
             }
         }
         c.auth_stale_after = u64_of(count("auth_stale_after", 5, 0)?);
+        c.auth_backoff_after = u64_of(count("auth_backoff_after", 2, 0)?);
         for (k, _) in opts.entries() {
             if !KNOWN.contains(&k.as_str()) {
                 tracing::debug!(
@@ -539,6 +548,7 @@ impl MasterConfig {
             pillar_safe_render_error: true,
             max_request_size: 64 << 20,
             auth_stale_after: 5,
+            auth_backoff_after: 2,
             extra: Vec::new(),
         }
     }

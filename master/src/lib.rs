@@ -13,7 +13,8 @@
 //! The daemon ([`daemon::run`]): [`config`] → [`state::Master`] (what every
 //! unit shares) → units run by the [`supervisor`] (ProcessManager), each
 //! on a named thread: `EventPublisher` ([`events`]), `Publisher`
-//! ([`publisher`]), `MWorkerQueue` and `MWorker-default-N` ([`reqserver`],
+//! ([`publisher`]; it runs the `Publisher` process), `MWorkerQueue` and
+//! `MWorker-default-N` ([`reqserver`], scheduled by [`reqqueue`],
 //! which hands requests to [`auth`] and [`funcs`]; file server commands
 //! to [`fileserver`] over [`roots`], `_pillar` to [`pillar`]), `Maintenance`
 //! ([`maintenance`]).
@@ -31,6 +32,7 @@ pub mod keys;
 pub mod maintenance;
 pub mod pillar;
 pub mod publisher;
+pub mod reqqueue;
 pub mod reqserver;
 pub mod roots;
 pub mod state;

@@ -1,8 +1,17 @@
 //! The request server on `ret_port`: the MWorkerQueue unit (a ROUTER on
-//! `tcp://{interface}:{ret_port}` proxied to a DEALER bound at
-//! `ipc://{sock_dir}/workers-default.ipc`, Salt's pooled `zmq_device`
-//! with its one `default` pool) and the MWorker units (each a REP socket
-//! connected to that DEALER, answering one request at a time).
+//! `tcp://{interface}:{ret_port}`) and the MWorker units (each serving one
+//! request at a time).
+//!
+//! Salt's MWorkerQueue is a `zmq_device` from the ROUTER to a DEALER at
+//! `ipc://{sock_dir}/workers-default.ipc` that the MWorker processes'
+//! REP sockets connect to, first come first served. Ours are threads of
+//! one process, so the queue is in memory ([`crate::reqqueue`]): the
+//! MWorkerQueue stamps each request with its arrival time and marks the
+//! clear `_auth` ones; a free worker takes the next one by the queue's rule
+//! (returns before sign-ins; sign-ins newest-first when the master is
+//! behind; a sign-in that waited too long answered `"bad load"` unsigned,
+//! which tells its minion to back off) and hands its reply, with the
+//! request's routing frames, back to the MWorkerQueue, which sends it.
 //!
 //! [`handle_request`] is the channel layer every request passes
 //! (`ReqServerChannel.handle_message`): decode the envelope, refuse
@@ -11,20 +20,8 @@
 //! [`crate::auth`] and everything else to [`crate::funcs`], then wrap the
 //! reply as `send` (session-encrypted), `send_clear` or `send_private`.
 //! Every refusal is the string Salt answers with (`"bad load"`, ...).
-//!
-//! Unlike Salt's plain `zmq_device`, the queue stamps each request with its
-//! arrival time (an extra last frame, which the REP worker sees after the
-//! body; replies pass unchanged), and a worker answers an `_auth` that
-//! waited longer than `auth_stale_after` with `"bad load"` instead of
-//! signing it ([`stale_auth`]): in a sign-in storm the minion has given up
-//! on it after its `auth_timeout` and sent another, so the RSA work would
-//! be wasted — and with every worker busy on such leftovers, the fresh
-//! requests time out too (measured with `salt-swarm-rs`, 1,000 minions:
-//! 12.5 `_auth` requests per minion and 83 s, against 1.2 and 16 s in a
-//! run that did not tip over).
 
-use std::os::unix::fs::PermissionsExt as _;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -35,13 +32,16 @@ use zmtp::{Message, Options, Socket, SocketType};
 use crate::funcs::Reply;
 use crate::keys::valid_id;
 use crate::publisher::{heartbeat, keepalive};
+use crate::reqqueue::{Queued, Shed};
 use crate::state::Master;
 use crate::supervisor::{Shutdown, UnitError};
 
-/// The DEALER endpoint of the `default` pool.
-pub const WORKERS_SOCK: &str = "workers-default.ipc";
 /// The empty marker file netapi looks for.
 pub const WORKERS_MARKER: &str = "workers.ipc";
+
+/// Largest request looked into to see whether it is an `_auth` (one is
+/// about 1 KiB; returns can be megabytes and are never `_auth`).
+const AUTH_PEEK_LIMIT: usize = 64 * 1024;
 
 /// Run the MWorkerQueue until shutdown.
 pub async fn run_queue(master: Arc<Master>, mut shutdown: Shutdown) -> Result<(), UnitError> {
@@ -55,97 +55,89 @@ pub async fn run_queue(master: Arc<Master>, mut shutdown: Shutdown) -> Result<()
     let router = Socket::with_options(SocketType::Router, fopts);
     let ep = c.tcp_endpoint(c.ret_port);
     router.bind(&ep).await.map_err(|e| UnitError::zmq(format!("bind {ep}"), e))?;
-    let path = c.sock_dir.join(WORKERS_SOCK);
-    let _ = std::fs::remove_file(&path);
-    let dealer = Socket::with_options(SocketType::Dealer, Options::default().linger(Some(Duration::from_millis(1))));
-    let wep = c.ipc_endpoint(WORKERS_SOCK);
-    dealer.bind(&wep).await.map_err(|e| UnitError::zmq(format!("bind {wep}"), e))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| UnitError::io("chmod", &path, e))?;
     let marker = c.sock_dir.join(WORKERS_MARKER);
     crate::fsutil::write_atomic(&marker, b"", 0o600).map_err(|e| UnitError::io("create", &marker, e))?;
-    tracing::info!("MWorkerQueue bound {ep} → {wep}");
-    let r = tokio::select! {
-        _ = shutdown.wait() => Ok(()),
-        r = stamping_proxy(&router, &dealer) => r.map_err(|e| UnitError::zmq("proxy", e)),
+    tracing::info!("MWorkerQueue bound {ep}");
+    let r = 'serve: loop {
+        tokio::select! {
+            _ = shutdown.wait() => break Ok(()),
+            m = router.recv() => {
+                let m = match m {
+                    Ok(m) => m,
+                    Err(e) => break Err(UnitError::zmq("recv", e)),
+                };
+                if m.len() < 2 {
+                    continue; // a routing id without a body
+                }
+                let auth = m.frames().last().is_some_and(|b| is_auth(b));
+                for (q, why) in master.requests.push(Queued { msg: m, arrived: Instant::now(), auth }) {
+                    log_shed(&q, why);
+                    if let Err(e) = router.send(reply_to(q.msg, Bytes::from(str_reply(BAD_LOAD)))).await {
+                        break 'serve Err(UnitError::zmq("send", e));
+                    }
+                }
+            }
+            reply = master.replies.pop() => {
+                if let Err(e) = router.send(reply).await {
+                    break Err(UnitError::zmq("send", e));
+                }
+            }
+        }
     };
     router.close().await;
-    dealer.close().await;
-    let _ = std::fs::remove_file(&path);
     r
 }
 
-/// The process-wide origin of arrival stamps.
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-/// An arrival stamp: nanoseconds since [`epoch`], 8 octets little-endian.
-fn stamp_now() -> Bytes {
-    let ns = u64::try_from(epoch().elapsed().as_nanos()).unwrap_or(u64::MAX);
-    Bytes::copy_from_slice(&ns.to_le_bytes())
-}
-
-/// How long ago `stamp` was made (`None` for anything that is not a stamp).
-fn waited(stamp: &[u8]) -> Option<Duration> {
-    let b: [u8; 8] = stamp.try_into().ok()?;
-    Some(epoch().elapsed().saturating_sub(Duration::from_nanos(u64::from_le_bytes(b))))
-}
-
-/// ROUTER → DEALER with an arrival stamp appended to every request; replies
-/// go back unchanged (the DEALER side only ever carries our workers' replies).
-async fn stamping_proxy(router: &Socket, dealer: &Socket) -> Result<(), zmtp::Error> {
-    loop {
-        tokio::select! {
-            m = router.recv() => {
-                let mut m = m?;
-                m.push_back(stamp_now());
-                dealer.send(m).await?;
-            }
-            m = dealer.recv() => router.send(m?).await?,
-        }
-    }
-}
-
-/// Whether to answer `frame` with `"bad load"` unprocessed: an `_auth`
-/// request that `waited` longer than `limit` (zero: never).
-pub fn stale_auth(frame: &[u8], waited: Option<Duration>, limit: Duration) -> bool {
-    let Some(w) = waited else { return false };
-    if limit.is_zero() || w <= limit {
+/// Whether a request body is a clear `_auth`.
+pub fn is_auth(frame: &[u8]) -> bool {
+    if frame.len() > AUTH_PEEK_LIMIT {
         return false;
     }
     let Ok(v) = msgpack::decode(frame) else { return false };
     Request::from_value(&v).is_ok_and(|r| r.clear_cmd() == Some("_auth"))
 }
 
+/// The request's routing frames with `reply` in place of its body.
+fn reply_to(msg: Message, reply: Bytes) -> Message {
+    let mut frames = msg.into_frames();
+    frames.pop();
+    frames.push(reply);
+    Message::from(frames)
+}
+
+fn log_shed(q: &Queued, why: Shed) {
+    let waited = q.arrived.elapsed();
+    match why {
+        Shed::Backoff => {
+            tracing::debug!("Telling a minion to back off: its _auth waited {waited:?} (auth_backoff_after)")
+        }
+        Shed::Stale => tracing::debug!("Dropping an _auth request that waited {waited:?} (auth_stale_after)"),
+        Shed::Full => {
+            tracing::warn!("The request queue is full: a request that waited {waited:?} answered \"bad load\"")
+        }
+    }
+}
+
 /// Run one MWorker until shutdown.
 pub async fn run_worker(master: Arc<Master>, mut shutdown: Shutdown) -> Result<(), UnitError> {
-    let opts = Options::default()
-        .linger(Some(Duration::from_millis(1)))
-        .max_msg_size(Some(master.config.max_request_size))
-        .reconnect(Duration::from_millis(100), Duration::from_secs(1));
-    let rep = Socket::with_options(SocketType::Rep, opts);
-    let ep = master.config.ipc_endpoint(WORKERS_SOCK);
-    rep.connect(&ep).await.map_err(|e| UnitError::zmq(format!("connect {ep}"), e))?;
     loop {
-        let req = tokio::select! {
+        let (next, shed) = tokio::select! {
             _ = shutdown.wait() => break,
-            r = rep.recv() => r.map_err(|e| UnitError::zmq("recv", e))?,
+            w = master.requests.next() => w,
         };
-        let frame = req.first().cloned().unwrap_or_default();
-        // The queue's stamp is the last frame (a lone frame is a body).
-        let age = if req.len() >= 2 { req.frames().last().and_then(|s| waited(s)) } else { None };
-        let limit = Duration::from_secs(master.config.auth_stale_after);
-        let reply = if stale_auth(&frame, age, limit) {
-            tracing::debug!("Dropping an _auth request that waited {age:?} (auth_stale_after {limit:?})");
-            str_reply(BAD_LOAD)
-        } else {
-            handle_request(&master, &frame).await
-        };
-        rep.send(Message::from(vec![Bytes::from(reply)])).await.map_err(|e| UnitError::zmq("send", e))?;
+        for (q, why) in shed {
+            log_shed(&q, why);
+            if !master.replies.push(reply_to(q.msg, Bytes::from(str_reply(BAD_LOAD)))) {
+                tracing::warn!("the reply queue is full; a reply dropped");
+            }
+        }
+        let Some(q) = next else { continue };
+        let body = q.msg.frames().last().cloned().unwrap_or_default();
+        let reply = handle_request(&master, &body).await;
+        if !master.replies.push(reply_to(q.msg, Bytes::from(reply))) {
+            tracing::warn!("the reply queue is full; a reply dropped");
+        }
     }
-    rep.close().await;
     Ok(())
 }
 
@@ -287,34 +279,21 @@ mod tests {
     use salt_proto::{EncAlgo, PrivateKey, SigAlgo};
 
     #[test]
-    fn stamps() {
-        let s = stamp_now();
-        assert_eq!(s.len(), 8);
-        let w = waited(&s);
-        assert!(w.is_some_and(|w| w < Duration::from_secs(5)), "{w:?}");
-        assert_eq!(waited(b"short"), None);
-        // A stamp from the future (a forged frame) waited zero, not a wrap-around.
-        assert_eq!(waited(&u64::MAX.to_le_bytes()), Some(Duration::ZERO));
-    }
-
-    #[test]
-    fn only_old_auth_requests_are_stale() {
+    fn only_clear_auth_requests_are_auth() {
         let Ok(key) = PrivateKey::generate(1024) else { return };
         let req = AuthRequest::new("m1", &key.public_key(), None, b"tok", EncAlgo::OaepSha1, SigAlgo::Pkcs1v15Sha1);
         let Ok(req) = req else { panic!("{req:?}") };
         let auth = req.to_request().encode();
-        let limit = Duration::from_secs(5);
-        let old = Some(Duration::from_secs(6));
-        assert!(stale_auth(&auth, old, limit));
-        assert!(!stale_auth(&auth, Some(Duration::from_secs(4)), limit));
-        assert!(!stale_auth(&auth, None, limit), "no stamp: never stale");
-        assert!(!stale_auth(&auth, old, Duration::ZERO), "auth_stale_after 0: never stale");
-        // Anything else that waited as long is still processed (returns, events, pillar).
+        assert!(is_auth(&auth));
+        // Anything else (publish, returns, events, pillar) and garbage is not.
         let other = msgpack::encode(&value::map([
             ("enc", value::string("clear")),
             ("load", value::map([("cmd", value::string("publish"))])),
         ]));
-        assert!(!stale_auth(&other, old, limit));
-        assert!(!stale_auth(b"\xc1junk", old, limit));
+        assert!(!is_auth(&other));
+        assert!(!is_auth(b"\xc1junk"));
+        let mut big = auth.clone();
+        big.resize(AUTH_PEEK_LIMIT + 1, 0);
+        assert!(!is_auth(&big), "large requests are not looked into");
     }
 }

@@ -83,45 +83,55 @@ pub struct PublishJob {
     pub topics: Option<Vec<String>>,
 }
 
-/// The in-process queue from the MWorkers to the Publisher (Salt's PUSH to
-/// `publish_pull.ipc`, without the socket hop). Bounded: a full queue
-/// refuses the publish, which the worker reports.
-#[derive(Debug, Default)]
-pub struct PublishQueue {
-    queue: Mutex<VecDeque<PublishJob>>,
+/// A bounded queue between units (threads with runtimes of their own):
+/// pushed without waiting, popped asynchronously.
+#[derive(Debug)]
+pub struct BoundedQueue<T> {
+    queue: Mutex<VecDeque<T>>,
     notify: tokio::sync::Notify,
+    limit: usize,
 }
 
-/// Publishes that may wait for the Publisher at once.
-pub const PUBLISH_QUEUE_LIMIT: usize = 10_000;
+impl<T> BoundedQueue<T> {
+    /// A queue of at most `limit` items.
+    pub fn new(limit: usize) -> Self {
+        BoundedQueue { queue: Mutex::new(VecDeque::new()), notify: tokio::sync::Notify::new(), limit }
+    }
 
-impl PublishQueue {
-    /// Queue a publish; false if the queue is full.
-    pub fn push(&self, job: PublishJob) -> bool {
+    /// Queue an item; false if the queue is full.
+    pub fn push(&self, item: T) -> bool {
         let Ok(mut q) = self.queue.lock() else { return false };
-        if q.len() >= PUBLISH_QUEUE_LIMIT {
+        if q.len() >= self.limit {
             return false;
         }
-        q.push_back(job);
+        q.push_back(item);
         drop(q);
         self.notify.notify_one();
         true
     }
 
-    /// Take the next publish, waiting for one.
+    /// Take the next item, waiting for one.
     ///
     /// # Cancel safety
-    /// Cancel safe: a publish is only taken when this returns.
-    pub async fn pop(&self) -> PublishJob {
+    /// Cancel safe: an item is only taken when this returns.
+    pub async fn pop(&self) -> T {
         loop {
             let notified = self.notify.notified();
-            if let Some(job) = self.queue.lock().ok().and_then(|mut q| q.pop_front()) {
-                return job;
+            if let Some(item) = self.queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                return item;
             }
             notified.await;
         }
     }
 }
+
+/// The in-process queue from the MWorkers to the Publisher unit (Salt's
+/// PUSH to `publish_pull.ipc`, which the Publisher unit does for them).
+/// Bounded: a full queue refuses the publish, which the worker reports.
+pub type PublishQueue = BoundedQueue<PublishJob>;
+
+/// Publishes that may wait for the Publisher at once.
+pub const PUBLISH_QUEUE_LIMIT: usize = 10_000;
 
 /// Everything the units share.
 #[derive(Debug)]
@@ -140,6 +150,10 @@ pub struct Master {
     pub events: EventBus,
     /// MWorkers → Publisher.
     pub publish: PublishQueue,
+    /// MWorkerQueue → MWorkers: the requests received on `ret_port`.
+    pub requests: crate::reqqueue::RequestQueue,
+    /// MWorkers → MWorkerQueue: the replies, with their routing frames.
+    pub replies: BoundedQueue<zmtp::Message>,
     /// `publish_signing_algorithm`.
     pub publish_sig_algo: SigAlgo,
     /// `file_roots`, for the file server.
@@ -190,7 +204,14 @@ impl Master {
             jobs,
             datacache,
             events,
-            publish: PublishQueue::default(),
+            publish: PublishQueue::new(PUBLISH_QUEUE_LIMIT),
+            requests: crate::reqqueue::RequestQueue::new(crate::reqqueue::Schedule::new(
+                std::time::Duration::from_secs(config.auth_backoff_after),
+                std::time::Duration::from_secs(config.auth_stale_after),
+                crate::reqqueue::QUEUE_LIMIT,
+            )),
+            // Every queued request may be answered at once (shed), plus one per worker.
+            replies: BoundedQueue::new(crate::reqqueue::QUEUE_LIMIT + config.worker_threads + 1),
             publish_sig_algo,
             file_roots: crate::roots::Roots::from_value(&config.file_roots),
             pillar_roots: crate::roots::Roots::from_value(&config.pillar_roots),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use zmtp::codec::CodecError;
-use zmtp::proto::ConnectionError;
+use zmtp::proto::{ConnectionError, Incompatibility};
 use zmtp::socket::{DisconnectReason, Monitor, MonitorEvent};
 use zmtp::{Message, Options, Socket, SocketType};
 
@@ -204,7 +204,13 @@ async fn mechanism_mismatch_plain() {
     }
     let (handshook, reason) = s.failure().await;
     assert!(!handshook);
-    assert!(matches!(protocol(&reason), ConnectionError::PeerIncompatible(m) if m.contains("PLAIN")), "{reason}");
+    assert!(
+        matches!(
+            protocol(&reason),
+            ConnectionError::PeerIncompatible(Incompatibility::Mechanism { theirs, .. }) if theirs.as_str() == "PLAIN"
+        ),
+        "{reason}"
+    );
     s.finish().await;
 }
 
@@ -227,7 +233,14 @@ async fn incompatible_socket_type_gets_error_command() {
     assert_eq!(error.len(), 7 + reason_len, "well-formed ERROR");
     let (handshook, reason) = s.failure().await;
     assert!(!handshook);
-    assert!(matches!(protocol(&reason), ConnectionError::PeerIncompatible(m) if m.contains("PUB")), "{reason}");
+    assert!(
+        matches!(
+            protocol(&reason),
+            ConnectionError::PeerIncompatible(Incompatibility::SocketType { ours: SocketType::Rep, theirs })
+                if theirs == "PUB"
+        ),
+        "{reason}"
+    );
     s.finish().await;
 }
 

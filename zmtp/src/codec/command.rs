@@ -82,7 +82,8 @@ impl Command {
         })
     }
 
-    fn name(&self) -> &[u8] {
+    /// The command's name as on the wire (`READY`, `PING`, ...).
+    pub fn name(&self) -> &[u8] {
         match self {
             Command::Ready(_) => b"READY",
             Command::Error(_) => b"ERROR",

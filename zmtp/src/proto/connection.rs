@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::mechanism::{self, CurveSession, Handshake, Next, Security, ZapReply, ZapRequest, ZapSettings};
-use super::{ConnectionError, SocketType};
+use super::{ConnectionError, Incompatibility, Misbehaviour, SocketType};
 use crate::codec::command::MAX_PING_CONTEXT;
 use crate::codec::{frame, metadata, CodecError, Command, Frame, FrameDecoder, Greeting, Metadata};
 use crate::Message;
@@ -288,10 +288,10 @@ impl Connection {
                     src.advance(Greeting::SIZE);
                     let ours = self.config.security.mechanism();
                     if greeting.mechanism != ours {
-                        return Err(ConnectionError::PeerIncompatible(format!(
-                            "peer wants mechanism {}, we use {ours}",
-                            greeting.mechanism
-                        )));
+                        return Err(ConnectionError::PeerIncompatible(Incompatibility::Mechanism {
+                            ours,
+                            theirs: greeting.mechanism,
+                        }));
                     }
                     // The peer's as-server bit is not checked: libzmq 4.3 sends 0 from PLAIN and
                     // CURVE servers too. Two clients or two servers fail on the first command.
@@ -306,9 +306,9 @@ impl Connection {
                     let peer_version = *peer_version;
                     let Some(frame) = self.decoder.decode(src)? else { return Ok(()) };
                     let Frame::Command(body) = frame else {
-                        return Err(ConnectionError::PeerMisbehaved(
-                            "message frame before the handshake finished".into(),
-                        ));
+                        return Err(ConnectionError::PeerMisbehaved(Misbehaviour::OutOfOrder(
+                            "message frame before the handshake finished",
+                        )));
                     };
                     let State::Handshake { handshake, .. } = std::mem::replace(&mut self.state, State::Closed) else {
                         unreachable!("matched above");
@@ -377,7 +377,11 @@ impl Connection {
     fn zap_reply(&mut self, reply: ZapReply, now: Instant) -> Result<(), ConnectionError> {
         let peer_version = match &self.state {
             State::Handshake { peer_version, handshake } if handshake.awaits_zap() => *peer_version,
-            _ => return Err(ConnectionError::PeerMisbehaved("ZAP reply while not authenticating".into())),
+            _ => {
+                return Err(ConnectionError::PeerMisbehaved(Misbehaviour::OutOfOrder(
+                    "ZAP reply while not authenticating",
+                )))
+            }
         };
         let State::Handshake { handshake, .. } = std::mem::replace(&mut self.state, State::Closed) else {
             unreachable!("matched above");
@@ -400,7 +404,7 @@ impl Connection {
     fn check_peer(&mut self, metadata: Metadata, version: (u8, u8)) -> Result<PeerInfo, ConnectionError> {
         let ours = self.config.socket_type;
         let Some(raw) = metadata.get(metadata::SOCKET_TYPE) else {
-            return Err(ConnectionError::PeerMisbehaved("READY without Socket-Type".into()));
+            return Err(ConnectionError::PeerMisbehaved(Misbehaviour::NoSocketType));
         };
         let peer = SocketType::from_wire(raw);
         match peer {
@@ -448,7 +452,7 @@ impl Connection {
             Command::Subscribe(_) | Command::Cancel(_) => {}
             Command::Error(reason) => return Err(ConnectionError::PeerError(reason)),
             Command::Ready(_) => {
-                return Err(ConnectionError::PeerMisbehaved("READY after the handshake".into()));
+                return Err(ConnectionError::PeerMisbehaved(Misbehaviour::OutOfOrder("READY after the handshake")));
             }
             Command::Other { name, .. } => {
                 tracing::debug!(command = %String::from_utf8_lossy(&name), "ignoring unknown command");

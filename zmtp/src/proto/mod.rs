@@ -19,5 +19,5 @@ pub use connection::{
     message_cost, Config, Connection, Event, HeartbeatConfig, PeerInfo, DEFAULT_MAX_HANDSHAKE_COMMAND,
     DEFAULT_MAX_MSG_SIZE, FRAME_COST, MAX_QUEUED_EVENTS,
 };
-pub use error::ConnectionError;
+pub use error::{ConnectionError, Incompatibility, Misbehaviour};
 pub use socket_type::SocketType;

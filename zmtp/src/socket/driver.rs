@@ -12,7 +12,7 @@
 //! (when it waits in `recv`) and the task. The rule that keeps the task from sleeping with work
 //! left: a wake-up can come while one side holds the future, after the future looked at what woke
 //! it; the task, woken, then finds the future busy and returns. So every wake-up also sets
-//! `woken`, and whoever held the future looks at it after letting go and wakes the task again. The
+//! WOKEN, and whoever held the future looks at it after letting go and wakes the task again. The
 //! loom models at the end of this file check it (`scripts/loom.sh`); without that last look, a
 //! cancelled `recv` leaves the connection asleep with a message in its pipe.
 
@@ -22,22 +22,36 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use super::queue::{same_task, Inbox};
-use super::sync::{AtomicBool, Mutex, Ordering};
+use super::sync::{AtomicU8, Mutex, Ordering};
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+/// `BothWaker::state`: set by every wake-up (one that comes while a side polls must not be lost
+/// to the other, which found the future busy).
+const WOKEN: u8 = 1;
+/// `BothWaker::state`: set while a side holds the future. A wake-up then does not wake the task
+/// (which would find the future busy: on a multi-threaded runtime, a worker woken for nothing);
+/// the holder, letting go, finds WOKEN and wakes it.
+const HELD: u8 = 2;
+/// `BothWaker::state`: set while an application receive waits on the connection (`Assist`). A
+/// wake-up then wakes only the application, which polls the connection itself: on a
+/// multi-threaded runtime the task, woken too, would race it for the future from another worker,
+/// and the loser's hand-off costs the application a second sleep and wake-up. The receive, when
+/// it ends, wakes the task if a wake-up came since the last poll.
+const APP: u8 = 4;
+
 /// Wakes both sides.
 struct BothWaker {
-    /// Set by every wake-up: one that comes while a side polls must not be lost to the other,
-    /// which found the future busy.
-    woken: AtomicBool,
+    /// WOKEN and HELD, in one atomic so that every change is a read-modify-write of one location
+    /// (a wake-up and the holder's letting go are ordered, whatever the memory model).
+    state: AtomicU8,
     task: Mutex<Option<Waker>>,
     app: Mutex<Option<Waker>>,
 }
 
 impl BothWaker {
     fn new() -> Self {
-        BothWaker { woken: AtomicBool::new(false), task: Mutex::new(None), app: Mutex::new(None) }
+        BothWaker { state: AtomicU8::new(0), task: Mutex::new(None), app: Mutex::new(None) }
     }
 
     fn set(slot: &Mutex<Option<Waker>>, waker: &Waker) {
@@ -58,14 +72,18 @@ impl Wake for BothWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::SeqCst);
+        let before = self.state.fetch_or(WOKEN, Ordering::SeqCst);
         // The application first: on a current-thread runtime it then polls the connection before
         // the task does, and the task finds nothing left to do.
         if let Some(w) = BothWaker::take(&self.app) {
             w.wake();
         }
-        if let Some(w) = BothWaker::take(&self.task) {
-            w.wake();
+        // Held: the holder's letting go comes later in the state's order and finds WOKEN. A
+        // waiting receive: woken above, it polls the connection (or, ending, wakes the task).
+        if before & (HELD | APP) == 0 {
+            if let Some(w) = BothWaker::take(&self.task) {
+                w.wake();
+            }
         }
     }
 }
@@ -93,29 +111,60 @@ impl Driven {
     /// Polls the future unless someone else is polling it (that one leaves our shared waker
     /// registered). Returns whether the future has finished (now or before).
     fn poll_once(&self) -> bool {
-        let Ok(mut slot) = self.future.try_lock() else { return false };
-        let Some(fut) = slot.as_mut() else { return true };
-        self.both.woken.store(false, Ordering::SeqCst);
+        self.holding(|| ()).1
+    }
+
+    /// Runs `f` and then polls the future, holding it throughout, unless someone else holds it
+    /// (then only runs `f`). What `f` wakes the connection for is seen by that poll, so the task
+    /// is not woken for it: a message `f` queues goes out from here. Returns `f`'s result and
+    /// whether the future has finished (now or before).
+    fn holding<R>(&self, f: impl FnOnce() -> R) -> (R, bool) {
+        let Ok(mut slot) = self.future.try_lock() else { return (f(), false) };
+        self.both.state.fetch_or(HELD, Ordering::SeqCst);
+        let r = f();
+        let Some(fut) = slot.as_mut() else {
+            self.both.state.fetch_and(!(HELD | WOKEN), Ordering::SeqCst);
+            drop(slot);
+            self.wake_task();
+            return (r, true);
+        };
+        // Wake-ups before this are seen by the poll below; later ones make us wake the task.
+        self.both.state.fetch_and(!WOKEN, Ordering::SeqCst);
         let mut cx = Context::from_waker(&self.waker);
         let done = fut.as_mut().poll(&mut cx).is_ready();
         // loom switches threads only at its own operations, and releasing a lock is not one: this
         // load lets the models run the other side and the wakers while the future is still held.
         #[cfg(zmtp_loom)]
-        let _ = self.both.woken.load(Ordering::SeqCst);
+        let _ = self.both.state.load(Ordering::SeqCst);
         if done {
             *slot = None;
         }
+        // Letting go: HELD and WOKEN cleared at once, before the lock (the next holder sets HELD
+        // again only once it has the lock).
+        let before = self.both.state.fetch_and(!(HELD | WOKEN), Ordering::SeqCst);
         drop(slot);
-        // Finished, or woken while we held the future (a side that found it busy then gave up):
-        // make sure the task looks again.
-        if done || self.both.woken.swap(false, Ordering::SeqCst) {
-            if let Some(w) = BothWaker::take(&self.both.task) {
-                w.wake();
-            }
+        // Finished, or woken while we held the future (the task, if woken, found it busy and gave
+        // up; or the wake-up left it asleep, HELD): make sure the task looks again. Even with a
+        // receive waiting: woken, it may have found the future busy and gone back to sleep.
+        if done || before & WOKEN != 0 {
+            self.wake_task();
         }
-        done
+        (r, done)
     }
 
+    fn wake_task(&self) {
+        if let Some(w) = BothWaker::take(&self.both.task) {
+            w.wake();
+        }
+    }
+
+    /// The application's send on a socket whose sends alternate with receives (REQ, REP): runs
+    /// `send` (which queues the message if it can, without waiting) and then polls the
+    /// connection, holding the connection's future, so that the message goes out from the
+    /// application's task without waking the connection's.
+    pub(crate) fn send_through<R>(&self, send: impl FnOnce() -> R) -> R {
+        self.holding(send).0
+    }
     /// The task's side: resolves when the future has finished, whoever polled it last.
     pub(crate) async fn run(self: Arc<Self>) {
         std::future::poll_fn(|cx| {
@@ -131,17 +180,25 @@ impl Driven {
     }
 
     /// The application's side: polls the future once (unless busy) and asks to be woken, through
-    /// `waker`, by whatever it now waits for.
+    /// `waker`, by whatever it now waits for (and instead of the task: APP).
     fn assist(&self, waker: &Waker) {
         BothWaker::set(&self.both.app, waker);
+        self.both.state.fetch_or(APP, Ordering::SeqCst);
         self.poll_once();
     }
 
-    /// The application behind `waker` no longer waits (another receiver's registration stays).
+    /// The application behind `waker` no longer waits (another receiver's registration stays). If
+    /// a wake-up came since the future was last polled, the task takes over.
     fn unassist(&self, waker: &Waker) {
-        let mut slot = self.both.app.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.as_ref().is_some_and(|w| same_task(w, waker)) {
-            *slot = None;
+        {
+            let mut slot = self.both.app.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.as_ref().is_some_and(|w| same_task(w, waker)) {
+                *slot = None;
+            }
+        }
+        let before = self.both.state.fetch_and(!APP, Ordering::SeqCst);
+        if before & WOKEN != 0 {
+            self.wake_task();
         }
     }
 }
@@ -302,6 +359,69 @@ mod loom_models {
                 Poll::Pending => assert_eq!(inbound.try_recv(), Some(7)),
             }
             drop(pipe_tx);
+        });
+    }
+
+    /// A send through the connection (REQ, REP): the application queues the message while it
+    /// holds the future and polls it, so the task is not woken for it; the task, polled by its
+    /// own thread meanwhile, must still end (no lost wake-up while the future was held).
+    #[test]
+    fn send_through_leaves_the_task_awake() {
+        loom::model(|| {
+            let (pipe_tx, inbound, driven) = setup();
+            let flag = Arc::new(Flag(Mutex::new(false)));
+            let task = {
+                let (driven, flag) = (driven.clone(), flag.clone());
+                thread::spawn(move || {
+                    let mut task: Task = Box::pin(driven.run());
+                    let done = poll_while_woken(&mut task, &flag);
+                    (task, done)
+                })
+            };
+            let sent = driven.send_through(|| pipe_tx.try_send(7).is_ok());
+            assert!(sent);
+            let (mut task, mut done) = task.join().expect("task");
+            if !done {
+                assert!(flag.take(), "the connection task sleeps with work left: a lost wake-up");
+                done = poll_while_woken(&mut task, &flag);
+            }
+            assert!(done, "the connection future finished");
+            assert_eq!(inbound.try_recv(), Some(7));
+            drop(pipe_tx);
+        });
+    }
+
+    /// A send through the connection that races a wake-up from elsewhere (a second sender):
+    /// both messages arrive, whoever holds the future when the wake-up comes.
+    #[test]
+    fn send_through_and_a_concurrent_wake() {
+        loom::model(|| {
+            let (pipe_tx, pipe_rx) = queue::channel::<u32>(4);
+            let (in_tx, inbound) = queue::channel::<u32>(4);
+            let driven = Driven::new(async move {
+                for _ in 0..2 {
+                    match pipe_rx.recv().await {
+                        Some(m) => {
+                            let _ = in_tx.try_send(m);
+                        }
+                        None => return,
+                    }
+                }
+            });
+            let task = {
+                let driven = driven.clone();
+                thread::spawn(move || block_on(driven.run()))
+            };
+            let other = {
+                let pipe_tx = pipe_tx.clone();
+                thread::spawn(move || pipe_tx.try_send(8).is_ok())
+            };
+            assert!(driven.send_through(|| pipe_tx.try_send(7).is_ok()));
+            assert!(other.join().expect("other sender"));
+            task.join().expect("task");
+            let mut got = [inbound.try_recv(), inbound.try_recv()];
+            got.sort();
+            assert_eq!(got, [Some(7), Some(8)]);
         });
     }
 

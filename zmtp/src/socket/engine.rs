@@ -19,7 +19,7 @@ use super::core::{Core, Inbound, Pipe, PipeId, PipeRx};
 use super::error::DisconnectReason;
 use super::pattern::Control;
 use super::session::Session;
-use crate::proto::{Config, Connection, ConnectionError, Event};
+use crate::proto::{Config, Connection, ConnectionError, Event, Incompatibility};
 use crate::transport::Stream;
 
 /// Reads start this large; an idle connection keeps no more than this.
@@ -62,7 +62,9 @@ fn config(core: &Core, accepted: bool, peer: &str) -> Result<Config, ConnectionE
     c.routing_id = o.routing_id.clone();
     c.as_server = accepted;
     // bind and connect refuse incomplete options, so this fails only if they changed since.
-    c.security = o.security().map_err(|e| ConnectionError::PeerIncompatible(format!("our security options: {e}")))?;
+    c.security = o
+        .security()
+        .map_err(|e| ConnectionError::PeerIncompatible(Incompatibility::OurSecurityOptions(e.to_string())))?;
     c.zap = super::zap::settings(o, &c.security, peer)?;
     let tcp = peer.starts_with("tcp://");
     c.max_msg_size = o.max_msg_size;

@@ -157,7 +157,7 @@ impl Socket {
     /// # Cancel safety
     /// Cancel safe: if the future is dropped before completing, the message was not sent.
     pub async fn send(&self, msg: impl Into<Message>) -> Result<(), SendError> {
-        let msg = match self.start_send(msg.into()) {
+        let msg = match self.start_send_through(msg.into()) {
             Ok(()) => return Ok(()),
             Err(Unsent::Failed(error, message)) => return Err(SendError { error, message }),
             Err(Unsent::Blocked(msg, _)) => msg,
@@ -168,6 +168,20 @@ impl Socket {
             None => self.send_waiting(&mut slot).await,
         };
         sent.map_err(|error| SendError { error, message: self.core.unframe(slot.take().unwrap_or_default()) })
+    }
+
+    /// REQ and REP with one connection: the message goes out from here, the connection polled in
+    /// this task (see `driver`), instead of waking the connection's task for it. Their sends
+    /// alternate with receives, so there is no batch to wait for, and the receive that follows
+    /// would poll the connection anyway.
+    #[inline]
+    fn start_send_through(&self, msg: Message) -> Result<(), Unsent> {
+        if matches!(self.core.socket_type, SocketType::Req | SocketType::Rep) {
+            if let Some(driven) = self.core.single_connection() {
+                return driven.send_through(|| self.start_send(msg));
+            }
+        }
+        self.start_send(msg)
     }
 
     /// Sends without waiting: [`TrySendError::WouldBlock`] where [`Socket::send`] would wait.

@@ -16,8 +16,8 @@ use bytes::Bytes;
 use super::core::{Core, Inbound, Pipe, PipeId};
 use super::error::DisconnectReason;
 use super::monitor::MonitorEvent;
-use super::pattern::SubscriptionLimit;
-use crate::proto::{ConnectionError, PeerInfo};
+use super::pattern::{Refused, SubscriptionLimit};
+use crate::proto::{ConnectionError, Incompatibility, PeerInfo};
 use crate::Message;
 
 /// The socket's side of one connection.
@@ -77,10 +77,16 @@ impl Session {
             self.core.handshakes.done(self.pipe);
             self.core.attach(self.pipe, pipe);
         }
-        let ready = self
-            .core
-            .ready(self.pipe, &peer)
-            .map_err(|why| DisconnectReason::Protocol(ConnectionError::PeerIncompatible(why.to_string())))?;
+        let ready = self.core.ready(self.pipe, &peer).map_err(|refused| match refused {
+            Refused::RoutingIdInUse => {
+                DisconnectReason::Protocol(ConnectionError::PeerIncompatible(Incompatibility::RoutingIdInUse))
+            }
+            Refused::PairHasPeer => {
+                DisconnectReason::Protocol(ConnectionError::PeerIncompatible(Incompatibility::PairHasPeer))
+            }
+            // Taken away meanwhile (a ROUTER handover, the socket closing).
+            Refused::Gone => DisconnectReason::Closed,
+        })?;
         self.routing_id = ready.routing_id;
         self.handshook = true;
         self.core.monitors.emit(MonitorEvent::HandshakeSucceeded { endpoint: self.endpoint.clone(), peer });

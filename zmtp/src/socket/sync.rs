@@ -5,12 +5,12 @@
 
 #[cfg(not(zmtp_loom))]
 pub(crate) use std::sync::{
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicU8, Ordering},
     Mutex, MutexGuard,
 };
 
 #[cfg(zmtp_loom)]
 pub(crate) use loom::sync::{
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicU8, Ordering},
     Mutex, MutexGuard,
 };

@@ -21,6 +21,7 @@ use crate::codec::{frame, CodecError, Command, Frame, MechanismName, Metadata};
 use super::crypto::{self, Boxer, CookieKeys, CurveKeyPair, CurvePublicKey, CurveSecretKey, TAG};
 use super::xsalsa::{self, MessageKey};
 use super::{unexpected, with_zap, ConnectionError, Context, Established, Handshake, Next, ZapReply, ZapRequest};
+use crate::proto::{Incompatibility, Misbehaviour};
 
 const HELLO_DATA: usize = 2 + 72 + 32 + 8 + 80;
 const WELCOME_DATA: usize = 16 + 144;
@@ -126,7 +127,7 @@ impl State {
     ) -> Result<Next, ConnectionError> {
         match self {
             State::AwaitZap(session, metadata) => Ok(server_ready(session, with_zap(metadata, Some(&reply)), ctx, out)),
-            _ => Err(ConnectionError::PeerMisbehaved("unexpected ZAP reply".into())),
+            _ => Err(ConnectionError::PeerMisbehaved(Misbehaviour::OutOfOrder("unexpected ZAP reply"))),
         }
     }
 
@@ -142,7 +143,7 @@ fn client_welcome(
     out: &mut Vec<Command>,
 ) -> Result<Next, ConnectionError> {
     if data.len() != WELCOME_DATA {
-        return Err(ConnectionError::PeerMisbehaved("malformed CURVE WELCOME".into()));
+        return Err(ConnectionError::PeerMisbehaved(Misbehaviour::Malformed("CURVE WELCOME")));
     }
     let plain = hello
         .to_server
@@ -179,7 +180,7 @@ fn client_welcome(
 
 fn client_ready(mut session: Box<CurveSession>, data: &[u8]) -> Result<Next, ConnectionError> {
     if data.len() < 8 + TAG {
-        return Err(ConnectionError::PeerMisbehaved("malformed CURVE READY".into()));
+        return Err(ConnectionError::PeerMisbehaved(Misbehaviour::Malformed("CURVE READY")));
     }
     let nonce = nonce8(data);
     let plain = session
@@ -198,10 +199,10 @@ fn server_hello(
     out: &mut Vec<Command>,
 ) -> Result<Next, ConnectionError> {
     if data.len() != HELLO_DATA {
-        return Err(ConnectionError::PeerMisbehaved("malformed CURVE HELLO (wrong size)".into()));
+        return Err(ConnectionError::PeerMisbehaved(Misbehaviour::Malformed("CURVE HELLO (wrong size)")));
     }
     if data[..2] != [1, 0] {
-        return Err(ConnectionError::PeerIncompatible(format!("CurveZMQ version {}.{}", data[0], data[1])));
+        return Err(ConnectionError::PeerIncompatible(Incompatibility::CurveVersion(data[0], data[1])));
     }
     let mut client_transient = [0u8; 32];
     client_transient.copy_from_slice(&data[74..106]);
@@ -243,7 +244,7 @@ fn server_initiate(
     out: &mut Vec<Command>,
 ) -> Result<Next, ConnectionError> {
     if data.len() < INITIATE_MIN {
-        return Err(ConnectionError::PeerMisbehaved("malformed CURVE INITIATE (too short)".into()));
+        return Err(ConnectionError::PeerMisbehaved(Misbehaviour::Malformed("CURVE INITIATE (too short)")));
     }
     let cookie = CookieKeys::global()
         .open(ctx.now, &crypto::long_nonce(b"COOKIE--", &data[..16]), &data[16..COOKIE])
@@ -361,8 +362,12 @@ impl CurveSession {
     /// that does not increase, a box that does not open or reserved flags close the connection.
     pub fn open_frame(&mut self, mut body: BytesMut) -> Result<Frame, ConnectionError> {
         if body.len() < MESSAGE_OVERHEAD || &body[..8] != b"\x07MESSAGE" {
-            let what = if body.starts_with(b"\x07MESSAGE") { "short MESSAGE" } else { "a frame that is not MESSAGE" };
-            return Err(ConnectionError::PeerMisbehaved(format!("CURVE: {what} after the handshake")));
+            let what = if body.starts_with(b"\x07MESSAGE") {
+                "CURVE: short MESSAGE after the handshake"
+            } else {
+                "CURVE: a frame that is not MESSAGE after the handshake"
+            };
+            return Err(ConnectionError::PeerMisbehaved(Misbehaviour::Malformed(what)));
         }
         let nonce = nonce8(&body[8..16]);
         if nonce <= self.peer_nonce {
@@ -377,7 +382,7 @@ impl CurveSession {
         let flags = body[0];
         body.advance(1);
         if flags & !(MORE | COMMAND) != 0 {
-            return Err(ConnectionError::PeerMisbehaved(format!("CURVE MESSAGE flags {flags:#04x}")));
+            return Err(ConnectionError::PeerMisbehaved(Misbehaviour::ReservedFlags(flags)));
         }
         if flags & COMMAND != 0 {
             if flags & MORE != 0 {

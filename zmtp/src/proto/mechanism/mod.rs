@@ -33,7 +33,7 @@ use bytes::Bytes;
 
 use crate::codec::{command, Command, MechanismName, Metadata};
 
-use super::ConnectionError;
+use super::{ConnectionError, Misbehaviour};
 
 #[cfg(feature = "sockets")]
 pub(crate) use crypto::{ct_eq, random};
@@ -154,7 +154,7 @@ impl Handshake {
         if &name[..] == b"ERROR" {
             return match Command::decode(body)? {
                 Command::Error(reason) => Err(ConnectionError::PeerError(reason)),
-                _ => Err(ConnectionError::PeerMisbehaved("malformed ERROR".into())),
+                _ => Err(ConnectionError::PeerMisbehaved(Misbehaviour::Malformed("ERROR"))),
             };
         }
         match self {
@@ -220,21 +220,10 @@ fn with_zap(mut metadata: Metadata, reply: Option<&ZapReply>) -> Metadata {
 }
 
 /// A handshake command that was not expected now.
-fn unexpected(mechanism: &str, expected: &str, got: &[u8]) -> ConnectionError {
-    ConnectionError::PeerMisbehaved(format!(
-        "expected {expected} during {mechanism} handshake, got {}",
-        String::from_utf8_lossy(got)
-    ))
-}
-
-pub(crate) fn command_name(cmd: &Command) -> String {
-    match cmd {
-        Command::Ready(_) => "READY".into(),
-        Command::Error(_) => "ERROR".into(),
-        Command::Ping { .. } => "PING".into(),
-        Command::Pong(_) => "PONG".into(),
-        Command::Subscribe(_) => "SUBSCRIBE".into(),
-        Command::Cancel(_) => "CANCEL".into(),
-        Command::Other { name, .. } => String::from_utf8_lossy(name).into_owned(),
-    }
+fn unexpected(mechanism: &'static str, expected: &'static str, got: &[u8]) -> ConnectionError {
+    ConnectionError::PeerMisbehaved(Misbehaviour::UnexpectedCommand {
+        mechanism,
+        expected,
+        got: Bytes::copy_from_slice(got),
+    })
 }

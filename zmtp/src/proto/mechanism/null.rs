@@ -6,7 +6,8 @@ use bytes::Bytes;
 
 use crate::codec::{Command, MechanismName};
 
-use super::{command_name, with_zap, ConnectionError, Context, Established, Handshake, Next, ZapReply, ZapRequest};
+use super::{unexpected, with_zap, ConnectionError, Context, Established, Handshake, Next, ZapReply, ZapRequest};
+use crate::proto::Misbehaviour;
 
 /// NULL's states.
 #[derive(Debug)]
@@ -45,12 +46,11 @@ impl State {
                 Command::Ready(meta) => {
                     Ok(Next::Done(Established { metadata: with_zap(meta, zap.as_ref()), session: None }))
                 }
-                other => Err(ConnectionError::PeerMisbehaved(format!(
-                    "expected READY during NULL handshake, got {}",
-                    command_name(&other)
-                ))),
+                other => Err(unexpected("NULL", "READY", other.name())),
             },
-            State::AwaitZap => Err(ConnectionError::PeerMisbehaved("command while authenticating".into())),
+            State::AwaitZap => {
+                Err(ConnectionError::PeerMisbehaved(Misbehaviour::OutOfOrder("command while authenticating")))
+            }
         }
     }
 
@@ -65,7 +65,9 @@ impl State {
                 out.push(Command::Ready(ctx.metadata.clone()));
                 Ok(Next::Continue(Handshake::Null(State::ExpectReady { zap: Some(reply) })))
             }
-            State::ExpectReady { .. } => Err(ConnectionError::PeerMisbehaved("unexpected ZAP reply".into())),
+            State::ExpectReady { .. } => {
+                Err(ConnectionError::PeerMisbehaved(Misbehaviour::OutOfOrder("unexpected ZAP reply")))
+            }
         }
     }
 

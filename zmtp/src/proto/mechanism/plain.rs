@@ -7,6 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::codec::{Command, MechanismName, Metadata};
 
 use super::{unexpected, with_zap, ConnectionError, Context, Established, Handshake, Next, ZapReply, ZapRequest};
+use crate::proto::{Incompatibility, Misbehaviour};
 
 /// PLAIN's states.
 #[derive(Debug)]
@@ -36,7 +37,7 @@ pub(super) fn start_client(
     out: &mut Vec<Command>,
 ) -> Result<Next, ConnectionError> {
     let (Ok(u), Ok(p)) = (u8::try_from(username.len()), u8::try_from(password.len())) else {
-        return Err(ConnectionError::PeerIncompatible("PLAIN user name or password longer than 255 octets".into()));
+        return Err(ConnectionError::PeerIncompatible(Incompatibility::PlainCredentialsTooLong));
     };
     let mut data = BytesMut::with_capacity(2 + username.len() + password.len());
     data.put_u8(u);
@@ -53,7 +54,7 @@ pub(super) fn start_server() -> Next {
 
 /// The user name and password of a HELLO's data.
 fn parse_hello(data: &Bytes) -> Result<(Bytes, Bytes), ConnectionError> {
-    let bad = || ConnectionError::PeerMisbehaved("malformed PLAIN HELLO".into());
+    let bad = || ConnectionError::PeerMisbehaved(Misbehaviour::Malformed("PLAIN HELLO"));
     let ulen = usize::from(*data.first().ok_or_else(bad)?);
     let plen = usize::from(*data.get(1 + ulen).ok_or_else(bad)?);
     let start = 2 + ulen;
@@ -79,7 +80,7 @@ impl State {
         match (self, name) {
             (State::ExpectWelcome, b"WELCOME") => {
                 if !data.is_empty() {
-                    return Err(ConnectionError::PeerMisbehaved("malformed PLAIN WELCOME".into()));
+                    return Err(ConnectionError::PeerMisbehaved(Misbehaviour::Malformed("PLAIN WELCOME")));
                 }
                 let mut meta = BytesMut::new();
                 ctx.metadata.encode(&mut meta);
@@ -124,7 +125,7 @@ impl State {
     ) -> Result<Next, ConnectionError> {
         match self {
             State::AwaitZap => Ok(welcome(Some(reply), out)),
-            _ => Err(ConnectionError::PeerMisbehaved("unexpected ZAP reply".into())),
+            _ => Err(ConnectionError::PeerMisbehaved(Misbehaviour::OutOfOrder("unexpected ZAP reply"))),
         }
     }
 

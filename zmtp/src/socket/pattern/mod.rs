@@ -149,16 +149,6 @@ pub(crate) enum Refused {
     Gone,
 }
 
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Refused::RoutingIdInUse => "routing id already in use",
-            Refused::PairHasPeer => "PAIR socket already has a peer",
-            Refused::Gone => "pipe gone",
-        })
-    }
-}
-
 /// A peer accepted at the end of its handshake.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Ready {
