@@ -675,7 +675,7 @@ fn curve_markdown(cfg: &Config, records: &[Value]) -> String {
     let impls: Vec<Impl> = cfg.impls.iter().copied().filter(|&i| crate::curve::supported(i)).collect();
     let _ = writeln!(
         o,
-        "## CURVE (PUSH→PULL messages/s at the receiver; REQ/REP round trip p50 / p99 µs)\n\n\
+        "### CURVE (PUSH→PULL messages/s at the receiver; REQ/REP round trip p50 / p99 µs)\n\n\
          Both ends use CURVE (libzmq through libsodium; ours and OMQ.rs pure Rust); the binding end is the server. \
          zmq.rs has no CURVE.\n"
     );

@@ -1,5 +1,5 @@
 //! CURVE certificate files in CZMQ's `zcert` format (ZPL text, ZeroMQ RFC 4), which CZMQ's
-//! `zcert_load`, pyzmq's `zmq.auth.load_certificate` and our [`crate::socket::Authenticator`]
+//! `zcert_load`, pyzmq's `zmq.auth.load_certificate` and our `socket::Authenticator`
 //! read.
 //!
 //! A certificate is two files: `NAME` with the public key only, to hand out, and `NAME_secret`

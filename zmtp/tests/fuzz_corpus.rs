@@ -24,6 +24,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("roundtrip", fuzzing::roundtrip),
     ("plain", fuzzing::plain),
     ("curve", fuzzing::curve),
+    ("sockets", fuzzing::sockets),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -113,4 +114,9 @@ fn plain() {
 #[test]
 fn curve() {
     replay("curve");
+}
+
+#[test]
+fn sockets() {
+    replay("sockets");
 }

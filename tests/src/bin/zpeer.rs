@@ -11,7 +11,11 @@
 //! zpeer linger <ours|zmq> <endpoint> <n>      PUSH connected to <ep> (linger 10 s): queues <n> messages, says
 //!                                             "queued", and on SIGTERM closes (sending what is queued), "closed"
 //! zpeer dealers <ours|zmq> <endpoint> <n>     <n> DEALERs connect to <endpoint>, each sends its index every time a
-//!                                             reply comes back or 500 ms pass (a churn peer for the soak)
+//!                                             reply comes back or 500 ms pass (a churn peer for the soak); "up <ms>"
+//!                                             once every one has had a reply
+//! zpeer pusher <ours|zmq> <ep> <tag> <n>      PUSH: sends "<tag>:<i>" for i < n, 1 per ms, closes with linger, "done"
+//! zpeer publisher <ours|zmq> <ep>             PUB bound at <ep>: publishes "t<k % 10> <k>" about 2 per ms
+//! zpeer subscriber <ours|zmq> <ep> <topic>    SUB: counts what matches, "got <n>" every second
 //! ```
 
 use std::io::{Read, Write};
@@ -60,6 +64,14 @@ fn main() {
                 ("linger", false) => zmq_linger(arg(&args, 3), number(arg(&args, 4))),
                 ("dealers", true) => runtime().block_on(ours_dealers(arg(&args, 3), number(arg(&args, 4)))),
                 ("dealers", false) => zmq_dealers(arg(&args, 3), number(arg(&args, 4))),
+                ("pusher", true) => {
+                    runtime().block_on(ours_pusher(arg(&args, 3), arg(&args, 4), number(arg(&args, 5))))
+                }
+                ("pusher", false) => zmq_pusher(arg(&args, 3), arg(&args, 4), number(arg(&args, 5))),
+                ("publisher", true) => runtime().block_on(ours_publisher(arg(&args, 3))),
+                ("publisher", false) => zmq_publisher(arg(&args, 3)),
+                ("subscriber", true) => runtime().block_on(ours_subscriber(arg(&args, 3), arg(&args, 4))),
+                ("subscriber", false) => zmq_subscriber(arg(&args, 3), arg(&args, 4)),
                 _ => fail(&format!("unknown role {role}")),
             }
         }
@@ -261,58 +273,159 @@ fn zmq_linger(endpoint: &str, n: usize) {
 }
 
 async fn ours_dealers(endpoint: &str, n: usize) {
-    let mut tasks = Vec::new();
+    let started = std::time::Instant::now();
+    let (up_tx, mut up_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     for i in 0..n {
         let ep = endpoint.to_owned();
-        tasks.push(tokio::spawn(async move {
+        let up = up_tx.clone();
+        tokio::spawn(async move {
             let d = Socket::with_options(
                 SocketType::Dealer,
-                ours_options()
-                    .routing_id(format!("d{i}"))
-                    .reconnect(Duration::from_millis(100), Duration::from_secs(2)),
+                ours_options().routing_id(format!("d{}-{i}", std::process::id())),
             );
             d.connect(&ep).await.unwrap_or_else(|e| fail(&format!("connect: {e}")));
+            let mut first = true;
             loop {
                 let _ = d.send(i.to_string()).await;
-                let _ = d.recv_timeout(Duration::from_millis(500)).await;
+                if d.recv_timeout(Duration::from_millis(500)).await.is_ok() {
+                    if first {
+                        first = false;
+                        let _ = up.send(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             }
-        }));
+        });
     }
-    say("started");
-    for t in tasks {
-        let _ = t.await;
+    for _ in 0..n {
+        up_rx.recv().await;
     }
+    say(&format!("up {}", started.elapsed().as_millis()));
+    std::future::pending::<()>().await;
 }
 
 fn zmq_dealers(endpoint: &str, n: usize) {
+    let started = std::time::Instant::now();
     // libzmq allows 1023 sockets per context by default: 500 per context.
     let contexts: Vec<zmq::Context> = (0..n.div_ceil(500)).map(|_| zmq::Context::new()).collect();
     let mut dealers = Vec::new();
     for i in 0..n {
         let d = zmq_socket(&contexts[i / 500], zmq::DEALER);
-        let set = d
-            .set_identity(format!("d{i}").as_bytes())
-            .and_then(|()| d.set_reconnect_ivl(100))
-            .and_then(|()| d.set_reconnect_ivl_max(2000));
+        let set = d.set_identity(format!("d{}-{i}", std::process::id()).as_bytes());
         set.unwrap_or_else(|e| fail(&format!("options: {e}")));
         d.connect(endpoint).unwrap_or_else(|e| fail(&format!("connect: {e}")));
         dealers.push(d);
     }
-    say("started");
-    let mut last = vec![std::time::Instant::now() - Duration::from_secs(1); n];
+    let mut next = vec![std::time::Instant::now(); n];
+    let mut answered = vec![false; n];
+    let mut up = 0;
     loop {
+        let now = std::time::Instant::now();
+        for (i, d) in dealers.iter().enumerate() {
+            if now >= next[i] {
+                let _ = d.send(i.to_string().as_bytes(), zmq::DONTWAIT);
+                next[i] = now + Duration::from_millis(500);
+            }
+        }
         let mut items: Vec<zmq::PollItem<'_>> = dealers.iter().map(|d| d.as_poll_item(zmq::POLLIN)).collect();
-        let _ = zmq::poll(&mut items, 100);
+        let _ = zmq::poll(&mut items, 20);
         let readable: Vec<bool> = items.iter().map(|it| it.is_readable()).collect();
         drop(items);
         for (i, d) in dealers.iter().enumerate() {
             if readable[i] {
                 while d.recv_multipart(zmq::DONTWAIT).is_ok() {}
+                next[i] = now + Duration::from_millis(100);
+                if !answered[i] {
+                    answered[i] = true;
+                    up += 1;
+                    if up == n {
+                        say(&format!("up {}", started.elapsed().as_millis()));
+                    }
+                }
             }
-            if readable[i] || last[i].elapsed() >= Duration::from_millis(500) {
-                let _ = d.send(i.to_string().as_bytes(), zmq::DONTWAIT);
-                last[i] = std::time::Instant::now();
-            }
+        }
+    }
+}
+
+async fn ours_pusher(endpoint: &str, tag: &str, n: usize) {
+    let push = Socket::with_options(SocketType::Push, Options::default().linger(Some(Duration::from_secs(10))));
+    push.connect(endpoint).await.unwrap_or_else(|e| fail(&format!("connect: {e}")));
+    for i in 0..n {
+        push.send(format!("{tag}:{i}")).await.unwrap_or_else(|e| fail(&format!("send: {e}")));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    push.close().await;
+    say("done");
+}
+
+fn zmq_pusher(endpoint: &str, tag: &str, n: usize) {
+    let ctx = zmq::Context::new();
+    let push = zmq_socket(&ctx, zmq::PUSH);
+    push.set_linger(10_000).unwrap_or_else(|e| fail(&format!("ZMQ_LINGER: {e}")));
+    push.connect(endpoint).unwrap_or_else(|e| fail(&format!("connect: {e}")));
+    for i in 0..n {
+        push.send(format!("{tag}:{i}").as_bytes(), 0).unwrap_or_else(|e| fail(&format!("send: {e}")));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(push);
+    drop(ctx);
+    say("done");
+}
+
+async fn ours_publisher(endpoint: &str) {
+    let publ = ours_bind(SocketType::Pub, endpoint).await;
+    let mut k: u64 = 0;
+    loop {
+        for _ in 0..2 {
+            let _ = publ.send(format!("t{} {k}", k % 10)).await;
+            k += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+fn zmq_publisher(endpoint: &str) {
+    let ctx = zmq::Context::new();
+    let publ = zmq_bind(&ctx, zmq::PUB, endpoint);
+    let mut k: u64 = 0;
+    loop {
+        for _ in 0..2 {
+            let _ = publ.send(format!("t{} {k}", k % 10).as_bytes(), 0);
+            k += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+async fn ours_subscriber(endpoint: &str, topic: &str) {
+    let sub = Socket::with_options(SocketType::Sub, ours_options());
+    sub.subscribe(topic).unwrap_or_else(|e| fail(&format!("subscribe: {e}")));
+    sub.connect(endpoint).await.unwrap_or_else(|e| fail(&format!("connect: {e}")));
+    let mut n = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            m = sub.recv() => if m.is_ok() { n += 1 },
+            _ = tick.tick() => say(&format!("got {n}")),
+        }
+    }
+}
+
+fn zmq_subscriber(endpoint: &str, topic: &str) {
+    let ctx = zmq::Context::new();
+    let sub = zmq_socket(&ctx, zmq::SUB);
+    sub.set_subscribe(topic.as_bytes()).unwrap_or_else(|e| fail(&format!("subscribe: {e}")));
+    sub.set_rcvtimeo(100).unwrap_or_else(|e| fail(&format!("ZMQ_RCVTIMEO: {e}")));
+    sub.connect(endpoint).unwrap_or_else(|e| fail(&format!("connect: {e}")));
+    let mut n = 0u64;
+    let mut last = std::time::Instant::now();
+    loop {
+        if sub.recv_multipart(0).is_ok() {
+            n += 1;
+        }
+        if last.elapsed() >= Duration::from_secs(1) {
+            last = std::time::Instant::now();
+            say(&format!("got {n}"));
         }
     }
 }
