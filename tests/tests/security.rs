@@ -361,8 +361,14 @@ async fn zap_our_handler_refuses_zmq_curve_client(t: Transport) {
 
 /// The libzmq way with our sockets: the handler is our REP bound at inproc://zeromq.zap.01.
 async fn zap_our_inproc_handler_zmq_plain_client(t: Transport) {
+    // The ZAP endpoint is one per process: this test's tcp and ipc variants take turns at it (the
+    // bind is the turn: nothing else here is set up before it succeeds).
     let handler = Socket::new(SocketType::Rep);
-    handler.bind(zmtp::socket::ZAP_ENDPOINT).await.expect("bind the ZAP endpoint");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while let Err(e) = handler.bind(zmtp::socket::ZAP_ENDPOINT).await {
+        assert!(tokio::time::Instant::now() < deadline, "bind the ZAP endpoint: {e}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let rep = Socket::with_options(SocketType::Rep, Options::default().plain_server(true));
     let mut monitor = rep.monitor();
     let ep = rep.bind(&t.bind_endpoint("zap-inproc")).await.expect("bind");
