@@ -144,14 +144,7 @@ pub fn valid_id(id: &str) -> bool {
 /// the lines between the PEM armour, is [`salt_proto::rsa::pem_finger`].)
 pub fn key_finger(key_text: &str) -> String {
     let hex = salt_proto::util::sha256_hex(key_text.as_bytes());
-    let mut out = String::with_capacity(hex.len() * 3 / 2);
-    for (i, c) in hex.chars().enumerate() {
-        out.push(c);
-        if i % 2 == 1 && i + 1 < hex.len() {
-            out.push(':');
-        }
-    }
-    out
+    salt_proto::util::colon_pairs(&hex)
 }
 
 /// A minion key and its state.

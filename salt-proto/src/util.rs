@@ -39,6 +39,19 @@ pub fn hex(data: &[u8]) -> String {
     s
 }
 
+/// Salt's key fingerprint form (`salt.utils.crypt.pem_finger`): the digest's hex digits in
+/// colon-separated pairs (`ab:cd:...`).
+pub fn colon_pairs(hex: &str) -> String {
+    let mut out = String::with_capacity(hex.len() * 3 / 2);
+    for (i, c) in hex.chars().enumerate() {
+        out.push(c);
+        if i % 2 == 1 && i + 1 < hex.len() {
+            out.push(':');
+        }
+    }
+    out
+}
+
 /// Python `uuid.uuid4().hex`: 32 lower-case hex characters of a random
 /// version-4 UUID. Salt uses these as request nonces.
 pub fn uuid4_hex() -> Result<String> {

@@ -182,14 +182,7 @@ pub fn pem_finger(pem_file: &str) -> String {
     let body: String = if lines.len() > 2 { lines[1..lines.len() - 1].concat() } else { String::new() };
     let body = body.replace("\r\n", "\n");
     let hex = crate::util::hex(&Sha256::digest(body.as_bytes()));
-    let mut out = String::with_capacity(hex.len() * 3 / 2);
-    for (i, c) in hex.chars().enumerate() {
-        out.push(c);
-        if i % 2 == 1 && i + 1 < hex.len() {
-            out.push(':');
-        }
-    }
-    out
+    crate::util::colon_pairs(&hex)
 }
 
 /// An RSA private key (`minion.pem`, `master.pem`).
