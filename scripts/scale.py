@@ -419,6 +419,10 @@ def summary(r):
     }
 
 
+def r2(v):
+    return None if v is None else f"{v:.2f}"
+
+
 def ratio(a, b):
     return f"{a / b:.1f}x" if a and b else "–"
 
@@ -439,10 +443,10 @@ def publish(out_dir, label, readme, doc, svg):
     body = ""
     for r in rows:
         m = summary(r)
-        ping = f"{m['ping']} s" if m["ping_all"] else f"{', '.join(map(str, m['ping_walls']))} s (returns {m['oks']})"
+        ping = f"{r2(m['ping'])} s" if m["ping_all"] else f"{', '.join(map(r2, m['ping_walls']))} s (returns {m['oks']})"
         body += (f"| {thousands(r['n'])} | {name(r)} | {fmt(round(m['load'], 1) if m['load'] is not None else None)} | "
-                 f"{m['signed_text']} | {fmt(m['auth'])} | {fmt(m['storm_cpu'])} | {ping} | {fmt(m['last'], ' s')} | "
-                 f"{fmt(m['mcpu'])} / {fmt(m['scpu'])} | {fmt(m['rss_storm'])} / {fmt(m['rss_end'])} MiB "
+                 f"{m['signed_text']} | {fmt(r2(m['auth']))} | {fmt(m['storm_cpu'])} | {ping} | {fmt(r2(m['last']), ' s')} | "
+                 f"{fmt(r2(m['mcpu']))} / {fmt(r2(m['scpu']))} | {fmt(m['rss_storm'])} / {fmt(m['rss_end'])} MiB "
                  f"({m['procs']} processes) |\n")
     # Ratios at the largest N both masters completed; the goals at 10,000.
     by = {(r["master"], r["n"]): summary(r) for r in rows}
@@ -454,7 +458,7 @@ def publish(out_dir, label, readme, doc, svg):
         text += (f"At {thousands(n)} minions, the largest N Salt's master completed in this run, ours signed all in "
                  f"{ratio(t['signed'], o['signed'])} sooner ({o['signed']} s against {t['signed']} s) on "
                  f"{ratio(t['storm_cpu'], o['storm_cpu'])} less master CPU, answered `test.ping` to all "
-                 f"{ratio(t['ping'], o['ping'])} sooner (CLI medians {o['ping']} s against {t['ping']} s), in "
+                 f"{ratio(t['ping'], o['ping'])} sooner (CLI medians {r2(o['ping'])} s against {r2(t['ping'])} s), in "
                  f"{ratio(t['rss_end'], o['rss_end'])} less memory ({o['rss_end']} against {t['rss_end']} MiB at the end). "
                  f"The goal is 10x on each.\n")
     g = by.get(("ours", 10000))
@@ -463,7 +467,7 @@ def publish(out_dir, label, readme, doc, svg):
         verdict = lambda ok: "met" if ok else "missed"
         text += (f"\nThe 10,000-minion goals: signed in within 60 s: {verdict(g['signed'] and g['signed'] <= 60)} "
                  f"({fmt(g['signed'], ' s')}); `test.ping` to all within 2 s: {verdict(g['ping'] and g['ping'] <= 2)} "
-                 f"({fmt(g['ping'], ' s')}, of which publish → last return {fmt(g['last'], ' s')}); master RSS under "
+                 f"({fmt(r2(g['ping']), ' s')}, of which publish → last return {fmt(r2(g['last']), ' s')}); master RSS under "
                  f"200 MB: {verdict(g['rss_end'] and mb(g['rss_end']) < 200)} ({fmt(mb(g['rss_storm']))} MB after the "
                  f"storm, {fmt(mb(g['rss_end']))} MB at the end).\n")
     src = f"`results.jsonl` rows labelled `{label}`, {dates[0]} to {dates[-1]}"
