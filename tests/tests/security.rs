@@ -251,7 +251,7 @@ async fn plain_zmq_req_our_rep(t: Transport, ours_binds: bool) {
     let user = within("HandshakeSucceeded", async {
         loop {
             if let Some(MonitorEvent::HandshakeSucceeded { peer, .. }) = monitor.recv().await {
-                return peer.metadata.get("User-Id").cloned();
+                return peer.properties.get("User-Id").cloned();
             }
         }
     })

@@ -392,7 +392,7 @@ fn plain_handshake_with_zap() {
     }
     assert!(a.is_ready() && b.is_ready());
     match b.poll_event() {
-        Some(Event::Ready(info)) => assert_eq!(info.metadata.get("User-Id").map(|v| &v[..]), Some(&b"joe"[..])),
+        Some(Event::Ready(info)) => assert_eq!(info.properties.get("User-Id").map(|v| &v[..]), Some(&b"joe"[..])),
         other => panic!("{other:?}"),
     }
 
