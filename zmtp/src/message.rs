@@ -25,7 +25,7 @@ type Frames = SmallVec<[Bytes; 2]>;
 /// only from our side (ZAP, the transport), never from what the peer announced. Cheap to clone:
 /// one list per connection, shared.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Properties(Arc<Metadata>);
+pub struct Properties(pub(crate) Arc<Metadata>);
 
 impl Properties {
     /// Shares `metadata` as a connection's properties.
