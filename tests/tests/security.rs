@@ -4,10 +4,9 @@
 //! and 4 MiB messages. Keys made by libzmq are used by us and ours by libzmq. Tampered
 //! handshakes close that connection only, with the reason in our monitor.
 
-
 use interop_tests::{
-    assert_frames, big_frame, frames, link, recv, recv_skipping, send, try_recv, within, z_recv_skipping, Transport, ZapThread,
-    Z,
+    assert_frames, big_frame, frames, link, recv, recv_skipping, send, try_recv, within, z_recv_skipping, Transport,
+    ZapThread, Z,
 };
 use zmtp::proto::ConnectionError;
 use zmtp::socket::{Authenticator, DisconnectReason, Monitor, MonitorEvent, ZapReply};

@@ -410,7 +410,12 @@ impl Connection {
         }
     }
 
-    fn check_peer(&mut self, metadata: Metadata, zap: Metadata, version: (u8, u8)) -> Result<PeerInfo, ConnectionError> {
+    fn check_peer(
+        &mut self,
+        metadata: Metadata,
+        zap: Metadata,
+        version: (u8, u8),
+    ) -> Result<PeerInfo, ConnectionError> {
         let ours = self.config.socket_type;
         let Some(raw) = metadata.get(metadata::SOCKET_TYPE) else {
             return Err(ConnectionError::PeerMisbehaved(Misbehaviour::NoSocketType));

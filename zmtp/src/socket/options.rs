@@ -380,15 +380,15 @@ impl Options {
     /// Adds an application property (ZMQ_METADATA), announced to every peer in our READY (or
     /// PLAIN's and CURVE's INITIATE) and readable there with each message (`zmq_msg_gets`, our
     /// [`crate::Message::property`]). Checked now, as libzmq checks `"X-name:value"`: the name
-    /// starts with `X-`, has at most 255 characters from `[A-Za-z0-9-_.+]` (ZMTP's property
+    /// is `X-` and more, has at most 255 characters from `[A-Za-z0-9-_.+]` (ZMTP's property
     /// names), and the value is not empty; all the properties together stay within
     /// [`MAX_METADATA`] octets on the wire, so that any peer of ours takes our READY. The
     /// same name again replaces the value. Does not touch the socket's open connections.
     pub fn metadata(mut self, name: &str, value: impl Into<Bytes>) -> Result<Self, Error> {
         let value = value.into();
         let refuse = |why: &str| Err(Error::InvalidOption(format!("ZMQ_METADATA {name:?}: {why}")));
-        if !name.starts_with("X-") {
-            return refuse("an application property's name starts with X-");
+        if !name.starts_with("X-") || name.len() == 2 {
+            return refuse("an application property's name is X- and more");
         }
         if value.is_empty() {
             return refuse("the value is empty");

@@ -126,7 +126,9 @@ impl State {
         out: &mut Vec<Command>,
     ) -> Result<Next, ConnectionError> {
         match self {
-            State::AwaitZap(session, metadata) => Ok(server_ready(session, metadata, zap_properties(Some(&reply)), ctx, out)),
+            State::AwaitZap(session, metadata) => {
+                Ok(server_ready(session, metadata, zap_properties(Some(&reply)), ctx, out))
+            }
             _ => Err(ConnectionError::PeerMisbehaved(Misbehaviour::OutOfOrder("unexpected ZAP reply"))),
         }
     }
