@@ -47,16 +47,16 @@ async fn writes_to_a_gone_peer_fail_without_sigpipe() {
         |k: std::io::ErrorKind| matches!(k, std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset);
 
     for vectored in [false, true] {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("address").port();
         let ep = Endpoint::Tcp { host: "127.0.0.1".into(), port };
-        let e = write_until_refused(&ep, vectored, || drop(l.accept().unwrap())).await;
+        let e = write_until_refused(&ep, vectored, || drop(l.accept().expect("accept"))).await;
         assert!(gone(e.kind()), "tcp, vectored {vectored}: {e}");
 
         let dir = std::env::temp_dir().join(format!("zmtp-sigpipe-{}-{vectored}", std::process::id()));
         let _ = std::fs::remove_file(&dir);
-        let l = std::os::unix::net::UnixListener::bind(&dir).unwrap();
-        let e = write_until_refused(&Endpoint::Ipc(dir.clone()), vectored, || drop(l.accept().unwrap())).await;
+        let l = std::os::unix::net::UnixListener::bind(&dir).expect("bind");
+        let e = write_until_refused(&Endpoint::Ipc(dir.clone()), vectored, || drop(l.accept().expect("accept"))).await;
         assert!(gone(e.kind()), "ipc, vectored {vectored}: {e}");
         let _ = std::fs::remove_file(&dir);
     }
