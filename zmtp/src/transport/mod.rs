@@ -2,6 +2,10 @@
 //! is parsed here and served by `socket::inproc`).
 //!
 //! A transport hands the socket layer a pair of owned stream halves; it knows nothing of ZMTP.
+//! Writes go through [`nosigpipe`]: a peer that has gone gives the writer an error (`EPIPE`),
+//! never a SIGPIPE, even in a process that has not ignored the signal.
+
+mod nosigpipe;
 
 use std::io;
 use std::net::SocketAddr;
@@ -145,7 +149,7 @@ fn tcp_stream(s: TcpStream, opts: &StreamOptions) -> io::Result<Stream> {
         Err(_) => (String::new(), String::new()),
     };
     let (r, w) = s.into_split();
-    Ok(Stream { read: Box::new(r), write: Box::new(w), peer, peer_address })
+    Ok(Stream { read: Box::new(r), write: Box::new(nosigpipe::Writer::new(w)), peer, peer_address })
 }
 
 #[cfg(unix)]
@@ -155,7 +159,12 @@ fn unix_stream(s: UnixStream, path: &std::path::Path) -> Stream {
         Err(_) => String::new(),
     };
     let (r, w) = s.into_split();
-    Stream { read: Box::new(r), write: Box::new(w), peer: format!("ipc://{}", path.display()), peer_address }
+    Stream {
+        read: Box::new(r),
+        write: Box::new(nosigpipe::Writer::new(w)),
+        peer: format!("ipc://{}", path.display()),
+        peer_address,
+    }
 }
 
 #[cfg(unix)]
