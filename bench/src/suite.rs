@@ -949,7 +949,8 @@ pub fn run(a: &Args) -> R<()> {
         eprintln!("(perf not found: no syscall counts)");
     }
     let rt = cfg.rts.first().cloned().unwrap_or_else(|| "ct".into());
-    let mut d = Driver { cfg, records: Vec::new(), done: 0, total, started: Instant::now(), log, rt, curve: false, spin_us: 0 };
+    let mut d =
+        Driver { cfg, records: Vec::new(), done: 0, total, started: Instant::now(), log, rt, curve: false, spin_us: 0 };
     let _ = writeln!(d.log, "{}", json!({"kind": "machine", "info": machine}));
 
     if d.cfg.has("throughput") {
