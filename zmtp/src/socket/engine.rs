@@ -117,9 +117,15 @@ impl WriteQueue {
 /// Runs the connection until it ends, then ends its session (monitor event, pipe detached).
 /// `accepted` carries the socket's end of the pipe for an accepted connection, attached once the
 /// handshake succeeds; a connecting endpoint's pipe is attached already.
+///
+/// Memory: this future is what an idle connection costs the most (it is allocated whole for
+/// every connection), so every value lives in it once. The layers below take references
+/// instead of values (a value passed down an `async fn` is stored again in each layer, and a
+/// value moved out of a binding keeps the binding's storage too), and the `Connection`, built
+/// here, is boxed, so that no layer holds a copy of it or of its `Config`.
 pub(crate) async fn run(
     core: &Arc<Core>,
-    stream: Stream,
+    mut stream: Stream,
     pipe_id: PipeId,
     rx: &mut PipeRx,
     endpoint: &str,
@@ -127,8 +133,9 @@ pub(crate) async fn run(
 ) -> Outcome {
     let as_server = accepted.is_some();
     let mut session = Session::new(core.clone(), pipe_id, accepted, endpoint, &stream.peer);
-    let reason = match config(core, as_server, &stream.peer) {
-        Ok(config) => drive(&mut session, config, stream, rx).await,
+    let conn = config(core, as_server, &stream.peer).map(|c| Box::new(Connection::new(c, Instant::now().into_std())));
+    let reason = match conn {
+        Ok(mut conn) => drive(&mut session, &mut conn, &mut stream, rx).await,
         Err(e) => DisconnectReason::Protocol(e),
     };
     let handshook = session.handshook();
@@ -139,11 +146,10 @@ pub(crate) async fn run(
 
 /// The connection's loop: what the peer sends goes to the session, what the pipe holds to the
 /// peer, until either ends.
-async fn drive(session: &mut Session, config: Config, stream: Stream, rx: &mut PipeRx) -> DisconnectReason {
-    let Stream { read: mut reader, write: mut writer, peer: _ } = stream;
+async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream, rx: &mut PipeRx) -> DisconnectReason {
+    let Stream { read: reader, write: writer, peer: _ } = stream;
     let core = &session.core().clone();
     let pipe_id = session.pipe();
-    let mut conn = Connection::new(config, Instant::now().into_std());
     let mut rbuf = ReadBuffer::default();
     let mut read_size = MIN_READ;
     let mut read_since_yield = 0usize;
@@ -213,11 +219,11 @@ async fn drive(session: &mut Session, config: Config, stream: Stream, rx: &mut P
             tokio::task::yield_now().await;
         }
         if wq.has_room() {
-            wq.fill(&mut conn);
+            wq.fill(conn);
         }
         if pending.is_none() {
             if let Some(reason) = fatal.take() {
-                flush_best_effort(&mut writer, &mut wq, &mut conn).await;
+                flush_best_effort(writer, &mut wq, conn).await;
                 break reason;
             }
         }
@@ -226,7 +232,7 @@ async fn drive(session: &mut Session, config: Config, stream: Stream, rx: &mut P
             // handshake finished, the loop goes on while messages wait for this peer, until the
             // handshake (then this) or the linger time (the timer branch below).
             if session.handshook() {
-                linger(core, &mut writer, &mut wq, &mut conn, rx).await;
+                linger(core, writer, &mut wq, conn, rx).await;
             }
             break DisconnectReason::Closed;
         }
@@ -251,10 +257,10 @@ async fn drive(session: &mut Session, config: Config, stream: Stream, rx: &mut P
         // ran only after the new messages were queued and took them before reading the EOF. The
         // read is polled once: without a syscall unless the socket is readable.
         if can_read && take_messages && !rx.data.is_empty() {
-            if let Some(res) = read_now(&mut reader, &mut rbuf, read_size, missing).await {
+            if let Some(res) = read_now(reader, &mut rbuf, read_size, missing).await {
                 let mut read =
                     Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
-                if let Err(reason) = read.done(res, &mut conn, &mut fatal) {
+                if let Err(reason) = read.done(res, conn, &mut fatal) {
                     break reason;
                 }
                 continue;
@@ -268,15 +274,15 @@ async fn drive(session: &mut Session, config: Config, stream: Stream, rx: &mut P
                     Err(_) => break DisconnectReason::Closed,
                 }
             }
-            res = write_some(&mut writer, &wq), if wq.len > 0 => {
+            res = write_some(writer, &wq), if wq.len > 0 => {
                 match res {
                     Ok(n) => wq.advance(n),
                     Err(e) => break DisconnectReason::Io(e.to_string()),
                 }
             }
-            res = read_some(&mut reader, &mut rbuf, read_size, missing), if can_read => {
+            res = read_some(reader, &mut rbuf, read_size, missing), if can_read => {
                 let mut read = Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
-                if let Err(reason) = read.done(res, &mut conn, &mut fatal) {
+                if let Err(reason) = read.done(res, conn, &mut fatal) {
                     break reason;
                 }
             }
@@ -285,9 +291,9 @@ async fn drive(session: &mut Session, config: Config, stream: Stream, rx: &mut P
                 // The same look as above, for a message that came while this waited: the peer may
                 // have gone meanwhile (its EOF and the message woke this task together).
                 if can_read {
-                    if let Some(res) = read_now(&mut reader, &mut rbuf, read_size, missing).await {
+                    if let Some(res) = read_now(reader, &mut rbuf, read_size, missing).await {
                         let mut read = Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
-                        if let Err(reason) = read.done(res, &mut conn, &mut fatal) {
+                        if let Err(reason) = read.done(res, conn, &mut fatal) {
                             rx.data.put_back(msg);
                             break reason;
                         }

@@ -88,7 +88,17 @@ struct State<T> {
     senders: usize,
     receiver_alive: bool,
     rx_waiters: Vec<Waker>,
+    /// Buffers of lanes that emptied, taken by the next lanes that receive: an idle peer's lane
+    /// holds no buffer (with thousands of peers, their buffers were most of an idle
+    /// connection's inbound cost), while a busy peer's lane swaps the same buffer in and out
+    /// without allocating. At most [`SPARES`], each of at most [`SPARE_ITEMS`] items.
+    spares: Vec<VecDeque<T>>,
 }
+
+/// Empty lane buffers kept for reuse.
+const SPARES: usize = 8;
+/// Larger buffers (a lane that filled up to a large HWM) are freed once empty, not kept.
+const SPARE_ITEMS: usize = 64;
 
 impl<T> State<T> {
     /// The slot of lane `key`, made if there is none.
@@ -131,6 +141,11 @@ impl<T> State<T> {
     fn push(&mut self, slot: usize, item: T) -> Vec<Waker> {
         let lane = &mut self.slots[slot];
         let was_empty = lane.items.is_empty();
+        if lane.items.capacity() == 0 {
+            if let Some(buffer) = self.spares.pop() {
+                lane.items = buffer;
+            }
+        }
         lane.items.push_back(item);
         if was_empty {
             self.ring.push_back(slot);
@@ -147,6 +162,10 @@ impl<T> State<T> {
         let waiters = if lane.tx_waiters.is_empty() { Vec::new() } else { std::mem::take(&mut lane.tx_waiters) };
         if lane.items.is_empty() {
             self.ring.pop_front();
+            let buffer = std::mem::take(&mut lane.items);
+            if self.spares.len() < SPARES && buffer.capacity() <= SPARE_ITEMS {
+                self.spares.push(buffer);
+            }
             if lane.closed && lane.idle() {
                 self.remove(slot);
             }
@@ -198,6 +217,7 @@ pub(crate) fn channel<T: Keyed>(capacity: usize) -> (Sender<T>, Receiver<T>) {
             capacity: capacity.max(1),
             senders: 1,
             receiver_alive: true,
+            spares: Vec::new(),
             rx_waiters: Vec::new(),
         }),
     });
