@@ -114,34 +114,66 @@ impl WriteQueue {
     }
 }
 
-/// Runs the connection until it ends, then ends its session (monitor event, pipe detached).
-/// `accepted` carries the socket's end of the pipe for an accepted connection, attached once the
-/// handshake succeeds; a connecting endpoint's pipe is attached already.
+/// A connection about to run: its stream, its session and its protocol state, built before
+/// its task's future so that the future holds each of them once.
 ///
-/// Memory: this future is what an idle connection costs the most (it is allocated whole for
-/// every connection), so every value lives in it once. The layers below take references
-/// instead of values (a value passed down an `async fn` is stored again in each layer, and a
-/// value moved out of a binding keeps the binding's storage too), and the `Connection`, built
-/// here, is boxed, so that no layer holds a copy of it or of its `Config`.
+/// Memory: the connection task's future is what an idle connection costs the most (it is
+/// allocated whole for every connection). A value passed by value into an `async fn` is stored
+/// twice there (the argument, and the local it is moved to), and again in each layer it goes
+/// down; so the layers take references to this, and the `Connection` (with its `Config`) is
+/// boxed.
+pub(crate) struct Link {
+    session: Session,
+    conn: Result<Box<Connection>, ConnectionError>,
+    stream: Stream,
+}
+
+impl Link {
+    /// `accepted` carries the socket's end of the pipe for an accepted connection, attached once
+    /// the handshake succeeds; a connecting endpoint's pipe is attached already.
+    pub(crate) fn new(
+        core: &Arc<Core>,
+        stream: Stream,
+        pipe_id: PipeId,
+        endpoint: &str,
+        accepted: Option<Pipe>,
+    ) -> Link {
+        let as_server = accepted.is_some();
+        let session = Session::new(core.clone(), pipe_id, accepted, endpoint, &stream.peer);
+        let conn =
+            config(core, as_server, &stream.peer).map(|c| Box::new(Connection::new(c, Instant::now().into_std())));
+        Link { session, conn, stream }
+    }
+
+    /// Runs the connection until it ends; then [`Link::end`].
+    pub(crate) async fn run(&mut self, rx: &mut PipeRx) -> DisconnectReason {
+        match &mut self.conn {
+            Ok(conn) => drive(&mut self.session, conn, &mut self.stream, rx).await,
+            Err(e) => DisconnectReason::Protocol(e.clone()),
+        }
+    }
+
+    /// Ends the session (monitor event, pipe detached).
+    pub(crate) fn end(self, reason: DisconnectReason) -> Outcome {
+        let handshook = self.session.handshook();
+        tracing::debug!(endpoint = %self.session.endpoint(), %reason, "connection ended");
+        self.session.end(&reason);
+        Outcome { handshook, reason }
+    }
+}
+
+/// Runs a connection until it ends, then ends its session (monitor event, pipe detached).
 pub(crate) async fn run(
     core: &Arc<Core>,
-    mut stream: Stream,
+    stream: Stream,
     pipe_id: PipeId,
     rx: &mut PipeRx,
     endpoint: &str,
     accepted: Option<Pipe>,
 ) -> Outcome {
-    let as_server = accepted.is_some();
-    let mut session = Session::new(core.clone(), pipe_id, accepted, endpoint, &stream.peer);
-    let conn = config(core, as_server, &stream.peer).map(|c| Box::new(Connection::new(c, Instant::now().into_std())));
-    let reason = match conn {
-        Ok(mut conn) => drive(&mut session, &mut conn, &mut stream, rx).await,
-        Err(e) => DisconnectReason::Protocol(e),
-    };
-    let handshook = session.handshook();
-    tracing::debug!(%endpoint, %reason, "connection ended");
-    session.end(&reason);
-    Outcome { handshook, reason }
+    let mut link = Link::new(core, stream, pipe_id, endpoint, accepted);
+    let reason = link.run(rx).await;
+    link.end(reason)
 }
 
 /// The connection's loop: what the peer sends goes to the session, what the pipe holds to the
@@ -223,7 +255,8 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
         }
         if pending.is_none() {
             if let Some(reason) = fatal.take() {
-                flush_best_effort(writer, &mut wq, conn).await;
+                // Boxed, as `linger` below: rare ends, kept out of the task's future.
+                Box::pin(flush_best_effort(writer, &mut wq, conn)).await;
                 break reason;
             }
         }
@@ -232,7 +265,7 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
             // handshake finished, the loop goes on while messages wait for this peer, until the
             // handshake (then this) or the linger time (the timer branch below).
             if session.handshook() {
-                linger(core, writer, &mut wq, conn, rx).await;
+                Box::pin(linger(core, writer, &mut wq, conn, rx)).await;
             }
             break DisconnectReason::Closed;
         }
@@ -446,15 +479,22 @@ async fn read_some(
     Ok((n, room))
 }
 
-async fn write_some(writer: &mut crate::transport::WriteHalf, wq: &WriteQueue) -> std::io::Result<usize> {
-    // Most writes have a few chunks (one batch buffer, maybe large bodies): keep those on the stack.
-    let slices: smallvec::SmallVec<[IoSlice<'_>; 8]> =
-        wq.chunks.iter().take(MAX_IOV).map(|c| IoSlice::new(c)).collect();
-    let written = writer.write_vectored(&slices).await?;
-    if written == 0 {
-        return Err(std::io::ErrorKind::WriteZero.into());
-    }
-    Ok(written)
+/// Writes what the queue holds, with one vectored write. The slices are gathered at each poll,
+/// so that the future holds only its two references (it is part of every connection's future).
+fn write_some<'a>(
+    writer: &'a mut crate::transport::WriteHalf,
+    wq: &'a WriteQueue,
+) -> impl std::future::Future<Output = std::io::Result<usize>> + 'a {
+    std::future::poll_fn(move |cx| {
+        // Most writes have a few chunks (one batch buffer, maybe large bodies): keep those on the
+        // stack.
+        let slices: smallvec::SmallVec<[IoSlice<'_>; 8]> =
+            wq.chunks.iter().take(MAX_IOV).map(|c| IoSlice::new(c)).collect();
+        match std::task::ready!(std::pin::Pin::new(&mut **writer).poll_write_vectored(cx, &slices)) {
+            Ok(0) => std::task::Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+            other => std::task::Poll::Ready(other),
+        }
+    })
 }
 
 /// Sends what is queued (an ERROR command, say) before closing, without waiting long.
