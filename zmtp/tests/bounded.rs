@@ -33,6 +33,43 @@ async fn bind(socket: &Socket) -> SocketAddr {
     endpoint.strip_prefix("tcp://").expect("tcp endpoint").parse().expect("socket address")
 }
 
+/// The set-up every test shares: our socket bound on loopback with its monitor, and the hostile
+/// raw peer connected to it (greeted as `peer_type` if given, else only the TCP connection).
+struct Scene {
+    socket: Socket,
+    monitor: Monitor,
+    raw: tokio::net::TcpStream,
+}
+
+async fn scene(socket_type: SocketType, options: Options, peer_type: Option<&str>) -> Scene {
+    let socket = Socket::with_options(socket_type, options);
+    let monitor = socket.monitor();
+    let addr = bind(&socket).await;
+    let raw = match peer_type {
+        Some(t) => connect_as(addr, t).await,
+        None => tokio::net::TcpStream::connect(addr).await.expect("connect"),
+    };
+    Scene { socket, monitor, raw }
+}
+
+/// Waits (up to `T`) for the first monitor event `pick` accepts.
+async fn next_event<R>(monitor: &mut Monitor, what: &str, mut pick: impl FnMut(MonitorEvent) -> Option<R>) -> R {
+    tokio::time::timeout(T, async {
+        loop {
+            match monitor.recv().await {
+                Some(ev) => {
+                    if let Some(r) = pick(ev) {
+                        return r;
+                    }
+                }
+                None => panic!("monitor ended"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what} in time"))
+}
+
 /// Asserts the growth is within `bound_mib`, and prints it.
 fn check(what: &str, growth: &Growth, bound_mib: u64, sent: usize) {
     match growth.kib() {
@@ -45,19 +82,19 @@ fn check(what: &str, growth: &Growth, bound_mib: u64, sent: usize) {
 }
 
 async fn next_failure(monitor: &mut Monitor) -> DisconnectReason {
-    tokio::time::timeout(T, async {
-        loop {
-            match monitor.recv().await {
-                Some(MonitorEvent::HandshakeFailed { reason, .. } | MonitorEvent::Disconnected { reason, .. }) => {
-                    return reason
-                }
-                Some(_) => {}
-                None => panic!("monitor ended"),
-            }
-        }
+    next_event(monitor, "a connection failure", |ev| match ev {
+        MonitorEvent::HandshakeFailed { reason, .. } | MonitorEvent::Disconnected { reason, .. } => Some(reason),
+        _ => None,
     })
     .await
-    .expect("a connection failure in time")
+}
+
+async fn subscription_limit(monitor: &mut Monitor) -> (usize, usize) {
+    next_event(monitor, "SubscriptionLimit", |ev| match ev {
+        MonitorEvent::SubscriptionLimit { topics, bytes, .. } => Some((topics, bytes)),
+        _ => None,
+    })
+    .await
 }
 
 /// PINGs as fast as the peer can send them, never reading the PONGs: one PONG is owed at most,
@@ -65,9 +102,7 @@ async fn next_failure(monitor: &mut Monitor) -> DisconnectReason {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_flood_from_a_peer_that_never_reads() {
     let _one = MEASURING.lock().await;
-    let rep = Socket::with_options(SocketType::Rep, options());
-    let addr = bind(&rep).await;
-    let mut raw = connect_as(addr, "DEALER").await;
+    let Scene { socket: rep, monitor: _, mut raw } = scene(SocketType::Rep, options(), Some("DEALER")).await;
     let batch = repeat(&ping(b"0123456789abcdef"), 4096);
     let growth = Growth::start();
     let sent = flood(&mut raw, &batch, FLOOD, STALL).await;
@@ -89,9 +124,8 @@ async fn ping_flood_from_a_peer_that_never_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribe_flood_toward_xpub_verbose_not_read() {
     let _one = MEASURING.lock().await;
-    let xpub = Socket::with_options(SocketType::XPub, options().xpub_verbose(true));
-    let addr = bind(&xpub).await;
-    let mut raw = connect_as(addr, "SUB").await;
+    let Scene { socket: xpub, monitor: _, mut raw } =
+        scene(SocketType::XPub, options().xpub_verbose(true), Some("SUB")).await;
     let batch = repeat(&subscribe(b"weather.london"), 4096);
     let growth = Growth::start();
     let sent = flood(&mut raw, &batch, FLOOD, STALL).await;
@@ -109,26 +143,14 @@ async fn subscribe_flood_toward_xpub_verbose_not_read() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_limit_is_reported_and_enforced() {
     let limit = 1000;
-    let publ = Socket::with_options(SocketType::Pub, options().max_subscriptions_per_peer(limit, 1 << 20));
-    let mut monitor = publ.monitor();
-    let addr = bind(&publ).await;
-    let mut raw = connect_as(addr, "SUB").await;
+    let Scene { socket: publ, mut monitor, mut raw } =
+        scene(SocketType::Pub, options().max_subscriptions_per_peer(limit, 1 << 20), Some("SUB")).await;
     let mut subs = Vec::new();
     for i in 0..5 * limit {
         subs.extend_from_slice(&subscribe(format!("t{i}.").as_bytes()));
     }
     raw::send_raw(&mut raw, &subs).await;
-    let (topics, bytes) = tokio::time::timeout(T, async {
-        loop {
-            match monitor.recv().await {
-                Some(MonitorEvent::SubscriptionLimit { topics, bytes, .. }) => return (topics, bytes),
-                Some(_) => {}
-                None => panic!("monitor ended"),
-            }
-        }
-    })
-    .await
-    .expect("SubscriptionLimit reported in time");
+    let (topics, bytes) = subscription_limit(&mut monitor).await;
     assert_eq!(topics, limit);
     assert_eq!(bytes, (0..limit).map(|i| format!("t{i}.").len()).sum::<usize>());
     // Subscriptions are processed in order: t0. to t999. hold, t1000. on do not.
@@ -167,10 +189,7 @@ async fn subscription_limit_is_reported_and_enforced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn distinct_topic_flood_toward_pub() {
     let _one = MEASURING.lock().await;
-    let publ = Socket::with_options(SocketType::Pub, options());
-    let mut monitor = publ.monitor();
-    let addr = bind(&publ).await;
-    let mut raw = connect_as(addr, "SUB").await;
+    let Scene { socket: publ, mut monitor, mut raw } = scene(SocketType::Pub, options(), Some("SUB")).await;
     let topics = 800_000;
     let growth = Growth::start();
     let mut sent = 0;
@@ -182,17 +201,7 @@ async fn distinct_topic_flood_toward_pub() {
         sent += flood(&mut raw, &batch, batch.len(), STALL).await;
     }
     assert!(sent >= topics * 76, "only {sent} octets of SUBSCRIBEs taken");
-    let (kept, bytes) = tokio::time::timeout(T, async {
-        loop {
-            match monitor.recv().await {
-                Some(MonitorEvent::SubscriptionLimit { topics, bytes, .. }) => return (topics, bytes),
-                Some(_) => {}
-                None => panic!("monitor ended"),
-            }
-        }
-    })
-    .await
-    .expect("SubscriptionLimit reported in time");
+    let (kept, bytes) = subscription_limit(&mut monitor).await;
     assert_eq!((kept, bytes), (100_000, 100_000 * 64));
     // Let the last of the flood be taken before measuring.
     let (_, closed) = drain(&mut raw, Duration::from_millis(300)).await;
@@ -207,10 +216,8 @@ async fn distinct_topic_flood_toward_pub() {
 async fn endless_empty_frames_hit_max_msg_size() {
     let _one = MEASURING.lock().await;
     let limit = 1u64 << 20;
-    let pull = Socket::with_options(SocketType::Pull, options().max_msg_size(Some(limit)));
-    let mut monitor = pull.monitor();
-    let addr = bind(&pull).await;
-    let mut raw = connect_as(addr, "PUSH").await;
+    let Scene { socket: pull, mut monitor, mut raw } =
+        scene(SocketType::Pull, options().max_msg_size(Some(limit)), Some("PUSH")).await;
     let batch = repeat(&frame(0x01, b""), 32 << 10);
     let growth = Growth::start();
     let sent = flood(&mut raw, &batch, FLOOD, STALL).await;
@@ -229,10 +236,7 @@ async fn endless_empty_frames_hit_max_msg_size() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_ready_is_refused_from_its_header() {
     let _one = MEASURING.lock().await;
-    let rep = Socket::with_options(SocketType::Rep, options());
-    let mut monitor = rep.monitor();
-    let addr = bind(&rep).await;
-    let mut raw = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let Scene { socket: rep, mut monitor, mut raw } = scene(SocketType::Rep, options(), None).await;
     let mut hello = greeting(b"NULL");
     // READY announcing 1 GiB of properties.
     hello.push(0x06);
@@ -259,10 +263,7 @@ async fn huge_ready_is_refused_from_its_header() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frame_of_2_pow_63_minus_1_octets_with_default_options() {
     let _one = MEASURING.lock().await;
-    let pull = Socket::with_options(SocketType::Pull, options());
-    let mut monitor = pull.monitor();
-    let addr = bind(&pull).await;
-    let mut raw = connect_as(addr, "PUSH").await;
+    let Scene { socket: pull, mut monitor, mut raw } = scene(SocketType::Pull, options(), Some("PUSH")).await;
     let mut header = vec![0x02];
     header.extend_from_slice(&(i64::MAX as u64).to_be_bytes());
     let growth = Growth::start();
@@ -288,10 +289,7 @@ async fn subscriber_that_never_reads() {
     let _one = MEASURING.lock().await;
     let hwm = 100;
     let size = 8 << 10;
-    let publ = Socket::with_options(SocketType::Pub, options().sndhwm(hwm));
-    let mut monitor = publ.monitor();
-    let addr = bind(&publ).await;
-    let mut raw = connect_as(addr, "SUB").await;
+    let Scene { socket: publ, mut monitor, mut raw } = scene(SocketType::Pub, options().sndhwm(hwm), Some("SUB")).await;
     raw::send_raw(&mut raw, &subscribe(b"")).await;
     wait_handshake(&mut monitor).await;
     // The subscription is taken once the handshake is; give it a moment to land, then publish.
@@ -312,17 +310,7 @@ async fn subscriber_that_never_reads() {
 }
 
 async fn wait_handshake(monitor: &mut Monitor) {
-    tokio::time::timeout(T, async {
-        loop {
-            match monitor.recv().await {
-                Some(MonitorEvent::HandshakeSucceeded { .. }) => return,
-                Some(_) => {}
-                None => panic!("monitor ended"),
-            }
-        }
-    })
-    .await
-    .expect("handshake in time");
+    next_event(monitor, "handshake", |ev| matches!(ev, MonitorEvent::HandshakeSucceeded { .. }).then_some(())).await
 }
 
 /// A client that sends requests and never reads the replies, to a server answering each: the
@@ -330,9 +318,7 @@ async fn wait_handshake(monitor: &mut Monitor) {
 async fn client_that_never_reads_replies(socket_type: SocketType) {
     let _one = MEASURING.lock().await;
     let size = 1 << 10;
-    let server = Socket::with_options(socket_type, options().sndhwm(100));
-    let addr = bind(&server).await;
-    let mut raw = connect_as(addr, "DEALER").await;
+    let Scene { socket: server, monitor: _, mut raw } = scene(socket_type, options().sndhwm(100), Some("DEALER")).await;
     let echo = async {
         let mut answered = 0usize;
         while let Ok(m) = server.recv_timeout(Duration::from_secs(1)).await {

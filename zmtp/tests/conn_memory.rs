@@ -188,11 +188,13 @@ async fn per_connection<S: PeerStream + Send + 'static>(endpoint: &str, n: usize
 /// What an idle connection may keep. Measured (release and debug alike) at 5.7 KiB: the
 /// connection task's future about 1.7 KiB, its 1 KiB read buffer, the boxed `Connection`
 /// 0.8 KiB, tokio's task and I/O registration 0.5 KiB, the rest small (pipes, session strings,
-/// write buffer, decoded-event queue). Before this bound it was 7.9 KiB: the future held its
-/// values two or three times (3.9 KiB), and every idle connection kept its fair-queue lane's
-/// buffer (0.45 KiB) and the handshake's command buffer. Over the bound: look at the report
-/// (`CONNMEM_REPORT=1`) and at the future's size (`-Zprint-type-sizes`) before raising it.
-const BOUND: i64 = 6 * 1024;
+/// write buffer, decoded-event queue); the peer's message properties (Peer-Address and the
+/// like) add 0.5 KiB, 6.2 KiB in all. Before this bound it was 7.9 KiB without the properties:
+/// the future held its values two or three times (3.9 KiB), and every idle connection kept its
+/// fair-queue lane's buffer (0.45 KiB) and the handshake's command buffer. Over the bound: look
+/// at the report (`CONNMEM_REPORT=1`) and at the future's size (`-Zprint-type-sizes`) before
+/// raising it.
+const BOUND: i64 = 6 * 1024 + 512;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_keeps_little_on_the_heap() {

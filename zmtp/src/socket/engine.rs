@@ -56,10 +56,13 @@ pub(crate) struct Outcome {
 /// copies each iovec separately), so ipc keeps 8 KiB.
 const ZERO_COPY_TCP: usize = 2 * 1024;
 
-fn config(core: &Core, accepted: bool, peer: &str) -> Result<Config, ConnectionError> {
+fn config(core: &Core, accepted: bool, stream: &Stream) -> Result<Config, ConnectionError> {
     let o = &core.options;
+    let peer = stream.peer.as_str();
     let mut c = Config::new(core.socket_type);
     c.routing_id = o.routing_id.clone();
+    c.properties = o.app_metadata().clone();
+    c.peer_address = Bytes::copy_from_slice(stream.peer_address.as_bytes());
     c.as_server = accepted;
     // bind and connect refuse incomplete options, so this fails only if they changed since.
     c.security = o
@@ -140,8 +143,7 @@ impl Link {
     ) -> Link {
         let as_server = accepted.is_some();
         let session = Session::new(core.clone(), pipe_id, accepted, endpoint, &stream.peer);
-        let conn =
-            config(core, as_server, &stream.peer).map(|c| Box::new(Connection::new(c, Instant::now().into_std())));
+        let conn = config(core, as_server, &stream).map(|c| Box::new(Connection::new(c, Instant::now().into_std())));
         Link { session, conn, stream }
     }
 
@@ -179,7 +181,7 @@ pub(crate) async fn run(
 /// The connection's loop: what the peer sends goes to the session, what the pipe holds to the
 /// peer, until either ends.
 async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream, rx: &mut PipeRx) -> DisconnectReason {
-    let Stream { read: reader, write: writer, peer: _ } = stream;
+    let Stream { read: reader, write: writer, .. } = stream;
     let core = &session.core().clone();
     let pipe_id = session.pipe();
     let mut rbuf = ReadBuffer::default();

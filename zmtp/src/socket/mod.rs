@@ -34,7 +34,7 @@ pub use crate::proto::mechanism::{ZapReply, ZapRequest};
 pub use crate::subscriptions::Subscriptions;
 pub use error::{DisconnectReason, Error, SendError, TrySendError};
 pub use monitor::{Monitor, MonitorEvent};
-pub use options::{HeartbeatConfig, Options, TcpKeepalive};
+pub use options::{HeartbeatConfig, Options, TcpKeepalive, MAX_METADATA};
 pub use zap::{Authenticator, ZapHandler, ZAP_ENDPOINT};
 
 use crate::proto::SocketType;
