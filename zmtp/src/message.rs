@@ -108,6 +108,7 @@ impl Message {
     }
 
     /// Attaches the properties of the peer the message came from.
+    #[inline]
     pub(crate) fn set_properties(&mut self, properties: Option<Properties>) {
         self.properties = properties;
     }

@@ -320,6 +320,31 @@ mod loom_models {
         }
     }
 
+    /// The connection task on a thread of its own, polled as a runtime would while it is woken.
+    fn spawn_task(driven: &Arc<Driven>) -> (thread::JoinHandle<(Task, bool)>, Arc<Flag>) {
+        let flag = Arc::new(Flag(Mutex::new(false)));
+        let task = {
+            let (driven, flag) = (driven.clone(), flag.clone());
+            thread::spawn(move || {
+                let mut task: Task = Box::pin(driven.run());
+                let done = poll_while_woken(&mut task, &flag);
+                (task, done)
+            })
+        };
+        (task, flag)
+    }
+
+    /// Once every other thread is done: a task left pending must have a wake-up coming (else it
+    /// would sleep for good), and polled on that wake-up it ends.
+    fn finish_task(task: thread::JoinHandle<(Task, bool)>, flag: &Arc<Flag>) {
+        let (mut task, mut done) = task.join().expect("task");
+        if !done {
+            assert!(flag.take(), "the connection task sleeps with work left: a lost wake-up");
+            done = poll_while_woken(&mut task, flag);
+        }
+        assert!(done, "the connection future finished");
+    }
+
     /// An application receive that drives the connection once and is cancelled: the task still
     /// moves the message. The task's thread stops polling when it is not woken; once every thread
     /// is done, a task left pending must have a wake-up pending (else it would sleep for good).
@@ -327,15 +352,7 @@ mod loom_models {
     fn cancelled_assist_leaves_the_task_awake() {
         loom::model(|| {
             let (pipe_tx, inbound, driven) = setup();
-            let flag = Arc::new(Flag(Mutex::new(false)));
-            let task = {
-                let (driven, flag) = (driven.clone(), flag.clone());
-                thread::spawn(move || {
-                    let mut task: Task = Box::pin(driven.run());
-                    let done = poll_while_woken(&mut task, &flag);
-                    (task, done)
-                })
-            };
+            let (task, flag) = spawn_task(&driven);
             // Only the message wakes the connection (the last sender's drop would wake it too).
             let sender = {
                 let pipe_tx = pipe_tx.clone();
@@ -348,12 +365,7 @@ mod loom_models {
                 assist.poll_recv(&inbound, &mut cx)
             };
             assert!(sender.join().expect("sender"));
-            let (mut task, mut done) = task.join().expect("task");
-            if !done {
-                assert!(flag.take(), "the connection task sleeps with work left: a lost wake-up");
-                done = poll_while_woken(&mut task, &flag);
-            }
-            assert!(done, "the connection future finished");
+            finish_task(task, &flag);
             match early {
                 Poll::Ready(got) => assert_eq!(got, Some(7)),
                 Poll::Pending => assert_eq!(inbound.try_recv(), Some(7)),
@@ -369,23 +381,10 @@ mod loom_models {
     fn send_through_leaves_the_task_awake() {
         loom::model(|| {
             let (pipe_tx, inbound, driven) = setup();
-            let flag = Arc::new(Flag(Mutex::new(false)));
-            let task = {
-                let (driven, flag) = (driven.clone(), flag.clone());
-                thread::spawn(move || {
-                    let mut task: Task = Box::pin(driven.run());
-                    let done = poll_while_woken(&mut task, &flag);
-                    (task, done)
-                })
-            };
+            let (task, flag) = spawn_task(&driven);
             let sent = driven.send_through(|| pipe_tx.try_send(7).is_ok());
             assert!(sent);
-            let (mut task, mut done) = task.join().expect("task");
-            if !done {
-                assert!(flag.take(), "the connection task sleeps with work left: a lost wake-up");
-                done = poll_while_woken(&mut task, &flag);
-            }
-            assert!(done, "the connection future finished");
+            finish_task(task, &flag);
             assert_eq!(inbound.try_recv(), Some(7));
             drop(pipe_tx);
         });

@@ -419,9 +419,11 @@ impl Options {
         &self.metadata
     }
 
-    /// ZMQ_MECHANISM: the mechanism these options select, as libzmq picks it: CURVE if
-    /// `curve_server` or `curve_serverkey` is set, else PLAIN if `plain_server`,
-    /// `plain_username` or `plain_password` is, else NULL.
+    /// ZMQ_MECHANISM: the mechanism these options select: CURVE if `curve_server` or
+    /// `curve_serverkey` is set, else PLAIN if `plain_server`, `plain_username` or
+    /// `plain_password` is, else NULL. libzmq takes the mechanism of the last of these options
+    /// set; options here are fields, without an order, so CURVE wins over PLAIN whatever came
+    /// last (the two agree whenever one mechanism's options are set, or PLAIN's first).
     pub fn mechanism(&self) -> MechanismName {
         if self.curve_server || self.curve_serverkey.is_some() {
             MechanismName::CURVE
