@@ -20,6 +20,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use super::queue::{same_task, Inbox};
 use super::sync::{AtomicU8, Mutex, Ordering};
@@ -238,6 +239,41 @@ impl Drop for Assist<'_> {
         if let Some(w) = self.registered.take() {
             self.driven.unassist(&w);
         }
+    }
+}
+
+/// [`crate::Options::recv_spin`]: a receive that would sleep is polled again instead, through
+/// tokio's `yield_now` (on a runtime's worker: after the other ready tasks and a non-blocking poll
+/// of the I/O driver; outside one, as in `block_on` on a multi-threaded runtime: at once), until
+/// the budget, counted from the first time it found nothing, is spent. Real time (`std`), not
+/// tokio's clock: a paused test clock does not move while a task keeps the runtime busy, so a
+/// budget measured by it would never run out.
+pub(crate) struct Spin {
+    budget: Duration,
+    since: Option<Instant>,
+}
+
+impl Spin {
+    pub(crate) fn new(budget: Duration) -> Self {
+        Spin { budget, since: None }
+    }
+
+    /// Passes on a receive's poll; a `Pending` one within the budget leaves `cx` scheduled to be
+    /// polled again soon.
+    #[inline]
+    pub(crate) fn poll<T>(&mut self, polled: Poll<T>, cx: &mut Context<'_>) -> Poll<T> {
+        if polled.is_pending() && !self.budget.is_zero() {
+            let now = Instant::now();
+            let since = *self.since.get_or_insert(now);
+            if now.saturating_duration_since(since) < self.budget {
+                // The peer (or the worker that reads for us) is often woken on this CPU, and
+                // would wait there until the spin ends: let it run first (sched_yield).
+                std::thread::yield_now();
+                // Its first poll schedules the yield (tokio's `context::defer`) and returns Pending.
+                let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+            }
+        }
+        polled
     }
 }
 

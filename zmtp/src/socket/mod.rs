@@ -313,11 +313,16 @@ impl Socket {
     }
 
     /// Waits for the next inbound message. With one connection, polls that connection here too
-    /// (see `driver`): a reply is then read and returned without a hop through its task.
+    /// (see `driver`): a reply is then read and returned without a hop through its task. Spins
+    /// first for [`Options::recv_spin`], if set.
     async fn recv_assisted(&self) -> Option<Inbound> {
-        let Some(driven) = self.core.single_connection() else { return self.inbound.recv().await };
+        let mut spin = driver::Spin::new(self.core.options.recv_spin);
+        let Some(driven) = self.core.single_connection() else {
+            let mut recv = std::pin::pin!(self.inbound.recv());
+            return std::future::poll_fn(|cx| spin.poll(std::future::Future::poll(recv.as_mut(), cx), cx)).await;
+        };
         let mut assist = driver::Assist::new(&driven);
-        std::future::poll_fn(|cx| assist.poll_recv(&self.inbound, cx)).await
+        std::future::poll_fn(|cx| spin.poll(assist.poll_recv(&self.inbound, cx), cx)).await
     }
 
     /// Receives with a deadline (libzmq's ZMQ_RCVTIMEO); `Err(Error::WouldBlock)` on expiry.

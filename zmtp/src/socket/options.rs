@@ -80,6 +80,20 @@ pub struct Options {
     pub send_timeout: Option<Duration>,
     /// `recv` fails with [`crate::Error::WouldBlock`] after this long (ZMQ_RCVTIMEO).
     pub recv_timeout: Option<Duration>,
+    /// How long a `recv` that finds nothing queued keeps its thread busy before it sleeps
+    /// (default zero: off; no libzmq equivalent). A latency option that costs CPU: instead of
+    /// letting its thread sleep until the connection is readable, the receive yields to the
+    /// runtime (tokio's `yield_now`) and polls again, until a message comes or this much time has
+    /// passed since it started waiting; then it sleeps as it would have. A reply that comes
+    /// within the budget is then picked up without the thread's sleep and wake-up. On a
+    /// current-thread runtime each turn polls the I/O driver without blocking (one
+    /// `epoll_wait` with a zero timeout); on a multi-threaded runtime the worker that holds the
+    /// I/O driver still sleeps in it, and the spin saves the receiving thread's own park and
+    /// unpark. While it spins, that thread (a worker, or the one in `block_on`) runs at 100%:
+    /// set it a little above the round trip you expect (tens of µs), for a socket that is asked
+    /// and answers in a tight loop (REQ/REP, DEALER/ROUTER request-reply). With ZMQ_CONFLATE it
+    /// has no effect.
+    pub recv_spin: Duration,
     /// XPUB: a message sent to every new subscriber (ZMQ_XPUB_WELCOME_MSG).
     pub xpub_welcome_msg: Option<Bytes>,
     /// Kernel send buffer size for TCP connections (ZMQ_SNDBUF).
@@ -142,6 +156,7 @@ impl Default for Options {
             connect_timeout: None,
             send_timeout: None,
             recv_timeout: None,
+            recv_spin: Duration::ZERO,
             xpub_welcome_msg: None,
             sndbuf: None,
             rcvbuf: None,
@@ -296,6 +311,11 @@ impl Options {
     /// Sets ZMQ_RCVTIMEO.
     pub fn recv_timeout(mut self, t: Option<Duration>) -> Self {
         self.recv_timeout = t;
+        self
+    }
+    /// Sets the busy wait of a receive before it sleeps ([`Options::recv_spin`]).
+    pub fn recv_spin(mut self, budget: Duration) -> Self {
+        self.recv_spin = budget;
         self
     }
 }
