@@ -24,11 +24,15 @@ import argparse
 import json
 import math
 import os
+import resource
 import shutil
 import signal
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import scale_plot  # noqa: E402  (the plot, and the median it draws)
 
 # Ports: SCALE_PUB_PORT / SCALE_RET_PORT move them (runs beside another master).
 PUB, RET = int(os.environ.get("SCALE_PUB_PORT", 44505)), int(os.environ.get("SCALE_RET_PORT", 44506))
@@ -112,7 +116,8 @@ class Run:
     def __init__(self, a, kind, n):
         self.a, self.kind, self.n = a, kind, n
         self.root = os.path.join(a.tmp, f"{kind[0]}{n}")
-        shutil.rmtree(self.root, ignore_errors=True)
+        if os.path.exists(self.root):
+            shutil.rmtree(self.root, ignore_errors=True)
         self.conf = os.path.join(self.root, "etc/salt")
         os.makedirs(self.conf)
         with open(os.path.join(self.conf, "master"), "w") as f:
@@ -158,9 +163,17 @@ class Run:
             cmd = [f"{SALT_VENV}/bin/salt", "-c", self.conf]
         cmd += tgt_args + ["--out", "json", "--static", "-t", str(timeout)]
         before = set(read_status(self.run_dir).get("jobs", {}))
+        # CPU-seconds of each side over the job: the master (all its processes), the swarm, the CLI.
+        m0, s0 = group_usage(self.master.pid)[0], group_usage(self.swarm.pid)[0]
+        c0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * 6 + 120)
         wall = time.time() - t0
+        c1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = {"master_cpu_s": round(group_usage(self.master.pid)[0] - m0, 2),
+               "swarm_cpu_s": round(group_usage(self.swarm.pid)[0] - s0, 2),
+               "cli_cpu_s": round(c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime, 2),
+               "load_avg": round(os.getloadavg()[0], 2)}
         try:
             ret = json.loads(p.stdout) if p.stdout.strip() else {}
         except ValueError:
@@ -179,7 +192,7 @@ class Run:
             lat["swarm_received"] = v.get("received", 0)
             lat["swarm_returned"] = v.get("returned", 0)
         return {"wall_s": round(wall, 3), "rc": p.returncode, "returns": ret if isinstance(ret, dict) else {},
-                **lat}
+                **lat, **cpu}
 
     def rotation(self):
         """The re-auth storm: ask for an AES key rotation (`cachedir/.dfn`, mode 0400, as `salt-key
@@ -292,7 +305,16 @@ class Run:
                 kill_group(p.pid)
                 p.wait()
         if not self.a.keep:
-            shutil.rmtree(self.root, ignore_errors=True)
+            # Not deleted now: ext4 (without a journal, as here) skips inodes freed in the last 60-300 s
+            # when it allocates one, reading each one's inode-table block, and a master that signs
+            # 10,000 minions in creates about 30,000 files: deleting a run's tree right before the next
+            # run cost that master up to half its storm CPU (perf). `scale.py clean` deletes them.
+            trash = os.path.join(self.a.tmp, "trash")
+            os.makedirs(trash, exist_ok=True)
+            try:
+                os.rename(self.root, os.path.join(trash, f"{os.path.basename(self.root)}-{time.time():.0f}"))
+            except OSError:
+                shutil.rmtree(self.root, ignore_errors=True)
 
 
 def fmt(v, unit=""):
@@ -319,13 +341,9 @@ def rotation(r):
 
 
 def report(out_dir):
-    rows = []
-    with open(os.path.join(out_dir, "results.jsonl")) as f:
-        for line in f:
-            if line.strip():
-                rows.append(json.loads(line))
+    rows = load_rows(out_dir)
     rows.sort(key=lambda r: (r["n"], r["master"], r.get("date", "")))
-    med = lambda xs: sorted(xs)[len(xs) // 2] if xs else None
+    med = median
     lines = [
         "| N | master | run | all signed in | up (pillar+start) | sign-ins/s | `_auth`/minion | test.ping all (CLI wall, median) | publish→last return (median) | returns | publish→first return | cmd.run all | grain (N/10) | RSS after storm / end | CPU-s storm / total | re-auth storm after `.dfn`: publish → last return (`_auth` sent, CPU-s) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -357,6 +375,122 @@ def report(out_dir):
     print(text)
 
 
+def load_rows(out_dir):
+    rows = []
+    with open(os.path.join(out_dir, "results.jsonl")) as f:
+        for line in f:
+            if line.strip():
+                rows.append(json.loads(line))
+    return rows
+
+
+def median(xs):
+    m = scale_plot.med([x for x in xs if x is not None])
+    return None if m is None else round(m, 4)
+
+
+def thousands(n):
+    return f"{n:,}"
+
+
+def summary(r):
+    """The figures of one run that the README and docs/scale.md show."""
+    s, pings = r.get("storm", {}), r.get("ping", [])
+    full = [p for p in pings if p.get("ok") == r["n"]]
+    return {
+        "signed": s.get("all_signed_in_s") if s.get("complete") else None,
+        "up": s.get("all_up_s"),
+        "signed_text": (f"{s.get('all_signed_in_s')} s" + (f" (all up {s['all_up_s']} s)" if s.get("all_up_s") and
+                        s["all_up_s"] - s.get("all_signed_in_s", 0) >= 1 else ""))
+        if s.get("complete") else f"{s.get('signed_in')} of {thousands(r['n'])} in {s.get('timeout_s')} s",
+        "auth": s.get("auth_per_minion"),
+        "storm_cpu": s.get("master_cpu_s"),
+        "ping_walls": [p["wall_s"] for p in pings],
+        "ping": median([p["wall_s"] for p in full]) if len(full) == len(pings) and pings else None,
+        "ping_all": len(full) == len(pings) and bool(pings),
+        "oks": "/".join(str(p.get("ok")) for p in pings),
+        "last": median([p.get("last_returned_s") for p in pings]),
+        "mcpu": median([p.get("master_cpu_s") for p in pings]),
+        "scpu": median([p.get("swarm_cpu_s") for p in pings]),
+        "rss_storm": r.get("master_rss_after_storm_mib"),
+        "rss_end": r.get("master_rss_end_mib"),
+        "procs": r.get("master_processes_end"),
+        "load": r.get("load_avg_start"),
+    }
+
+
+def r2(v):
+    return None if v is None else f"{v:.2f}"
+
+
+def ratio(a, b):
+    return f"{a / b:.1f}x" if a and b else "–"
+
+
+def publish(out_dir, label, readme, doc, svg):
+    """Rewrite the README's scale table, docs/scale.md's latest results and the plot from the runs
+    labelled exactly `label` (one scripts/scale.sh run)."""
+    rows = [r for r in load_rows(out_dir) if r.get("label") == label]
+    if not rows:
+        raise SystemExit(f"no runs labelled {label!r} in {out_dir}/results.jsonl")
+    rows.sort(key=lambda r: (r["n"], r["master"] != "salt"))
+    dates = sorted(r["date"] for r in rows)
+    name = lambda r: "salt-master-rs" if r["master"] == "ours" else "Salt 3008.5"
+    head = ("| N | master | load at start | all signed in | `_auth` per minion | master CPU-s, storm | "
+            "`test.ping` to all, CLI (median of runs) | publish → last return (median) | "
+            "CPU-s per `test.ping`: master / swarm | master RSS after storm / end |\n"
+            "|---|---|---|---|---|---|---|---|---|---|\n")
+    body = ""
+    for r in rows:
+        m = summary(r)
+        ping = f"{r2(m['ping'])} s" if m["ping_all"] else f"{', '.join(map(r2, m['ping_walls']))} s (returns {m['oks']})"
+        body += (f"| {thousands(r['n'])} | {name(r)} | {fmt(round(m['load'], 1) if m['load'] is not None else None)} | "
+                 f"{m['signed_text']} | {fmt(r2(m['auth']))} | {fmt(m['storm_cpu'])} | {ping} | {fmt(r2(m['last']), ' s')} | "
+                 f"{fmt(r2(m['mcpu']))} / {fmt(r2(m['scpu']))} | {fmt(m['rss_storm'])} / {fmt(m['rss_end'])} MiB "
+                 f"({m['procs']} processes) |\n")
+    # Ratios at the largest N both masters completed; the goals at 10,000.
+    by = {(r["master"], r["n"]): summary(r) for r in rows}
+    both = sorted(n for (k, n) in by if k == "salt" and ("ours", n) in by and by[("salt", n)]["signed"])
+    text = ""
+    if both:
+        n = both[-1]
+        o, t = by[("ours", n)], by[("salt", n)]
+        text += (f"At {thousands(n)} minions, the largest N Salt's master completed in this run, ours signed all in "
+                 f"{ratio(t['signed'], o['signed'])} sooner ({o['signed']} s against {t['signed']} s; all up, `_pillar` "
+                 f"and start events done: {ratio(t['up'], o['up'])}, {o['up']} s against {t['up']} s) on "
+                 f"{ratio(t['storm_cpu'], o['storm_cpu'])} less master CPU, answered `test.ping` to all "
+                 f"{ratio(t['ping'], o['ping'])} sooner (CLI medians {r2(o['ping'])} s against {r2(t['ping'])} s), in "
+                 f"{ratio(t['rss_end'], o['rss_end'])} less memory ({o['rss_end']} against {t['rss_end']} MiB at the end). "
+                 f"The goal is 10x on each.\n")
+    g = by.get(("ours", 10000))
+    if g:
+        mb = lambda mib: round(mib * 1.048576, 1) if mib else None
+        verdict = lambda ok: "met" if ok else "missed"
+        text += (f"\nThe 10,000-minion goals: signed in within 60 s: {verdict(g['signed'] and g['signed'] <= 60)} "
+                 f"({fmt(g['signed'], ' s')}); `test.ping` to all within 2 s: {verdict(g['ping'] and g['ping'] <= 2)} "
+                 f"({fmt(r2(g['ping']), ' s')}, of which publish → last return {fmt(r2(g['last']), ' s')}); master RSS under "
+                 f"200 MB: {verdict(g['rss_end'] and mb(g['rss_end']) < 200)} ({fmt(mb(g['rss_storm']))} MB after the "
+                 f"storm, {fmt(mb(g['rss_end']))} MB at the end).\n")
+    src = f"`results.jsonl` rows labelled `{label}`, {dates[0]} to {dates[-1]}"
+    block = (f"One `scripts/scale.sh` run ({src}); swarm and master on the same 2 cores; load average at "
+             f"the start of each run in the table; {rows[0].get('keysize')}-bit swarm keys up to 1,000 minions, "
+             f"{max(r.get('keysize', 2048) for r in rows if r['n'] > 1000) if any(r['n'] > 1000 for r in rows) else '–'}-bit above.\n\n"
+             + head + body + "\n" + text)
+    for path in (readme, doc):
+        with open(path) as f:
+            old = f.read()
+        begin, end = "<!-- scale:begin (scripts/scale.py publish) -->\n", "<!-- scale:end -->"
+        if begin not in old or end not in old:
+            raise SystemExit(f"{path}: no {begin.strip()} ... {end} markers")
+        pre, rest = old.split(begin, 1)
+        post = rest.split(end, 1)[1]
+        with open(path, "w") as f:
+            f.write(pre + begin + block + end + post)
+        print(f"wrote {path}")
+    scale_plot.plot(rows, svg, f"label {label}")
+    report(out_dir)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -383,9 +517,23 @@ def main():
     r.add_argument("--loop-interval", type=int, default=5, help="the masters' maintenance period (.dfn checks)")
     rp = sub.add_parser("report")
     rp.add_argument("out", nargs="?", default="bench/results/scale")
+    cp = sub.add_parser("clean", help="delete the run trees kept under TMP/trash")
+    cp.add_argument("--tmp", default="/tmp/sc")
+    pp = sub.add_parser("publish", help="README table, docs/scale.md results and the plot from one labelled run")
+    pp.add_argument("--label", required=True, help="the LABEL of the scripts/scale.sh run (exact)")
+    pp.add_argument("--out", default="bench/results/scale")
+    pp.add_argument("--readme", default="README.md")
+    pp.add_argument("--doc", default="docs/scale.md")
+    pp.add_argument("--svg", default="bench/results/scale/scale.svg")
     a = ap.parse_args()
     if a.cmd == "report":
         report(a.out)
+        return
+    if a.cmd == "clean":
+        shutil.rmtree(os.path.join(a.tmp, "trash"), ignore_errors=True)
+        return
+    if a.cmd == "publish":
+        publish(a.out, a.label, a.readme, a.doc, a.svg)
         return
     # SIGTERM (and SIGINT, even in a background job) stops the current run cleanly.
     def interrupted(*_):

@@ -10,6 +10,7 @@ Usage: scripts/scale_plot.py [--label LABEL] [RESULTS.jsonl] [OUT.svg]
   --label: only the runs whose "label" starts with LABEL (default: every run).
 """
 import argparse
+import html
 import json
 import math
 import os
@@ -103,6 +104,11 @@ def main():
                     rows.append(r)
     if not rows:
         raise SystemExit(f"no runs in {a.results}" + (f" labelled {a.label}*" if a.label else ""))
+    plot(rows, a.out, os.path.basename(a.results) + (f", label {a.label}*" if a.label else ""))
+
+
+def plot(rows, out, note):
+    """Write the SVG of `rows` (results.jsonl lines) to `out`; `note` says where they came from."""
     keys = [("signed", "Cold start: all signed in", "seconds"),
             ("ping", "test.ping to all (CLI, median)", "seconds"),
             ("rss", "Master memory at the end (RSS)", "MiB")]
@@ -130,13 +136,12 @@ def main():
             els.append(f'<text x="{lx + 30}" y="{H - 21}">{NAMES[master]}</text>')
             lx += 220
     els.append(f'<text x="{lx}" y="{H - 21}" fill="#555">dots: runs; line: median; open circle: storm not complete '
-               f'(drawn at the timeout). {len(rows)} runs, {os.path.basename(a.results)}'
-               + (f', label {a.label}*' if a.label else '') + '</text>')
+               f'(drawn at the timeout). {len(rows)} runs, {html.escape(note)}</text>')
     els.append("</svg>")
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    with open(a.out, "w") as f:
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
         f.write("\n".join(els) + "\n")
-    print(f"wrote {a.out} ({len(rows)} runs)")
+    print(f"wrote {out} ({len(rows)} runs)")
 
 
 if __name__ == "__main__":

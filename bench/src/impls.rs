@@ -93,6 +93,13 @@ pub trait BenchSocket: Sized {
 // ---------------------------------------------------------------------------------------------
 // zmtp (ours)
 
+static RECV_SPIN: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
+/// Ours only: `Options::recv_spin` for the role's socket (`--recv-spin-us`; zero: off).
+pub fn set_recv_spin(budget: std::time::Duration) {
+    let _ = RECV_SPIN.set(budget);
+}
+
 pub struct Zmtp(zmtp::Socket);
 
 impl BenchSocket for Zmtp {
@@ -109,7 +116,7 @@ impl BenchSocket for Zmtp {
             Kind::Req => T::Req,
             Kind::Rep => T::Rep,
         };
-        let mut o = zmtp::Options::default();
+        let mut o = zmtp::Options::default().recv_spin(RECV_SPIN.get().copied().unwrap_or_default());
         if let Some(side) = crate::curve::side() {
             let key = |k: &[u8; 32]| zmtp::CurveSecretKey::from_slice(k).map_err(e);
             o = match side {

@@ -112,6 +112,7 @@ fn run(cmd: &str, a: &Args) -> R<()> {
     // The REP of the latency case always binds.
     let binds = a.flag("bind") || cmd == "rep";
     curve::set(a.flag("curve").then_some(if binds { curve::Side::Server } else { curve::Side::Client }));
+    impls::set_recv_spin(std::time::Duration::from_micros(a.num("recv-spin-us", 0u64)?));
     if imp == Impl::Libzmq && cmd == "fsub" {
         return roles::fsub_libzmq(role);
     }

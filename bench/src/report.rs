@@ -108,6 +108,29 @@ fn best_low(cfg: &Config, stats: &BTreeMap<Impl, Stat>) -> Option<(Impl, f64)> {
         .min_by(|a, b| a.1.total_cmp(&b.1))
 }
 
+/// The latency rows: each size, and after it the same with ours spinning before it sleeps
+/// (`recv_spin`), if the run has such records.
+fn lat_rows(cfg: &Config, records: &[Value]) -> Vec<(usize, bool)> {
+    let spun = collect(records, |r| r["kind"] == "spin_latency").next().is_some();
+    cfg.lat_sizes.iter().flat_map(|&s| [(s, false), (s, true)]).filter(|&(_, spin)| spun || !spin).collect()
+}
+
+/// Whether a record belongs to a latency row: ours plain or, on a spin row, with `recv_spin`
+/// (kind `spin_latency`); the peers' plain runs on both.
+fn lat_match(r: &Value, transport: &str, size: usize, spin: bool) -> bool {
+    let kind = if spin && r["impl"] == Impl::Zmtp.name() { "spin_latency" } else { "latency" };
+    r["kind"] == kind && r["transport"] == transport && r["size"] == size
+}
+
+fn lat_label(records: &[Value], transport: &str, size: usize, spin: bool) -> String {
+    let base = format!("REQ/REP {} {transport}", fmt_size(size as u64));
+    if !spin {
+        return base;
+    }
+    let us = collect(records, |r| r["kind"] == "spin_latency").find_map(|r| r["recv_spin_us"].as_u64()).unwrap_or(0);
+    format!("{base}, ours with recv_spin {us} µs")
+}
+
 /// A throughput row: pattern, PUB/SUB mode ("" for the others), transport, size.
 type Row = (String, String, String, u64);
 
@@ -386,9 +409,9 @@ fn tables(o: &mut String, cfg: &Config, records: &[Value]) {
         let _ = writeln!(o, "### Latency (REQ/REP round trip, µs: p50 / p99 / p99.9)\n");
         header(o, "case", " best peer p50 / p99 | ours / best p50 | ours / best p99 | ≤0.8× |");
         for t in &cfg.lat_transports {
-            for &size in &cfg.lat_sizes {
-                let f = |r: &Value| r["kind"] == "latency" && r["transport"] == t.as_str() && r["size"] == size;
-                let _ = write!(o, "| REQ/REP {} {t} |", fmt_size(size as u64));
+            for (size, spin) in lat_rows(cfg, records) {
+                let f = |r: &Value| lat_match(r, t, size, spin);
+                let _ = write!(o, "| {} |", lat_label(records, t, size, spin));
                 let mut p50 = BTreeMap::new();
                 let mut p99 = BTreeMap::new();
                 for &i in &impls {
@@ -740,15 +763,15 @@ pub fn bars(cfg: &Config, records: &[Value]) -> Vec<Bar> {
         }
     }
     for t in &cfg.lat_transports {
-        for &size in &cfg.lat_sizes {
+        for (size, spin) in lat_rows(cfg, records) {
             for (key, name) in [("p50_us", "p50"), ("p99_us", "p99")] {
-                let f = |r: &Value| r["kind"] == "latency" && r["transport"] == t.as_str() && r["size"] == size;
+                let f = |r: &Value| lat_match(r, t, size, spin);
                 let stats: BTreeMap<Impl, Stat> =
                     cfg.impls.iter().filter_map(|&i| stat_of(records, i, key, f).map(|s| (i, s))).collect();
                 if let (Some(b), Some(u)) = (best_low(cfg, &stats), stats.get(&Impl::Zmtp)) {
                     if u.med > 0.0 {
                         out.push(Bar {
-                            label: format!("REQ/REP {} {t} {name} (best/ours)", fmt_size(size as u64)),
+                            label: format!("{} {name} (best/ours)", lat_label(records, t, size, spin)),
                             adv: b.1 / u.med,
                             target: 1.0 / LATENCY_TARGET,
                         });

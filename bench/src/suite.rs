@@ -44,6 +44,9 @@ pub struct Config {
     /// The CURVE section: PUSH→PULL sizes and REQ/REP sizes, over tcp.
     pub curve_sizes: Vec<usize>,
     pub curve_lat_sizes: Vec<usize>,
+    /// The latency section runs ours a second time with `Options::recv_spin` set to this many µs
+    /// (0: not), recorded as kind `spin_latency` and compared with the same peers' runs.
+    pub lat_spin_us: u64,
     pub out: PathBuf,
 }
 
@@ -105,6 +108,7 @@ impl Config {
             credit: a.num("credit", 500)?,
             curve_sizes: list(a.get("curve-sizes").unwrap_or(if quick { "16,65536" } else { "16,256,65536" }))?,
             curve_lat_sizes: list(a.get("curve-lat-sizes").unwrap_or("16"))?,
+            lat_spin_us: a.num("lat-spin-us", 50)?,
             out,
         })
     }
@@ -378,6 +382,9 @@ pub struct Driver {
     rt: String,
     /// The runs now going are the CURVE section's: roles get `--curve`, records say so.
     curve: bool,
+    /// The run now going is ours with `recv_spin` of this many µs (0: none): the roles get
+    /// `--recv-spin-us`, the record is kind `spin_latency`.
+    spin_us: u64,
 }
 
 impl Driver {
@@ -394,6 +401,10 @@ impl Driver {
         ];
         if self.curve {
             v.push("--curve".into());
+        }
+        if self.spin_us > 0 {
+            v.push("--recv-spin-us".into());
+            v.push(self.spin_us.to_string());
         }
         for (k, val) in extra {
             v.push(format!("--{k}"));
@@ -418,6 +429,8 @@ impl Driver {
     fn rt_tag(&self, imp: Impl) -> String {
         if imp == Impl::Libzmq {
             String::new()
+        } else if self.spin_us > 0 {
+            format!(" [{}, recv_spin {} µs]", self.rt, self.spin_us)
         } else {
             format!(" [{}]", self.rt)
         }
@@ -439,6 +452,11 @@ impl Driver {
         if self.curve {
             v["mechanism"] = json!("curve");
             let kind = format!("curve_{}", v["kind"].as_str().unwrap_or(""));
+            v["kind"] = json!(kind);
+        }
+        if self.spin_us > 0 {
+            v["recv_spin_us"] = json!(self.spin_us);
+            let kind = format!("spin_{}", v["kind"].as_str().unwrap_or(""));
             v["kind"] = json!(kind);
         }
         let _ = writeln!(self.log, "{v}");
@@ -898,6 +916,9 @@ pub fn run(a: &Args) -> R<()> {
     }
     if cfg.has("latency") {
         total += cfg.lat_sizes.len() * cfg.lat_transports.len() * n_impl * cfg.reps;
+        if cfg.lat_spin_us > 0 && cfg.impls.contains(&Impl::Zmtp) {
+            total += cfg.lat_sizes.len() * cfg.lat_transports.len() * cfg.rts.len() * cfg.reps;
+        }
     }
     if cfg.has("fanout") {
         total += cfg.fanout_subs.len() * cfg.pubsub_modes.len() * n_impl * cfg.reps;
@@ -928,7 +949,8 @@ pub fn run(a: &Args) -> R<()> {
         eprintln!("(perf not found: no syscall counts)");
     }
     let rt = cfg.rts.first().cloned().unwrap_or_else(|| "ct".into());
-    let mut d = Driver { cfg, records: Vec::new(), done: 0, total, started: Instant::now(), log, rt, curve: false };
+    let mut d =
+        Driver { cfg, records: Vec::new(), done: 0, total, started: Instant::now(), log, rt, curve: false, spin_us: 0 };
     let _ = writeln!(d.log, "{}", json!({"kind": "machine", "info": machine}));
 
     if d.cfg.has("throughput") {
@@ -958,6 +980,13 @@ pub fn run(a: &Args) -> R<()> {
                     for (imp, rt) in rotated(&d.cfg.impls, &d.cfg.rts, rep) {
                         d.rt = rt;
                         d.latency(imp, size, &transport, rep, false);
+                        // Ours again, spinning before it sleeps (`Options::recv_spin`), next to
+                        // the run without.
+                        if imp == Impl::Zmtp && d.cfg.lat_spin_us > 0 {
+                            d.spin_us = d.cfg.lat_spin_us;
+                            d.latency(imp, size, &transport, rep, false);
+                            d.spin_us = 0;
+                        }
                     }
                 }
             }

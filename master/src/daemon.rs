@@ -138,6 +138,7 @@ pub fn run(config: MasterConfig) -> Result<(), DaemonError> {
     );
     crate::maintenance::mark_started(&master);
     let r = supervisor::run(master.clone(), units(master.config.worker_threads));
+    master.returns.flush();
     let _ = std::fs::remove_file(&master.config.pidfile);
     tracing::info!("salt-master-rs stopped");
     r.map_err(DaemonError::from)

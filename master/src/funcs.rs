@@ -14,7 +14,6 @@ use salt_proto::value::{self, as_str, get, get_str, insert, remove, string};
 use salt_proto::Value;
 
 use crate::datacache::{GRAINS, PILLAR};
-use crate::jobcache::StoreOutcome;
 use crate::keys::valid_id;
 use crate::state::{Master, PublishJob};
 use crate::targeting::check_minions;
@@ -321,21 +320,12 @@ fn ret(master: &Master, mut load: Value) {
         }
         new
     } else {
-        if is_jid(&jid) {
-            if let Err(e) = master.jobs.prep_jid(false, Some(&jid)) {
-                tracing::error!("cannot prepare jid {jid}: {e}");
-            }
-        }
         jid
     };
     tracing::info!("Got return from {id} for job {jid}");
     master.events.fire(&format!("salt/job/{jid}/ret/{id}"), load.clone());
     if master.config.job_cache {
-        match master.jobs.store_return(&load) {
-            Ok(StoreOutcome::Stored(_) | StoreOutcome::NoCache) => {}
-            Ok(StoreOutcome::Duplicate) => tracing::debug!("Duplicate return from {id} for jid {jid}; ignored"),
-            Ok(StoreOutcome::UnknownJid) => tracing::warn!("return from {id} for unknown jid {jid}; not stored"),
-            Err(e) => tracing::error!("cannot store the return of {id} for {jid}: {e}"),
-        }
+        // prep_jid (a passed jid) and store_return, off this worker.
+        master.returns.store(load);
     }
 }

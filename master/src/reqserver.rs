@@ -141,6 +141,15 @@ pub async fn run_worker(master: Arc<Master>, mut shutdown: Shutdown) -> Result<(
     Ok(())
 }
 
+/// The accepted public key of `id`, read and parsed.
+fn accepted_key(master: &Master, id: &str) -> salt_proto::Result<salt_proto::PublicKey> {
+    match master.keystore.fetch_in(crate::keys::KeyState::Accepted, id) {
+        Ok(Some(pem)) => salt_proto::PublicKey::from_pem(pem.trim()),
+        Ok(None) => Err(salt_proto::Crypto::InvalidKey("no accepted key".to_owned()).into()),
+        Err(e) => Err(salt_proto::Crypto::InvalidKey(e.to_string()).into()),
+    }
+}
+
 fn str_reply(s: &str) -> Vec<u8> {
     msgpack::encode(&value::string(s))
 }
@@ -196,20 +205,21 @@ pub async fn handle_request(master: &Master, frame: &[u8]) -> Vec<u8> {
                 tracing::warn!("Request contains invalid minion id {id:?}");
                 return str_reply(BAD_LOAD);
             }
-            let minion_pub = match master.keystore.fetch_in(crate::keys::KeyState::Accepted, &id) {
-                Ok(Some(pem)) => match salt_proto::PublicKey::from_pem(pem.trim()) {
-                    Ok(k) => k,
-                    Err(_) => return str_reply(BAD_LOAD),
-                },
-                _ => {
-                    tracing::warn!(
-                        "Salt minion claiming to be {id} attempted to communicate with master, but key could not be read and verification was denied."
-                    );
-                    return str_reply(BAD_LOAD);
-                }
-            };
-            // Only an accepted minion gets a session key file: ids from
+            // The accepted key file must exist before anything else:
+            // only an accepted minion gets a session key file, ids from
             // the network never create files by themselves.
+            let stamp = master
+                .keystore
+                .path(crate::keys::KeyState::Accepted, &id)
+                .ok()
+                .and_then(|p| crate::tokens::Stamp::of(&p));
+            let Some(stamp) = stamp else {
+                master.tokens.forget(&id);
+                tracing::warn!(
+                    "Salt minion claiming to be {id} attempted to communicate with master, but key could not be read and verification was denied."
+                );
+                return str_reply(BAD_LOAD);
+            };
             let session = match master.session_key(&id) {
                 Ok(s) => s,
                 Err(e) => {
@@ -217,7 +227,22 @@ pub async fn handle_request(master: &Master, frame: &[u8]) -> Vec<u8> {
                     return str_reply(BAD_LOAD);
                 }
             };
-            let opened = match envelope::open_aes_request(&id, &load, &session, &minion_pub) {
+            // `tok` is checked against the key only when it is not the one
+            // already verified against this very key file (crate::tokens).
+            let mut minion_pub = None;
+            let opened = envelope::open_aes_request_with(&id, &load, &session, |tok| {
+                if master.tokens.known(&id, &stamp, tok) {
+                    return Ok(true);
+                }
+                let key = accepted_key(master, &id)?;
+                let valid = envelope::token_valid(&key, tok)?;
+                if valid {
+                    master.tokens.remember(&id, stamp, tok);
+                }
+                minion_pub = Some(key);
+                Ok(valid)
+            });
+            let opened = match opened {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::debug!("Bad load from minion {id}: {e}");
@@ -251,6 +276,13 @@ pub async fn handle_request(master: &Master, frame: &[u8]) -> Vec<u8> {
                     let enc = enc_algo.as_deref().unwrap_or("OAEP-SHA1").parse();
                     let sig = sig_algo.as_deref().unwrap_or("PKCS1v15-SHA1").parse();
                     let (Ok(enc), Ok(sig)) = (enc, sig) else { return str_reply(BAD_LOAD) };
+                    let minion_pub = match minion_pub.map_or_else(|| accepted_key(master, &id), Ok) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            tracing::warn!("the accepted key of {id}: {e}");
+                            return str_reply(BAD_LOAD);
+                        }
+                    };
                     match envelope::seal_private_reply(
                         &master.master_keys.private,
                         &minion_pub,

@@ -144,6 +144,8 @@ pub struct Master {
     pub keystore: KeyStore,
     /// The job cache.
     pub jobs: Arc<dyn JobStore>,
+    /// Writes the minions' returns to `jobs` off the workers' path.
+    pub returns: crate::retwriter::ReturnWriter,
     /// The minion data cache (grains, pillar).
     pub datacache: DataCache,
     /// The master event bus.
@@ -164,6 +166,8 @@ pub struct Master {
     pub roots_opts: crate::roots::RootsOpts,
     /// The file server's list cache.
     pub list_cache: crate::fileserver::ListCache,
+    /// The minion tokens verified against the unchanged accepted keys.
+    pub tokens: crate::tokens::Tokens,
     aes: RwLock<Arc<AesKey>>,
     serial: AtomicU64,
     sessions: Mutex<HashMap<String, (SystemTime, Crypticle)>>,
@@ -201,6 +205,7 @@ impl Master {
         Ok(Master {
             master_keys,
             keystore,
+            returns: crate::retwriter::ReturnWriter::new(jobs.clone()),
             jobs,
             datacache,
             events,
@@ -222,6 +227,7 @@ impl Master {
             aes: RwLock::new(Arc::new(aes)),
             serial: AtomicU64::new(0),
             sessions: Mutex::new(HashMap::new()),
+            tokens: crate::tokens::Tokens::default(),
             access_keys,
             config,
         })

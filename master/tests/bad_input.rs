@@ -152,6 +152,28 @@ fn hostile_requests_get_salts_answers() {
         assert!(get(&ev, "tok").is_none() && get(&ev, "nonce").is_none());
         let wrong_tok = envelope::make_tok(&k2).unwrap_or_default();
         assert_eq!(request(port, aes_frame(&m, rr.clone(), &wrong_tok, &nonce)).await, bad_load);
+        // The master remembers a verified tok only for the accepted key file
+        // it was verified with: another key renamed over it (as salt-key
+        // writes keys) makes the remembered tok fail and the new key's pass,
+        // the old file back makes it pass again, and no file refuses it.
+        let key_file = pki.join("minions/good");
+        let swap = |pem: &str| {
+            let tmp = pki.join("minions/.good.tmp");
+            std::fs::write(&tmp, pem).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::rename(&tmp, &key_file).unwrap_or_else(|e| panic!("{e}"));
+        };
+        let good =
+            |reply: &Value| envelope::open_aes_reply(&m.session, reply, &nonce).ok() == Some(Value::Boolean(true));
+        swap(&k2.public_key().to_pem().unwrap_or_default());
+        assert_eq!(request(port, aes_frame(&m, rr.clone(), &m.tok, &nonce)).await, bad_load);
+        assert!(good(&request(port, aes_frame(&m, rr.clone(), &wrong_tok, &nonce)).await));
+        swap(&accepted);
+        assert_eq!(request(port, aes_frame(&m, rr.clone(), &wrong_tok, &nonce)).await, bad_load);
+        assert!(good(&request(port, aes_frame(&m, rr.clone(), &m.tok, &nonce)).await));
+        std::fs::remove_file(&key_file).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(request(port, aes_frame(&m, rr.clone(), &m.tok, &nonce)).await, bad_load);
+        swap(&accepted);
+        assert!(good(&request(port, aes_frame(&m, rr.clone(), &m.tok, &nonce)).await));
         let mut tampered = aes_frame(&m, rr.clone(), &m.tok, &nonce);
         if let Ok(Request::Aes { mut load, version, id, enc_algo, sig_algo }) = Request::decode(&tampered) {
             let mid = load.len() / 2;

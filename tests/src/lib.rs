@@ -7,6 +7,7 @@
 //! - [`Z`]: a libzmq socket with send / receive timeouts and linger set, whose blocking calls run
 //!   on tokio's blocking pool so that a test fails instead of hanging.
 //! - [`RawPeer`]: a byte-level ZMTP 3.x peer (greeting, NULL handshake, frames, commands).
+//! - [`ZapThread`]: libzmq's kind of ZAP handler (a libzmq REP at `inproc://zeromq.zap.01`).
 //! - [`within`], [`recv`], [`frames`], [`msg_frames`], [`big_frame`]: assertions and test data.
 
 use std::collections::HashMap;
@@ -213,6 +214,47 @@ pub async fn next_handshake(m: &mut Monitor) {
     .await
 }
 
+/// A libzmq ZAP handler: a libzmq REP bound at `inproc://zeromq.zap.01` in a context, on a thread
+/// of its own, answering every request alike. Stopped (and its socket closed, so that the context
+/// can end) when dropped. libzmq 4.3's PLAIN server refuses every client without one.
+#[derive(Debug)]
+pub struct ZapThread {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ZapThread {
+    /// Answers every request in `ctx` with `status` (`"200"`, `"400"`, ...) and, when it is
+    /// 200, the user id `user_id` (empty: none).
+    pub fn start(ctx: &zmq::Context, status: &'static str, user_id: &'static str) -> ZapThread {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let rep = ctx.socket(zmq::REP).expect("zap socket");
+        rep.bind("inproc://zeromq.zap.01").expect("bind the ZAP endpoint");
+        rep.set_rcvtimeo(100).expect("ZMQ_RCVTIMEO");
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                let Ok(req) = rep.recv_multipart(0) else { continue };
+                let id = req.get(1).cloned().unwrap_or_default();
+                let text: &[u8] = if status == "200" { b"OK" } else { b"go away" };
+                let user: &[u8] = if status == "200" { user_id.as_bytes() } else { b"" };
+                let reply = vec![b"1.0".to_vec(), id, status.as_bytes().to_vec(), text.to_vec(), user.to_vec(), vec![]];
+                let _ = rep.send_multipart(reply, 0);
+            }
+        });
+        ZapThread { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for ZapThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A libzmq socket, shareable between the test's task and tokio's blocking pool.
 ///
 /// Every socket gets ZMQ_RCVTIMEO and ZMQ_SNDTIMEO of [`T`] and a ZMQ_LINGER of one second, so no
@@ -378,19 +420,28 @@ impl Z {
         self.set_int_option(93, on.into())
     }
 
+    /// Sets ZMQ_METADATA (`"X-name:value"`, a draft in libzmq 4.3's header, always compiled
+    /// in), which the `zmq` crate does not expose.
+    pub fn set_metadata(&self, property: &str) -> zmq::Result<()> {
+        self.set_raw_option(95, property.as_bytes())
+    }
+
     /// An int socket option through libzmq's C API.
-    #[allow(unsafe_code)]
     fn set_int_option(&self, option: std::ffi::c_int, value: std::ffi::c_int) -> zmq::Result<()> {
+        self.set_raw_option(option, &value.to_ne_bytes())
+    }
+
+    /// A socket option through libzmq's C API, its value as octets.
+    #[allow(unsafe_code)]
+    fn set_raw_option(&self, option: std::ffi::c_int, value: &[u8]) -> zmq::Result<()> {
         use std::ffi::{c_int, c_void};
         extern "C" {
             fn zmq_setsockopt(socket: *mut c_void, option: c_int, optval: *const c_void, optvallen: usize) -> c_int;
         }
         let mut guard = self.sock.lock().unwrap_or_else(|e| e.into_inner());
         // SAFETY: the pointer is the live libzmq socket that `guard` owns and keeps to this thread
-        // for the call; `optval` points to a `c_int` whose size is passed along.
-        let rc = unsafe {
-            zmq_setsockopt(guard.as_mut_ptr(), option, std::ptr::from_ref(&value).cast(), std::mem::size_of::<c_int>())
-        };
+        // for the call; `optval` points to `value`, whose length is passed along.
+        let rc = unsafe { zmq_setsockopt(guard.as_mut_ptr(), option, value.as_ptr().cast(), value.len()) };
         if rc == 0 {
             Ok(())
         } else {

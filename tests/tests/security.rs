@@ -4,11 +4,9 @@
 //! and 4 MiB messages. Keys made by libzmq are used by us and ours by libzmq. Tampered
 //! handshakes close that connection only, with the reason in our monitor.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use interop_tests::{
-    assert_frames, big_frame, frames, link, recv, recv_skipping, send, try_recv, within, z_recv_skipping, Transport, Z,
+    assert_frames, big_frame, frames, link, recv, recv_skipping, send, try_recv, within, z_recv_skipping, Transport,
+    ZapThread, Z,
 };
 use zmtp::proto::ConnectionError;
 use zmtp::socket::{Authenticator, DisconnectReason, Monitor, MonitorEvent, ZapReply};
@@ -225,7 +223,7 @@ async fn curve_zmq_dealer_our_router(t: Transport, ours_binds: bool) {
 
 async fn plain_our_req_zmq_rep(t: Transport, ours_binds: bool) {
     let rep = Z::new(zmq::REP);
-    let _zap = z_zap_handler(rep.context(), "200");
+    let _zap = ZapThread::start(rep.context(), "200", "");
     rep.with(|s| s.set_plain_server(true)).expect("PLAIN server");
     let req =
         Socket::with_options(SocketType::Req, Options::default().plain_username("admin").plain_password("secret"));
@@ -251,7 +249,7 @@ async fn plain_zmq_req_our_rep(t: Transport, ours_binds: bool) {
     let user = within("HandshakeSucceeded", async {
         loop {
             if let Some(MonitorEvent::HandshakeSucceeded { peer, .. }) = monitor.recv().await {
-                return peer.metadata.get("User-Id").cloned();
+                return peer.properties.get("User-Id").cloned();
             }
         }
     })
@@ -277,44 +275,9 @@ async fn handshake_failure(m: &mut Monitor) -> DisconnectReason {
     .await
 }
 
-/// A libzmq ZAP handler thread; stopped (and its socket closed, so that the context can end)
-/// when dropped.
-struct ZapThread {
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for ZapThread {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A libzmq ZAP handler (REP at inproc://zeromq.zap.01 in `ctx`) answering every request with
-/// `status`. libzmq 4.3's PLAIN server refuses every client without one.
-fn z_zap_handler(ctx: &zmq::Context, status: &'static str) -> ZapThread {
-    let stop = Arc::new(AtomicBool::new(false));
-    let rep = ctx.socket(zmq::REP).expect("zap socket");
-    rep.bind("inproc://zeromq.zap.01").expect("bind the ZAP endpoint");
-    rep.set_rcvtimeo(100).expect("ZMQ_RCVTIMEO");
-    let flag = stop.clone();
-    let thread = std::thread::spawn(move || {
-        while !flag.load(Ordering::Relaxed) {
-            let Ok(req) = rep.recv_multipart(0) else { continue };
-            let id = req.get(1).cloned().unwrap_or_default();
-            let reply = vec![b"1.0".to_vec(), id, status.as_bytes().to_vec(), b"go away".to_vec(), vec![], vec![]];
-            let _ = rep.send_multipart(reply, 0);
-        }
-    });
-    ZapThread { stop, thread: Some(thread) }
-}
-
 async fn zap_zmq_handler_refuses_our_plain_client(t: Transport) {
     let rep = Z::new(zmq::REP);
-    let _zap = z_zap_handler(rep.context(), "400");
+    let _zap = ZapThread::start(rep.context(), "400", "");
     rep.with(|s| s.set_plain_server(true)).expect("PLAIN server");
     let ep = rep.bind(t, "zap-zmq");
     let req = Socket::with_options(SocketType::Req, Options::default().plain_username("eve").plain_password("x"));

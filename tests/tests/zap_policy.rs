@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use interop_tests::{frames, recv, send, within, Transport, Z};
+use interop_tests::{frames, recv, send, within, Transport, ZapThread, Z};
 use zmtp::proto::ConnectionError;
 use zmtp::socket::{DisconnectReason, MonitorEvent, ZapReply};
 use zmtp::{CurveKeyPair, Options, Socket, SocketType};
@@ -76,9 +76,9 @@ fn z_client(case: Case, server: &CurveKeyPair) -> Z {
 }
 
 /// libzmq's server configured as `case`, with its handler thread if any.
-fn z_server(case: Case, keys: &CurveKeyPair) -> (Z, Option<ZapHandlerThread>) {
+fn z_server(case: Case, keys: &CurveKeyPair) -> (Z, Option<ZapThread>) {
     let z = Z::new(zmq::REP);
-    let handler = case.refusing_handler.then(|| ZapHandlerThread::start(z.context()));
+    let handler = case.refusing_handler.then(|| ZapThread::start(z.context(), "400", ""));
     z.with(|s| -> zmq::Result<()> {
         if !case.domain.is_empty() {
             s.set_zap_domain(case.domain)?;
@@ -104,40 +104,6 @@ fn our_client(case: Case, server: &CurveKeyPair) -> Socket {
         Mech::Curve => Options::default().curve_keypair(&CurveKeyPair::generate()).curve_serverkey(server.public),
     };
     Socket::with_options(SocketType::Req, o)
-}
-
-/// A libzmq ZAP handler (REP at inproc://zeromq.zap.01 in that context) refusing everyone.
-struct ZapHandlerThread {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl ZapHandlerThread {
-    fn start(ctx: &zmq::Context) -> ZapHandlerThread {
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let rep = ctx.socket(zmq::REP).expect("zap socket");
-        rep.bind("inproc://zeromq.zap.01").expect("bind the ZAP endpoint");
-        rep.set_rcvtimeo(100).expect("ZMQ_RCVTIMEO");
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                let Ok(req) = rep.recv_multipart(0) else { continue };
-                let id = req.get(1).cloned().unwrap_or_default();
-                let reply = vec![b"1.0".to_vec(), id, b"400".to_vec(), b"nobody".to_vec(), vec![], vec![]];
-                let _ = rep.send_multipart(reply, 0);
-            }
-        });
-        ZapHandlerThread { stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for ZapHandlerThread {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Whether our server lets libzmq's client in: `true` once a request gets through, `false` once

@@ -448,7 +448,7 @@ fn check_events(ours: SocketType, events: &[Event]) {
                 assert!(ours.is_compatible(info.socket_type), "{ours} accepted {}", info.socket_type);
                 assert_eq!(info.version.0, 3);
                 assert_eq!(
-                    info.metadata.get(metadata::SOCKET_TYPE).map(|v| &v[..]),
+                    info.properties.get(metadata::SOCKET_TYPE).map(|v| &v[..]),
                     Some(info.socket_type.as_str().as_bytes())
                 );
             }
@@ -1163,7 +1163,7 @@ fn drive_mechanism(config: &Config, chunks: &[&[u8]], zap_status: u16, now: Inst
     check_events(config.socket_type, &events);
     if let Some(Event::Ready(info)) = events.first() {
         if config.zap.is_some() && config.security.is_server() == Some(true) {
-            assert_eq!(info.metadata.get("User-Id").map(|v| &v[..]), Some(&b"user"[..]), "ZAP user id lost");
+            assert_eq!(info.properties.get("User-Id").map(|v| &v[..]), Some(&b"user"[..]), "ZAP user id lost");
         }
     }
     MechTrace { result, events, ready: conn.is_ready(), closed: conn.is_closed() }

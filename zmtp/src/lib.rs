@@ -38,7 +38,7 @@ pub mod transport;
 pub mod z85;
 
 pub use cert::Certificate;
-pub use message::Message;
+pub use message::{Message, Properties};
 pub use proto::mechanism::{CurveKeyPair, CurvePublicKey, CurveSecretKey};
 pub use proto::SocketType;
 #[cfg(feature = "sockets")]

@@ -2,30 +2,115 @@
 //!
 //! Frames are reference-counted: a received frame points into the connection's read buffer, and a
 //! message sent to many peers shares its bodies instead of copying them.
+//!
+//! A message received over tcp or ipc also carries its peer's [`Properties`] (libzmq's
+//! `zmq_msg_gets`): one list per connection, made when its handshake ends and shared by every
+//! message from it (a reference count, not a copy).
+
+use std::sync::Arc;
 
 use bytes::Bytes;
 use smallvec::SmallVec;
+
+use crate::codec::Metadata;
 
 /// Frames kept inline before the message allocates: most messages have one or two (a routing
 /// envelope and a body).
 type Frames = SmallVec<[Bytes; 2]>;
 
+/// The properties of the peer a message came from, as libzmq's `zmq_msg_gets` reads them:
+/// `Socket-Type`, `Identity` (also asked for as `Routing-Id`), `Peer-Address` (the peer's IP
+/// over tcp; `:uid:gid:pid` over ipc), the ZAP handler's `User-Id` and its metadata, and the
+/// peer's application properties (`X-...`, ZMQ_METADATA). `User-Id` and `Peer-Address` come
+/// only from our side (ZAP, the transport), never from what the peer announced. Cheap to clone:
+/// one list per connection, shared.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Properties(pub(crate) Arc<Metadata>);
+
+impl Properties {
+    /// Shares `metadata` as a connection's properties.
+    pub fn new(metadata: Metadata) -> Properties {
+        Properties(Arc::new(metadata))
+    }
+
+    /// The value of the property `name` (case-insensitive); `Routing-Id` and `Identity` name the
+    /// same property, as in libzmq.
+    pub fn get(&self, name: &str) -> Option<&Bytes> {
+        self.0.get(name).or_else(|| {
+            let alias = if name.eq_ignore_ascii_case(ROUTING_ID) {
+                crate::codec::metadata::IDENTITY
+            } else if name.eq_ignore_ascii_case(crate::codec::metadata::IDENTITY) {
+                ROUTING_ID
+            } else {
+                return None;
+            };
+            self.0.get(alias)
+        })
+    }
+
+    /// Every property, in order.
+    pub fn metadata(&self) -> &Metadata {
+        &self.0
+    }
+}
+
+/// libzmq's name for the routing id among a message's properties (the wire's is `Identity`).
+const ROUTING_ID: &str = "Routing-Id";
+
 /// A multipart message. Most messages have one frame; an empty message has none on the API side
-/// but is sent as one empty frame, as libzmq does.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
+/// but is sent as one empty frame, as libzmq does. Two messages are equal when their frames are:
+/// the [`Properties`] of a received one do not count.
+#[derive(Clone, Default)]
 pub struct Message {
     frames: Frames,
+    properties: Option<Properties>,
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Message) -> bool {
+        self.frames == other.frames
+    }
+}
+
+impl Eq for Message {}
+
+impl std::hash::Hash for Message {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.frames.hash(state);
+    }
 }
 
 impl Message {
     /// A message with no frames.
     pub fn new() -> Message {
-        Message { frames: Frames::new() }
+        Message::of(Frames::new())
+    }
+
+    fn of(frames: Frames) -> Message {
+        Message { frames, properties: None }
     }
 
     /// A message with room for `n` frames.
     pub fn with_capacity(n: usize) -> Message {
-        Message { frames: Frames::with_capacity(n) }
+        Message::of(Frames::with_capacity(n))
+    }
+
+    /// The properties of the peer this message came from (libzmq's `zmq_msg_gets`); `None` for a
+    /// message we made, or one received over inproc (which has no handshake, as in libzmq).
+    pub fn properties(&self) -> Option<&Properties> {
+        self.properties.as_ref()
+    }
+
+    /// One property of the peer this message came from (see [`Properties`]), e.g.
+    /// `msg.property("User-Id")`.
+    pub fn property(&self, name: &str) -> Option<&Bytes> {
+        self.properties.as_ref()?.get(name)
+    }
+
+    /// Attaches the properties of the peer the message came from.
+    #[inline]
+    pub(crate) fn set_properties(&mut self, properties: Option<Properties>) {
+        self.properties = properties;
     }
 
     /// Appends a frame.
@@ -90,7 +175,7 @@ impl Message {
     /// Splits the message after its first `n` frames: `self` keeps the head, the tail is returned.
     pub fn split_off(&mut self, n: usize) -> Message {
         let n = n.min(self.frames.len());
-        Message { frames: self.frames.drain(n..).collect() }
+        Message { frames: self.frames.drain(n..).collect(), properties: self.properties.clone() }
     }
 
     /// Appends all frames of `other`.
@@ -136,7 +221,7 @@ impl<'a> IntoIterator for &'a Message {
 
 impl From<Vec<Bytes>> for Message {
     fn from(frames: Vec<Bytes>) -> Message {
-        Message { frames: Frames::from_vec(frames) }
+        Message::of(Frames::from_vec(frames))
     }
 }
 
@@ -144,7 +229,7 @@ impl From<Bytes> for Message {
     fn from(frame: Bytes) -> Message {
         let mut frames = Frames::new();
         frames.push(frame);
-        Message { frames }
+        Message::of(frames)
     }
 }
 
@@ -174,18 +259,18 @@ impl From<&[u8]> for Message {
 
 impl<const N: usize> From<[&str; N]> for Message {
     fn from(frames: [&str; N]) -> Message {
-        Message { frames: frames.iter().map(|f| Bytes::copy_from_slice(f.as_bytes())).collect() }
+        Message::of(frames.iter().map(|f| Bytes::copy_from_slice(f.as_bytes())).collect())
     }
 }
 
 impl<const N: usize> From<[Bytes; N]> for Message {
     fn from(frames: [Bytes; N]) -> Message {
-        Message { frames: frames.into_iter().collect() }
+        Message::of(frames.into_iter().collect())
     }
 }
 
 impl FromIterator<Bytes> for Message {
     fn from_iter<I: IntoIterator<Item = Bytes>>(iter: I) -> Message {
-        Message { frames: iter.into_iter().collect() }
+        Message::of(iter.into_iter().collect())
     }
 }

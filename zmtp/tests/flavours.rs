@@ -6,7 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use zmtp::{Message, Socket, SocketType};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use zmtp::{Message, Options, Socket, SocketType};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -20,9 +25,13 @@ fn endpoints(name: &str) -> Vec<String> {
     vec!["tcp://127.0.0.1:*".to_owned(), format!("ipc:///tmp/zmtp-flavours-{}-{name}.ipc", std::process::id())]
 }
 
+/// Both ways of waiting: sleeping at once (the default), and spinning for a while first
+/// (`Options::recv_spin`).
+const SPINS: [Duration; 2] = [Duration::ZERO, Duration::from_micros(200)];
+
 /// An echo server on its own task: answers every request with the request.
-async fn echo(ep: &str) -> (Arc<Socket>, String) {
-    let rep = Arc::new(Socket::new(SocketType::Rep));
+async fn echo(ep: &str, options: Options) -> (Arc<Socket>, String) {
+    let rep = Arc::new(Socket::with_options(SocketType::Rep, options));
     let bound = rep.bind(ep).await.expect("bind");
     let server = rep.clone();
     tokio::spawn(async move {
@@ -39,16 +48,16 @@ async fn echo(ep: &str) -> (Arc<Socket>, String) {
 fn req_rep_round_trips() {
     for (flavour, rt) in runtimes() {
         rt.block_on(async {
-            for ep in endpoints("rtt") {
-                let (rep, bound) = echo(&ep).await;
-                let req = Socket::new(SocketType::Req);
+            for (ep, spin) in endpoints("rtt").into_iter().flat_map(|ep| SPINS.map(|s| (ep.clone(), s))) {
+                let (rep, bound) = echo(&ep, Options::default().recv_spin(spin)).await;
+                let req = Socket::with_options(SocketType::Req, Options::default().recv_spin(spin));
                 req.connect(&bound).await.expect("connect");
                 for i in 0..2000u32 {
                     let body = i.to_be_bytes();
                     tokio::time::timeout(T, req.send(&body[..])).await.expect("timely send").expect("send");
                     let got = tokio::time::timeout(T, req.recv())
                         .await
-                        .unwrap_or_else(|_| panic!("{flavour} {ep}: round trip {i} never completed"))
+                        .unwrap_or_else(|_| panic!("{flavour} {ep} spin {spin:?}: round trip {i} never completed"))
                         .expect("recv");
                     assert_eq!(got, Message::from(&body[..]), "{flavour} {ep}");
                 }
@@ -66,7 +75,11 @@ fn req_rep_round_trips() {
 fn cancelled_receives() {
     for (flavour, rt) in runtimes() {
         rt.block_on(async {
-            for ep in endpoints("cancel") {
+            // A spin longer than the receive's timeout: cancelled while it spins, too.
+            for (ep, spin) in endpoints("cancel")
+                .into_iter()
+                .flat_map(|ep| [(ep.clone(), Duration::ZERO), (ep, Duration::from_millis(1))])
+            {
                 let rep = Arc::new(Socket::new(SocketType::Rep));
                 let bound = rep.bind(&ep).await.expect("bind");
                 let server = rep.clone();
@@ -78,7 +91,7 @@ fn cancelled_receives() {
                         }
                     }
                 });
-                let req = Socket::new(SocketType::Req);
+                let req = Socket::with_options(SocketType::Req, Options::default().recv_spin(spin));
                 req.connect(&bound).await.expect("connect");
                 for i in 0..20u32 {
                     let body = i.to_be_bytes();
@@ -104,6 +117,76 @@ fn cancelled_receives() {
                 assert_eq!(got, Message::from("last"), "{flavour} {ep}");
                 req.close().await;
                 drop(rep);
+            }
+        });
+    }
+}
+
+/// Counts the polls of the future it wraps.
+struct Counted<F> {
+    polls: Arc<AtomicUsize>,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.polls.fetch_add(1, Ordering::SeqCst);
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+/// `recv_spin`: a receive with nothing to take is polled again and again (spins), but only within
+/// its budget; then it sleeps (is not polled at all) until a message comes, which it gets. With
+/// one peer (the receive polls the connection itself) and with two (it waits on the queue).
+#[test]
+fn a_spinning_receive_sleeps_after_its_budget() {
+    for (flavour, rt) in runtimes() {
+        rt.block_on(async {
+            for (peers, spin) in [(1, Duration::ZERO), (1, Duration::from_millis(2)), (2, Duration::from_millis(2))] {
+                let what = format!("{flavour}, {peers} peer(s), spin {spin:?}");
+                let pull = Arc::new(Socket::with_options(SocketType::Pull, Options::default().recv_spin(spin)));
+                let bound = pull.bind("tcp://127.0.0.1:*").await.expect("bind");
+                let mut pushes = Vec::new();
+                for _ in 0..peers {
+                    let push = Socket::new(SocketType::Push);
+                    push.connect(&bound).await.expect("connect");
+                    // Up: what it sends arrives (PUSH round-robins, so each peer's own message).
+                    push.send("hello").await.expect("send");
+                    let got = tokio::time::timeout(T, pull.recv()).await.expect("timely").expect("recv");
+                    assert_eq!(got, Message::from("hello"), "{what}");
+                    pushes.push(push);
+                }
+                let polls = Arc::new(AtomicUsize::new(0));
+                let receiver = pull.clone();
+                let recv = tokio::spawn(Counted {
+                    polls: polls.clone(),
+                    inner: Box::pin(async move { receiver.recv().await }),
+                });
+                // Idle: the count must settle (the spin ended) — checked across 50 ms pauses, for
+                // up to 5 s, so that a loaded machine cannot make it fail, while a spin that never
+                // ends does.
+                let deadline = tokio::time::Instant::now() + T;
+                let mut last = polls.load(Ordering::SeqCst);
+                let settled = loop {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    let now = polls.load(Ordering::SeqCst);
+                    if now == last {
+                        break now;
+                    }
+                    assert!(tokio::time::Instant::now() < deadline, "{what}: still polled after 5 s ({now} polls)");
+                    last = now;
+                };
+                if spin.is_zero() {
+                    assert_eq!(settled, 1, "{what}: an idle receive without a spin is polled once");
+                } else {
+                    assert!(settled >= 2, "{what}: the receive did not spin ({settled} polls)");
+                }
+                assert!(!recv.is_finished(), "{what}: nothing was sent");
+                pushes[0].send("late").await.expect("send");
+                let got =
+                    tokio::time::timeout(T, recv).await.expect("the receive woke up").expect("task").expect("recv");
+                assert_eq!(got, Message::from("late"), "{what}");
             }
         });
     }

@@ -178,6 +178,24 @@ pub fn open_aes_request(
     session: &Crypticle,
     minion_pub: &PublicKey,
 ) -> Result<OpenedRequest> {
+    open_aes_request_with(envelope_id, ciphertext, session, |tok| token_valid(minion_pub, tok))
+}
+
+/// Whether `tok` is a minion token of `minion_pub`: it X9.31-recovers to
+/// `b"salt"` with that key.
+pub fn token_valid(minion_pub: &PublicKey, tok: &[u8]) -> Result<bool> {
+    Ok(minion_pub.recover_x931(tok)? == TOK_PLAINTEXT)
+}
+
+/// [`open_aes_request`] with the `tok` check left to `tok_valid` (the
+/// master answers it from the tokens it already verified against the
+/// unchanged accepted key, and with [`token_valid`] otherwise).
+pub fn open_aes_request_with(
+    envelope_id: &str,
+    ciphertext: &[u8],
+    session: &Crypticle,
+    tok_valid: impl FnOnce(&[u8]) -> Result<bool>,
+) -> Result<OpenedRequest> {
     let mut load = session.loads(ciphertext, None)?;
     ensure_map(&load, "load")?;
     let nonce = remove(&mut load, "nonce").and_then(|n| as_str(&n).map(str::to_owned));
@@ -190,7 +208,7 @@ pub fn open_aes_request(
     }
     let tok = remove(&mut load, "tok").ok_or_else(|| Error::bad("missing tok"))?;
     let tok = as_bytes(&tok).ok_or_else(|| Error::bad("tok is not bytes"))?;
-    if minion_pub.recover_x931(tok)? != TOK_PLAINTEXT {
+    if !tok_valid(tok)? {
         return Err(Error::bad("minion token did not validate"));
     }
     Ok(OpenedRequest { load, nonce })

@@ -19,6 +19,11 @@ use super::CodecError;
 pub const SOCKET_TYPE: &str = "Socket-Type";
 /// The `Identity` property name (the peer's routing id).
 pub const IDENTITY: &str = "Identity";
+/// The `User-Id` property: the ZAP handler's name for the client (never taken from the peer).
+pub const USER_ID: &str = "User-Id";
+/// The `Peer-Address` property: the peer's address as the transport saw it (never taken from
+/// the peer).
+pub const PEER_ADDRESS: &str = "Peer-Address";
 
 /// An ordered list of properties.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,6 +53,11 @@ impl Metadata {
         }
         self.props.push((name.to_owned(), value));
         Ok(())
+    }
+
+    /// Removes every property called `name` (case-insensitive).
+    pub fn remove(&mut self, name: &str) {
+        self.props.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
     }
 
     /// The value of the first property called `name` (case-insensitive).

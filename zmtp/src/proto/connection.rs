@@ -31,7 +31,7 @@ use super::mechanism::{self, CurveSession, Handshake, Next, Security, ZapReply, 
 use super::{ConnectionError, Incompatibility, Misbehaviour, SocketType};
 use crate::codec::command::MAX_PING_CONTEXT;
 use crate::codec::{frame, metadata, CodecError, Command, Frame, FrameDecoder, Greeting, Metadata};
-use crate::Message;
+use crate::message::{Message, Properties};
 
 /// Room reserved at once for the headers of bodies written by reference.
 const HEADER_AREA: usize = 512;
@@ -96,8 +96,11 @@ pub struct Config {
     pub heartbeat: HeartbeatConfig,
     /// Close the connection if the handshake has not finished this long after it started.
     pub handshake_timeout: Option<Duration>,
-    /// Extra properties (`X-...`) announced in READY.
+    /// Extra properties (`X-...`, ZMQ_METADATA) announced in READY (or INITIATE).
     pub properties: Metadata,
+    /// The peer's address as the transport sees it, given to the application as the
+    /// `Peer-Address` property of the peer's messages (empty: none).
+    pub peer_address: Bytes,
     /// Frame bodies at least this large are handed out by reference (`poll_transmit` yields them
     /// as their own chunks, for vectored writes) instead of being copied into the write buffer.
     pub zero_copy_threshold: usize,
@@ -118,6 +121,7 @@ impl Config {
             heartbeat: HeartbeatConfig::default(),
             handshake_timeout: Some(Duration::from_secs(30)),
             properties: Metadata::new(),
+            peer_address: Bytes::new(),
             zero_copy_threshold: 8 * 1024,
         }
     }
@@ -145,8 +149,9 @@ pub struct PeerInfo {
     pub socket_type: SocketType,
     /// The peer's `Identity` property (empty when it sent none).
     pub routing_id: Bytes,
-    /// All properties the peer sent.
-    pub metadata: Metadata,
+    /// The peer's properties, the ones each of its messages carries (see [`Properties`]):
+    /// `Peer-Address`, the ZAP handler's `User-Id` and metadata, then what the peer announced.
+    pub properties: Properties,
     /// The ZMTP version from the peer's greeting.
     pub version: (u8, u8),
 }
@@ -201,6 +206,8 @@ pub struct Connection {
     /// CURVE: every frame after the handshake is boxed through this. `None` (NULL, PLAIN): frames
     /// go on the wire as they are.
     session: Option<Box<CurveSession>>,
+    /// The peer's properties, attached to each of its messages once the handshake is done.
+    properties: Option<Properties>,
 }
 
 /// A PING's context, kept without holding on to the read buffer it arrived in.
@@ -234,6 +241,7 @@ impl Connection {
             pong: None,
             paused: false,
             session: None,
+            properties: None,
         }
     }
 
@@ -353,9 +361,15 @@ impl Connection {
             Next::Done(established) => {
                 // The session first: an ERROR about the peer's metadata is boxed too.
                 self.session = established.session;
-                let info = self.check_peer(established.metadata, peer_version)?;
+                let info = self.check_peer(established.metadata, established.zap, peer_version)?;
+                self.properties = Some(info.properties.clone());
                 self.state = State::Ready { peer_version };
                 self.handshake_deadline = None;
+                // The mechanism's commands went out before this (`flush_commands`); an
+                // established connection keeps no room for them.
+                if self.commands.is_empty() {
+                    self.commands = Vec::new();
+                }
                 self.next_ping = self.config.heartbeat.interval.map(|i| now + i);
                 self.events.push_back(Event::Ready(info));
             }
@@ -401,7 +415,12 @@ impl Connection {
         }
     }
 
-    fn check_peer(&mut self, metadata: Metadata, version: (u8, u8)) -> Result<PeerInfo, ConnectionError> {
+    fn check_peer(
+        &mut self,
+        metadata: Metadata,
+        zap: Metadata,
+        version: (u8, u8),
+    ) -> Result<PeerInfo, ConnectionError> {
         let ours = self.config.socket_type;
         let Some(raw) = metadata.get(metadata::SOCKET_TYPE) else {
             return Err(ConnectionError::PeerMisbehaved(Misbehaviour::NoSocketType));
@@ -409,17 +428,24 @@ impl Connection {
         let peer = SocketType::from_wire(raw);
         match peer {
             Some(peer) if ours.is_compatible(peer) => {
-                // Copies: the values point into a read buffer, which whoever keeps the PeerInfo
-                // (a monitor event not read yet, say) would otherwise keep allocated.
+                // Ours first (the transport's, then ZAP's), then the peer's but for the names
+                // only our side may fill. Copies: the values point into a read buffer, which
+                // whoever keeps the properties (a message, a monitor event) would otherwise keep
+                // allocated. Names and values were valid on the wire, so insert cannot fail.
                 let mut own = Metadata::new();
-                for (name, value) in metadata.iter() {
-                    // Names and values were valid on the wire, so insert cannot fail.
+                if !self.config.peer_address.is_empty() {
+                    let _ = own.insert(metadata::PEER_ADDRESS, self.config.peer_address.clone());
+                }
+                let theirs = metadata.iter().filter(|(name, _)| {
+                    !name.eq_ignore_ascii_case(metadata::USER_ID) && !name.eq_ignore_ascii_case(metadata::PEER_ADDRESS)
+                });
+                for (name, value) in zap.iter().chain(theirs) {
                     let _ = own.insert(name, Bytes::copy_from_slice(value));
                 }
                 Ok(PeerInfo {
                     socket_type: peer,
                     routing_id: own.get(metadata::IDENTITY).cloned().unwrap_or_default(),
-                    metadata: own,
+                    properties: Properties::new(own),
                     version,
                 })
             }
@@ -472,7 +498,8 @@ impl Connection {
             return Ok(());
         }
         self.partial_size = 0;
-        let msg = std::mem::take(&mut self.partial);
+        let mut msg = std::mem::take(&mut self.partial);
+        msg.set_properties(self.properties.clone());
         if self.config.socket_type.receives_subscriptions() {
             if let Some(first) = msg.first() {
                 match first.first() {

@@ -392,7 +392,7 @@ fn plain_handshake_with_zap() {
     }
     assert!(a.is_ready() && b.is_ready());
     match b.poll_event() {
-        Some(Event::Ready(info)) => assert_eq!(info.metadata.get("User-Id").map(|v| &v[..]), Some(&b"joe"[..])),
+        Some(Event::Ready(info)) => assert_eq!(info.properties.get("User-Id").map(|v| &v[..]), Some(&b"joe"[..])),
         other => panic!("{other:?}"),
     }
 
@@ -465,4 +465,56 @@ fn curve_bad_vouch_fails() {
 #[test]
 fn events_stay_small() {
     assert!(std::mem::size_of::<Event>() <= std::mem::size_of::<PeerInfo>().max(std::mem::size_of::<Message>()) + 8);
+}
+
+/// The peer's properties ride on each of its messages, shared; `User-Id` and `Peer-Address` come
+/// from our side (ZAP, the transport) whatever the peer announces, and ZAP's come first.
+#[test]
+fn message_properties_are_ours_where_they_must_be() {
+    let now = Instant::now();
+    let mut c = Config::new(SocketType::Req);
+    c.security =
+        mechanism::Security::PlainClient { username: Bytes::from_static(b"u"), password: Bytes::from_static(b"p") };
+    for (name, value) in [("User-Id", "root"), ("Peer-Address", "6.6.6.6"), ("X-Colour", "blue")] {
+        c.properties.insert(name, Bytes::from_static(value.as_bytes())).expect("valid name");
+    }
+    let mut s = Config::new(SocketType::Rep);
+    s.security = mechanism::Security::PlainServer;
+    s.zap = Some(mechanism::ZapSettings::default());
+    s.peer_address = Bytes::from_static(b"10.0.0.1");
+    for zap_user in ["joe", ""] {
+        let mut a = Connection::new(c.clone(), now);
+        let mut b = Connection::new(s.clone(), now);
+        shuttle(&mut a, &mut b, now).expect("greeting, HELLO");
+        shuttle(&mut b, &mut a, now).expect("greeting");
+        shuttle(&mut a, &mut b, now).expect("HELLO");
+        let Some(Event::Authenticate(_)) = b.poll_event() else { panic!("expected a ZAP request") };
+        b.handle_zap_reply(mechanism::ZapReply::allow(zap_user), now).expect("allowed");
+        for _ in 0..3 {
+            shuttle(&mut b, &mut a, now).expect("b->a");
+            shuttle(&mut a, &mut b, now).expect("a->b");
+        }
+        let Some(Event::Ready(info)) = b.poll_event() else { panic!("expected Ready") };
+        let names: Vec<&str> = info.properties.metadata().iter().map(|(n, _)| n).collect();
+        let want_user = (!zap_user.is_empty()).then_some(zap_user.as_bytes());
+        if want_user.is_some() {
+            assert_eq!(names[..2], ["Peer-Address", "User-Id"], "ours first");
+        }
+        assert!(a.send_message(&Message::from(["one"])) && a.send_message(&Message::from(["two"])));
+        shuttle(&mut a, &mut b, now).expect("traffic");
+        for _ in 0..2 {
+            let Some(Event::Message(m)) = b.poll_event() else { panic!("expected a message") };
+            let p = m.properties().expect("a received message has its peer's properties");
+            assert!(std::sync::Arc::ptr_eq(&p.0, &info.properties.0), "shared, not copied");
+            assert_eq!(m.property("user-id").map(|v| &v[..]), want_user, "User-Id only from ZAP");
+            assert_eq!(m.property("Peer-Address").map(|v| &v[..]), Some(&b"10.0.0.1"[..]));
+            assert_eq!(m.property("X-Colour").map(|v| &v[..]), Some(&b"blue"[..]));
+            assert_eq!(m.property("Socket-Type").map(|v| &v[..]), Some(&b"REQ"[..]));
+            assert_eq!(m.property("Routing-Id"), m.property("Identity"));
+            assert_eq!(m, Message::from([&m.frames()[0][..]].map(|f| std::str::from_utf8(f).expect("utf8"))));
+        }
+        // The client's view of the server: no transport address given, none announced.
+        let Some(Event::Ready(server)) = a.poll_event() else { panic!("expected Ready") };
+        assert_eq!(server.properties.get("Peer-Address"), None);
+    }
 }

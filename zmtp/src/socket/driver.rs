@@ -20,6 +20,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
 
 use super::queue::{same_task, Inbox};
 use super::sync::{AtomicU8, Mutex, Ordering};
@@ -241,6 +242,41 @@ impl Drop for Assist<'_> {
     }
 }
 
+/// [`crate::Options::recv_spin`]: a receive that would sleep is polled again instead, through
+/// tokio's `yield_now` (on a runtime's worker: after the other ready tasks and a non-blocking poll
+/// of the I/O driver; outside one, as in `block_on` on a multi-threaded runtime: at once), until
+/// the budget, counted from the first time it found nothing, is spent. Real time (`std`), not
+/// tokio's clock: a paused test clock does not move while a task keeps the runtime busy, so a
+/// budget measured by it would never run out.
+pub(crate) struct Spin {
+    budget: Duration,
+    since: Option<Instant>,
+}
+
+impl Spin {
+    pub(crate) fn new(budget: Duration) -> Self {
+        Spin { budget, since: None }
+    }
+
+    /// Passes on a receive's poll; a `Pending` one within the budget leaves `cx` scheduled to be
+    /// polled again soon.
+    #[inline]
+    pub(crate) fn poll<T>(&mut self, polled: Poll<T>, cx: &mut Context<'_>) -> Poll<T> {
+        if polled.is_pending() && !self.budget.is_zero() {
+            let now = Instant::now();
+            let since = *self.since.get_or_insert(now);
+            if now.saturating_duration_since(since) < self.budget {
+                // The peer (or the worker that reads for us) is often woken on this CPU, and
+                // would wait there until the spin ends: let it run first (sched_yield).
+                std::thread::yield_now();
+                // Its first poll schedules the yield (tokio's `context::defer`) and returns Pending.
+                let _ = std::pin::pin!(tokio::task::yield_now()).poll(cx);
+            }
+        }
+        polled
+    }
+}
+
 /// Model checks of the hand-off (`scripts/loom.sh`): the connection's task and an application
 /// receive both poll one connection future, which takes a message from its pipe and hands it to
 /// the inbound queue, while a third thread sends. loom runs every interleaving; a lost wake-up
@@ -320,6 +356,31 @@ mod loom_models {
         }
     }
 
+    /// The connection task on a thread of its own, polled as a runtime would while it is woken.
+    fn spawn_task(driven: &Arc<Driven>) -> (thread::JoinHandle<(Task, bool)>, Arc<Flag>) {
+        let flag = Arc::new(Flag(Mutex::new(false)));
+        let task = {
+            let (driven, flag) = (driven.clone(), flag.clone());
+            thread::spawn(move || {
+                let mut task: Task = Box::pin(driven.run());
+                let done = poll_while_woken(&mut task, &flag);
+                (task, done)
+            })
+        };
+        (task, flag)
+    }
+
+    /// Once every other thread is done: a task left pending must have a wake-up coming (else it
+    /// would sleep for good), and polled on that wake-up it ends.
+    fn finish_task(task: thread::JoinHandle<(Task, bool)>, flag: &Arc<Flag>) {
+        let (mut task, mut done) = task.join().expect("task");
+        if !done {
+            assert!(flag.take(), "the connection task sleeps with work left: a lost wake-up");
+            done = poll_while_woken(&mut task, flag);
+        }
+        assert!(done, "the connection future finished");
+    }
+
     /// An application receive that drives the connection once and is cancelled: the task still
     /// moves the message. The task's thread stops polling when it is not woken; once every thread
     /// is done, a task left pending must have a wake-up pending (else it would sleep for good).
@@ -327,15 +388,7 @@ mod loom_models {
     fn cancelled_assist_leaves_the_task_awake() {
         loom::model(|| {
             let (pipe_tx, inbound, driven) = setup();
-            let flag = Arc::new(Flag(Mutex::new(false)));
-            let task = {
-                let (driven, flag) = (driven.clone(), flag.clone());
-                thread::spawn(move || {
-                    let mut task: Task = Box::pin(driven.run());
-                    let done = poll_while_woken(&mut task, &flag);
-                    (task, done)
-                })
-            };
+            let (task, flag) = spawn_task(&driven);
             // Only the message wakes the connection (the last sender's drop would wake it too).
             let sender = {
                 let pipe_tx = pipe_tx.clone();
@@ -348,12 +401,7 @@ mod loom_models {
                 assist.poll_recv(&inbound, &mut cx)
             };
             assert!(sender.join().expect("sender"));
-            let (mut task, mut done) = task.join().expect("task");
-            if !done {
-                assert!(flag.take(), "the connection task sleeps with work left: a lost wake-up");
-                done = poll_while_woken(&mut task, &flag);
-            }
-            assert!(done, "the connection future finished");
+            finish_task(task, &flag);
             match early {
                 Poll::Ready(got) => assert_eq!(got, Some(7)),
                 Poll::Pending => assert_eq!(inbound.try_recv(), Some(7)),
@@ -369,23 +417,10 @@ mod loom_models {
     fn send_through_leaves_the_task_awake() {
         loom::model(|| {
             let (pipe_tx, inbound, driven) = setup();
-            let flag = Arc::new(Flag(Mutex::new(false)));
-            let task = {
-                let (driven, flag) = (driven.clone(), flag.clone());
-                thread::spawn(move || {
-                    let mut task: Task = Box::pin(driven.run());
-                    let done = poll_while_woken(&mut task, &flag);
-                    (task, done)
-                })
-            };
+            let (task, flag) = spawn_task(&driven);
             let sent = driven.send_through(|| pipe_tx.try_send(7).is_ok());
             assert!(sent);
-            let (mut task, mut done) = task.join().expect("task");
-            if !done {
-                assert!(flag.take(), "the connection task sleeps with work left: a lost wake-up");
-                done = poll_while_woken(&mut task, &flag);
-            }
-            assert!(done, "the connection future finished");
+            finish_task(task, &flag);
             assert_eq!(inbound.try_recv(), Some(7));
             drop(pipe_tx);
         });

@@ -37,6 +37,9 @@ pub enum Error {
     /// The CURVE or PLAIN options are incomplete or inconsistent.
     #[error("invalid security options: {0}")]
     Security(String),
+    /// An option's value is refused (libzmq's EINVAL from `zmq_setsockopt`).
+    #[error("invalid option: {0}")]
+    InvalidOption(String),
 }
 
 /// A message [`crate::Socket::send`] did not send, given back with why (as tokio's channels give

@@ -7,7 +7,8 @@
 //! (per pipe); a full lane stops that peer only (its task stops reading it), and the receivers take
 //! from the lanes that hold messages, round-robin.
 //!
-//! One lock, as in `queue` (the pipes' queue, whose semantics this follows). Lanes live in slots; a
+//! The channel is `queue`'s (one lock; senders, receiver, permits and wake-ups written there once);
+//! this file is its [`Store`] of lanes, [`Lanes`]. Lanes live in slots; a
 //! push finds its lane's slot from its key (a peer's pipe id) — the last push's slot when the key is
 //! the same, else through an index — and pushes to a `VecDeque`; a receive takes the front of the
 //! ring of slots that hold messages and moves that slot to the back. A lane stays while its pipe is
@@ -15,14 +16,10 @@
 //! removed and its messages are taken ([`Sender::close_lane`]), and its slot and buffer are reused.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt;
-use std::future::poll_fn;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 
-use super::queue::{register, same_task, wake_all, Inbox, TrySendError};
-use super::sync::{Mutex, MutexGuard};
+use super::queue::{self, Slot, Store};
 
 /// What a lane is chosen by.
 pub(crate) trait Keyed {
@@ -58,22 +55,14 @@ struct Lane<T> {
     key: u64,
     /// In use (else a free slot whose buffer waits for the next lane).
     live: bool,
-    items: VecDeque<T>,
-    /// Slots promised to [`Permit`]s not yet used.
-    reserved: usize,
-    /// This peer's task, waiting for room in its lane.
-    tx_waiters: Vec<Waker>,
+    /// Its messages, reservations and blocked peer task.
+    slot: Slot<T>,
     /// The pipe is gone: remove the lane once it is empty.
     closed: bool,
 }
 
-impl<T> Lane<T> {
-    fn idle(&self) -> bool {
-        self.items.is_empty() && self.reserved == 0 && self.tx_waiters.is_empty()
-    }
-}
-
-struct State<T> {
+/// The lanes: `queue`'s [`Store`] for fair queueing.
+pub(crate) struct Lanes<T> {
     /// Lanes by slot; a removed lane's slot (and its buffer) is reused by the next one.
     slots: Vec<Lane<T>>,
     free: Vec<usize>,
@@ -83,17 +72,60 @@ struct State<T> {
     last: (u64, usize),
     /// Slots of the lanes that hold messages, in the order they are served.
     ring: VecDeque<usize>,
-    /// Per lane.
-    capacity: usize,
-    senders: usize,
-    receiver_alive: bool,
-    rx_waiters: Vec<Waker>,
+    /// Buffers of lanes that emptied, taken by the next lanes that receive: an idle peer's lane
+    /// holds no buffer (with thousands of idle peers, theirs were 0.45 KiB of each idle
+    /// connection's cost), while a busy peer's lane swaps the same buffer in and out without
+    /// allocating. At most [`SPARES`], each of at most [`SPARE_ITEMS`] items.
+    spares: Vec<VecDeque<T>>,
 }
 
-impl<T> State<T> {
+/// Empty lane buffers kept for reuse.
+const SPARES: usize = 8;
+/// Larger buffers (a lane that filled up to a large HWM) are freed once empty, not kept.
+const SPARE_ITEMS: usize = 64;
+
+impl<T> Lanes<T> {
+    fn remove(&mut self, slot: usize) {
+        let lane = &mut self.slots[slot];
+        if !lane.live {
+            return;
+        }
+        lane.live = false;
+        lane.slot.items.clear();
+        if lane.slot.items.capacity() > 64 {
+            lane.slot.items = VecDeque::new();
+        }
+        let key = lane.key;
+        self.index.remove(&key);
+        self.free.push(slot);
+        if self.last.0 == key {
+            self.last = (NO_KEY, 0);
+        }
+    }
+
+    /// Removes the lane at `slot` if its pipe is gone and nothing is left in it.
+    fn remove_if_done(&mut self, slot: usize) {
+        let lane = &self.slots[slot];
+        if lane.closed && lane.slot.idle() {
+            self.remove(slot);
+        }
+    }
+}
+
+impl<T: Keyed> Store for Lanes<T> {
+    type Item = T;
+    type Key = u64;
+    type Place = usize;
+    type Drained = Vec<VecDeque<T>>;
+
+    #[inline(always)]
+    fn key(item: &T) -> u64 {
+        item.key()
+    }
+
     /// The slot of lane `key`, made if there is none.
     #[inline(always)]
-    fn slot(&mut self, key: u64) -> usize {
+    fn place(&mut self, key: u64) -> usize {
         if self.last.0 == key {
             return self.last.1;
         }
@@ -103,14 +135,7 @@ impl<T> State<T> {
                 let slot = match self.free.pop() {
                     Some(slot) => slot,
                     None => {
-                        self.slots.push(Lane {
-                            key,
-                            live: false,
-                            items: VecDeque::new(),
-                            reserved: 0,
-                            tx_waiters: Vec::new(),
-                            closed: false,
-                        });
+                        self.slots.push(Lane { key, live: false, slot: Slot::new(), closed: false });
                         self.slots.len() - 1
                     }
                 };
@@ -126,30 +151,40 @@ impl<T> State<T> {
         slot
     }
 
-    /// Queues `item` in the lane at `slot`; returns the receivers to wake.
     #[inline(always)]
-    fn push(&mut self, slot: usize, item: T) -> Vec<Waker> {
-        let lane = &mut self.slots[slot];
-        let was_empty = lane.items.is_empty();
-        lane.items.push_back(item);
-        if was_empty {
-            self.ring.push_back(slot);
-        }
-        std::mem::take(&mut self.rx_waiters)
+    fn slot(&mut self, place: usize) -> &mut Slot<T> {
+        &mut self.slots[place].slot
     }
 
-    /// The next message in turn, and the sender to wake now that its lane has room.
+    #[inline(always)]
+    fn push(&mut self, place: usize, item: T) {
+        let lane = &mut self.slots[place].slot;
+        let was_empty = lane.items.is_empty();
+        if lane.items.capacity() == 0 {
+            if let Some(buffer) = self.spares.pop() {
+                lane.items = buffer;
+            }
+        }
+        lane.items.push_back(item);
+        if was_empty {
+            self.ring.push_back(place);
+        }
+    }
+
+    /// The next message in turn, and the peer to wake now that its lane has room.
     #[inline(always)]
     fn pop(&mut self) -> Option<(T, Vec<Waker>)> {
         let &slot = self.ring.front()?;
-        let lane = &mut self.slots[slot];
+        let lane = &mut self.slots[slot].slot;
         let item = lane.items.pop_front()?;
         let waiters = if lane.tx_waiters.is_empty() { Vec::new() } else { std::mem::take(&mut lane.tx_waiters) };
         if lane.items.is_empty() {
             self.ring.pop_front();
-            if lane.closed && lane.idle() {
-                self.remove(slot);
+            let buffer = std::mem::take(&mut lane.items);
+            if self.spares.len() < SPARES && buffer.capacity() <= SPARE_ITEMS {
+                self.spares.push(buffer);
             }
+            self.remove_if_done(slot);
         } else if self.ring.len() > 1 {
             self.ring.pop_front();
             self.ring.push_back(slot);
@@ -157,302 +192,84 @@ impl<T> State<T> {
         Some((item, waiters))
     }
 
-    fn remove(&mut self, slot: usize) {
-        let lane = &mut self.slots[slot];
-        if !lane.live {
-            return;
-        }
-        lane.live = false;
-        lane.items.clear();
-        if lane.items.capacity() > 64 {
-            lane.items = VecDeque::new();
-        }
-        let key = lane.key;
-        self.index.remove(&key);
-        self.free.push(slot);
-        if self.last.0 == key {
-            self.last = (NO_KEY, 0);
-        }
+    fn released(&mut self, place: usize) {
+        self.remove_if_done(place);
     }
-}
 
-struct Shared<T> {
-    state: Mutex<State<T>>,
-}
-
-impl<T> Shared<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn drain(&mut self, waiters: &mut Vec<Waker>) -> Vec<VecDeque<T>> {
+        self.ring.clear();
+        // The lanes stay (senders, permits and `close_lane` still find their slots); only what
+        // they hold goes.
+        let mut items = Vec::new();
+        for lane in &mut self.slots {
+            items.push(std::mem::take(&mut lane.slot.items));
+            waiters.append(&mut lane.slot.tx_waiters);
+        }
+        items
     }
 }
 
 /// A fair queue whose lanes hold at most `capacity` messages each (at least one).
 pub(crate) fn channel<T: Keyed>(capacity: usize) -> (Sender<T>, Receiver<T>) {
-    let shared = Arc::new(Shared {
-        state: Mutex::new(State {
-            slots: Vec::new(),
-            free: Vec::new(),
-            index: Index::default(),
-            last: (NO_KEY, 0),
-            ring: VecDeque::new(),
-            capacity: capacity.max(1),
-            senders: 1,
-            receiver_alive: true,
-            rx_waiters: Vec::new(),
-        }),
-    });
-    (Sender { shared: shared.clone() }, Receiver { shared })
+    let lanes = Lanes {
+        slots: Vec::new(),
+        free: Vec::new(),
+        index: Index::default(),
+        last: (NO_KEY, 0),
+        ring: VecDeque::new(),
+        spares: Vec::new(),
+    };
+    queue::channel_of(lanes, capacity)
 }
 
 /// The sending end, shared by every peer's task (each pushes into the lane of its item's key).
-pub(crate) struct Sender<T> {
-    shared: Arc<Shared<T>>,
-}
-
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("fair::Sender").finish_non_exhaustive()
-    }
-}
-
-impl<T> Clone for Sender<T> {
-    fn clone(&self) -> Self {
-        self.shared.lock().senders += 1;
-        Sender { shared: self.shared.clone() }
-    }
-}
-
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        let waiters = {
-            let mut st = self.shared.lock();
-            st.senders -= 1;
-            if st.senders > 0 {
-                return;
-            }
-            std::mem::take(&mut st.rx_waiters)
-        };
-        wake_all(waiters);
-    }
-}
+pub(crate) type Sender<T> = queue::Tx<Lanes<T>>;
+/// The receiving end.
+pub(crate) type Receiver<T> = queue::Chan<Lanes<T>>;
 
 impl<T: Keyed> Sender<T> {
-    /// Queues `item` in its lane if the lane has room.
-    pub(crate) fn try_send(&self, item: T) -> Result<(), TrySendError<T>> {
-        let key = item.key();
-        let waiters = {
-            let mut st = self.shared.lock();
-            if !st.receiver_alive {
-                return Err(TrySendError::Closed(item));
-            }
-            let slot = st.slot(key);
-            let lane = &st.slots[slot];
-            if lane.items.len() + lane.reserved >= st.capacity {
-                return Err(TrySendError::Full(item));
-            }
-            st.push(slot, item)
-        };
-        wake_all(waiters);
-        Ok(())
-    }
-
     /// Waits for room in lane `key` and reserves it. `Err` once the receiver is gone. Cancel safe.
-    pub(crate) async fn reserve(&self, key: u64) -> Result<Permit<'_, T>, ()> {
-        poll_fn(|cx| self.poll_reserve(key, cx)).await?;
-        Ok(Permit { sender: self, key, used: false })
-    }
-
-    fn poll_reserve(&self, key: u64, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
-        let mut st = self.shared.lock();
-        if !st.receiver_alive {
-            return Poll::Ready(Err(()));
-        }
-        let slot = st.slot(key);
-        let capacity = st.capacity;
-        let lane = &mut st.slots[slot];
-        if lane.items.len() + lane.reserved < capacity {
-            lane.reserved += 1;
-            return Poll::Ready(Ok(()));
-        }
-        register(&mut lane.tx_waiters, cx.waker());
-        Poll::Pending
-    }
-
-    /// Waits for room in the item's lane and queues it; gives it back if the receiver is gone.
-    /// Cancel safe (a cancelled call has not queued the item).
-    pub(crate) async fn send(&self, item: T) -> Result<(), T> {
-        match self.reserve(item.key()).await {
-            Ok(permit) => {
-                permit.send(item);
-                Ok(())
-            }
-            Err(()) => Err(item),
-        }
+    pub(crate) async fn reserve(&self, key: u64) -> Result<queue::Reserved<'_, Lanes<T>>, ()> {
+        self.reserve_for(key).await
     }
 
     /// The pipe behind lane `key` is gone: the lane goes once its messages are taken.
     pub(crate) fn close_lane(&self, key: u64) {
-        let mut st = self.shared.lock();
-        let Some(&slot) = st.index.get(&key) else { return };
-        let lane = &mut st.slots[slot];
-        lane.closed = true;
-        if lane.idle() {
-            st.remove(slot);
-        }
+        self.with_store(|lanes| {
+            let Some(&slot) = lanes.index.get(&key) else { return };
+            lanes.slots[slot].closed = true;
+            lanes.remove_if_done(slot);
+        });
     }
 }
 
-/// A reserved slot in one lane: [`Permit::send`] queues into it without waiting; dropping it
-/// unused frees it.
-pub(crate) struct Permit<'a, T> {
-    sender: &'a Sender<T>,
-    key: u64,
-    used: bool,
-}
-
-impl<T> Permit<'_, T> {
-    /// Queues `item` into the reserved slot (dropped if the receiver went away meanwhile).
-    pub(crate) fn send(mut self, item: T) {
-        self.used = true;
-        let waiters = {
-            let mut st = self.sender.shared.lock();
-            let slot = st.slot(self.key);
-            st.slots[slot].reserved -= 1;
-            if !st.receiver_alive {
-                return;
-            }
-            st.push(slot, item)
-        };
-        wake_all(waiters);
-    }
-}
-
-impl<T> Drop for Permit<'_, T> {
-    fn drop(&mut self) {
-        if self.used {
-            return;
-        }
-        let waiters = {
-            let mut st = self.sender.shared.lock();
-            let slot = st.slot(self.key);
-            let lane = &mut st.slots[slot];
-            lane.reserved -= 1;
-            let waiters = std::mem::take(&mut lane.tx_waiters);
-            if lane.closed && lane.idle() {
-                st.remove(slot);
-            }
-            waiters
-        };
-        wake_all(waiters);
-    }
-}
-
-/// The receiving end. Its methods take `&self`; several tasks may receive, each message going to
-/// one of them.
-pub(crate) struct Receiver<T> {
-    shared: Arc<Shared<T>>,
-}
-
-impl<T> fmt::Debug for Receiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("fair::Receiver").finish_non_exhaustive()
-    }
-}
-
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        let (items, waiters) = {
-            let mut st = self.shared.lock();
-            st.receiver_alive = false;
-            st.ring.clear();
-            // The lanes stay (senders, permits and `close_lane` still find their slots); only what
-            // they hold goes.
-            let mut items = Vec::new();
-            let mut waiters = Vec::new();
-            for lane in &mut st.slots {
-                items.push(std::mem::take(&mut lane.items));
-                waiters.append(&mut lane.tx_waiters);
-            }
-            (items, waiters)
-        };
-        // Dropped outside the lock: a message's drop may be arbitrary user code (Bytes owners).
-        drop(items);
-        wake_all(waiters);
-    }
-}
-
-impl<T> Receiver<T> {
-    /// The next message in turn, if any is queued.
-    pub(crate) fn try_recv(&self) -> Option<T> {
-        let (item, waiters) = self.shared.lock().pop()?;
-        wake_all(waiters);
-        Some(item)
-    }
-
-    /// Waits for the next message; `None` once every sender is gone and nothing is queued.
-    /// Cancel safe.
-    pub(crate) async fn recv(&self) -> Option<T> {
-        poll_fn(|cx| self.poll_recv(cx)).await
-    }
-
-    /// Takes the next message in turn, or registers `cx` to be woken when one comes.
-    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let (item, waiters) = {
-            let mut st = self.shared.lock();
-            match st.pop() {
-                Some(popped) => popped,
-                None if st.senders == 0 => return Poll::Ready(None),
-                None => {
-                    register(&mut st.rx_waiters, cx.waker());
-                    return Poll::Pending;
-                }
-            }
-        };
-        wake_all(waiters);
-        Poll::Ready(Some(item))
-    }
-
-    /// Withdraws `waker` from the receivers waiting for a message (it is about to look itself).
-    pub(crate) fn forget(&self, waker: &Waker) {
-        let mut st = self.shared.lock();
-        if !st.rx_waiters.is_empty() {
-            st.rx_waiters.retain(|w| !same_task(w, waker));
-        }
-    }
-
+impl<T: Keyed> Receiver<T> {
     /// How many lanes exist (attached peers with a lane, and removed ones still holding messages).
     #[cfg(test)]
     pub(crate) fn lanes(&self) -> usize {
-        self.shared.lock().index.len()
+        self.with_store(|lanes| lanes.index.len())
     }
 }
 
-impl<T> Inbox<T> for Receiver<T> {
-    fn try_recv(&self) -> Option<T> {
-        Receiver::try_recv(self)
-    }
+/// The item of the tests and models: a peer's key and a sequence number.
+#[cfg(test)]
+mod test_item {
+    #[derive(Debug, PartialEq, Eq)]
+    pub(super) struct M(pub u64, pub u32);
 
-    fn forget(&self, waker: &Waker) {
-        Receiver::forget(self, waker)
-    }
-
-    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        Receiver::poll_recv(self, cx)
+    impl super::Keyed for M {
+        fn key(&self) -> u64 {
+            self.0
+        }
     }
 }
 
 #[cfg(all(test, not(zmtp_loom)))]
 mod tests {
     use super::*;
+    use crate::socket::queue::TrySendError;
 
-    #[derive(Debug, PartialEq, Eq)]
-    struct M(u64, u32);
-
-    impl Keyed for M {
-        fn key(&self) -> u64 {
-            self.0
-        }
-    }
+    use super::test_item::M;
 
     #[test]
     fn lanes_are_served_in_turn() {
@@ -535,14 +352,7 @@ mod loom_models {
     use loom::future::block_on;
     use loom::thread;
 
-    #[derive(Debug, PartialEq, Eq)]
-    struct M(u64, u32);
-
-    impl Keyed for M {
-        fn key(&self) -> u64 {
-            self.0
-        }
-    }
+    use super::test_item::M;
 
     /// Two peers push while a receiver waits: it gets both, each wake-up reaching it.
     #[test]

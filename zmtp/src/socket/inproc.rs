@@ -17,7 +17,6 @@ use super::monitor::MonitorEvent;
 use super::pattern::Control;
 use super::session::Session;
 use super::Error;
-use crate::codec::Metadata;
 use crate::proto::{ConnectionError, PeerInfo};
 
 static REGISTRY: LazyLock<Mutex<HashMap<String, Weak<Core>>>> = LazyLock::new(Default::default);
@@ -53,7 +52,7 @@ fn peer_info(of: &Core) -> PeerInfo {
     PeerInfo {
         socket_type: of.socket_type,
         routing_id: of.options.routing_id.clone(),
-        metadata: Metadata::new(),
+        properties: crate::Properties::default(),
         version: (3, 1),
     }
 }

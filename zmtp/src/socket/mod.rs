@@ -34,7 +34,7 @@ pub use crate::proto::mechanism::{ZapReply, ZapRequest};
 pub use crate::subscriptions::Subscriptions;
 pub use error::{DisconnectReason, Error, SendError, TrySendError};
 pub use monitor::{Monitor, MonitorEvent};
-pub use options::{HeartbeatConfig, Options, TcpKeepalive};
+pub use options::{HeartbeatConfig, Options, TcpKeepalive, MAX_METADATA};
 pub use zap::{Authenticator, ZapHandler, ZAP_ENDPOINT};
 
 use crate::proto::SocketType;
@@ -313,11 +313,16 @@ impl Socket {
     }
 
     /// Waits for the next inbound message. With one connection, polls that connection here too
-    /// (see `driver`): a reply is then read and returned without a hop through its task.
+    /// (see `driver`): a reply is then read and returned without a hop through its task. Spins
+    /// first for [`Options::recv_spin`], if set.
     async fn recv_assisted(&self) -> Option<Inbound> {
-        let Some(driven) = self.core.single_connection() else { return self.inbound.recv().await };
+        let mut spin = driver::Spin::new(self.core.options.recv_spin);
+        let Some(driven) = self.core.single_connection() else {
+            let mut recv = std::pin::pin!(self.inbound.recv());
+            return std::future::poll_fn(|cx| spin.poll(std::future::Future::poll(recv.as_mut(), cx), cx)).await;
+        };
         let mut assist = driver::Assist::new(&driven);
-        std::future::poll_fn(|cx| assist.poll_recv(&self.inbound, cx)).await
+        std::future::poll_fn(|cx| spin.poll(assist.poll_recv(&self.inbound, cx), cx)).await
     }
 
     /// Receives with a deadline (libzmq's ZMQ_RCVTIMEO); `Err(Error::WouldBlock)` on expiry.
@@ -382,10 +387,19 @@ async fn accept_loop(core: Arc<Core>, listener: Listener, endpoint: String, opts
                 let ep = endpoint.clone();
                 let (id, pipe, mut rx) = core.new_pipe();
                 let ticket = core.handshakes.admit(id);
+                // Built here, not in the task, so that the task's future holds it once.
+                let mut link = engine::Link::new(&core, stream, id, &endpoint, Some(pipe));
                 core.spawn_connection(async move {
-                    tokio::select! {
-                        _ = engine::run(&core2, stream, id, &mut rx, &ep, Some(pipe)) => {}
-                        _ = ticket.evicted() => {
+                    let ended = tokio::select! {
+                        reason = link.run(&mut rx) => Some(reason),
+                        _ = ticket.evicted() => None,
+                    };
+                    match ended {
+                        Some(reason) => {
+                            link.end(reason);
+                        }
+                        None => {
+                            drop(link);
                             // Still in its handshake: its pipe was never attached, and nothing
                             // was delivered from it (the session ends only with the engine).
                             let reason = DisconnectReason::TooManyHandshakes;

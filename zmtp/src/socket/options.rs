@@ -5,6 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::zap::{ZapHandler, ZapHandlerRef};
+use super::Error;
+use crate::codec::{MechanismName, Metadata};
 use crate::proto::mechanism::{CurveKeyPair, CurvePublicKey, CurveSecretKey, Security};
 pub use crate::proto::HeartbeatConfig;
 pub use crate::transport::TcpKeepalive;
@@ -78,6 +80,20 @@ pub struct Options {
     pub send_timeout: Option<Duration>,
     /// `recv` fails with [`crate::Error::WouldBlock`] after this long (ZMQ_RCVTIMEO).
     pub recv_timeout: Option<Duration>,
+    /// How long a `recv` that finds nothing queued keeps its thread busy before it sleeps
+    /// (default zero: off; no libzmq equivalent). A latency option that costs CPU: instead of
+    /// letting its thread sleep until the connection is readable, the receive yields to the
+    /// runtime (tokio's `yield_now`) and polls again, until a message comes or this much time has
+    /// passed since it started waiting; then it sleeps as it would have. A reply that comes
+    /// within the budget is then picked up without the thread's sleep and wake-up. On a
+    /// current-thread runtime each turn polls the I/O driver without blocking (one
+    /// `epoll_wait` with a zero timeout); on a multi-threaded runtime the worker that holds the
+    /// I/O driver still sleeps in it, and the spin saves the receiving thread's own park and
+    /// unpark. While it spins, that thread (a worker, or the one in `block_on`) runs at 100%:
+    /// set it a little above the round trip you expect (tens of µs), for a socket that is asked
+    /// and answers in a tight loop (REQ/REP, DEALER/ROUTER request-reply). With ZMQ_CONFLATE it
+    /// has no effect.
+    pub recv_spin: Duration,
     /// XPUB: a message sent to every new subscriber (ZMQ_XPUB_WELCOME_MSG).
     pub xpub_welcome_msg: Option<Bytes>,
     /// Kernel send buffer size for TCP connections (ZMQ_SNDBUF).
@@ -106,6 +122,8 @@ pub struct Options {
     pub zap_handler: Option<ZapHandlerRef>,
     /// ZMQ_ZAP_ENFORCE_DOMAIN (default off, as in libzmq): see [`Options::zap_enforce_domain`].
     pub zap_enforce_domain: bool,
+    /// Application properties (ZMQ_METADATA), checked when set: see [`Options::metadata`].
+    metadata: Metadata,
 }
 
 impl Default for Options {
@@ -138,6 +156,7 @@ impl Default for Options {
             connect_timeout: None,
             send_timeout: None,
             recv_timeout: None,
+            recv_spin: Duration::ZERO,
             xpub_welcome_msg: None,
             sndbuf: None,
             rcvbuf: None,
@@ -152,6 +171,7 @@ impl Default for Options {
             zap_domain: Bytes::new(),
             zap_handler: None,
             zap_enforce_domain: false,
+            metadata: Metadata::new(),
         }
     }
 }
@@ -293,6 +313,11 @@ impl Options {
         self.recv_timeout = t;
         self
     }
+    /// Sets the busy wait of a receive before it sleeps ([`Options::recv_spin`]).
+    pub fn recv_spin(mut self, budget: Duration) -> Self {
+        self.recv_spin = budget;
+        self
+    }
 }
 
 /// tokio's bounded channels need a positive capacity; libzmq's 0 means "no limit".
@@ -372,9 +397,65 @@ impl Options {
         self
     }
 
-    /// The mechanism these options select, as libzmq picks it: CURVE if `curve_server` or
-    /// `curve_serverkey` is set, else PLAIN if `plain_server` or `plain_username` is, else NULL.
-    /// Incomplete CURVE or PLAIN settings are an error (checked by `bind` and `connect`).
+    /// Adds an application property (ZMQ_METADATA), announced to every peer in our READY (or
+    /// PLAIN's and CURVE's INITIATE) and readable there with each message (`zmq_msg_gets`, our
+    /// [`crate::Message::property`]). Checked now, as libzmq checks `"X-name:value"`: the name
+    /// is `X-` and more, has at most 255 characters from `[A-Za-z0-9-_.+]` (ZMTP's property
+    /// names), and the value is not empty; all the properties together stay within
+    /// [`MAX_METADATA`] octets on the wire, so that any peer of ours takes our READY. The
+    /// same name again replaces the value. Does not touch the socket's open connections.
+    pub fn metadata(mut self, name: &str, value: impl Into<Bytes>) -> Result<Self, Error> {
+        let value = value.into();
+        let refuse = |why: &str| Err(Error::InvalidOption(format!("ZMQ_METADATA {name:?}: {why}")));
+        if !name.starts_with("X-") || name.len() == 2 {
+            return refuse("an application property's name is X- and more");
+        }
+        if value.is_empty() {
+            return refuse("the value is empty");
+        }
+        let mut metadata = self.metadata.clone();
+        metadata.remove(name);
+        if metadata.insert(name, value).is_err() {
+            return refuse("a property name has 1 to 255 characters from [A-Za-z0-9-_.+]");
+        }
+        if metadata.encoded_len() > MAX_METADATA {
+            return refuse("the properties together exceed MAX_METADATA octets");
+        }
+        self.metadata = metadata;
+        Ok(self)
+    }
+
+    /// [`Options::metadata`] in libzmq's form, `"X-name:value"` (the value is what follows the
+    /// first colon).
+    pub fn metadata_property(self, property: &str) -> Result<Self, Error> {
+        match property.split_once(':') {
+            Some((name, value)) => self.metadata(name, Bytes::copy_from_slice(value.as_bytes())),
+            None => Err(Error::InvalidOption(format!("ZMQ_METADATA {property:?}: not \"X-name:value\""))),
+        }
+    }
+
+    /// The application properties set with [`Options::metadata`].
+    pub fn app_metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// ZMQ_MECHANISM: the mechanism these options select: CURVE if `curve_server` or
+    /// `curve_serverkey` is set, else PLAIN if `plain_server`, `plain_username` or
+    /// `plain_password` is, else NULL. libzmq takes the mechanism of the last of these options
+    /// set; options here are fields, without an order, so CURVE wins over PLAIN whatever came
+    /// last (the two agree whenever one mechanism's options are set, or PLAIN's first).
+    pub fn mechanism(&self) -> MechanismName {
+        if self.curve_server || self.curve_serverkey.is_some() {
+            MechanismName::CURVE
+        } else if self.plain_server || self.plain_username.is_some() || self.plain_password.is_some() {
+            MechanismName::PLAIN
+        } else {
+            MechanismName::NULL
+        }
+    }
+
+    /// The [`Options::mechanism`] with its side and credentials. Incomplete CURVE or PLAIN
+    /// settings are an error (checked by `bind` and `connect`).
     pub fn security(&self) -> Result<Security, String> {
         let keys = || -> Result<CurveKeyPair, String> {
             let secret = self.curve_secretkey.clone().ok_or("CURVE needs curve_secretkey")?;
@@ -384,23 +465,27 @@ impl Options {
                 _ => Ok(pair),
             }
         };
-        if self.curve_server {
-            return Ok(Security::CurveServer { keys: keys()? });
-        }
-        if let Some(server) = self.curve_serverkey {
-            return Ok(Security::CurveClient { keys: keys()?, server });
-        }
-        if self.plain_server {
-            return Ok(Security::PlainServer);
-        }
-        if self.plain_username.is_some() || self.plain_password.is_some() {
-            let username = self.plain_username.clone().unwrap_or_default();
-            let password = self.plain_password.clone().unwrap_or_default();
-            if username.len() > 255 || password.len() > 255 {
-                return Err("PLAIN user name and password are at most 255 octets".into());
+        match self.mechanism() {
+            MechanismName::CURVE => match self.curve_serverkey {
+                Some(server) if !self.curve_server => Ok(Security::CurveClient { keys: keys()?, server }),
+                _ => Ok(Security::CurveServer { keys: keys()? }),
+            },
+            MechanismName::PLAIN if self.plain_server => Ok(Security::PlainServer),
+            MechanismName::PLAIN => {
+                let username = self.plain_username.clone().unwrap_or_default();
+                let password = self.plain_password.clone().unwrap_or_default();
+                if username.len() > 255 || password.len() > 255 {
+                    return Err("PLAIN user name and password are at most 255 octets".into());
+                }
+                Ok(Security::PlainClient { username, password })
             }
-            return Ok(Security::PlainClient { username, password });
+            _ => Ok(Security::Null),
         }
-        Ok(Security::Null)
     }
 }
+
+/// Octets the application properties ([`Options::metadata`]) may take on the wire, all together:
+/// what leaves room, under our default cap on handshake commands
+/// ([`crate::proto::DEFAULT_MAX_HANDSHAKE_COMMAND`], 64 KiB), for the rest of a READY or a CURVE
+/// INITIATE (`Socket-Type`, an `Identity` of up to 255 octets, the cookie, vouch and boxes).
+pub const MAX_METADATA: usize = crate::proto::DEFAULT_MAX_HANDSHAKE_COMMAND as usize - 1024;

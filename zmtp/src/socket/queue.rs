@@ -14,6 +14,10 @@
 //!
 //! Waiters are woken all at once (there are few: one receiving task, a few blocked senders), so a
 //! cancelled waiter can never swallow the wake-up another needed.
+//!
+//! The life cycle (senders, receiver, permits, wake-ups, closing) is written once, generic over a
+//! [`Store`]: this module's [`Deque`] (one queue), and `fair`'s lanes (one queue per peer, served
+//! in turn).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -32,45 +36,124 @@ pub(crate) enum TrySendError<T> {
     Closed(T),
 }
 
-struct State<T> {
-    items: VecDeque<T>,
-    capacity: usize,
+/// Messages bounded by a capacity, with the slots promised to [`Permit`]s and the senders waiting
+/// for room: one per queue here, one per peer in `fair`.
+pub(crate) struct Slot<T> {
+    pub(crate) items: VecDeque<T>,
     /// Slots promised to [`Permit`]s not yet used.
-    reserved: usize,
+    pub(crate) reserved: usize,
+    /// Sending tasks waiting for room.
+    pub(crate) tx_waiters: Vec<Waker>,
+}
+
+impl<T> Slot<T> {
+    pub(crate) fn new() -> Slot<T> {
+        Slot { items: VecDeque::new(), reserved: 0, tx_waiters: Vec::new() }
+    }
+
+    /// Whether it is empty and nobody holds or waits for room in it.
+    pub(crate) fn idle(&self) -> bool {
+        self.items.is_empty() && self.reserved == 0 && self.tx_waiters.is_empty()
+    }
+}
+
+/// How a channel stores its messages: the part that differs between this module's single queue
+/// ([`Deque`]) and `fair`'s lanes. The life cycle around it (senders, receiver, permits, wake-ups,
+/// closing) is written once, below, for both.
+pub(crate) trait Store {
+    /// What is queued.
+    type Item;
+    /// What chooses an item's [`Slot`]: `()` here, the peer's pipe id in `fair`.
+    type Key: Copy;
+    /// Where a key's slot is, found once per call.
+    type Place: Copy;
+    /// What the receiver's drop takes away, dropped outside the lock.
+    type Drained;
+    /// The key of `item`.
+    fn key(item: &Self::Item) -> Self::Key;
+    /// Finds (or makes) the slot of `key`.
+    fn place(&mut self, key: Self::Key) -> Self::Place;
+    /// The slot at `place`.
+    fn slot(&mut self, place: Self::Place) -> &mut Slot<Self::Item>;
+    /// Queues `item` in the slot at `place`.
+    fn push(&mut self, place: Self::Place, item: Self::Item);
+    /// The next message, and the senders to wake now that there is room.
+    fn pop(&mut self) -> Option<(Self::Item, Vec<Waker>)>;
+    /// A reservation at `place` was given back unused (`fair` drops a closed, idle lane here).
+    fn released(&mut self, place: Self::Place);
+    /// The receiver is gone: every queued message, and every waiting sender's waker.
+    fn drain(&mut self, waiters: &mut Vec<Waker>) -> Self::Drained;
+}
+
+/// This module's store: one queue.
+pub(crate) struct Deque<T>(Slot<T>);
+
+impl<T> Store for Deque<T> {
+    type Item = T;
+    type Key = ();
+    type Place = ();
+    type Drained = VecDeque<T>;
+
+    #[inline(always)]
+    fn key(_: &T) {}
+
+    #[inline(always)]
+    fn place(&mut self, (): ()) {}
+
+    #[inline(always)]
+    fn slot(&mut self, (): ()) -> &mut Slot<T> {
+        &mut self.0
+    }
+
+    #[inline(always)]
+    fn push(&mut self, (): (), item: T) {
+        self.0.items.push_back(item);
+    }
+
+    #[inline(always)]
+    fn pop(&mut self) -> Option<(T, Vec<Waker>)> {
+        let msg = self.0.items.pop_front()?;
+        Some((msg, std::mem::take(&mut self.0.tx_waiters)))
+    }
+
+    fn released(&mut self, (): ()) {}
+
+    fn drain(&mut self, waiters: &mut Vec<Waker>) -> VecDeque<T> {
+        waiters.append(&mut self.0.tx_waiters);
+        std::mem::take(&mut self.0.items)
+    }
+}
+
+struct State<S> {
+    store: S,
+    /// Per slot.
+    capacity: usize,
     senders: usize,
     receiver_alive: bool,
     /// Receiving tasks waiting for a message.
     rx_waiters: Vec<Waker>,
-    /// Sending tasks waiting for room.
-    tx_waiters: Vec<Waker>,
 }
 
-impl<T> State<T> {
-    fn has_room(&self) -> bool {
-        self.items.len() + self.reserved < self.capacity
+impl<S: Store> State<S> {
+    /// Whether the slot at `place` takes one more message.
+    #[inline(always)]
+    fn has_room(&mut self, place: S::Place) -> bool {
+        let capacity = self.capacity;
+        let slot = self.store.slot(place);
+        slot.items.len() + slot.reserved < capacity
     }
 
     fn take_rx_waiters(&mut self) -> Vec<Waker> {
         std::mem::take(&mut self.rx_waiters)
     }
-
-    fn take_tx_waiters(&mut self) -> Vec<Waker> {
-        std::mem::take(&mut self.tx_waiters)
-    }
-
-    /// The next message, and the senders to wake now that there is room.
-    fn pop(&mut self) -> Option<(T, Vec<Waker>)> {
-        let msg = self.items.pop_front()?;
-        Some((msg, self.take_tx_waiters()))
-    }
 }
 
-struct Shared<T> {
-    state: Mutex<State<T>>,
+struct Shared<S> {
+    state: Mutex<State<S>>,
 }
 
-impl<T> Shared<T> {
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
+impl<S> Shared<S> {
+    fn lock(&self) -> MutexGuard<'_, State<S>> {
         // Nothing here panics while holding the lock; recover rather than propagate a poison.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -108,55 +191,65 @@ pub(crate) trait Inbox<T> {
     fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>>;
 }
 
-impl<T> Inbox<T> for Receiver<T> {
-    fn try_recv(&self) -> Option<T> {
-        Receiver::try_recv(self)
+impl<S: Store> Inbox<S::Item> for Chan<S> {
+    fn try_recv(&self) -> Option<S::Item> {
+        Chan::try_recv(self)
     }
 
     fn forget(&self, waker: &Waker) {
-        Receiver::forget(self, waker)
+        Chan::forget(self, waker)
     }
 
-    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        Receiver::poll_recv(self, cx)
+    fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        Chan::poll_recv(self, cx)
     }
+}
+
+/// A channel over `store`, each slot holding at most `capacity` messages (at least one).
+pub(crate) fn channel_of<S: Store>(store: S, capacity: usize) -> (Tx<S>, Chan<S>) {
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            store,
+            capacity: capacity.max(1),
+            senders: 1,
+            receiver_alive: true,
+            rx_waiters: Vec::new(),
+        }),
+    });
+    (Tx { shared: shared.clone() }, Chan { shared })
 }
 
 /// A queue holding at most `capacity` messages (at least one).
 pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
-    let shared = Arc::new(Shared {
-        state: Mutex::new(State {
-            items: VecDeque::new(),
-            capacity: capacity.max(1),
-            reserved: 0,
-            senders: 1,
-            receiver_alive: true,
-            rx_waiters: Vec::new(),
-            tx_waiters: Vec::new(),
-        }),
-    });
-    (Sender { shared: shared.clone() }, Receiver { shared })
+    channel_of(Deque(Slot::new()), capacity)
 }
 
-/// The sending end; clone it for more senders.
-pub(crate) struct Sender<T> {
-    shared: Arc<Shared<T>>,
+/// This queue's sending end; clone it for more senders.
+pub(crate) type Sender<T> = Tx<Deque<T>>;
+/// This queue's receiving end.
+pub(crate) type Receiver<T> = Chan<Deque<T>>;
+/// A slot reserved in this queue.
+pub(crate) type Permit<'a, T> = Reserved<'a, Deque<T>>;
+
+/// The sending end of a channel over any [`Store`]; clone it for more senders.
+pub(crate) struct Tx<S> {
+    shared: Arc<Shared<S>>,
 }
 
-impl<T> fmt::Debug for Sender<T> {
+impl<S> fmt::Debug for Tx<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sender").finish_non_exhaustive()
     }
 }
 
-impl<T> Clone for Sender<T> {
+impl<S> Clone for Tx<S> {
     fn clone(&self) -> Self {
         self.shared.lock().senders += 1;
-        Sender { shared: self.shared.clone() }
+        Tx { shared: self.shared.clone() }
     }
 }
 
-impl<T> Drop for Sender<T> {
+impl<S> Drop for Tx<S> {
     fn drop(&mut self) {
         let waiters = {
             let mut st = self.shared.lock();
@@ -164,24 +257,27 @@ impl<T> Drop for Sender<T> {
             if st.senders > 0 {
                 return;
             }
-            st.take_rx_waiters()
+            std::mem::take(&mut st.rx_waiters)
         };
         wake_all(waiters);
     }
 }
 
-impl<T> Sender<T> {
-    /// Queues `msg` if there is room.
-    pub(crate) fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+impl<S: Store> Tx<S> {
+    /// Queues `msg` in its slot if there is room.
+    #[inline]
+    pub(crate) fn try_send(&self, msg: S::Item) -> Result<(), TrySendError<S::Item>> {
+        let key = S::key(&msg);
         let waiters = {
             let mut st = self.shared.lock();
             if !st.receiver_alive {
                 return Err(TrySendError::Closed(msg));
             }
-            if !st.has_room() {
+            let place = st.store.place(key);
+            if !st.has_room(place) {
                 return Err(TrySendError::Full(msg));
             }
-            st.items.push_back(msg);
+            st.store.push(place, msg);
             if st.rx_waiters.is_empty() {
                 return Ok(());
             }
@@ -191,30 +287,32 @@ impl<T> Sender<T> {
         Ok(())
     }
 
-    /// Waits for room and reserves it. `Err` once the receiver is gone. Cancel safe.
-    pub(crate) async fn reserve(&self) -> Result<Permit<'_, T>, ()> {
-        poll_fn(|cx| self.poll_reserve(cx)).await?;
-        Ok(Permit { sender: self, used: false })
+    /// Waits for room in the slot of `key` and reserves it. `Err` once the receiver is gone.
+    /// Cancel safe.
+    pub(crate) async fn reserve_for(&self, key: S::Key) -> Result<Reserved<'_, S>, ()> {
+        poll_fn(|cx| self.poll_reserve(key, cx)).await?;
+        Ok(Reserved { sender: self, key, used: false })
     }
 
-    fn poll_reserve(&self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+    fn poll_reserve(&self, key: S::Key, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
         let mut st = self.shared.lock();
         if !st.receiver_alive {
             return Poll::Ready(Err(()));
         }
-        if st.has_room() {
-            st.reserved += 1;
+        let place = st.store.place(key);
+        if st.has_room(place) {
+            st.store.slot(place).reserved += 1;
             return Poll::Ready(Ok(()));
         }
-        register(&mut st.tx_waiters, cx.waker());
+        register(&mut st.store.slot(place).tx_waiters, cx.waker());
         Poll::Pending
     }
 
     /// Waits for room and queues `msg`; gives it back if the receiver is gone. Cancel safe (a
     /// cancelled call has not queued the message).
-    #[cfg(test)]
-    pub(crate) async fn send(&self, msg: T) -> Result<(), T> {
-        match self.reserve().await {
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn send(&self, msg: S::Item) -> Result<(), S::Item> {
+        match self.reserve_for(S::key(&msg)).await {
             Ok(permit) => {
                 permit.send(msg);
                 Ok(())
@@ -224,61 +322,76 @@ impl<T> Sender<T> {
     }
 }
 
-/// A reserved slot: [`Permit::send`] queues into it without waiting; dropping it unused frees it.
-pub(crate) struct Permit<'a, T> {
-    sender: &'a Sender<T>,
+impl<T> Sender<T> {
+    /// Waits for room and reserves it. `Err` once the receiver is gone. Cancel safe.
+    pub(crate) async fn reserve(&self) -> Result<Permit<'_, T>, ()> {
+        self.reserve_for(()).await
+    }
+}
+
+/// A reserved slot: [`Reserved::send`] queues into it without waiting; dropping it unused frees
+/// it.
+pub(crate) struct Reserved<'a, S: Store> {
+    sender: &'a Tx<S>,
+    key: S::Key,
     used: bool,
 }
 
-impl<T> Permit<'_, T> {
+impl<S: Store> Reserved<'_, S> {
     /// Queues `msg` into the reserved slot (dropped if the receiver went away meanwhile).
-    pub(crate) fn send(mut self, msg: T) {
+    pub(crate) fn send(mut self, msg: S::Item) {
         self.used = true;
         let waiters = {
             let mut st = self.sender.shared.lock();
-            st.reserved -= 1;
+            let place = st.store.place(self.key);
+            st.store.slot(place).reserved -= 1;
             if !st.receiver_alive {
                 return;
             }
-            st.items.push_back(msg);
+            st.store.push(place, msg);
             st.take_rx_waiters()
         };
         wake_all(waiters);
     }
 }
 
-impl<T> Drop for Permit<'_, T> {
+impl<S: Store> Drop for Reserved<'_, S> {
     fn drop(&mut self) {
         if self.used {
             return;
         }
         let waiters = {
             let mut st = self.sender.shared.lock();
-            st.reserved -= 1;
-            st.take_tx_waiters()
+            let place = st.store.place(self.key);
+            let slot = st.store.slot(place);
+            slot.reserved -= 1;
+            let waiters = std::mem::take(&mut slot.tx_waiters);
+            st.store.released(place);
+            waiters
         };
         wake_all(waiters);
     }
 }
 
-/// The receiving end. Its methods take `&self`; several tasks may receive, each message going to
-/// one of them.
-pub(crate) struct Receiver<T> {
-    shared: Arc<Shared<T>>,
+/// The receiving end of a channel over any [`Store`]. Its methods take `&self`; several tasks may
+/// receive, each message going to one of them.
+pub(crate) struct Chan<S: Store> {
+    shared: Arc<Shared<S>>,
 }
 
-impl<T> fmt::Debug for Receiver<T> {
+impl<S: Store> fmt::Debug for Chan<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver").finish_non_exhaustive()
     }
 }
 
-impl<T> Drop for Receiver<T> {
+impl<S: Store> Drop for Chan<S> {
     fn drop(&mut self) {
-        let (items, waiters) = {
+        let mut waiters = Vec::new();
+        let items = {
             let mut st = self.shared.lock();
             st.receiver_alive = false;
-            (std::mem::take(&mut st.items), st.take_tx_waiters())
+            st.store.drain(&mut waiters)
         };
         // Dropped outside the lock: a message's drop may be arbitrary user code (Bytes owners).
         drop(items);
@@ -286,51 +399,25 @@ impl<T> Drop for Receiver<T> {
     }
 }
 
-impl<T> Receiver<T> {
+impl<S: Store> Chan<S> {
     /// The next message if one is queued.
-    pub(crate) fn try_recv(&self) -> Option<T> {
-        let (msg, waiters) = self.shared.lock().pop()?;
+    pub(crate) fn try_recv(&self) -> Option<S::Item> {
+        let (msg, waiters) = self.shared.lock().store.pop()?;
         wake_all(waiters);
         Some(msg)
     }
 
-    /// Puts back at the front a message just taken, which could not be sent (its connection had
-    /// gone): it keeps its place for the next connection. It may exceed the capacity by one.
-    pub(crate) fn put_back(&self, msg: T) {
-        self.shared.lock().items.push_front(msg);
-    }
-
-    /// Moves up to `max` queued messages to the back of `out` under one lock; returns how many.
-    pub(crate) fn try_recv_many(&self, out: &mut VecDeque<T>, max: usize) -> usize {
-        let (n, waiters) = {
-            let mut st = self.shared.lock();
-            let n = st.items.len().min(max);
-            if n == 0 {
-                return 0;
-            }
-            if n == st.items.len() && out.is_empty() {
-                // All of it: swap buffers rather than move items one by one.
-                std::mem::swap(&mut st.items, out);
-            } else {
-                out.extend(st.items.drain(..n));
-            }
-            (n, st.take_tx_waiters())
-        };
-        wake_all(waiters);
-        n
-    }
-
     /// Waits for the next message; `None` once every sender is gone and nothing is queued.
     /// Cancel safe.
-    pub(crate) async fn recv(&self) -> Option<T> {
+    pub(crate) async fn recv(&self) -> Option<S::Item> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     /// Takes the next message, or registers `cx` to be woken when one comes.
-    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+    pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         let (msg, waiters) = {
             let mut st = self.shared.lock();
-            match st.pop() {
+            match st.store.pop() {
                 Some(popped) => popped,
                 None if st.senders == 0 => return Poll::Ready(None),
                 None => {
@@ -351,9 +438,50 @@ impl<T> Receiver<T> {
         }
     }
 
+    /// Runs `f` on the store under the lock (for what only one store does).
+    pub(crate) fn with_store<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
+        f(&mut self.shared.lock().store)
+    }
+}
+
+impl<S: Store> Tx<S> {
+    /// Runs `f` on the store under the lock (for what only one store does).
+    pub(crate) fn with_store<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
+        f(&mut self.shared.lock().store)
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Puts back at the front a message just taken, which could not be sent (its connection had
+    /// gone): it keeps its place for the next connection. It may exceed the capacity by one.
+    pub(crate) fn put_back(&self, msg: T) {
+        self.with_store(|q| q.0.items.push_front(msg));
+    }
+
+    /// Moves up to `max` queued messages to the back of `out` under one lock; returns how many.
+    pub(crate) fn try_recv_many(&self, out: &mut VecDeque<T>, max: usize) -> usize {
+        let (n, waiters) = {
+            let mut st = self.shared.lock();
+            let q = &mut st.store.0;
+            let n = q.items.len().min(max);
+            if n == 0 {
+                return 0;
+            }
+            if n == q.items.len() && out.is_empty() {
+                // All of it: swap buffers rather than move items one by one.
+                std::mem::swap(&mut q.items, out);
+            } else {
+                out.extend(q.items.drain(..n));
+            }
+            (n, std::mem::take(&mut q.tx_waiters))
+        };
+        wake_all(waiters);
+        n
+    }
+
     /// Whether nothing is queued.
     pub(crate) fn is_empty(&self) -> bool {
-        self.shared.lock().items.is_empty()
+        self.with_store(|q| q.0.items.is_empty())
     }
 }
 

@@ -110,6 +110,10 @@ pub struct Stream {
     pub write: WriteHalf,
     /// The peer's address, for events and logs.
     pub peer: String,
+    /// The peer's address as libzmq gives it in the `Peer-Address` message property: its IP
+    /// over tcp; over ipc (Linux), `localhost:uid:gid:pid` from the peer's credentials (what
+    /// libzmq's `getnameinfo` and `SO_PEERCRED` give). Empty when unknown.
+    pub peer_address: String,
 }
 
 impl std::fmt::Debug for Stream {
@@ -140,15 +144,27 @@ fn tcp_stream(s: TcpStream, opts: &StreamOptions) -> io::Result<Stream> {
         }
         sock.set_tcp_keepalive(&k)?;
     }
-    let peer = s.peer_addr().map(|a| format!("tcp://{a}")).unwrap_or_default();
+    let (peer, peer_address) = match s.peer_addr() {
+        Ok(a) => (format!("tcp://{a}"), a.ip().to_string()),
+        Err(_) => (String::new(), String::new()),
+    };
     let (r, w) = s.into_split();
-    Ok(Stream { read: Box::new(r), write: Box::new(nosigpipe::Writer::new(w)), peer })
+    Ok(Stream { read: Box::new(r), write: Box::new(nosigpipe::Writer::new(w)), peer, peer_address })
 }
 
 #[cfg(unix)]
 fn unix_stream(s: UnixStream, path: &std::path::Path) -> Stream {
+    let peer_address = match s.peer_cred() {
+        Ok(c) => format!("localhost:{}:{}:{}", c.uid(), c.gid(), c.pid().unwrap_or(0)),
+        Err(_) => String::new(),
+    };
     let (r, w) = s.into_split();
-    Stream { read: Box::new(r), write: Box::new(nosigpipe::Writer::new(w)), peer: format!("ipc://{}", path.display()) }
+    Stream {
+        read: Box::new(r),
+        write: Box::new(nosigpipe::Writer::new(w)),
+        peer: format!("ipc://{}", path.display()),
+        peer_address,
+    }
 }
 
 #[cfg(unix)]

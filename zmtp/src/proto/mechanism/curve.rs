@@ -20,7 +20,7 @@ use crate::codec::{frame, CodecError, Command, Frame, MechanismName, Metadata};
 
 use super::crypto::{self, Boxer, CookieKeys, CurveKeyPair, CurvePublicKey, CurveSecretKey, TAG};
 use super::xsalsa::{self, MessageKey};
-use super::{unexpected, with_zap, ConnectionError, Context, Established, Handshake, Next, ZapReply, ZapRequest};
+use super::{unexpected, zap_properties, ConnectionError, Context, Established, Handshake, Next, ZapReply, ZapRequest};
 use crate::proto::{Incompatibility, Misbehaviour};
 
 const HELLO_DATA: usize = 2 + 72 + 32 + 8 + 80;
@@ -126,7 +126,9 @@ impl State {
         out: &mut Vec<Command>,
     ) -> Result<Next, ConnectionError> {
         match self {
-            State::AwaitZap(session, metadata) => Ok(server_ready(session, with_zap(metadata, Some(&reply)), ctx, out)),
+            State::AwaitZap(session, metadata) => {
+                Ok(server_ready(session, metadata, zap_properties(Some(&reply)), ctx, out))
+            }
             _ => Err(ConnectionError::PeerMisbehaved(Misbehaviour::OutOfOrder("unexpected ZAP reply"))),
         }
     }
@@ -189,7 +191,7 @@ fn client_ready(mut session: Box<CurveSession>, data: &[u8]) -> Result<Next, Con
         .ok_or_else(|| crypto_error("READY box does not open"))?;
     session.peer_nonce = nonce;
     let metadata = Metadata::decode(&Bytes::copy_from_slice(&plain))?;
-    Ok(Next::Done(Established { metadata, session: Some(session) }))
+    Ok(Next::Done(Established { metadata, zap: Metadata::new(), session: Some(session) }))
 }
 
 fn server_hello(
@@ -274,11 +276,17 @@ fn server_initiate(
             ZapRequest::new(settings, MechanismName::CURVE, vec![Bytes::copy_from_slice(&client_key)]),
             Handshake::Curve(State::AwaitZap(Box::new(session), metadata)),
         )),
-        None => Ok(server_ready(Box::new(session), metadata, ctx, out)),
+        None => Ok(server_ready(Box::new(session), metadata, Metadata::new(), ctx, out)),
     }
 }
 
-fn server_ready(mut session: Box<CurveSession>, metadata: Metadata, ctx: Context<'_>, out: &mut Vec<Command>) -> Next {
+fn server_ready(
+    mut session: Box<CurveSession>,
+    metadata: Metadata,
+    zap: Metadata,
+    ctx: Context<'_>,
+    out: &mut Vec<Command>,
+) -> Next {
     let mut meta = BytesMut::new();
     ctx.metadata.encode(&mut meta);
     let nonce = session.take_nonce();
@@ -287,7 +295,7 @@ fn server_ready(mut session: Box<CurveSession>, metadata: Metadata, ctx: Context
     ready.extend_from_slice(&nonce.to_be_bytes());
     ready.extend_from_slice(&ready_box);
     out.push(other(b"READY", ready));
-    Next::Done(Established { metadata, session: Some(session) })
+    Next::Done(Established { metadata, zap, session: Some(session) })
 }
 
 /// An established CURVE connection: every frame, message or command, travels as a MESSAGE

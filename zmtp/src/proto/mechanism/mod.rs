@@ -115,8 +115,11 @@ pub enum Next {
 /// The result of a handshake.
 #[derive(Debug)]
 pub struct Established {
-    /// The peer's properties, with `User-Id` and the ZAP handler's properties added.
+    /// The peer's properties, as it announced them.
     pub metadata: Metadata,
+    /// What the ZAP handler said about the client: `User-Id` (when not empty) and the handler's
+    /// metadata; empty without ZAP.
+    pub zap: Metadata,
     /// CURVE: the boxes every frame goes through from now on.
     pub session: Option<Box<CurveSession>>,
 }
@@ -205,12 +208,13 @@ fn libzmq_plain_error(body: &Bytes) -> Option<Bytes> {
     (rest.len() > len).then(|| body.slice(6..6 + len))
 }
 
-/// Adds what a ZAP handler said about the client to the client's properties.
-fn with_zap(mut metadata: Metadata, reply: Option<&ZapReply>) -> Metadata {
+/// What a ZAP handler said about the client, as properties: `User-Id`, then its metadata.
+fn zap_properties(reply: Option<&ZapReply>) -> Metadata {
+    let mut metadata = Metadata::new();
     if let Some(r) = reply {
         if !r.user_id.is_empty() {
             // A valid constant name; the value fits in 32 bits (it came from a frame we accepted).
-            let _ = metadata.insert("User-Id", r.user_id.clone());
+            let _ = metadata.insert(crate::codec::metadata::USER_ID, r.user_id.clone());
         }
         for (name, value) in r.metadata.iter() {
             let _ = metadata.insert(name, value.clone());

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::codec::{Command, MechanismName};
 
-use super::{unexpected, with_zap, ConnectionError, Context, Established, Handshake, Next, ZapReply, ZapRequest};
+use super::{unexpected, zap_properties, ConnectionError, Context, Established, Handshake, Next, ZapReply, ZapRequest};
 use crate::proto::Misbehaviour;
 
 /// NULL's states.
@@ -44,7 +44,7 @@ impl State {
         match self {
             State::ExpectReady { zap } => match Command::decode(body)? {
                 Command::Ready(meta) => {
-                    Ok(Next::Done(Established { metadata: with_zap(meta, zap.as_ref()), session: None }))
+                    Ok(Next::Done(Established { metadata: meta, zap: zap_properties(zap.as_ref()), session: None }))
                 }
                 other => Err(unexpected("NULL", "READY", other.name())),
             },

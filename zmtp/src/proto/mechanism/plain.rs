@@ -6,7 +6,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codec::{Command, MechanismName, Metadata};
 
-use super::{unexpected, with_zap, ConnectionError, Context, Established, Handshake, Next, ZapReply, ZapRequest};
+use super::{unexpected, zap_properties, ConnectionError, Context, Established, Handshake, Next, ZapReply, ZapRequest};
 use crate::proto::{Incompatibility, Misbehaviour};
 
 /// PLAIN's states.
@@ -89,7 +89,7 @@ impl State {
             }
             (State::ExpectWelcome, got) => Err(unexpected("PLAIN", "WELCOME", got)),
             (State::ExpectReady, b"READY") => {
-                Ok(Next::Done(Established { metadata: Metadata::decode(&data)?, session: None }))
+                Ok(Next::Done(Established { metadata: Metadata::decode(&data)?, zap: Metadata::new(), session: None }))
             }
             (State::ExpectReady, got) => Err(unexpected("PLAIN", "READY", got)),
             (State::ExpectHello, b"HELLO") => {
@@ -108,9 +108,9 @@ impl State {
             }
             (State::ExpectHello, got) => Err(unexpected("PLAIN", "HELLO", got)),
             (State::ExpectInitiate { zap }, b"INITIATE") => {
-                let metadata = with_zap(Metadata::decode(&data)?, zap.as_ref());
+                let metadata = Metadata::decode(&data)?;
                 out.push(Command::Ready(ctx.metadata.clone()));
-                Ok(Next::Done(Established { metadata, session: None }))
+                Ok(Next::Done(Established { metadata, zap: zap_properties(zap.as_ref()), session: None }))
             }
             (State::ExpectInitiate { .. }, got) => Err(unexpected("PLAIN", "INITIATE", got)),
             (State::AwaitZap, got) => Err(unexpected("PLAIN", "nothing while authenticating", got)),

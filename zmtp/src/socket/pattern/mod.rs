@@ -453,7 +453,6 @@ fn tell_publishers(pipes: &Pipes, topic: &Bytes, subscribe: bool) {
 #[cfg(test)]
 pub(crate) mod testing {
     use super::*;
-    use crate::codec::Metadata;
 
     /// A state for `socket_type` with `n` attached pipes (ids 1..=n), not ready.
     pub(crate) fn state(socket_type: SocketType, o: &Options, n: u64) -> (State, Vec<PipeRx>) {
@@ -471,7 +470,7 @@ pub(crate) mod testing {
         PeerInfo {
             socket_type,
             routing_id: Bytes::copy_from_slice(routing_id),
-            metadata: Metadata::new(),
+            properties: crate::Properties::default(),
             version: (3, 1),
         }
     }
