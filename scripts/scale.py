@@ -456,7 +456,8 @@ def publish(out_dir, label, readme, doc, svg):
         n = both[-1]
         o, t = by[("ours", n)], by[("salt", n)]
         text += (f"At {thousands(n)} minions, the largest N Salt's master completed in this run, ours signed all in "
-                 f"{ratio(t['signed'], o['signed'])} sooner ({o['signed']} s against {t['signed']} s) on "
+                 f"{ratio(t['signed'], o['signed'])} sooner ({o['signed']} s against {t['signed']} s; all up, `_pillar` "
+                 f"and start events done: {ratio(t['up'], o['up'])}, {o['up']} s against {t['up']} s) on "
                  f"{ratio(t['storm_cpu'], o['storm_cpu'])} less master CPU, answered `test.ping` to all "
                  f"{ratio(t['ping'], o['ping'])} sooner (CLI medians {r2(o['ping'])} s against {r2(t['ping'])} s), in "
                  f"{ratio(t['rss_end'], o['rss_end'])} less memory ({o['rss_end']} against {t['rss_end']} MiB at the end). "

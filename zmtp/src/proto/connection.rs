@@ -365,6 +365,11 @@ impl Connection {
                 self.properties = Some(info.properties.clone());
                 self.state = State::Ready { peer_version };
                 self.handshake_deadline = None;
+                // The mechanism's commands went out before this (`flush_commands`); an
+                // established connection keeps no room for them.
+                if self.commands.is_empty() {
+                    self.commands = Vec::new();
+                }
                 self.next_ping = self.config.heartbeat.interval.map(|i| now + i);
                 self.events.push_back(Event::Ready(info));
             }

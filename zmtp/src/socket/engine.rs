@@ -117,9 +117,54 @@ impl WriteQueue {
     }
 }
 
-/// Runs the connection until it ends, then ends its session (monitor event, pipe detached).
-/// `accepted` carries the socket's end of the pipe for an accepted connection, attached once the
-/// handshake succeeds; a connecting endpoint's pipe is attached already.
+/// A connection about to run: its stream, its session and its protocol state, built before
+/// its task's future so that the future holds each of them once.
+///
+/// Memory: the connection task's future is what an idle connection costs the most (it is
+/// allocated whole for every connection). A value passed by value into an `async fn` is stored
+/// twice there (the argument, and the local it is moved to), and again in each layer it goes
+/// down; so the layers take references to this, and the `Connection` (with its `Config`) is
+/// boxed.
+pub(crate) struct Link {
+    session: Session,
+    conn: Result<Box<Connection>, ConnectionError>,
+    stream: Stream,
+}
+
+impl Link {
+    /// `accepted` carries the socket's end of the pipe for an accepted connection, attached once
+    /// the handshake succeeds; a connecting endpoint's pipe is attached already.
+    pub(crate) fn new(
+        core: &Arc<Core>,
+        stream: Stream,
+        pipe_id: PipeId,
+        endpoint: &str,
+        accepted: Option<Pipe>,
+    ) -> Link {
+        let as_server = accepted.is_some();
+        let session = Session::new(core.clone(), pipe_id, accepted, endpoint, &stream.peer);
+        let conn = config(core, as_server, &stream).map(|c| Box::new(Connection::new(c, Instant::now().into_std())));
+        Link { session, conn, stream }
+    }
+
+    /// Runs the connection until it ends; then [`Link::end`].
+    pub(crate) async fn run(&mut self, rx: &mut PipeRx) -> DisconnectReason {
+        match &mut self.conn {
+            Ok(conn) => drive(&mut self.session, conn, &mut self.stream, rx).await,
+            Err(e) => DisconnectReason::Protocol(e.clone()),
+        }
+    }
+
+    /// Ends the session (monitor event, pipe detached).
+    pub(crate) fn end(self, reason: DisconnectReason) -> Outcome {
+        let handshook = self.session.handshook();
+        tracing::debug!(endpoint = %self.session.endpoint(), %reason, "connection ended");
+        self.session.end(&reason);
+        Outcome { handshook, reason }
+    }
+}
+
+/// Runs a connection until it ends, then ends its session (monitor event, pipe detached).
 pub(crate) async fn run(
     core: &Arc<Core>,
     stream: Stream,
@@ -128,25 +173,17 @@ pub(crate) async fn run(
     endpoint: &str,
     accepted: Option<Pipe>,
 ) -> Outcome {
-    let as_server = accepted.is_some();
-    let mut session = Session::new(core.clone(), pipe_id, accepted, endpoint, &stream.peer);
-    let reason = match config(core, as_server, &stream) {
-        Ok(config) => drive(&mut session, config, stream, rx).await,
-        Err(e) => DisconnectReason::Protocol(e),
-    };
-    let handshook = session.handshook();
-    tracing::debug!(%endpoint, %reason, "connection ended");
-    session.end(&reason);
-    Outcome { handshook, reason }
+    let mut link = Link::new(core, stream, pipe_id, endpoint, accepted);
+    let reason = link.run(rx).await;
+    link.end(reason)
 }
 
 /// The connection's loop: what the peer sends goes to the session, what the pipe holds to the
 /// peer, until either ends.
-async fn drive(session: &mut Session, config: Config, stream: Stream, rx: &mut PipeRx) -> DisconnectReason {
-    let Stream { read: mut reader, write: mut writer, .. } = stream;
+async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream, rx: &mut PipeRx) -> DisconnectReason {
+    let Stream { read: reader, write: writer, .. } = stream;
     let core = &session.core().clone();
     let pipe_id = session.pipe();
-    let mut conn = Connection::new(config, Instant::now().into_std());
     let mut rbuf = ReadBuffer::default();
     let mut read_size = MIN_READ;
     let mut read_since_yield = 0usize;
@@ -216,11 +253,12 @@ async fn drive(session: &mut Session, config: Config, stream: Stream, rx: &mut P
             tokio::task::yield_now().await;
         }
         if wq.has_room() {
-            wq.fill(&mut conn);
+            wq.fill(conn);
         }
         if pending.is_none() {
             if let Some(reason) = fatal.take() {
-                flush_best_effort(&mut writer, &mut wq, &mut conn).await;
+                // Boxed, as `linger` below: rare ends, kept out of the task's future.
+                Box::pin(flush_best_effort(writer, &mut wq, conn)).await;
                 break reason;
             }
         }
@@ -229,7 +267,7 @@ async fn drive(session: &mut Session, config: Config, stream: Stream, rx: &mut P
             // handshake finished, the loop goes on while messages wait for this peer, until the
             // handshake (then this) or the linger time (the timer branch below).
             if session.handshook() {
-                linger(core, &mut writer, &mut wq, &mut conn, rx).await;
+                Box::pin(linger(core, writer, &mut wq, conn, rx)).await;
             }
             break DisconnectReason::Closed;
         }
@@ -254,10 +292,10 @@ async fn drive(session: &mut Session, config: Config, stream: Stream, rx: &mut P
         // ran only after the new messages were queued and took them before reading the EOF. The
         // read is polled once: without a syscall unless the socket is readable.
         if can_read && take_messages && !rx.data.is_empty() {
-            if let Some(res) = read_now(&mut reader, &mut rbuf, read_size, missing).await {
+            if let Some(res) = read_now(reader, &mut rbuf, read_size, missing).await {
                 let mut read =
                     Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
-                if let Err(reason) = read.done(res, &mut conn, &mut fatal) {
+                if let Err(reason) = read.done(res, conn, &mut fatal) {
                     break reason;
                 }
                 continue;
@@ -271,15 +309,15 @@ async fn drive(session: &mut Session, config: Config, stream: Stream, rx: &mut P
                     Err(_) => break DisconnectReason::Closed,
                 }
             }
-            res = write_some(&mut writer, &wq), if wq.len > 0 => {
+            res = write_some(writer, &wq), if wq.len > 0 => {
                 match res {
                     Ok(n) => wq.advance(n),
                     Err(e) => break DisconnectReason::Io(e.to_string()),
                 }
             }
-            res = read_some(&mut reader, &mut rbuf, read_size, missing), if can_read => {
+            res = read_some(reader, &mut rbuf, read_size, missing), if can_read => {
                 let mut read = Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
-                if let Err(reason) = read.done(res, &mut conn, &mut fatal) {
+                if let Err(reason) = read.done(res, conn, &mut fatal) {
                     break reason;
                 }
             }
@@ -288,9 +326,9 @@ async fn drive(session: &mut Session, config: Config, stream: Stream, rx: &mut P
                 // The same look as above, for a message that came while this waited: the peer may
                 // have gone meanwhile (its EOF and the message woke this task together).
                 if can_read {
-                    if let Some(res) = read_now(&mut reader, &mut rbuf, read_size, missing).await {
+                    if let Some(res) = read_now(reader, &mut rbuf, read_size, missing).await {
                         let mut read = Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
-                        if let Err(reason) = read.done(res, &mut conn, &mut fatal) {
+                        if let Err(reason) = read.done(res, conn, &mut fatal) {
                             rx.data.put_back(msg);
                             break reason;
                         }
@@ -443,15 +481,22 @@ async fn read_some(
     Ok((n, room))
 }
 
-async fn write_some(writer: &mut crate::transport::WriteHalf, wq: &WriteQueue) -> std::io::Result<usize> {
-    // Most writes have a few chunks (one batch buffer, maybe large bodies): keep those on the stack.
-    let slices: smallvec::SmallVec<[IoSlice<'_>; 8]> =
-        wq.chunks.iter().take(MAX_IOV).map(|c| IoSlice::new(c)).collect();
-    let written = writer.write_vectored(&slices).await?;
-    if written == 0 {
-        return Err(std::io::ErrorKind::WriteZero.into());
-    }
-    Ok(written)
+/// Writes what the queue holds, with one vectored write. The slices are gathered at each poll,
+/// so that the future holds only its two references (it is part of every connection's future).
+fn write_some<'a>(
+    writer: &'a mut crate::transport::WriteHalf,
+    wq: &'a WriteQueue,
+) -> impl std::future::Future<Output = std::io::Result<usize>> + 'a {
+    std::future::poll_fn(move |cx| {
+        // Most writes have a few chunks (one batch buffer, maybe large bodies): keep those on the
+        // stack.
+        let slices: smallvec::SmallVec<[IoSlice<'_>; 8]> =
+            wq.chunks.iter().take(MAX_IOV).map(|c| IoSlice::new(c)).collect();
+        match std::task::ready!(std::pin::Pin::new(&mut **writer).poll_write_vectored(cx, &slices)) {
+            Ok(0) => std::task::Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+            other => std::task::Poll::Ready(other),
+        }
+    })
 }
 
 /// Sends what is queued (an ERROR command, say) before closing, without waiting long.

@@ -388,10 +388,19 @@ async fn accept_loop(core: Arc<Core>, listener: Listener, endpoint: String, opts
                 let ep = endpoint.clone();
                 let (id, pipe, mut rx) = core.new_pipe();
                 let ticket = core.handshakes.admit(id);
+                // Built here, not in the task, so that the task's future holds it once.
+                let mut link = engine::Link::new(&core, stream, id, &endpoint, Some(pipe));
                 core.spawn_connection(async move {
-                    tokio::select! {
-                        _ = engine::run(&core2, stream, id, &mut rx, &ep, Some(pipe)) => {}
-                        _ = ticket.evicted() => {
+                    let ended = tokio::select! {
+                        reason = link.run(&mut rx) => Some(reason),
+                        _ = ticket.evicted() => None,
+                    };
+                    match ended {
+                        Some(reason) => {
+                            link.end(reason);
+                        }
+                        None => {
+                            drop(link);
                             // Still in its handshake: its pipe was never attached, and nothing
                             // was delivered from it (the session ends only with the engine).
                             let reason = DisconnectReason::TooManyHandshakes;

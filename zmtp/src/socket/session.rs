@@ -65,6 +65,11 @@ impl Session {
         self.pipe
     }
 
+    /// The endpoint bound or connected.
+    pub(crate) fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
     /// Whether the peer was admitted.
     pub(crate) fn handshook(&self) -> bool {
         self.handshook
