@@ -6,6 +6,13 @@
 //! The subscriber reads in a task of its own from the moment it connects, so events that arrive
 //! before the caller knows which jid to look for (the master fires `salt/job/<jid>/new` before it
 //! answers the publish) are kept, bounded by [`QUEUE`].
+//!
+//! A connect returns once the kernel has queued the connection, before the master has accepted
+//! it and added it to its subscribers: returns fired in that window never reach this subscriber
+//! (the soak saw whole jobs reported "No return received" while the job cache held every
+//! return, with minions answering in milliseconds). So [`Subscriber::connect`] fires a probe
+//! event of its own (`salt/cli/subscribed/<pid>-<micros>`) and waits until it comes back: from
+//! then on every event the master fires reaches us.
 
 use std::io;
 use std::time::Duration;
@@ -36,6 +43,8 @@ pub struct Event {
 #[derive(Debug)]
 pub struct Subscriber {
     rx: mpsc::Receiver<Event>,
+    /// Events that came while waiting for the probe, handed out first.
+    early: std::collections::VecDeque<Event>,
 }
 
 async fn connect_stream(opts: &MasterOpts, pull: bool) -> io::Result<Box<dyn Stream>> {
@@ -54,19 +63,45 @@ trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 impl Subscriber {
-    /// Connect to the publishing side of the bus (`connect_pub`), waiting at most `timeout`.
+    /// Connect to the publishing side of the bus (`connect_pub`), waiting at most `timeout`, and
+    /// make sure the master counts us among its subscribers (the probe, see the module docs). A
+    /// probe that does not come back within `timeout` (a bus that does not echo) is not an error.
     pub async fn connect(opts: &MasterOpts, timeout: Duration) -> io::Result<Self> {
         let stream = tokio::time::timeout(timeout, connect_stream(opts, false))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "event bus connect timed out"))??;
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::spawn(read_events(stream, tx));
-        Ok(Subscriber { rx })
+        let mut sub = Subscriber { rx, early: std::collections::VecDeque::new() };
+        let probe = format!("salt/cli/subscribed/{}-{}", std::process::id(), salt_proto::util::unix_micros());
+        if let Err(e) = fire(opts, &probe, Value::Map(Vec::new())).await {
+            tracing::debug!("event bus probe not fired: {e}");
+            return Ok(sub);
+        }
+        let seen = tokio::time::timeout(timeout, async {
+            while let Some(ev) = sub.rx.recv().await {
+                if ev.tag == probe {
+                    return true;
+                }
+                if sub.early.len() < QUEUE {
+                    sub.early.push_back(ev);
+                }
+            }
+            false
+        })
+        .await;
+        if seen != Ok(true) {
+            tracing::debug!("event bus probe {probe} not seen back");
+        }
+        Ok(sub)
     }
 
     /// The next event, or `None` when the bus closed.
     pub async fn next(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        match self.early.pop_front() {
+            Some(ev) => Some(ev),
+            None => self.rx.recv().await,
+        }
     }
 }
 

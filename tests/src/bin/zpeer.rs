@@ -16,6 +16,10 @@
 //! zpeer pusher <ours|zmq> <ep> <tag> <n>      PUSH: sends "<tag>:<i>" for i < n, 1 per ms, closes with linger, "done"
 //! zpeer publisher <ours|zmq> <ep>             PUB bound at <ep>: publishes "t<k % 10> <k>" about 2 per ms
 //! zpeer subscriber <ours|zmq> <ep> <topic>    SUB: counts what matches, "got <n>" every second
+//! zpeer rep <ours|zmq> <endpoint>             REP bound at <endpoint>: answers each request with itself
+//! zpeer requesters <ours|zmq> <ep> <n>        <n> REQs, each asking "<pid>-<i>:<k>" for k = 0, 1, ... and checking the
+//!                                             reply is its request; "ok <replies>" every second, "up <ms>" once each
+//!                                             had a reply, "bad <i>" on a wrong reply, "stuck <i>" on none in 5 s
 //! ```
 
 use std::io::{Read, Write};
@@ -72,6 +76,10 @@ fn main() {
                 ("publisher", false) => zmq_publisher(arg(&args, 3)),
                 ("subscriber", true) => runtime().block_on(ours_subscriber(arg(&args, 3), arg(&args, 4))),
                 ("subscriber", false) => zmq_subscriber(arg(&args, 3), arg(&args, 4)),
+                ("rep", true) => runtime().block_on(ours_rep(arg(&args, 3))),
+                ("rep", false) => zmq_rep(arg(&args, 3)),
+                ("requesters", true) => runtime().block_on(ours_requesters(arg(&args, 3), number(arg(&args, 4)))),
+                ("requesters", false) => zmq_requesters(arg(&args, 3), number(arg(&args, 4))),
                 _ => fail(&format!("unknown role {role}")),
             }
         }
@@ -426,6 +434,139 @@ fn zmq_subscriber(endpoint: &str, topic: &str) {
         if last.elapsed() >= Duration::from_secs(1) {
             last = std::time::Instant::now();
             say(&format!("got {n}"));
+        }
+    }
+}
+
+async fn ours_rep(endpoint: &str) {
+    let rep = ours_bind(SocketType::Rep, endpoint).await;
+    while let Ok(m) = rep.recv().await {
+        let _ = rep.send(m).await;
+    }
+}
+
+fn zmq_rep(endpoint: &str) {
+    let ctx = zmq::Context::new();
+    let rep = zmq_bind(&ctx, zmq::REP, endpoint);
+    while let Ok(m) = rep.recv_multipart(0) {
+        let _ = rep.send_multipart(m, 0);
+    }
+}
+
+/// A REQ that waits longer than this for a reply from a live server has lost its request.
+const REQ_PATIENCE: Duration = Duration::from_secs(5);
+
+/// What the requesters of one process have seen: replies in all, REQs answered at least once.
+#[derive(Default)]
+struct Asked {
+    replies: std::sync::atomic::AtomicU64,
+    answered: std::sync::atomic::AtomicUsize,
+}
+
+fn request(i: usize, k: u64) -> String {
+    format!("{}-{i}:{k}", std::process::id())
+}
+
+async fn ours_requesters(endpoint: &str, n: usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let started = std::time::Instant::now();
+    let asked = std::sync::Arc::new(Asked::default());
+    for i in 0..n {
+        let ep = endpoint.to_owned();
+        let asked = asked.clone();
+        tokio::spawn(async move {
+            let req = Socket::with_options(SocketType::Req, ours_options());
+            req.connect(&ep).await.unwrap_or_else(|e| fail(&format!("connect: {e}")));
+            for k in 0.. {
+                let q = request(i, k);
+                if req.send(q.as_str()).await.is_err() {
+                    fail("send");
+                }
+                match req.recv_timeout(REQ_PATIENCE).await {
+                    Ok(m) if m == zmtp::Message::from(q.as_str()) => {}
+                    Ok(_) => {
+                        say(&format!("bad {i}"));
+                        std::process::exit(1);
+                    }
+                    Err(_) => {
+                        say(&format!("stuck {i}"));
+                        std::process::exit(1);
+                    }
+                }
+                asked.replies.fetch_add(1, Relaxed);
+                if k == 0 && asked.answered.fetch_add(1, Relaxed) + 1 == n {
+                    say(&format!("up {}", started.elapsed().as_millis()));
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        say(&format!("ok {}", asked.replies.load(Relaxed)));
+    }
+}
+
+fn zmq_requesters(endpoint: &str, n: usize) {
+    let started = std::time::Instant::now();
+    let contexts: Vec<zmq::Context> = (0..n.div_ceil(500)).map(|_| zmq::Context::new()).collect();
+    let mut reqs = Vec::new();
+    for i in 0..n {
+        let r = zmq_socket(&contexts[i / 500], zmq::REQ);
+        r.connect(endpoint).unwrap_or_else(|e| fail(&format!("connect: {e}")));
+        reqs.push(r);
+    }
+    // Per REQ: the request in flight, when it was sent, and the next k.
+    let mut asked_at: Vec<Option<std::time::Instant>> = vec![None; n];
+    let mut next_k = vec![0u64; n];
+    let mut resume = vec![std::time::Instant::now(); n];
+    let (mut replies, mut answered) = (0u64, 0usize);
+    let mut last_ok = std::time::Instant::now();
+    loop {
+        let now = std::time::Instant::now();
+        for (i, r) in reqs.iter().enumerate() {
+            match asked_at[i] {
+                None if now >= resume[i] => {
+                    if r.send(request(i, next_k[i]).as_bytes(), 0).is_err() {
+                        fail("send");
+                    }
+                    asked_at[i] = Some(now);
+                }
+                Some(t) if now.duration_since(t) > REQ_PATIENCE => {
+                    say(&format!("stuck {i}"));
+                    std::process::exit(1);
+                }
+                _ => {}
+            }
+        }
+        let mut items: Vec<zmq::PollItem<'_>> = reqs.iter().map(|r| r.as_poll_item(zmq::POLLIN)).collect();
+        let _ = zmq::poll(&mut items, 10);
+        let readable: Vec<bool> = items.iter().map(|it| it.is_readable()).collect();
+        drop(items);
+        for (i, r) in reqs.iter().enumerate() {
+            if !readable[i] {
+                continue;
+            }
+            let Ok(m) = r.recv_multipart(zmq::DONTWAIT) else { continue };
+            if m != [request(i, next_k[i]).into_bytes()] {
+                say(&format!("bad {i}"));
+                std::process::exit(1);
+            }
+            if next_k[i] == 0 {
+                answered += 1;
+                if answered == n {
+                    say(&format!("up {}", started.elapsed().as_millis()));
+                }
+            }
+            replies += 1;
+            next_k[i] += 1;
+            asked_at[i] = None;
+            resume[i] = std::time::Instant::now() + Duration::from_millis(20);
+        }
+        if last_ok.elapsed() >= Duration::from_secs(1) {
+            last_ok = std::time::Instant::now();
+            say(&format!("ok {replies}"));
         }
     }
 }

@@ -89,10 +89,11 @@ pub struct Options {
     /// current-thread runtime each turn polls the I/O driver without blocking (one
     /// `epoll_wait` with a zero timeout); on a multi-threaded runtime the worker that holds the
     /// I/O driver still sleeps in it, and the spin saves the receiving thread's own park and
-    /// unpark. While it spins, that thread (a worker, or the one in `block_on`) runs at 100%:
-    /// set it a little above the round trip you expect (tens of µs), for a socket that is asked
-    /// and answers in a tight loop (REQ/REP, DEALER/ROUTER request-reply). With ZMQ_CONFLATE it
-    /// has no effect.
+    /// unpark. While it spins, that thread (a worker, or the one in `block_on`) runs at 100%,
+    /// giving the CPU up (`sched_yield`) on every turn to whatever else is runnable there. It
+    /// pays only where each end has a core to itself: set it a little above the round trip you
+    /// expect (tens of µs), for a socket that is asked and answers in a tight loop (REQ/REP,
+    /// DEALER/ROUTER request-reply). With ZMQ_CONFLATE it has no effect.
     pub recv_spin: Duration,
     /// XPUB: a message sent to every new subscriber (ZMQ_XPUB_WELCOME_MSG).
     pub xpub_welcome_msg: Option<Bytes>,
