@@ -9,7 +9,9 @@
 //! [`EVICT_AFTER`]: that one is then dropped to make room. An honest handshake takes a round trip,
 //! so in a burst of honest peers (a restart storm) nothing is dropped; peers that stall are
 //! dropped oldest first as soon as someone else is waiting, instead of holding the door for the
-//! whole handshake timeout. libzmq has no such cap.
+//! whole handshake timeout. A dropped handshake keeps its place until its task has let go of the
+//! descriptor, so the cap bounds descriptors, not only admissions, however late that task runs.
+//! libzmq has no such cap.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -41,6 +43,8 @@ struct Slot {
     pipe: PipeId,
     since: Instant,
     evict: CancellationToken,
+    /// Told to go; still counted until its [`Ticket`] is dropped (its descriptor closed).
+    evicting: bool,
 }
 
 /// Whether a listener may accept now.
@@ -109,6 +113,11 @@ impl Pending {
         if slots.len() < cap.max(1) {
             return Admission::Room;
         }
+        // One already told to go frees its slot when its task ends: wait for that rather than
+        // drop another.
+        if slots.values().any(|s| s.evicting) {
+            return Admission::WaitUntil(now + self.evict_after);
+        }
         match slots.first_key_value() {
             Some((_, oldest)) if now < oldest.since + self.evict_after => {
                 Admission::WaitUntil(oldest.since + self.evict_after)
@@ -144,15 +153,16 @@ impl Pending {
             let now = Instant::now();
             let mut slots = self.lock();
             if slots.len() >= cap.max(1) {
-                if let Some(oldest) = slots.first_entry() {
-                    if now >= oldest.get().since + self.evict_after {
-                        let slot = oldest.remove();
-                        tracing::warn!(pipe = slot.pipe, cap, "too many handshakes pending; dropping the oldest");
-                        slot.evict.cancel();
+                if let Some(oldest) = slots.values_mut().find(|s| !s.evicting) {
+                    if now >= oldest.since + self.evict_after {
+                        // It stays counted until its task has closed the descriptor.
+                        oldest.evicting = true;
+                        tracing::warn!(pipe = oldest.pipe, cap, "too many handshakes pending; dropping the oldest");
+                        oldest.evict.cancel();
                     }
                 }
             }
-            slots.insert(seq, Slot { pipe, since: now, evict: evict.clone() });
+            slots.insert(seq, Slot { pipe, since: now, evict: evict.clone(), evicting: false });
         }
         Ticket { pending: self.clone(), seq, evict }
     }
@@ -193,8 +203,14 @@ mod tests {
         std::thread::sleep(EVICT_AFTER);
         let d = p.admit(4);
         assert!(b.evict.is_cancelled() && !c.evict.is_cancelled() && !a.evict.is_cancelled());
+        // b is still counted until its task lets go: no room, and nobody else is dropped.
+        assert_eq!(p.len(), 3);
+        let later = Instant::now() + EVICT_AFTER * 2;
+        assert!(matches!(p.admission(later), Admission::WaitUntil(_)));
+        drop(b);
         assert_eq!(p.len(), 2);
-        drop((a, b, c, d));
+        assert_eq!(p.admission(later), Admission::Room);
+        drop((a, c, d));
         assert_eq!(p.len(), 0);
     }
 
