@@ -4,7 +4,7 @@
 # docs/scale.md's latest results and bench/results/scale/scale.svg from that run's rows alone.
 # Appends to bench/results/scale/results.jsonl; rewrites bench/results/scale/RESULTS.md.
 # Usage: scripts/scale.sh [--quick]   (needs /opt/salt-venv for Salt's side; ports 44505/44506)
-#   SALT_NS="100 1000 2000"  OURS_NS="100 1000 5000 10000"  RUNS=3  WORKERS=5  BIG_KEYSIZE=1024
+#   SALT_NS="100 1000 2000"  OURS_NS="100 1000 5000 10000" (set but empty: none of that master)  RUNS=3  WORKERS=5  BIG_KEYSIZE=1024
 #   LABEL=text (default: run-<UTC time>-<commit>)  PUBLISH=0 (do not rewrite README/docs/plot)
 #   SCALE_PUB_PORT / SCALE_RET_PORT (default 44505/44506), SCALE_TMP (default /tmp/sc)
 # Swarm keys are generated once into /var/tmp/salt-swarm-keys (2048-bit keys take ~0.2 s each
@@ -20,8 +20,8 @@ TMPD=${SCALE_TMP:-/tmp/sc}
 # The runs' trees are deleted at the end, not between runs (see Run.stop in scale.py).
 trap 'rm -rf "$BIN"; python3 scripts/scale.py clean --tmp "$TMPD"' EXIT
 cp "$CARGO_TARGET_DIR"/release/{salt-master-rs,salt-rs,salt-swarm-rs} "$BIN"/
-SALT_NS=${SALT_NS:-100 1000 2000}
-OURS_NS=${OURS_NS:-100 1000 5000 10000}
+SALT_NS=${SALT_NS-100 1000 2000}
+OURS_NS=${OURS_NS-100 1000 5000 10000}
 RUNS=${RUNS:-3}
 LABEL=${LABEL:-run-$(date -u +%Y%m%dT%H%MZ)-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 if [ "${1:-}" = --quick ]; then SALT_NS=100; OURS_NS=100; RUNS=2; fi
