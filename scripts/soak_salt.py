@@ -34,29 +34,10 @@ import sys
 import threading
 import time
 
-PEAK_BOUND_MIB = 128
-GROWTH_BOUND_MIB = 16
-FD_SLACK = 8
+# The soak's bounds and /proc readers are the zmtp half's (scripts/soak.py), stated once.
+from soak import FD_SLACK, GROWTH_BOUND_MIB, PEAK_BOUND_MIB, fds, status
+
 JOB_TIMEOUT = 5
-
-
-def status(pid, key):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def fds(pid):
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return None
-
 
 ALL = []  # every child, killed on the way out whatever happens
 
