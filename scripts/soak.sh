@@ -20,7 +20,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 target="${CARGO_TARGET_DIR:-target}"
-cargo build --release -q -p interop-tests --bin zpeer -p master -p minion -p salt-cli
+# `--bin` applies to every package of one command, so zpeer is built on its own.
+cargo build --release -q -p interop-tests --bin zpeer
+cargo build --release -q -p master -p minion -p salt-cli
 # A private copy of the binaries: the target directory may be rebuilt meanwhile.
 BIN=$(mktemp -d /tmp/soak-bin.XXXX)
 pids=()
