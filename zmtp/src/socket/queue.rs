@@ -42,6 +42,17 @@ pub(crate) enum TrySendError<T> {
     Closed(T),
 }
 
+/// How [`Tx::try_send_batch`] stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Batch<T> {
+    /// Nothing more to queue, or the most it may queue at once were queued.
+    Done,
+    /// This one found no room (those before it were queued).
+    Full(T),
+    /// The receiver is gone (nothing was taken from `next`).
+    Closed,
+}
+
 /// Messages bounded by a capacity, with the slots promised to [`Permit`]s and the senders waiting
 /// for room: one per queue here, one per peer in `fair`.
 pub(crate) struct Slot<T> {
@@ -316,6 +327,37 @@ impl<S: Store> Tx<S> {
         };
         wake_all(waiters);
         Ok(())
+    }
+
+    /// Queues what `next` gives, all for the slot of `key`, under one lock: until `next` gives
+    /// `None`, `max` are queued, or one finds no room (given back: [`Batch::Full`]). A connection
+    /// hands over what it decoded from one read this way; `next` runs under the lock, so it must
+    /// be cheap and must not touch this queue. The receiver is woken once, at the end.
+    pub(crate) fn try_send_batch(
+        &self,
+        key: S::Key,
+        max: usize,
+        mut next: impl FnMut() -> Option<S::Item>,
+    ) -> Batch<S::Item> {
+        let (stop, waiters) = {
+            let mut st = self.shared.lock();
+            if !st.receiver_alive {
+                return Batch::Closed;
+            }
+            let place = st.store.place(key);
+            let mut stop = Batch::Done;
+            for _ in 0..max {
+                let Some(item) = next() else { break };
+                if !st.has_room(place) {
+                    stop = Batch::Full(item);
+                    break;
+                }
+                st.store.push(place, item);
+            }
+            (stop, st.take_rx_waiters())
+        };
+        wake_all(waiters);
+        stop
     }
 
     /// Waits for room in the slot of `key` and reserves it. `Err` once the receiver is gone.
@@ -620,6 +662,33 @@ mod tests {
         assert_eq!(taken, [Keyed(1, 0), Keyed(2, 0), Keyed(1, 1)]);
     }
 
+    /// A batch goes in under one lock up to `max` or the first item without room (given back,
+    /// the rest left with `next`), wakes a waiting receiver once, and takes nothing once the
+    /// receiver is gone.
+    #[test]
+    fn batches_stop_at_max_and_at_the_first_item_without_room() {
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (tx, rx) = channel::<u32>(5);
+        assert!(rx.poll_recv(&mut cx).is_pending());
+        let mut source = 0..;
+        assert_eq!(tx.try_send_batch((), 3, || source.next()), Batch::Done);
+        assert_eq!(woken(&count), 1);
+        assert_eq!(tx.try_send_batch((), 10, || source.next()), Batch::Full(5));
+        assert_eq!(source.next(), Some(6), "nothing taken after the item without room");
+        let mut got = Vec::new();
+        while let Some(m) = rx.try_recv() {
+            got.push(m);
+        }
+        assert_eq!(got, [0, 1, 2, 3, 4]);
+        let mut empty = std::iter::empty::<u32>();
+        assert_eq!(tx.try_send_batch((), 10, || empty.next()), Batch::Done);
+        assert!(rx.is_empty());
+        drop(rx);
+        assert_eq!(tx.try_send_batch((), 10, || panic!("taken after the receiver went")), Batch::Closed);
+    }
+
     #[derive(Debug, PartialEq)]
     struct Keyed(u64, u32);
 
@@ -717,6 +786,21 @@ mod loom_models {
             let (tx, rx) = channel::<u32>(1);
             tx.try_send(1).expect("room");
             let sender = thread::spawn(move || block_on(tx.send(2)).is_ok());
+            assert_eq!(block_on(rx.recv()), Some(1));
+            assert_eq!(block_on(rx.recv()), Some(2));
+            assert!(sender.join().expect("sender"));
+        });
+    }
+
+    /// A batch from another thread wakes a waiting receiver, which gets all of it in order.
+    #[test]
+    fn batch_wakes_a_waiting_receiver() {
+        loom::model(|| {
+            let (tx, rx) = channel::<u32>(4);
+            let sender = thread::spawn(move || {
+                let mut source = 1..3;
+                tx.try_send_batch((), 4, || source.next()) == Batch::Done
+            });
             assert_eq!(block_on(rx.recv()), Some(1));
             assert_eq!(block_on(rx.recv()), Some(2));
             assert!(sender.join().expect("sender"));
