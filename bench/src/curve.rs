@@ -29,11 +29,19 @@ pub fn side() -> Option<Side> {
 pub const SERVER_SECRET: [u8; 32] = [0x5e; 32];
 pub const CLIENT_SECRET: [u8; 32] = [0xc1; 32];
 
+#[cfg(feature = "zmtp-curve")]
 fn public_of(secret: &[u8; 32]) -> [u8; 32] {
     match zmtp::CurveSecretKey::from_slice(secret) {
         Ok(s) => zmtp::curve_public(&s).0,
         Err(_) => unreachable!("32 octets"),
     }
+}
+
+/// Built against a zmtp without CURVE (`zmtp@REV`), `main` refuses `--curve` before any key is
+/// asked for.
+#[cfg(not(feature = "zmtp-curve"))]
+fn public_of(_secret: &[u8; 32]) -> [u8; 32] {
+    unreachable!("--curve is refused without the zmtp-curve feature")
 }
 
 pub fn server_public() -> [u8; 32] {
@@ -44,7 +52,12 @@ pub fn client_public() -> [u8; 32] {
     public_of(&CLIENT_SECRET)
 }
 
-/// Which implementations the CURVE rows run: zmq.rs has no CURVE.
+/// Which implementations the CURVE rows run: zmq.rs has no CURVE, and an older zmtp
+/// (`zmtp@REV`) only if its build says so (`zbench-zmtp-REV caps`).
 pub fn supported(imp: crate::impls::Impl) -> bool {
-    imp != crate::impls::Impl::Zeromq
+    match imp {
+        crate::impls::Impl::Zeromq => false,
+        crate::impls::Impl::ZmtpAt(_) => crate::impls::caps(imp).curve,
+        _ => true,
+    }
 }

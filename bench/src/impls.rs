@@ -36,6 +36,10 @@ pub enum Impl {
     Libzmq,
     Zeromq,
     Omq,
+    /// Ours at another git revision (`zmtp@REV`, the whole name kept here): the same-run A/B of
+    /// old and new zmtp. Its roles run in `zbench-zmtp-REV`, this harness built against that
+    /// revision's `zmtp/` by `scripts/bench.sh` (see bench/README.md), as `--impl zmtp`.
+    ZmtpAt(&'static str),
 }
 
 pub const ALL_IMPLS: [Impl; 4] = [Impl::Zmtp, Impl::Libzmq, Impl::Zeromq, Impl::Omq];
@@ -47,6 +51,22 @@ impl Impl {
             Impl::Libzmq => "libzmq",
             Impl::Zeromq => "zeromq",
             Impl::Omq => "omq",
+            Impl::ZmtpAt(name) => name,
+        }
+    }
+    /// The revision of a `zmtp@REV`.
+    pub fn rev(self) -> Option<&'static str> {
+        match self {
+            Impl::ZmtpAt(name) => name.strip_prefix("zmtp@"),
+            _ => None,
+        }
+    }
+    /// The binary that runs this implementation's roles (next to the driver's own), and the
+    /// `--impl` it is given there.
+    pub fn role_exe(self, driver: &std::path::Path) -> (std::path::PathBuf, &'static str) {
+        match self.rev() {
+            Some(rev) => (driver.with_file_name(format!("zbench-zmtp-{rev}")), "zmtp"),
+            None => (driver.to_path_buf(), self.name()),
         }
     }
     /// How the report names it.
@@ -56,6 +76,7 @@ impl Impl {
             Impl::Libzmq => "libzmq",
             Impl::Zeromq => "zmq.rs",
             Impl::Omq => "OMQ.rs",
+            Impl::ZmtpAt(name) => name,
         }
     }
     pub fn supports_ipc(self) -> bool {
@@ -71,9 +92,52 @@ impl FromStr for Impl {
             "libzmq" | "zmq" => Ok(Impl::Libzmq),
             "zeromq" | "zmq.rs" | "zmqrs" => Ok(Impl::Zeromq),
             "omq" | "omq-tokio" | "omq.rs" => Ok(Impl::Omq),
-            _ => Err(format!("unknown implementation {s:?} (zmtp, libzmq, zeromq, omq)")),
+            _ => match s.strip_prefix("zmtp@") {
+                // The revision names a binary and a cargo package: letters, digits, '-' and '_'.
+                Some(rev)
+                    if !rev.is_empty() && rev.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                {
+                    // Parsed once per process from the command line: leaking the name keeps `Impl` `Copy`.
+                    Ok(Impl::ZmtpAt(Box::leak(s.to_string().into_boxed_str())))
+                }
+                _ => Err(format!("unknown implementation {s:?} (zmtp, libzmq, zeromq, omq, zmtp@REV)")),
+            },
         }
     }
+}
+
+/// What this build's zmtp has, printed by `zbench caps` (one JSON line): an older revision built
+/// for the A/B (`zmtp@REV`) may lack options the suite would otherwise use.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Caps {
+    pub curve: bool,
+    pub recv_spin: bool,
+}
+
+impl Caps {
+    pub const OF_THIS_BUILD: Caps =
+        Caps { curve: cfg!(feature = "zmtp-curve"), recv_spin: cfg!(feature = "zmtp-recv-spin") };
+}
+
+/// The capabilities of an implementation's role binary: this build's for ours, asked of
+/// `zbench-zmtp-REV caps` (once per process) for a `zmtp@REV`; none if that binary cannot say.
+pub fn caps(imp: Impl) -> Caps {
+    static ASKED: std::sync::Mutex<Vec<(Impl, Caps)>> = std::sync::Mutex::new(Vec::new());
+    if imp.rev().is_none() {
+        return Caps::OF_THIS_BUILD;
+    }
+    let mut asked = ASKED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, c)) = asked.iter().find(|(i, _)| *i == imp) {
+        return *c;
+    }
+    let c = std::env::current_exe()
+        .ok()
+        .and_then(|exe| std::process::Command::new(imp.role_exe(&exe).0).arg("caps").output().ok())
+        .and_then(|out| serde_json::from_slice::<serde_json::Value>(&out.stdout).ok())
+        .map(|v| Caps { curve: v["curve"] == true, recv_spin: v["recv_spin"] == true })
+        .unwrap_or_default();
+    asked.push((imp, c));
+    c
 }
 
 /// The socket operations the roles need.
@@ -116,7 +180,15 @@ impl BenchSocket for Zmtp {
             Kind::Req => T::Req,
             Kind::Rep => T::Rep,
         };
-        let mut o = zmtp::Options::default().recv_spin(RECV_SPIN.get().copied().unwrap_or_default());
+        #[allow(unused_mut)]
+        let mut o = zmtp::Options::default();
+        // Built against an older zmtp (`zmtp@REV`, see bench/README.md), the options it does not
+        // have are left out: `scripts/bench.sh` turns these features off for such a revision.
+        #[cfg(feature = "zmtp-recv-spin")]
+        {
+            o = o.recv_spin(RECV_SPIN.get().copied().unwrap_or_default());
+        }
+        #[cfg(feature = "zmtp-curve")]
         if let Some(side) = crate::curve::side() {
             let key = |k: &[u8; 32]| zmtp::CurveSecretKey::from_slice(k).map_err(e);
             o = match side {
@@ -125,6 +197,10 @@ impl BenchSocket for Zmtp {
                     .curve_secretkey(key(&crate::curve::CLIENT_SECRET)?)
                     .curve_serverkey(zmtp::CurvePublicKey(crate::curve::server_public())),
             };
+        }
+        #[cfg(not(feature = "zmtp-curve"))]
+        if crate::curve::side().is_some() {
+            return Err("this zmtp has no CURVE".into());
         }
         Ok(Zmtp(zmtp::Socket::with_options(t, o)))
     }

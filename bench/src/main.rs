@@ -94,6 +94,11 @@ fn run(cmd: &str, a: &Args) -> R<()> {
     if cmd == "alloc-check" {
         return alloc_check();
     }
+    if cmd == "caps" {
+        let c = impls::Caps::OF_THIS_BUILD;
+        println!("{}", serde_json::json!({"curve": c.curve, "recv_spin": c.recv_spin}));
+        return Ok(());
+    }
     let role = RoleArgs {
         pattern: Pattern::parse(&a.str_or("pattern", "pushpull"))?,
         size: a.num("size", 16usize)?,
@@ -111,6 +116,9 @@ fn run(cmd: &str, a: &Args) -> R<()> {
     let imp: Impl = a.str_or("impl", "zmtp").parse()?;
     // The REP of the latency case always binds.
     let binds = a.flag("bind") || cmd == "rep";
+    if a.flag("curve") && !impls::Caps::OF_THIS_BUILD.curve {
+        return Err("this build's zmtp has no CURVE (built for an older revision)".into());
+    }
     curve::set(a.flag("curve").then_some(if binds { curve::Side::Server } else { curve::Side::Client }));
     impls::set_recv_spin(std::time::Duration::from_micros(a.num("recv-spin-us", 0u64)?));
     if imp == Impl::Libzmq && cmd == "fsub" {
@@ -148,6 +156,8 @@ fn run(cmd: &str, a: &Args) -> R<()> {
         Impl::Libzmq => dispatch!(Libzmq),
         Impl::Zeromq => dispatch!(Zeromq),
         Impl::Omq => dispatch!(Omq),
+        // The driver runs a `zmtp@REV`'s roles in that revision's own binary, as `--impl zmtp`.
+        Impl::ZmtpAt(name) => Err(format!("{name}: run its roles with zbench-zmtp-{}", imp.rev().unwrap_or(""))),
     }
 }
 

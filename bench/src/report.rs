@@ -90,8 +90,85 @@ pub struct Bar {
     target: f64,
 }
 
+/// The peers ours is compared with: not ours, nor ours at another revision (`zmtp@REV`).
 fn peers(cfg: &Config) -> Vec<Impl> {
-    cfg.impls.iter().copied().filter(|&i| i != Impl::Zmtp).collect()
+    cfg.impls.iter().copied().filter(|&i| i != Impl::Zmtp && i.rev().is_none()).collect()
+}
+
+/// Ours at other revisions in this run (`--impls zmtp,zmtp@REV`).
+fn older(cfg: &Config) -> Vec<Impl> {
+    cfg.impls.iter().copied().filter(|i| i.rev().is_some()).collect()
+}
+
+/// The same-run A/B of ours against ours at other revisions: per flavour, each throughput row's
+/// rate and each latency row's p50, with new ÷ old.
+fn ab_markdown(cfg: &Config, records: &[Value]) -> String {
+    let mut o = String::new();
+    let old = older(cfg);
+    if old.is_empty() || !cfg.impls.contains(&Impl::Zmtp) {
+        return o;
+    }
+    let _ = writeln!(
+        o,
+        "## A/B: ours against ours at other revisions, same run
+"
+    );
+    let _ = writeln!(
+        o,
+        "`zmtp@REV` is this harness built against that revision's `zmtp/` (scripts/bench.sh), run alternating with \
+         the others in every case. Throughput: messages/s at the receiver, new ÷ old (above 1: the current code is \
+         faster). Latency: REQ/REP p50 in µs, new ÷ old (below 1: the current code is faster).\n"
+    );
+    for rt in &cfg.rts {
+        let recs = of_flavour(records, rt);
+        let rows = throughput_rows(cfg, &recs);
+        let lat: Vec<(String, usize)> = cfg
+            .lat_transports
+            .iter()
+            .flat_map(|t| cfg.lat_sizes.iter().map(move |&s| (t.clone(), s)))
+            .filter(|(t, s)| collect(&recs, |r| lat_match(r, t, *s, false)).next().is_some())
+            .collect();
+        if rows.is_empty() && lat.is_empty() {
+            continue;
+        }
+        let _ = writeln!(o, "### {}\n", flavour_name(cfg, rt));
+        let _ = write!(o, "| row | {} |", Impl::Zmtp.label());
+        for i in &old {
+            let _ = write!(o, " {} | new ÷ old |", i.label());
+        }
+        let _ = write!(o, "\n|---|---:|");
+        for _ in &old {
+            let _ = write!(o, "---:|---:|");
+        }
+        let _ = writeln!(o);
+        let mut line = |label: String, key: &str, f: &dyn Fn(&Value) -> bool, fmt: &dyn Fn(f64) -> String| {
+            let new = stat_of(&recs, Impl::Zmtp, key, f);
+            let _ = write!(o, "| {label} | {} |", new.map_or("—".into(), |s| format!("{}{}", fmt(s.med), spread(&s))));
+            for &i in &old {
+                match (stat_of(&recs, i, key, f), new) {
+                    (Some(s), Some(n)) if s.med > 0.0 => {
+                        let _ = write!(o, " {}{} | **{:.2}** |", fmt(s.med), spread(&s), n.med / s.med);
+                    }
+                    (Some(s), _) => {
+                        let _ = write!(o, " {}{} | — |", fmt(s.med), spread(&s));
+                    }
+                    (None, _) => {
+                        let _ = write!(o, " — | — |");
+                    }
+                }
+            }
+            let _ = writeln!(o);
+        };
+        for row in &rows {
+            line(row_label(row), "rate", &|r: &Value| row_match(r, row), &fmt_rate);
+        }
+        for (t, size) in &lat {
+            let label = format!("REQ/REP {} {t} p50 (µs)", fmt_size(*size as u64));
+            line(label, "p50_us", &|r: &Value| lat_match(r, t, *size, false), &|x| format!("{x:.0}"));
+        }
+        let _ = writeln!(o);
+    }
+    o
 }
 
 /// Best peer for a higher-is-better metric.
@@ -200,6 +277,9 @@ pub fn markdown(cfg: &Config, records: &[Value], m: &Value, elapsed: Duration, c
     let _ = writeln!(o, "| zmq.rs (`zeromq`) | {} |", s(&m["zeromq"]));
     let _ = writeln!(o, "| OMQ.rs (`omq-tokio`) | {} |", s(&m["omq"]));
     let _ = writeln!(o, "| tokio | {} |", s(&m["tokio"]));
+    for i in older(cfg) {
+        let _ = writeln!(o, "| {} | {} |", i.label(), s(&m["ab"][i.name()]));
+    }
     let flavours: Vec<String> = cfg.rts.iter().map(|rt| flavour_name(cfg, rt)).collect();
     let _ = writeln!(
         o,
@@ -251,6 +331,7 @@ pub fn markdown(cfg: &Config, records: &[Value], m: &Value, elapsed: Duration, c
         }
         let _ = writeln!(o);
     }
+    o.push_str(&ab_markdown(cfg, records));
     for rt in &cfg.rts {
         let recs = of_flavour(records, rt);
         let _ = writeln!(o, "# {}\n", flavour_name(cfg, rt));

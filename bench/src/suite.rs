@@ -149,10 +149,27 @@ impl Hub {
     }
 
     fn spawn(&mut self, role: &str, args: &[String]) -> R<usize> {
-        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let driver = std::env::current_exe().map_err(|e| e.to_string())?;
+        // A `zmtp@REV` runs in that revision's own build of this harness, as `--impl zmtp`.
+        let mut args = args.to_vec();
+        let mut exe = driver.clone();
+        if let Some(i) = args.iter().position(|a| a == "--impl") {
+            if let Some(Ok(imp)) = args.get(i + 1).map(|v| v.parse::<Impl>()) {
+                let (e, name) = imp.role_exe(&driver);
+                if !e.exists() {
+                    return Err(format!(
+                        "{}: not built (scripts/bench.sh --impls {} builds it)",
+                        e.display(),
+                        imp.name()
+                    ));
+                }
+                exe = e;
+                args[i + 1] = name.into();
+            }
+        }
         let mut child = Command::new(exe)
             .arg(role)
-            .args(args)
+            .args(&args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -937,7 +954,19 @@ pub fn run(a: &Args) -> R<()> {
     }
     let log_path = cfg.out.join("results.jsonl");
     let log = std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let machine = machine_info();
+    let mut machine = machine_info();
+    // Ours at other revisions: the commit each was built from (scripts/bench.sh writes it).
+    for imp in cfg.impls.iter().filter(|i| i.rev().is_some()) {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let dir = imp
+            .role_exe(&exe)
+            .0
+            .parent()
+            .and_then(Path::parent)
+            .map(|t| t.join("ab").join(format!("zmtp-{}", imp.rev().unwrap_or(""))));
+        let commit = dir.and_then(|d| std::fs::read_to_string(d.join("COMMIT")).ok()).unwrap_or_default();
+        machine["ab"][imp.name()] = json!(format!("git {}", commit.trim()));
+    }
     eprintln!(
         "zbench suite: {total} runs, {} reps, window {} ms after {} ms warm-up; {}",
         cfg.reps,

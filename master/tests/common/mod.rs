@@ -54,9 +54,9 @@ pub struct Env {
 impl Env {
     /// A root with our master's config (`extra` appended to `master`), on
     /// the port pair `preferred`/`preferred+1`, or the next free pair in the
-    /// hundred it lies in (this crate's ranges 41500-41599 and 46500-46599;
-    /// other programs' outgoing connections can hold such ports as
-    /// ephemeral source ports).
+    /// hundred it lies in (this crate's ranges 25500-25599 and 25600-25699,
+    /// below the kernel's ephemeral range 32768-60999, so no outgoing
+    /// connection of another program can hold them as source ports).
     pub fn new(preferred: u16, extra: &str) -> Env {
         let root = tempfile::Builder::new().prefix("mt").tempdir_in("/tmp");
         let Ok(root) = root else { panic!("no temp dir") };
@@ -105,8 +105,6 @@ impl Env {
         let Some(master) = master else { return };
         wait_for("our master's sockets", Duration::from_secs(120), || {
             if !master.alive() {
-                // Ports in 41500-41599 can be held as ephemeral source ports by
-                // other programs' outgoing connections; say so plainly.
                 panic!("our master exited: {}", fs::read_to_string(&log_path).unwrap_or_default());
             }
             sock.join("publish_pull.ipc").exists()
