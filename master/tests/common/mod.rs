@@ -17,7 +17,7 @@ use salt_proto::{msgpack, Crypticle, EncAlgo, PrivateKey, SigAlgo, Value};
 use zmtp::{Message, Socket, SocketType};
 
 #[allow(unused_imports)]
-pub use testkit::{have_salt, run as run_output, salt_bin, wait_for, Proc, StopScope};
+pub use testkit::{have_salt, run as run_output, salt_bin, wait_for, wait_for_explained, Proc, StopScope};
 
 /// Run a command to completion within `limit`: `(exit code or -1, stdout, stderr)`.
 pub fn run(cmd: Command, limit: Duration) -> (i32, String, String) {
@@ -103,14 +103,27 @@ impl Env {
         let log_path = log.clone();
         let master = self.master.as_mut();
         let Some(master) = master else { return };
-        wait_for("our master's sockets", Duration::from_secs(120), || {
-            if !master.alive() {
-                panic!("our master exited: {}", fs::read_to_string(&log_path).unwrap_or_default());
-            }
-            sock.join("publish_pull.ipc").exists()
-                && sock.join("master_event_pub.ipc").exists()
-                && std::net::TcpStream::connect(("127.0.0.1", ret)).is_ok()
-        });
+        let pull = sock.join("publish_pull.ipc");
+        let bus = sock.join("master_event_pub.ipc");
+        wait_for_explained(
+            "our master's sockets",
+            Duration::from_secs(120),
+            || {
+                if !master.alive() {
+                    panic!("our master exited: {}", fs::read_to_string(&log_path).unwrap_or_default());
+                }
+                pull.exists() && bus.exists() && std::net::TcpStream::connect(("127.0.0.1", ret)).is_ok()
+            },
+            || {
+                format!(
+                    "publish_pull.ipc: {}, master_event_pub.ipc: {}, port {ret} bindable: {}\nmaster log:\n{}",
+                    pull.exists(),
+                    bus.exists(),
+                    testkit::port_free(ret),
+                    fs::read_to_string(&log_path).unwrap_or_default()
+                )
+            },
+        );
     }
 
     pub fn stop_master(&mut self) -> bool {

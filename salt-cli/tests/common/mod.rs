@@ -92,9 +92,28 @@ impl Env {
         let bus = self.r().join("var/run/salt/master/master_event_pub.ipc");
         let key = self.cachedir().join(".root_key");
         let port = self.ret_port;
-        wait_for("the salt-master to listen", Duration::from_secs(90), || {
-            pull.exists() && bus.exists() && key.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        let log = self.r().join("master.out");
+        testkit::wait_for_explained(
+            "the salt-master to listen",
+            Duration::from_secs(90),
+            || {
+                pull.exists()
+                    && bus.exists()
+                    && key.exists()
+                    && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            },
+            || {
+                format!(
+                    "publish_pull.ipc: {}, master_event_pub.ipc: {}, .root_key: {}, port {port} bindable: {}\n{}:\n{}",
+                    pull.exists(),
+                    bus.exists(),
+                    key.exists(),
+                    testkit::port_free(port),
+                    log.display(),
+                    fs::read_to_string(&log).unwrap_or_default()
+                )
+            },
+        );
     }
 
     /// Start a real `salt-minion` with this id (its key waits in `minions_pre`).
