@@ -15,7 +15,8 @@
 //! on a named thread: `EventPublisher` ([`events`]), `Publisher`
 //! ([`publisher`]; it runs the `Publisher` process), `MWorkerQueue` and
 //! `MWorker-default-N` ([`reqserver`], scheduled by [`reqqueue`],
-//! which hands requests to [`auth`] and [`funcs`]; file server commands
+//! which hands requests to [`auth`] and [`funcs`], and gives the heap
+//! freed after a burst back to the system with [`heaptrim`]; file server commands
 //! to [`fileserver`] over [`roots`], `_pillar` to [`pillar`]), `Maintenance`
 //! ([`maintenance`]).
 
@@ -27,6 +28,7 @@ pub mod events;
 pub mod fileserver;
 mod fsutil;
 pub mod funcs;
+pub mod heaptrim;
 pub mod jobcache;
 pub mod keys;
 pub mod maintenance;

@@ -58,9 +58,22 @@ pub async fn run_queue(master: Arc<Master>, mut shutdown: Shutdown) -> Result<()
     let marker = c.sock_dir.join(WORKERS_MARKER);
     crate::fsutil::write_atomic(&marker, b"", 0o600).map_err(|e| UnitError::io("create", &marker, e))?;
     tracing::info!("MWorkerQueue bound {ep}");
+    let mut trimmer = crate::heaptrim::Trimmer::new(Instant::now());
+    let mut trim_tick = tokio::time::interval(crate::heaptrim::PERIOD);
+    trim_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let r = 'serve: loop {
         tokio::select! {
             _ = shutdown.wait() => break Ok(()),
+            _ = trim_tick.tick() => {
+                if trimmer.due(Instant::now()) {
+                    // Off this thread: it runs every minion's connection.
+                    tokio::task::spawn_blocking(|| {
+                        let t = Instant::now();
+                        let released = crate::heaptrim::trim();
+                        tracing::debug!("heap trimmed in {:?} (pages released: {released})", t.elapsed());
+                    });
+                }
+            }
             m = router.recv() => {
                 let m = match m {
                     Ok(m) => m,
@@ -69,6 +82,7 @@ pub async fn run_queue(master: Arc<Master>, mut shutdown: Shutdown) -> Result<()
                 if m.len() < 2 {
                     continue; // a routing id without a body
                 }
+                trimmer.received();
                 let auth = m.frames().last().is_some_and(|b| is_auth(b));
                 for (q, why) in master.requests.push(Queued { msg: m, arrived: Instant::now(), auth }) {
                     log_shed(&q, why);
