@@ -90,6 +90,20 @@ def group_usage(pgid):
     return cpu, rss, pss, len(pids)
 
 
+def group_peak_kib(pgid):
+    """Sum over a process group of each process's peak resident size (VmHWM), KiB."""
+    peak = 0
+    for pid in group_pids(pgid):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        peak += int(line.split()[1])
+        except (OSError, ValueError):
+            pass
+    return peak
+
+
 def kill_group(pgid, wait=10):
     try:
         os.killpg(pgid, signal.SIGTERM)
@@ -291,8 +305,15 @@ class Run:
             if self.a.rotate:
                 self.out["rotation"] = self.rotation()
                 self.log(f"re-auth after .dfn rotation: {self.out['rotation']}")
+        # The end of the run: right after the last job (its burst's freed heap may not be given back
+        # yet), and `--settle` seconds later with nothing sent (ours trims the heap at most every 5 s
+        # after a burst, master/src/heaptrim.rs); the peak is each process's VmHWM, summed.
+        _, rss_busy, _, _ = group_usage(self.master.pid)
+        time.sleep(self.a.settle)
         cpu2, rss2, pss2, np2 = group_usage(self.master.pid)
         scpu, srss, _, _ = group_usage(self.swarm.pid)
+        self.out.update(master_rss_last_job_mib=round(rss_busy / 1024, 1), settle_s=self.a.settle,
+                        master_rss_peak_mib=round(group_peak_kib(self.master.pid) / 1024, 1))
         self.out.update(master_cpu_total_s=round(cpu2 - cpu0, 1), master_rss_end_mib=round(rss2 / 1024, 1),
                         master_pss_end_mib=round(pss2 / 1024, 1), master_processes_end=np2,
                         swarm_cpu_s=round(scpu, 1), swarm_rss_mib=round(srss / 1024, 1),
@@ -363,7 +384,9 @@ def report(out_dir):
             f"{fmt(s.get('all_up_s'), ' s')} | {fmt(s.get('signins_per_s'))} | {fmt(s.get('auth_per_minion'))} | "
             f"{fmt(med(walls), ' s')} | {fmt(med(lasts), ' s')} | {oks} | {fmt(med(firsts), ' s')} | "
             f"{fmt(c.get('wall_s'), ' s')} ({c.get('ok', '–')}) | {fmt(g.get('wall_s'), ' s')} ({g.get('ok', '–')}/{g.get('expected', '–')}) | "
-            f"{fmt(r.get('master_rss_after_storm_mib'))} / {fmt(r.get('master_rss_end_mib'))} MiB ({r.get('master_processes_end')} proc) | "
+            f"{fmt(r.get('master_rss_after_storm_mib'))} / {fmt(r.get('master_rss_end_mib'))} MiB"
+            + (f" (peak {fmt(r.get('master_rss_peak_mib'))})" if r.get("master_rss_peak_mib") else "")
+            + f" ({r.get('master_processes_end')} proc) | "
             f"{fmt(s.get('master_cpu_s'))} / {fmt(r.get('master_cpu_total_s'))} | {rotation(r)} |"
         )
     text = "\n".join(lines) + "\n"
@@ -414,6 +437,8 @@ def summary(r):
         "scpu": median([p.get("swarm_cpu_s") for p in pings]),
         "rss_storm": r.get("master_rss_after_storm_mib"),
         "rss_end": r.get("master_rss_end_mib"),
+        "rss_peak": r.get("master_rss_peak_mib"),
+        "settle": r.get("settle_s"),
         "procs": r.get("master_processes_end"),
         "load": r.get("load_avg_start"),
     }
@@ -470,7 +495,9 @@ def publish(out_dir, label, readme, doc, svg):
                  f"({fmt(g['signed'], ' s')}); `test.ping` to all within 2 s: {verdict(g['ping'] and g['ping'] <= 2)} "
                  f"({fmt(r2(g['ping']), ' s')}, of which publish → last return {fmt(r2(g['last']), ' s')}); master RSS under "
                  f"200 MB: {verdict(g['rss_end'] and mb(g['rss_end']) < 200)} ({fmt(mb(g['rss_storm']))} MB after the "
-                 f"storm, {fmt(mb(g['rss_end']))} MB at the end).\n")
+                 f"storm, {fmt(mb(g['rss_end']))} MB at the end"
+                 + (f" ({g['settle']} s after the last job), peak {fmt(mb(g['rss_peak']))} MB" if g["rss_peak"] else "")
+                 + ").\n")
     src = f"`results.jsonl` rows labelled `{label}`, {dates[0]} to {dates[-1]}"
     block = (f"One `scripts/scale.sh` run ({src}); swarm and master on the same 2 cores; load average at "
              f"the start of each run in the table; {rows[0].get('keysize')}-bit swarm keys up to 1,000 minions, "
@@ -515,6 +542,7 @@ def main():
     r.add_argument("--keep", action="store_true")
     r.add_argument("--rotate", action="store_true", help="also measure the re-auth storm after a .dfn rotation")
     r.add_argument("--loop-interval", type=int, default=5, help="the masters' maintenance period (.dfn checks)")
+    r.add_argument("--settle", type=float, default=6, help="seconds without jobs before the end's memory sample")
     rp = sub.add_parser("report")
     rp.add_argument("out", nargs="?", default="bench/results/scale")
     cp = sub.add_parser("clean", help="delete the run trees kept under TMP/trash")

@@ -36,6 +36,14 @@ use crate::message::{Message, Properties};
 /// Room reserved at once for the headers of bodies written by reference.
 const HEADER_AREA: usize = 512;
 
+/// The output buffer an idle connection keeps. One that grew past it (for messages whose bodies
+/// are copied, under the by-reference size) is freed when the connection goes idle
+/// ([`Connection::release_idle_output`]) instead of staying at its high-water size: a ~1 KiB
+/// publish to 10,000 subscribers left every connection's buffer at that size (about 9 MiB in the
+/// master's Publisher process), and each minion's largest reply did the same in the request
+/// server.
+const OUT_KEPT: usize = 256;
+
 /// The default [`Config::max_msg_size`] (and `Options::max_msg_size`): 256 MiB. libzmq has no
 /// limit; with none, a peer announcing a 2^63-1 octet frame makes us buffer whatever it sends
 /// until memory runs out. See ARCHITECTURE.md, "Bounded memory".
@@ -220,7 +228,7 @@ struct PingContext {
 impl Connection {
     /// A new connection whose greeting is already queued for transmission.
     pub fn new(config: Config, now: Instant) -> Connection {
-        let mut out = BytesMut::with_capacity(256);
+        let mut out = BytesMut::with_capacity(OUT_KEPT);
         Greeting::new(config.security.mechanism(), config.security.is_server().unwrap_or(config.as_server))
             .encode(&mut out);
         Connection {
@@ -617,6 +625,21 @@ impl Connection {
         } else {
             Some(self.out.split().freeze())
         }
+    }
+
+    /// Frees the output buffer if nothing waits in it and its allocation grew past [`OUT_KEPT`]
+    /// (what was written from it is gone); the next write allocates what it needs. For the
+    /// driver, when the connection has nothing left to write.
+    pub fn release_idle_output(&mut self) {
+        if self.out.is_empty() && self.chunks.is_empty() && self.out.try_reclaim(OUT_KEPT + 1) {
+            self.out = BytesMut::new();
+        }
+    }
+
+    /// Whether the output buffer's allocation is larger than [`OUT_KEPT`] (tests).
+    #[cfg(test)]
+    pub(crate) fn output_grown(&mut self) -> bool {
+        self.out.try_reclaim(OUT_KEPT + 1)
     }
 
     /// Octets waiting in [`Connection::poll_transmit`], a PONG owed included.

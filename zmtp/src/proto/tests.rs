@@ -49,6 +49,32 @@ fn null_handshake_and_traffic() {
 }
 
 #[test]
+fn an_output_buffer_grown_for_a_large_message_is_freed_when_idle() {
+    let now = Instant::now();
+    let (mut a, mut b) = pair(Config::new(SocketType::Dealer), Config::new(SocketType::Router), now);
+    let small = Message::from(vec![Bytes::from_static(b"ping")]);
+    assert!(a.send_message(&small));
+    shuttle(&mut a, &mut b, now).expect("small");
+    a.release_idle_output();
+    assert!(!a.output_grown(), "a small message does not grow the buffer");
+    // A 1,000-octet body is copied into the output buffer (under the by-reference size).
+    let large = Message::from(vec![Bytes::from(vec![7u8; 1000])]);
+    assert!(a.send_message(&large));
+    let chunk = a.poll_transmit().expect("queued");
+    // Not freed while its bytes are being written (still grown once they are).
+    a.release_idle_output();
+    drop(chunk);
+    assert!(a.output_grown(), "grown for the large message");
+    a.release_idle_output();
+    assert!(!a.output_grown(), "freed once idle");
+    // The connection goes on: the next message is sent whole.
+    assert!(a.send_message(&large));
+    shuttle(&mut a, &mut b, now).expect("again");
+    let events: Vec<Event> = std::iter::from_fn(|| b.poll_event()).collect();
+    assert_eq!(events.iter().filter(|e| matches!(e, Event::Message(m) if *m == large)).count(), 1, "{events:?}");
+}
+
+#[test]
 fn incompatible_socket_types_get_error() {
     let now = Instant::now();
     let mut a = Connection::new(Config::new(SocketType::Pub), now);

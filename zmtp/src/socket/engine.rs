@@ -313,6 +313,10 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
             armed = deadline;
         }
         let take_messages = conn.is_ready() && wq.len < WRITE_BACKLOG;
+        if wq.len == 0 && rx.data.is_empty() {
+            // Nothing to write: an output buffer grown for a large message is not kept.
+            conn.release_idle_output();
+        }
         let can_read = pending.is_none() && fatal.is_none();
         let missing = conn.missing(rbuf.buf.len());
 
