@@ -270,6 +270,15 @@ impl<T: Keyed> Receiver<T> {
     pub(crate) fn lanes(&self) -> usize {
         self.with_store(|lanes| lanes.index.len())
     }
+
+    /// The capacity of lane `key`'s buffer (0: it holds none), and of the kept larger buffer.
+    #[cfg(test)]
+    pub(crate) fn buffers(&self, key: u64) -> (usize, Option<usize>) {
+        self.with_store(|lanes| {
+            let lane = lanes.index.get(&key).map_or(0, |&slot| lanes.slots[slot].slot.items.capacity());
+            (lane, lanes.big.as_ref().map(VecDeque::capacity))
+        })
+    }
 }
 
 /// The item of the tests and models: a peer's key and a sequence number.
@@ -332,6 +341,30 @@ mod tests {
         assert_eq!(rx.lanes(), 1);
         tx.close_lane(7);
         assert_eq!(rx.lanes(), 0);
+    }
+
+    #[test]
+    fn a_buffer_grown_by_a_burst_is_kept_for_the_next() {
+        let (tx, rx) = channel(1000);
+        let burst = |tx: &Sender<M>, key| {
+            for i in 0..300 {
+                tx.try_send(M(key, i)).expect("room");
+            }
+        };
+        // One lane: it keeps its buffer when it empties.
+        burst(&tx, 1);
+        while rx.try_recv().is_some() {}
+        let (lane, big) = rx.buffers(1);
+        assert!(lane >= 300 && big.is_none(), "single lane kept {lane}, big {big:?}");
+        // Two lanes: an emptied lane lends its buffer out; the large one is kept, not freed, and
+        // the next lane that receives takes it.
+        tx.try_send(M(2, 0)).expect("room");
+        burst(&tx, 1);
+        while rx.try_recv().is_some() {}
+        assert!(rx.buffers(1).1.is_some_and(|c| c >= 300), "the grown buffer was freed");
+        tx.try_send(M(3, 0)).expect("room");
+        assert!(rx.buffers(3).0 >= 300, "the next lane did not take the kept buffer");
+        assert_eq!(rx.buffers(3).1, None);
     }
 
     #[tokio::test]
