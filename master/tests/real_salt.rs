@@ -3,7 +3,7 @@
 //! `salt-key` and `salt-run` CLIs drive them through our master.
 //! Skipped (with a message) when Salt is not installed in `/opt/salt-venv`.
 //!
-//! Ports 41500-41599 (this crate's range), one pair per test.
+//! Ports 25500-25599 (this crate's range), one pair per test.
 
 mod common;
 
@@ -28,7 +28,7 @@ fn real_and_rust_minions_with_the_stock_cli() {
     if !have_salt() {
         return;
     }
-    let mut env = Env::new(41510, "auto_accept: True\n");
+    let mut env = Env::new(25510, "auto_accept: True\n");
     env.start_master();
     env.start_salt_minion("pm1");
     let rust = env.start_rust_minion("rm1");
@@ -101,7 +101,7 @@ fn pending_keys_accepted_by_salt_key_and_by_our_key_store() {
     if !have_salt() {
         return;
     }
-    let mut env = Env::new(41520, "ping_on_rotate: True\n");
+    let mut env = Env::new(25520, "ping_on_rotate: True\n");
     env.start_master();
     env.start_salt_minion("pm2");
     let rust = env.start_rust_minion("rm2");
@@ -147,7 +147,7 @@ fn zmq_filtering_publishes_reach_exactly_their_minions() {
     if !have_salt() {
         return;
     }
-    let mut env = Env::new(41540, "auto_accept: True\nzmq_filtering: True\n");
+    let mut env = Env::new(25540, "auto_accept: True\nzmq_filtering: True\n");
     env.minion_extra = "zmq_filtering: True\n".to_owned();
     env.start_master();
     env.start_salt_minion("pf1");
@@ -204,7 +204,7 @@ fn stock_pushers_reach_the_event_bus() {
     if !have_salt() {
         return;
     }
-    let mut env = Env::new(41550, "");
+    let mut env = Env::new(25550, "");
     env.start_master();
     let sock = env.sock_dir().join("master_event_pub.ipc");
     let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&sock) else { panic!("connect {}", sock.display()) };

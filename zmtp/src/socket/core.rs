@@ -283,6 +283,31 @@ impl Core {
         }
     }
 
+    /// Queues the inbound messages `next` gives (from pipe `pipe`'s connection) without waiting,
+    /// up to `max`, under one lock of its lane (`queue::Tx::try_send_batch`): a connection task
+    /// hands over what it decoded in batches, so that a receiving application on another thread
+    /// takes the lock in turns with it once per batch, not once per message. `Err(Some(i))`: the
+    /// lane is full, try again later with `i`; `Err(None)`: the socket is gone.
+    pub(crate) fn try_deliver_batch(
+        &self,
+        pipe: PipeId,
+        max: usize,
+        mut next: impl FnMut() -> Option<Inbound>,
+    ) -> Result<(), Option<Inbound>> {
+        if self.options.conflate {
+            for _ in 0..max {
+                let Some(inbound) = next() else { break };
+                self.try_deliver(inbound)?;
+            }
+            return Ok(());
+        }
+        match self.inbound_tx.try_send_batch(pipe, max, next) {
+            queue::Batch::Done => Ok(()),
+            queue::Batch::Full(i) => Err(Some(i)),
+            queue::Batch::Closed => Err(None),
+        }
+    }
+
     /// Queues an inbound message, waiting for room. `Err` when the socket is gone.
     pub(crate) async fn deliver(&self, inbound: Inbound) -> Result<(), ()> {
         match self.try_deliver(inbound) {

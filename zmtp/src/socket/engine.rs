@@ -32,7 +32,7 @@ const WRITE_BACKLOG: usize = 256 * 1024;
 /// Yield to the other tasks after reading this much in one go, so that the application consumes
 /// (and frees) what was received before more is read into fresh buffers.
 const YIELD_AFTER: usize = MAX_READ;
-/// Messages taken from the pipe per lock while batching.
+/// Messages taken from the pipe, or handed to the application's queue, per lock while batching.
 const BATCH: usize = 64;
 /// Slices per vectored write.
 const MAX_IOV: usize = 256;
@@ -206,7 +206,38 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
         // read left off while the connection paused it (MAX_QUEUED_EVENTS).
         loop {
             while pending.is_none() {
-                let Some(ev) = conn.poll_event() else { break };
+                let ev = match conn.poll_event() {
+                    None => break,
+                    Some(Event::Message(msg)) => {
+                        // Messages in a row go to the application's queue in one batch (one
+                        // lock); the first other event ends it and is handled below, after them.
+                        let Some(first) = session.inbound(msg) else { continue };
+                        let mut first = Some(first);
+                        let mut other = None;
+                        let next = || {
+                            first.take().or_else(|| match conn.poll_event()? {
+                                Event::Message(m) => session.inbound(m),
+                                ev => {
+                                    other = Some(ev);
+                                    None
+                                }
+                            })
+                        };
+                        match core.try_deliver_batch(pipe_id, BATCH, next) {
+                            Ok(()) => {}
+                            Err(Some(i)) => {
+                                pending = Some(i);
+                                break;
+                            }
+                            Err(None) => break 'run DisconnectReason::Closed,
+                        }
+                        match other {
+                            Some(ev) => ev,
+                            None => continue,
+                        }
+                    }
+                    Some(ev) => ev,
+                };
                 let inbound = match ev {
                     Event::Ready(info) => {
                         match session.ready(info) {

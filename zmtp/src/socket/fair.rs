@@ -189,13 +189,13 @@ impl<T: Keyed> Store for Lanes<T> {
         }
     }
 
-    /// The next message in turn, and the peer to wake now that its lane has room.
+    /// The next message in turn, and the peer to wake if its lane is down to the low-water mark.
     #[inline(always)]
-    fn pop(&mut self) -> Option<(T, Vec<Waker>)> {
+    fn pop(&mut self, capacity: usize) -> Option<(T, Vec<Waker>)> {
         let &slot = self.ring.front()?;
         let lane = &mut self.slots[slot].slot;
         let item = lane.items.pop_front()?;
-        let waiters = if lane.tx_waiters.is_empty() { Vec::new() } else { std::mem::take(&mut lane.tx_waiters) };
+        let waiters = lane.waiters_after_take(capacity);
         if lane.items.is_empty() {
             self.ring.pop_front();
             // With one lane (a single peer) there is no other lane to lend the buffer to, and a
