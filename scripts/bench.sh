@@ -17,6 +17,10 @@ if ! pkg-config --exists libzmq 2>/dev/null; then
 fi
 command -v perf >/dev/null || echo "bench.sh: perf not found, skipping system-call counts" >&2
 
+# --build-only (first): build, including any zmtp@REV of --impls, and run nothing.
+build_only=""
+if [ "${1:-}" = "--build-only" ]; then build_only=1; shift; fi
+
 cargo build --release --quiet
 
 # Same-run A/B of ours against an older zmtp: `--impls zmtp,zmtp@REV,...`. For each REV, this
@@ -91,6 +95,7 @@ build_rev() {
 for imp in ${impls//,/ }; do
     case "$imp" in zmtp@*) build_rev "${imp#zmtp@}" ;; esac
 done
+[ -z "$build_only" ] || exit 0
 
 # Prints where RESULTS.md (tables), chart.svg (ratios to the best peer) and results.jsonl (raw
 # records) went: bench/results/ unless --out says otherwise.

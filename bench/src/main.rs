@@ -10,6 +10,7 @@
 //! zbench fsub  --impl I --subs K --size N --endpoint E
 //! zbench router --impl I --endpoint E
 //! zbench peers --count K --endpoint E
+//! zbench pair  --impl I --pattern P --size N --endpoint E --count M   both ends, M messages (callgrind)
 //! ```
 //! Role processes print JSON lines and take `go <start_ns> <end_ns>` on stdin (see `roles`).
 
@@ -114,6 +115,7 @@ fn run(cmd: &str, a: &Args) -> R<()> {
         return roles::peers(role);
     }
     let imp: Impl = a.str_or("impl", "zmtp").parse()?;
+    let count = a.num("count", 100_000u64)?;
     // The REP of the latency case always binds.
     let binds = a.flag("bind") || cmd == "rep";
     if a.flag("curve") && !impls::Caps::OF_THIS_BUILD.curve {
@@ -146,6 +148,7 @@ fn run(cmd: &str, a: &Args) -> R<()> {
                     "req" => roles::req::<$S>(role).await,
                     "fsub" => roles::fsub::<$S>(role).await,
                     "router" => roles::router::<$S>(role).await,
+                    "pair" => roles::pair::<$S>(role, count).await,
                     other => Err(format!("unknown command {other:?}")),
                 }
             })

@@ -675,3 +675,38 @@ fn connect_retry(addr: &str) -> R<std::net::TcpStream> {
     }
     Err(format!("connect {addr}: {last}"))
 }
+
+/// `zbench pair`: both ends of PUSH→PULL or DEALER→ROUTER in this one process, on one runtime,
+/// exactly `count` messages, then exit. For instruction counts under callgrind
+/// (`scripts/bench-instr.sh`), which need a fixed amount of work rather than a time window: the
+/// cost per message is the difference of two counts over the difference of their messages, so
+/// the set-up and tear-down cancel out.
+pub async fn pair<S: BenchSocket>(role: RoleArgs, count: u64) -> R<()> {
+    if role.pattern == Pattern::PubSub {
+        return Err("pair: pushpull or dealerrouter (a PUB drops until its SUB has subscribed)".into());
+    }
+    let mut rx = S::open(role.pattern.receiver_kind()).await?;
+    rx.bind(&role.endpoint).await?;
+    let mut tx = S::open(role.pattern.sender_kind()).await?;
+    tx.connect(&role.endpoint).await?;
+    let body = vec![0x5a; role.size];
+    let send = async {
+        for _ in 0..count {
+            tx.send(S::make(&body)).await?;
+        }
+        Ok::<_, String>(())
+    };
+    let recv = async {
+        for i in 0..count {
+            let m = rx.recv().await?;
+            if S::body(&m).len() != role.size {
+                return Err(format!("message {i}: {} octets, sent {}", S::body(&m).len(), role.size));
+            }
+        }
+        Ok(())
+    };
+    let (a, b) = tokio::join!(send, recv);
+    a.and(b)?;
+    println!("{}", json!({"event": "pair", "messages": count}));
+    Ok(())
+}

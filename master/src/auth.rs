@@ -230,10 +230,11 @@ pub async fn handle_auth(master: &Master, load: &Value, _version: i64) -> Value 
             }
         }
     }
-    if salt_proto::PublicKey::from_pem(&presented).is_err() {
+    // Parsed once: the reply below encrypts to this key.
+    let Ok(minion_pub) = salt_proto::PublicKey::from_pem(&presented) else {
         tracing::error!("Corrupt or missing public key {id:?}");
         return signed(master, Value::Boolean(false), &req.nonce, sig_algo);
-    }
+    };
     tracing::info!("Authentication accepted from {id}");
     let accepted_now = !matches!(&key, Some(k) if k.state == KeyState::Accepted);
     if accepted_now || (c.open_mode && !matches!(&key, Some(k) if same(&k.pub_pem))) {
@@ -250,9 +251,15 @@ pub async fn handle_auth(master: &Master, load: &Value, _version: i64) -> Value 
         }
     };
     let aes = master.aes();
-    let key = &master.master_keys.private;
-    let reply = aes.sig(key).and_then(|sig| {
-        envelope::accept_auth_with_sig(&req, key, aes.crypticle.key_string(), sig, session.key_string(), c.publish_port)
+    let mk = &master.master_keys;
+    let reply = aes.sig(&mk.private).and_then(|aes_sig| {
+        let keys = envelope::AcceptKeys {
+            minion_pub: &minion_pub,
+            master_key: &mk.private,
+            master_pub: &mk.wire_pub,
+            aes_sig,
+        };
+        envelope::accept_auth_prepared(&req, &keys, aes.crypticle.key_string(), session.key_string(), c.publish_port)
     });
     match reply {
         Ok(reply) => {
@@ -260,8 +267,8 @@ pub async fn handle_auth(master: &Master, load: &Value, _version: i64) -> Value 
             reply
         }
         Err(e) => {
-            // A key that does not parse as RSA ends here, like Salt's
-            // "Corrupt or missing public key".
+            // A key the encryptions fail with (an RSA key too small for
+            // OAEP) ends here, like Salt's "Corrupt or missing public key".
             tracing::error!("Corrupt or missing public key {id:?}: {e}");
             signed(master, Value::Boolean(false), &req.nonce, sig_algo)
         }

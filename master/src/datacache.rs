@@ -36,13 +36,21 @@ impl DataCache {
         valid_id(id).then(|| self.cachedir.join(bank).join(format!("{id}.p")))
     }
 
-    /// Store `data` for `id` in `bank`.
+    /// Store `data` for `id` in `bank` (the bank's directory made on the
+    /// first store that finds it missing, not looked for on every store:
+    /// two of these per sign-in).
     pub fn store(&self, bank: &str, id: &str, data: &Value) -> io::Result<()> {
         let Some(path) = self.path(bank, id) else {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "invalid minion id"));
         };
-        fs::create_dir_all(self.cachedir.join(bank))?;
-        crate::fsutil::write_replace(&path, &msgpack::encode(data), 0o600)
+        let doc = msgpack::encode(data);
+        match crate::fsutil::write_replace(&path, &doc, 0o600) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(self.cachedir.join(bank))?;
+                crate::fsutil::write_replace(&path, &doc, 0o600)
+            }
+            other => other,
+        }
     }
 
     /// The document of `id` in `bank`, if any (unreadable = none).

@@ -449,6 +449,9 @@ pub struct MasterKeys {
     pub private: PrivateKey,
     /// The public key PEM as stored in `<master_id>.pub`.
     pub pub_pem: String,
+    /// The public key of `private` as `_auth` replies send it
+    /// ([`salt_proto::rsa::clean_key`]ed SPKI PEM), made once at start.
+    pub wire_pub: String,
 }
 
 /// `opts["id"].removesuffix("_master")`: the name of the key pair files.
@@ -515,7 +518,8 @@ impl MasterKeys {
                 std::os::unix::fs::symlink(target, link).map_err(io_err("cannot symlink", link))?;
             }
         }
-        Ok(MasterKeys { private, pub_pem })
+        let wire_pub = salt_proto::rsa::clean_key(&private.public_key().to_pem().map_err(KeyError::Generate)?);
+        Ok(MasterKeys { private, pub_pem, wire_pub })
     }
 }
 

@@ -280,13 +280,16 @@ impl Master {
             }
         }
         let stale = mtime.map(|m| now.duration_since(m).map(|a| a > max_age).unwrap_or(false)).unwrap_or(true);
-        if stale {
-            let key = Crypticle::generate_key_string()?;
-            crate::fsutil::write_replace(&path, key.as_bytes(), 0o600)
+        let key = if stale {
+            // The key just written is not read back (an open and a read per sign-in).
+            let text = Crypticle::generate_key_string()?;
+            crate::fsutil::write_replace(&path, text.as_bytes(), 0o600)
                 .map_err(|source| StartError::Dir { path: path.clone(), source })?;
-        }
-        let text = fs::read_to_string(&path).map_err(|source| StartError::Dir { path: path.clone(), source })?;
-        let key = Crypticle::new(text.trim())?;
+            Crypticle::new(&text)?
+        } else {
+            let text = fs::read_to_string(&path).map_err(|source| StartError::Dir { path: path.clone(), source })?;
+            Crypticle::new(text.trim())?
+        };
         let mtime = fs::metadata(&path).and_then(|m| m.modified()).unwrap_or(now);
         if let Ok(mut sessions) = self.sessions.lock() {
             // Bounded by the number of accepted minions that authenticated.

@@ -8,7 +8,7 @@
 //! checks the `salt/auth` event on `master_event_pub.ipc`.
 //!
 //! Needs no Salt install (a client built from `salt_proto`'s minion halves
-//! plays the minion). Ports 41530/41531.
+//! plays the minion). Ports 25530/25531.
 
 mod common;
 
@@ -61,7 +61,7 @@ async fn wait_event(stream: &mut tokio::net::UnixStream, buf: &mut Vec<u8>, tag:
 
 #[test]
 fn hostile_requests_get_salts_answers() {
-    let mut env = Env::new(41530, "auto_accept: True\nkeysize: 2048\nmax_request_size: 16384\n");
+    let mut env = Env::new(25530, "auto_accept: True\nkeysize: 2048\nmax_request_size: 16384\n");
     env.start_master();
     let port = env.ret_port;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();

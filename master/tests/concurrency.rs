@@ -2,7 +2,7 @@
 //! 20 `_return`s for one published job, all in flight together, over
 //! the ROUTER → DEALER → 5 MWorkers path. Every reply must be right,
 //! every return stored once in the job cache and announced once on the
-//! event bus. No Salt install needed. Ports 41560/41561.
+//! event bus. No Salt install needed. Ports 25560/25561.
 
 mod common;
 
@@ -20,7 +20,7 @@ const RETURNS: usize = 20;
 
 #[test]
 fn concurrent_sign_ins_and_returns() {
-    let mut env = Env::new(41560, "auto_accept: True\n");
+    let mut env = Env::new(25560, "auto_accept: True\n");
     env.start_master();
     let port = env.ret_port;
     let sock = env.sock_dir().join("master_event_pub.ipc");

@@ -11,7 +11,7 @@
 //!   a byte from outside `file_roots` (a client built from `salt_proto`
 //!   plays the minion; no Salt needed).
 //!
-//! Ports 46500-46599.
+//! Ports 25600-25699.
 
 mod common;
 
@@ -75,7 +75,7 @@ fn state_apply_pillar_and_pillar_targets_on_a_real_minion() {
     if !have_salt() {
         return;
     }
-    let mut env = Env::new(46500, "");
+    let mut env = Env::new(25600, "");
     let root = env.root.path().to_path_buf();
     let managed = root.join("out/managed.txt");
     write_trees(&root, &managed);
@@ -160,7 +160,7 @@ fn contains_secret(v: &Value) -> bool {
 
 #[test]
 fn hostile_paths_and_saltenvs_never_leave_file_roots() {
-    let mut env = Env::new(46510, "");
+    let mut env = Env::new(25610, "");
     let root = env.root.path().to_path_buf();
     write_trees(&root, &root.join("out/managed.txt"));
     // A second saltenv through __env__, to try saltenv traversal on.
@@ -361,7 +361,7 @@ fn pillar_is_what_salt_compiles() {
     if !have_salt() {
         return;
     }
-    let mut env = Env::new(46520, "");
+    let mut env = Env::new(25620, "");
     let root = env.root.path().to_path_buf();
     let tree = root.join("pil");
     write_pillar_tree(&tree);
@@ -510,7 +510,7 @@ fn file_server_answers_equal_a_real_salt_master() {
     if !have_salt() {
         return;
     }
-    let mut env = Env::new(46530, "");
+    let mut env = Env::new(25630, "");
     let root = env.root.path().to_path_buf();
     write_trees(&root, &root.join("out/managed.txt"));
     // Salt serves a symlink out of the roots (fileserver_followsymlinks);
@@ -529,7 +529,7 @@ fn file_server_answers_equal_a_real_salt_master() {
 
     // The real salt-master on the next free port pair of the range.
     let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-    let Some(sp) = (46540u16..46598).step_by(2).find(|&p| free(p) && free(p + 1)) else { panic!("no ports") };
+    let Some(sp) = (25640u16..25698).step_by(2).find(|&p| free(p) && free(p + 1)) else { panic!("no ports") };
     let sm = root.join("sm");
     let _ = fs::create_dir_all(&sm);
     let _ = fs::write(

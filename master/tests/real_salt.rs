@@ -3,7 +3,7 @@
 //! `salt-key` and `salt-run` CLIs drive them through our master.
 //! Skipped (with a message) when Salt is not installed in `/opt/salt-venv`.
 //!
-//! Ports 41500-41599 (this crate's range), one pair per test.
+//! Ports 25500-25599 (this crate's range), one pair per test.
 
 mod common;
 
@@ -28,7 +28,7 @@ fn real_and_rust_minions_with_the_stock_cli() {
     if !have_salt() {
         return;
     }
-    let mut env = Env::new(41510, "auto_accept: True\n");
+    let mut env = Env::new(25510, "auto_accept: True\n");
     env.start_master();
     env.start_salt_minion("pm1");
     let rust = env.start_rust_minion("rm1");
@@ -101,7 +101,7 @@ fn pending_keys_accepted_by_salt_key_and_by_our_key_store() {
     if !have_salt() {
         return;
     }
-    let mut env = Env::new(41520, "ping_on_rotate: True\n");
+    let mut env = Env::new(25520, "ping_on_rotate: True\n");
     env.start_master();
     env.start_salt_minion("pm2");
     let rust = env.start_rust_minion("rm2");
@@ -147,7 +147,7 @@ fn zmq_filtering_publishes_reach_exactly_their_minions() {
     if !have_salt() {
         return;
     }
-    let mut env = Env::new(41540, "auto_accept: True\nzmq_filtering: True\n");
+    let mut env = Env::new(25540, "auto_accept: True\nzmq_filtering: True\n");
     env.minion_extra = "zmq_filtering: True\n".to_owned();
     env.start_master();
     env.start_salt_minion("pf1");
@@ -204,7 +204,7 @@ fn stock_pushers_reach_the_event_bus() {
     if !have_salt() {
         return;
     }
-    let mut env = Env::new(41550, "");
+    let mut env = Env::new(25550, "");
     env.start_master();
     let sock = env.sock_dir().join("master_event_pub.ipc");
     let Ok(mut stream) = std::os::unix::net::UnixStream::connect(&sock) else { panic!("connect {}", sock.display()) };
@@ -308,5 +308,119 @@ fn publisher_process_restarted_after_a_kill_and_minions_get_jobs_again() {
     assert!(env.stop_master(), "our master did not stop within 10 s of SIGTERM");
     wait_for("the Publisher process gone with the master", Duration::from_secs(10), || {
         second.iter().all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+    });
+}
+
+/// The storm the test plays against a master with one worker: a signed-in minion's `_pillar`
+/// requests, `outstanding` at a time, which the queue serves before any `_auth` (as a real storm's
+/// `_pillar`s are: every minion just accepted sends one), and `_auth` requests of other minions
+/// every 20 ms. Runs until `stop`, counting the `_pillar` replies in `served`.
+async fn storm(
+    port: u16,
+    busy: common::Minion,
+    stop: &std::sync::atomic::AtomicBool,
+    served: &std::sync::atomic::AtomicUsize,
+) {
+    use bytes::Bytes;
+    use std::sync::atomic::Ordering;
+    use zmtp::{Message, Socket, SocketType};
+    let ep = format!("tcp://127.0.0.1:{port}");
+    let pillars = Socket::new(SocketType::Dealer);
+    let auths = Socket::new(SocketType::Dealer);
+    if pillars.connect(&ep).await.is_err() || auths.connect(&ep).await.is_err() {
+        panic!("connect {ep}");
+    }
+    let load = salt_proto::value::map([
+        ("cmd", salt_proto::value::string("_pillar")),
+        ("id", salt_proto::value::string(&busy.id)),
+        ("grains", salt_proto::value::map([("os", salt_proto::value::string("Storm"))])),
+        ("saltenv", salt_proto::value::string("base")),
+        ("ver", salt_proto::value::string("2")),
+    ]);
+    let Ok(nonce) = salt_proto::util::uuid4_hex() else { panic!("no randomness") };
+    let pillar = Bytes::from(common::aes_frame(&busy, load, &busy.tok, &nonce));
+    // Another minion's sign-in, as the queue sees it (a clear `_auth`); answered "bad load"
+    // (told to back off, or not a valid request) whenever it is taken.
+    let auth = Bytes::from(salt_proto::msgpack::encode(&salt_proto::value::map([
+        ("enc", salt_proto::value::string("clear")),
+        ("load", salt_proto::value::map([("cmd", salt_proto::value::string("_auth"))])),
+    ])));
+    // About a second of the worker's work queued: the storm thread may be descheduled a while
+    // without the worker ever finding no `_pillar` to take.
+    let outstanding = 400;
+    let mut in_flight = 0;
+    let mut next_auth = tokio::time::Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        while in_flight < outstanding {
+            if pillars.send(Message::from(vec![Bytes::new(), pillar.clone()])).await.is_err() {
+                panic!("send _pillar");
+            }
+            in_flight += 1;
+        }
+        if tokio::time::Instant::now() >= next_auth {
+            if auths.send(Message::from(vec![Bytes::new(), auth.clone()])).await.is_err() {
+                panic!("send _auth");
+            }
+            next_auth += Duration::from_millis(20);
+        }
+        while auths.try_recv().is_ok() {}
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(5), pillars.recv()).await {
+            in_flight -= 1;
+            served.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    pillars.close().await;
+    auths.close().await;
+}
+
+/// A real salt-minion whose `_auth` comes in a sign-in storm's excess is answered `"bad load"`
+/// unsigned (the queue's back-off, `reqqueue.rs`), takes it as a failed sign-in, waits
+/// `acceptance_wait_time` and signs in again once the storm is over, then answers a job.
+#[test]
+fn a_real_minion_told_to_back_off_in_a_storm_signs_in_later() {
+    if !have_salt() {
+        return;
+    }
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // Ports 22100-22199 (the range of the helper that wrote this test). One worker, sign-ins
+    // that waited 1 s told to back off, no data-cache files for the storm's `_pillar`s.
+    let mut env =
+        Env::new(22110, "auto_accept: True\nworker_threads: 1\nauth_backoff_after: 1\nminion_data_cache: False\n");
+    env.start_master();
+    let port = env.ret_port;
+    let stop = Arc::new(AtomicBool::new(false));
+    let served = Arc::new(AtomicUsize::new(0));
+    let (stop2, served2) = (stop.clone(), served.clone());
+    let storm_thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let Ok(rt) = rt else { panic!("runtime") };
+        rt.block_on(async move {
+            let Ok(key) = salt_proto::PrivateKey::generate(1024) else { panic!("keygen") };
+            let busy = match common::sign_in(port, "storm-busy", &key).await {
+                Ok(m) => m,
+                Err(e) => panic!("the storm's minion did not sign in: {e}"),
+            };
+            storm(port, busy, &stop2, &served2).await;
+        });
+    });
+    // The storm is on (its `_pillar`s answered) before the real minion starts.
+    wait_for("the storm's first _pillar replies", T, || {
+        served.load(Ordering::SeqCst) >= 10 || storm_thread.is_finished()
+    });
+    assert!(!storm_thread.is_finished(), "the storm ended early");
+    env.start_salt_minion("pb1");
+    let log = env.root.path().join("minion-pb1.log");
+    wait_for("pb1 told to back off (\"Sign-in attempt failed: bad load\" in its log)", T, || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("Sign-in attempt failed: bad load")
+    });
+    stop.store(true, Ordering::SeqCst);
+    assert!(storm_thread.join().is_ok(), "the storm thread panicked");
+    let ks = KeyStore::at(env.pki());
+    // Storm over: it signs in on its own and answers.
+    wait_for("pb1 accepted after the storm", T, || ks.accepted().unwrap_or_default().iter().any(|a| a == "pb1"));
+    wait_for("test.ping to pb1", T, || {
+        let (_, out, _) = env.cli("salt", &["pb1", "test.ping", "--static", "--out", "json", "-t", "10"], T);
+        Env::json(&out)["pb1"] == serde_json::json!(true)
     });
 }

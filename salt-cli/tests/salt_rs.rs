@@ -203,7 +203,7 @@ fn salt_rs_errors_without_a_master() {
     let conf = root.path().join("etc/salt");
     assert!(std::fs::create_dir_all(&conf).is_ok());
     let r = root.path().display().to_string();
-    assert!(std::fs::write(conf.join("master"), format!("root_dir: {r}\nret_port: 42599\n")).is_ok());
+    assert!(std::fs::write(conf.join("master"), format!("root_dir: {r}\nret_port: 25799\n")).is_ok());
     let salt_rs = |args: &[&str]| {
         let mut cmd = Command::new(SALT_RS);
         cmd.arg("-c").arg(&conf).args(args);

@@ -91,20 +91,24 @@ fn write_through_temp(path: &Path, data: &[u8], mode: u32, sync: bool) -> Result
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let seq = TMP_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
-    let _ = fs::remove_file(&tmp);
+    let create = || fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp);
     let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io_err("cannot create", &tmp))?;
+        // The name is this process's own (pid and sequence): one left by an earlier process of
+        // the same pid is removed only when it is there, not looked for on every write.
+        let mut f = match create() {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = fs::remove_file(&tmp);
+                create()
+            }
+            other => other,
+        }
+        .map_err(io_err("cannot create", &tmp))?;
         f.write_all(data).map_err(io_err("cannot write", &tmp))?;
         if sync {
             f.sync_all().map_err(io_err("cannot sync", &tmp))?;
         }
         // The umask may have narrowed the mode given to open(2).
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode)).map_err(io_err("cannot chmod", &tmp))?;
+        f.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_err("cannot chmod", &tmp))?;
         fs::rename(&tmp, path).map_err(io_err("cannot rename into", path))
     })();
     if result.is_err() {

@@ -218,7 +218,12 @@ pub fn run(mut cmd: Command, limit: Duration) -> Output {
 }
 
 /// Poll `ok` every 200 ms until it holds; panic after `limit`.
-pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, limit: Duration, ok: impl FnMut() -> bool) {
+    wait_for_explained(what, limit, ok, String::new)
+}
+
+/// [`wait_for`], with `explain()` (a daemon's log, the ports it holds) in the panic message.
+pub fn wait_for_explained(what: &str, limit: Duration, mut ok: impl FnMut() -> bool, explain: impl FnOnce() -> String) {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
         if ok() {
@@ -226,7 +231,7 @@ pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    panic!("timed out after {limit:?} waiting for {what}");
+    panic!("timed out after {limit:?} waiting for {what}\n{}", explain());
 }
 
 /// Whether a loopback TCP port can be bound now.

@@ -17,7 +17,7 @@ use salt_proto::{msgpack, Crypticle, EncAlgo, PrivateKey, SigAlgo, Value};
 use zmtp::{Message, Socket, SocketType};
 
 #[allow(unused_imports)]
-pub use testkit::{have_salt, run as run_output, salt_bin, wait_for, Proc, StopScope};
+pub use testkit::{have_salt, run as run_output, salt_bin, wait_for, wait_for_explained, Proc, StopScope};
 
 /// Run a command to completion within `limit`: `(exit code or -1, stdout, stderr)`.
 pub fn run(cmd: Command, limit: Duration) -> (i32, String, String) {
@@ -54,9 +54,9 @@ pub struct Env {
 impl Env {
     /// A root with our master's config (`extra` appended to `master`), on
     /// the port pair `preferred`/`preferred+1`, or the next free pair in the
-    /// hundred it lies in (this crate's ranges 41500-41599 and 46500-46599;
-    /// other programs' outgoing connections can hold such ports as
-    /// ephemeral source ports).
+    /// hundred it lies in (this crate's ranges 25500-25599 and 25600-25699,
+    /// below the kernel's ephemeral range 32768-60999, so no outgoing
+    /// connection of another program can hold them as source ports).
     pub fn new(preferred: u16, extra: &str) -> Env {
         let root = tempfile::Builder::new().prefix("mt").tempdir_in("/tmp");
         let Ok(root) = root else { panic!("no temp dir") };
@@ -103,16 +103,27 @@ impl Env {
         let log_path = log.clone();
         let master = self.master.as_mut();
         let Some(master) = master else { return };
-        wait_for("our master's sockets", Duration::from_secs(120), || {
-            if !master.alive() {
-                // Ports in 41500-41599 can be held as ephemeral source ports by
-                // other programs' outgoing connections; say so plainly.
-                panic!("our master exited: {}", fs::read_to_string(&log_path).unwrap_or_default());
-            }
-            sock.join("publish_pull.ipc").exists()
-                && sock.join("master_event_pub.ipc").exists()
-                && std::net::TcpStream::connect(("127.0.0.1", ret)).is_ok()
-        });
+        let pull = sock.join("publish_pull.ipc");
+        let bus = sock.join("master_event_pub.ipc");
+        wait_for_explained(
+            "our master's sockets",
+            Duration::from_secs(120),
+            || {
+                if !master.alive() {
+                    panic!("our master exited: {}", fs::read_to_string(&log_path).unwrap_or_default());
+                }
+                pull.exists() && bus.exists() && std::net::TcpStream::connect(("127.0.0.1", ret)).is_ok()
+            },
+            || {
+                format!(
+                    "publish_pull.ipc: {}, master_event_pub.ipc: {}, port {ret} bindable: {}\nmaster log:\n{}",
+                    pull.exists(),
+                    bus.exists(),
+                    testkit::port_free(ret),
+                    fs::read_to_string(&log_path).unwrap_or_default()
+                )
+            },
+        );
     }
 
     pub fn stop_master(&mut self) -> bool {

@@ -1,5 +1,6 @@
 //! A real `salt-master` 3008.5 and real `salt-minion`s under one short temporary root, on loopback
-//! ports from 42500–42599, for comparing our tools with the stock ones on the same jobs.
+//! ports from 25700–25799 (below the kernel's ephemeral range, so no other program's outgoing
+//! connection holds them), for comparing our tools with the stock ones on the same jobs.
 //!
 //! Needs the Salt venv (`SALT_VENV`, default `/opt/salt-venv`) and root; without them every test
 //! prints why and passes. Every process started here runs in a process group of its own, killed
@@ -23,9 +24,9 @@ use testkit::{kill_leftovers, Proc};
 
 /// Two free ports from our range.
 fn port_pair() -> (u16, u16) {
-    let (a, b) = testkit::port_pair(42500);
+    let (a, b) = testkit::port_pair(25700);
     if !testkit::port_free(a) {
-        panic!("no free port pair in 42500-42599");
+        panic!("no free port pair in 25700-25799");
     }
     (a, b)
 }
@@ -91,9 +92,28 @@ impl Env {
         let bus = self.r().join("var/run/salt/master/master_event_pub.ipc");
         let key = self.cachedir().join(".root_key");
         let port = self.ret_port;
-        wait_for("the salt-master to listen", Duration::from_secs(90), || {
-            pull.exists() && bus.exists() && key.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        let log = self.r().join("master.out");
+        testkit::wait_for_explained(
+            "the salt-master to listen",
+            Duration::from_secs(90),
+            || {
+                pull.exists()
+                    && bus.exists()
+                    && key.exists()
+                    && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            },
+            || {
+                format!(
+                    "publish_pull.ipc: {}, master_event_pub.ipc: {}, .root_key: {}, port {port} bindable: {}\n{}:\n{}",
+                    pull.exists(),
+                    bus.exists(),
+                    key.exists(),
+                    testkit::port_free(port),
+                    log.display(),
+                    fs::read_to_string(&log).unwrap_or_default()
+                )
+            },
+        );
     }
 
     /// Start a real `salt-minion` with this id (its key waits in `minions_pre`).

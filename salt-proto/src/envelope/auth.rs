@@ -198,11 +198,44 @@ pub fn auth_accept_load_with_sig(
     session_key: &str,
     publish_port: u16,
 ) -> Result<Value> {
-    let enc_algo = req.enc_algo()?;
     let minion_pub = PublicKey::from_pem(req.pub_key.trim())?;
     let master_pub = clean_key(&master_key.public_key().to_pem()?);
-    let mut m =
-        vec![("enc", string("pub")), ("pub_key", string(master_pub)), ("publish_port", Value::from(publish_port))];
+    let keys = AcceptKeys { minion_pub: &minion_pub, master_key, master_pub: &master_pub, aes_sig };
+    auth_accept_load_prepared(req, &keys, aes_key, session_key, publish_port)
+}
+
+/// What a master has ready for an `_auth` success reply, parsed and
+/// computed beforehand so a sign-in does each once: the minion's key as
+/// `_auth` already parsed it to check it, the master key, its public key
+/// as sent on the wire ([`clean_key`]ed SPKI PEM) and the `sig` of
+/// [`aes_key_sig`].
+#[derive(Debug, Clone, Copy)]
+pub struct AcceptKeys<'a> {
+    /// The key the minion presented (`req.pub_key`), parsed.
+    pub minion_pub: &'a PublicKey,
+    /// The master's private key.
+    pub master_key: &'a PrivateKey,
+    /// The master's public key, [`clean_key`]ed.
+    pub master_pub: &'a str,
+    /// [`aes_key_sig`] of the AES key sent.
+    pub aes_sig: &'a [u8],
+}
+
+/// [`auth_accept_load_with_sig`] from [`AcceptKeys`]: nothing parsed again.
+pub fn auth_accept_load_prepared(
+    req: &AuthRequest,
+    keys: &AcceptKeys<'_>,
+    aes_key: &str,
+    session_key: &str,
+    publish_port: u16,
+) -> Result<Value> {
+    let AcceptKeys { minion_pub, master_key, master_pub, aes_sig } = *keys;
+    let enc_algo = req.enc_algo()?;
+    let mut m = vec![
+        ("enc", string("pub")),
+        ("pub_key", string(master_pub.to_owned())),
+        ("publish_port", Value::from(publish_port)),
+    ];
     if let Some(t) = &req.token {
         if let Ok(plain) = master_key.decrypt(t, enc_algo) {
             m.push(("token", bytes(minion_pub.encrypt(&plain, enc_algo)?)));
@@ -238,6 +271,20 @@ pub fn accept_auth_with_sig(
 ) -> Result<Value> {
     let inner = auth_accept_load_with_sig(req, master_key, aes_key, aes_sig, session_key, publish_port)?;
     Ok(ClearSigned::sign(master_key, &inner, req.sig_algo()?)?.to_value())
+}
+
+/// [`accept_auth_with_sig`] from [`AcceptKeys`] (what a master signing many
+/// minions in uses: the minion's key is parsed once per sign-in, the
+/// master's public key once per start).
+pub fn accept_auth_prepared(
+    req: &AuthRequest,
+    keys: &AcceptKeys<'_>,
+    aes_key: &str,
+    session_key: &str,
+    publish_port: u16,
+) -> Result<Value> {
+    let inner = auth_accept_load_prepared(req, keys, aes_key, session_key, publish_port)?;
+    Ok(ClearSigned::sign(keys.master_key, &inner, req.sig_algo()?)?.to_value())
 }
 
 /// What a minion learns from a successful `_auth`.

@@ -28,6 +28,20 @@ impl Lb {
     /// message with what to wait for.
     #[inline]
     pub(crate) fn route_to(&mut self, pipes: &Pipes, msg: Message) -> Result<PipeId, Unsent> {
+        if pipes.len() == 1 {
+            // One peer (the usual DEALER, REQ, PUSH): straight to its pipe, without the cursor,
+            // the search or the bookkeeping of which pipe came first (about 40 instructions a
+            // message: the message moved in and out of the search's `Option` each time).
+            if let Some((&id, pipe)) = pipes.iter().next() {
+                return match pipe.tx.try_send(msg) {
+                    Ok(()) => {
+                        self.next = id + 1;
+                        Ok(id)
+                    }
+                    Err(TrySendError::Full(m) | TrySendError::Closed(m)) => Err(Unsent::Blocked(m, Wait::Room(id))),
+                };
+            }
+        }
         let mut msg = Some(msg);
         let mut chosen = None;
         let mut first = None;
@@ -45,15 +59,8 @@ impl Lb {
                 }
             }
         };
-        if pipes.len() == 1 {
-            // One peer (the usual DEALER, REQ, PUSH): no search for the cursor.
-            if let Some((&id, pipe)) = pipes.iter().next() {
-                offer(id, pipe);
-            }
-        } else {
-            let start = self.next;
-            let _ = pipes.range(start..).chain(pipes.range(..start)).any(|(&id, pipe)| offer(id, pipe));
-        }
+        let start = self.next;
+        let _ = pipes.range(start..).chain(pipes.range(..start)).any(|(&id, pipe)| offer(id, pipe));
         match (chosen, msg) {
             (Some(id), _) => {
                 self.next = id + 1;
