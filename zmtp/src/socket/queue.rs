@@ -360,6 +360,10 @@ impl<S: Store> Tx<S> {
                 }
                 st.store.push(place, item);
             }
+            // Taken only if someone waits: the empty list keeps its buffer for the next waiter.
+            if st.rx_waiters.is_empty() {
+                return stop;
+            }
             (stop, st.take_rx_waiters())
         };
         wake_all(waiters);
