@@ -466,3 +466,49 @@ async fn unsent_messages_come_back() {
     assert!(matches!(back.error, Error::WouldBlock), "{back:?}");
     assert_eq!(text(&back.into_message()), ["D", "m"]);
 }
+
+/// What a peer sends in one go (one read) reaches the application whole and in order, across
+/// the batches a connection hands its messages over in and the other events that end them: an
+/// XSUB's plain messages and its subscriptions (commands on the wire, messages to a verbose
+/// XPUB), 300 of them against a receive high-water mark of 7, so that batches also stop at a full
+/// queue. (Our XSUB sends its subscriptions from a queue of their own, so only the order within
+/// each kind is the sender's.)
+#[tokio::test]
+async fn a_burst_of_messages_and_subscriptions_arrives_in_order() {
+    for ep in endpoints("burst") {
+        let xpub = Socket::with_options(SocketType::XPub, Options::default().xpub_verbose(true).rcvhwm(7));
+        let bound = xpub.bind(&ep).await.expect("bind");
+        let xsub = Socket::new(SocketType::XSub);
+        xsub.connect(&bound).await.expect("connect");
+        // Up before the burst, so that it goes out together.
+        xsub.send(&b"\x01first"[..]).await.expect("send");
+        assert_eq!(recv(&xpub).await, Message::from(&b"\x01first"[..]), "{ep}");
+        let burst: Vec<Vec<u8>> = (0..300)
+            .map(|i| if i % 3 == 2 { format!("\x01s{i}").into_bytes() } else { format!("m{i}").into_bytes() })
+            .collect();
+        for m in &burst {
+            xsub.send(&m[..]).await.expect("send");
+        }
+        let (mut subs, mut msgs) = (Vec::new(), Vec::new());
+        for _ in 0..burst.len() {
+            let Ok(Ok(m)) = tokio::time::timeout(T, xpub.recv()).await else {
+                panic!(
+                    "{ep}: {} subscriptions and {} messages of 100 and 200 came; last {:?} {:?}",
+                    subs.len(),
+                    msgs.len(),
+                    subs.last().map(|s: &Vec<u8>| String::from_utf8_lossy(s).into_owned()),
+                    msgs.last().map(|s: &Vec<u8>| String::from_utf8_lossy(s).into_owned())
+                );
+            };
+            let body = m.iter().next().map(|f| f.to_vec()).unwrap_or_default();
+            if body.first() == Some(&1) {
+                subs.push(body);
+            } else {
+                msgs.push(body);
+            }
+        }
+        let (want_subs, want_msgs): (Vec<Vec<u8>>, Vec<Vec<u8>>) = burst.into_iter().partition(|m| m[0] == 1);
+        assert_eq!(subs, want_subs, "{ep}");
+        assert_eq!(msgs, want_msgs, "{ep}");
+    }
+}

@@ -656,6 +656,11 @@ impl Connection {
         self.events.pop_front()
     }
 
+    /// How many events [`Connection::poll_event`] has queued.
+    pub fn queued_events(&self) -> usize {
+        self.events.len()
+    }
+
     /// When [`Connection::handle_timeout`] should next be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {

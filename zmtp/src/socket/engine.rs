@@ -208,9 +208,11 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
             while pending.is_none() {
                 let ev = match conn.poll_event() {
                     None => break,
-                    Some(Event::Message(msg)) => {
+                    Some(Event::Message(msg)) if conn.queued_events() > 0 => {
                         // Messages in a row go to the application's queue in one batch (one
                         // lock); the first other event ends it and is handled below, after them.
+                        // (A lone message, a request or a reply, takes the path below: no batch
+                        // to set up on the round trip.)
                         let Some(first) = session.inbound(msg) else { continue };
                         let mut first = Some(first);
                         let mut other = None;

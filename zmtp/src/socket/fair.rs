@@ -191,11 +191,11 @@ impl<T: Keyed> Store for Lanes<T> {
 
     /// The next message in turn, and the peer to wake if its lane is down to the low-water mark.
     #[inline(always)]
-    fn pop(&mut self, capacity: usize) -> Option<(T, Vec<Waker>)> {
+    fn pop(&mut self, capacity: usize, woken: &mut Vec<Waker>) -> Option<T> {
         let &slot = self.ring.front()?;
         let lane = &mut self.slots[slot].slot;
         let item = lane.items.pop_front()?;
-        let waiters = lane.waiters_after_take(capacity);
+        *woken = lane.waiters_after_take(capacity);
         if lane.items.is_empty() {
             self.ring.pop_front();
             // With one lane (a single peer) there is no other lane to lend the buffer to, and a
@@ -209,7 +209,7 @@ impl<T: Keyed> Store for Lanes<T> {
             self.ring.pop_front();
             self.ring.push_back(slot);
         }
-        Some((item, waiters))
+        Some(item)
     }
 
     fn released(&mut self, place: usize) {

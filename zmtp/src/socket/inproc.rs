@@ -187,8 +187,13 @@ async fn pump(from: &Core, rx: &mut PipeRx, to: &mut Session) -> DisconnectReaso
                     Control::Subscribe(t) => (t, true),
                     Control::Cancel(t) => (t, false),
                 };
+                // An XPUB's report waits for room as a message does (dropped at a full queue, a
+                // verbose XPUB lost reports: zmtp/tests/patterns.rs, a burst over inproc).
                 if let Some(inbound) = to.subscription(&topic, subscribe) {
-                    let _ = to_core.try_deliver(inbound);
+                    tokio::select! {
+                        r = to_core.deliver(inbound) => if r.is_err() { return DisconnectReason::Eof },
+                        _ = to_core.closing.cancelled() => return DisconnectReason::Eof,
+                    }
                 }
             }
             _ = from.closing.cancelled() => {

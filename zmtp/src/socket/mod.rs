@@ -265,11 +265,21 @@ impl Socket {
     /// Cancel safe: if the future is dropped, no message is lost.
     pub async fn recv(&self) -> Result<Message, Error> {
         // A queued message for a type that takes messages as they come (DEALER, PULL, PAIR, XSUB,
-        // XPUB): return it without the async layers below.
+        // XPUB), or filters them without a state to check first (ROUTER, SUB): return it without
+        // the async layers below (ROUTER: about 40 instructions a message, callgrind). Two
+        // branches: one loop for both cost PULL's as many.
         let core = &*self.core;
-        if core.traits.receives && !core.traits.filters_inbound && !core.options.conflate {
-            if let Some(inbound) = self.inbound.try_recv() {
-                return Ok(inbound.msg);
+        if core.traits.receives && !core.options.conflate {
+            if !core.traits.filters_inbound {
+                if let Some(inbound) = self.inbound.try_recv() {
+                    return Ok(inbound.msg);
+                }
+            } else if !core.traits.checks_recv {
+                while let Some(inbound) = self.inbound.try_recv() {
+                    if let Some(msg) = core.filter(inbound) {
+                        return Ok(msg);
+                    }
+                }
             }
         }
         match self.core.options.recv_timeout {

@@ -118,9 +118,14 @@ pub(crate) trait Store {
     fn slot(&mut self, place: Self::Place) -> &mut Slot<Self::Item>;
     /// Queues `item` in the slot at `place`.
     fn push(&mut self, place: Self::Place, item: Self::Item);
-    /// The next message, and the senders to wake now that there is room
+    /// The next message; the senders to wake now that there is room into `woken`
     /// ([`Slot::waiters_after_take`] with `capacity`).
-    fn pop(&mut self, capacity: usize) -> Option<(Self::Item, Vec<Waker>)>;
+    ///
+    /// The wakers go into `woken` (empty when called) rather than into a returned tuple: the
+    /// message then comes back in the `Option` the caller returns as it is, not unpacked from a
+    /// tuple and wrapped again (each a copy of the whole message: about 30 instructions a
+    /// receive for an inbound message of 120 octets, callgrind).
+    fn pop(&mut self, capacity: usize, woken: &mut Vec<Waker>) -> Option<Self::Item>;
     /// A reservation at `place` was given back unused (`fair` drops a closed, idle lane here).
     fn released(&mut self, place: Self::Place);
     /// The receiver is gone: every queued message, and every waiting sender's waker.
@@ -153,9 +158,10 @@ impl<T> Store for Deque<T> {
     }
 
     #[inline(always)]
-    fn pop(&mut self, capacity: usize) -> Option<(T, Vec<Waker>)> {
+    fn pop(&mut self, capacity: usize, woken: &mut Vec<Waker>) -> Option<T> {
         let msg = self.0.items.pop_front()?;
-        Some((msg, self.0.waiters_after_take(capacity)))
+        *woken = self.0.waiters_after_take(capacity);
+        Some(msg)
     }
 
     fn released(&mut self, (): ()) {}
@@ -354,6 +360,10 @@ impl<S: Store> Tx<S> {
                 }
                 st.store.push(place, item);
             }
+            // Taken only if someone waits: the empty list keeps its buffer for the next waiter.
+            if st.rx_waiters.is_empty() {
+                return stop;
+            }
             (stop, st.take_rx_waiters())
         };
         wake_all(waiters);
@@ -475,13 +485,14 @@ impl<S: Store> Drop for Chan<S> {
 impl<S: Store> Chan<S> {
     /// The next message if one is queued.
     pub(crate) fn try_recv(&self) -> Option<S::Item> {
-        let (msg, waiters) = {
+        let mut waiters = Vec::new();
+        let msg = {
             let mut st = self.shared.lock();
             let capacity = st.capacity;
-            st.store.pop(capacity)?
+            st.store.pop(capacity, &mut waiters)
         };
         wake_all(waiters);
-        Some(msg)
+        msg
     }
 
     /// Waits for the next message; `None` once every sender is gone and nothing is queued.
@@ -492,11 +503,12 @@ impl<S: Store> Chan<S> {
 
     /// Takes the next message, or registers `cx` to be woken when one comes.
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
-        let (msg, waiters) = {
+        let mut waiters = Vec::new();
+        let msg = {
             let mut st = self.shared.lock();
             let capacity = st.capacity;
-            match st.store.pop(capacity) {
-                Some(popped) => popped,
+            match st.store.pop(capacity, &mut waiters) {
+                Some(msg) => msg,
                 None if st.senders == 0 => return Poll::Ready(None),
                 None => {
                     register(&mut st.rx_waiters, cx.waker());
