@@ -58,6 +58,17 @@ def fds(pid):
 ALL = []  # every child, killed on the way out whatever happens
 
 
+def run_reaping(main):
+    """Runs `main`, then kills every child in ALL still running, whatever happened."""
+    try:
+        main()
+    finally:
+        for child in ALL:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+
+
 class Proc:
     """A zpeer child; its stdout lines go to `on_line` from a reader thread."""
 
@@ -424,10 +435,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        for child in ALL:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+    run_reaping(main)

@@ -34,13 +34,10 @@ import sys
 import threading
 import time
 
-# The soak's bounds and /proc readers are the zmtp half's (scripts/soak.py), stated once.
-from soak import FD_SLACK, GROWTH_BOUND_MIB, PEAK_BOUND_MIB, fds, status
+# The soak's bounds, /proc readers and child reaping are the zmtp half's (scripts/soak.py), stated once.
+from soak import ALL, FD_SLACK, GROWTH_BOUND_MIB, PEAK_BOUND_MIB, fds, run_reaping, status
 
 JOB_TIMEOUT = 5
-
-ALL = []  # every child, killed on the way out whatever happens
-
 
 def spawn(cmd, log):
     out = open(log, "a")
@@ -364,10 +361,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    finally:
-        for child in ALL:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+    run_reaping(main)
