@@ -200,8 +200,7 @@ pub async fn run_publish_daemon(
     tokio::pin!(stop);
     // Heap trim a little after a publish, once the subscribers' connections freed their output
     // buffers (heaptrim.rs).
-    let mut trimmer =
-        crate::heaptrim::Trimmer::after_quiet(Instant::now(), 1, zmtp::proto::OUT_IDLE_RELEASE * 2);
+    let mut trimmer = crate::heaptrim::Trimmer::after_quiet(Instant::now(), 1, zmtp::proto::OUT_IDLE_RELEASE * 2);
     let mut trim_tick = tokio::time::interval(crate::heaptrim::PERIOD);
     trim_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
