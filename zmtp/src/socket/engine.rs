@@ -308,6 +308,11 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
             }
             break DisconnectReason::Closed;
         }
+        if wq.len == 0 && rx.data.is_empty() {
+            // Nothing to write: an output buffer grown for a large message is freed if it stays
+            // unused for a while (its deadline is one of `poll_timeout`'s, armed below).
+            conn.output_drained(|| Instant::now().into_std());
+        }
         let deadline = match (conn.poll_timeout().map(Instant::from_std), closed.then(|| core.linger_deadline())) {
             (a, Some(Some(b))) => Some(a.map_or(b, |a| a.min(b))),
             (a, _) => a,
@@ -319,10 +324,6 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
             armed = deadline;
         }
         let take_messages = conn.is_ready() && wq.len < WRITE_BACKLOG;
-        if wq.len == 0 && rx.data.is_empty() {
-            // Nothing to write: an output buffer grown for a large message is not kept.
-            conn.release_idle_output();
-        }
         let can_read = pending.is_none() && fatal.is_none();
         let missing = conn.missing(rbuf.buf.len());
 
