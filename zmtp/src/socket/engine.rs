@@ -82,8 +82,12 @@ fn config(core: &Core, accepted: bool, stream: &Stream) -> Result<Config, Connec
 /// The pending writes: chunks from the connection, written with vectored IO.
 #[derive(Default)]
 struct WriteQueue {
-    chunks: VecDeque<Bytes>,
+    /// Each marked if it is a message's body, written by reference (`poll_transmit_marked`).
+    chunks: VecDeque<(Bytes, bool)>,
     len: usize,
+    /// Message bodies written, to hand back to the application to free (`wire::PipeQueue::
+    /// give_back`).
+    written: Vec<Bytes>,
 }
 
 impl WriteQueue {
@@ -96,8 +100,8 @@ impl WriteQueue {
 
     /// Takes what the connection has to send.
     fn fill(&mut self, conn: &mut Connection) {
-        while let Some(c) = conn.poll_transmit() {
-            self.len += c.len();
+        while let Some(c) = conn.poll_transmit_marked() {
+            self.len += c.0.len();
             self.chunks.push_back(c);
         }
     }
@@ -105,10 +109,12 @@ impl WriteQueue {
     fn advance(&mut self, mut n: usize) {
         self.len -= n;
         while n > 0 {
-            let Some(front) = self.chunks.front_mut() else { return };
+            let Some((front, _)) = self.chunks.front_mut() else { return };
             if n >= front.len() {
                 n -= front.len();
-                self.chunks.pop_front();
+                if let Some((chunk, true)) = self.chunks.pop_front() {
+                    self.written.push(chunk);
+                }
             } else {
                 front.advance(n);
                 n = 0;
@@ -353,7 +359,11 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
             }
             res = write_some(writer, &wq), if wq.len > 0 => {
                 match res {
-                    Ok(n) => wq.advance(n),
+                    Ok(n) => {
+                        wq.advance(n);
+                        // The bodies written go back to the application's thread to be freed.
+                        rx.data.give_back(&mut wq.written);
+                    }
                     Err(e) => break DisconnectReason::Io(e.to_string()),
                 }
             }
@@ -408,7 +418,8 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
         }
     };
     // The pipe may outlive this connection (a connecting endpoint's): the next one says again.
-    rx.data.set_encode(false);
+    // What was handed back for the application to free and not taken yet is freed here.
+    drop(rx.data.end());
     let _ = writer.shutdown().await;
     reason
 }
@@ -535,7 +546,7 @@ fn write_some<'a>(
         // Most writes have a few chunks (one batch buffer, maybe large bodies): keep those on the
         // stack.
         let slices: smallvec::SmallVec<[IoSlice<'_>; 8]> =
-            wq.chunks.iter().take(MAX_IOV).map(|c| IoSlice::new(c)).collect();
+            wq.chunks.iter().take(MAX_IOV).map(|(c, _)| IoSlice::new(c)).collect();
         match std::task::ready!(std::pin::Pin::new(&mut **writer).poll_write_vectored(cx, &slices)) {
             Ok(0) => std::task::Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
             other => std::task::Poll::Ready(other),
@@ -549,7 +560,10 @@ async fn flush_best_effort(writer: &mut crate::transport::WriteHalf, wq: &mut Wr
     let _ = tokio::time::timeout(std::time::Duration::from_millis(100), async {
         while wq.len > 0 {
             match write_some(writer, wq).await {
-                Ok(n) => wq.advance(n),
+                Ok(n) => {
+                    wq.advance(n);
+                    wq.written.clear();
+                }
                 Err(_) => return,
             }
         }
@@ -578,7 +592,10 @@ async fn linger(
                 return;
             }
             match write_some(writer, wq).await {
-                Ok(n) => wq.advance(n),
+                Ok(n) => {
+                    wq.advance(n);
+                    wq.written.clear();
+                }
                 Err(_) => return,
             }
         }
