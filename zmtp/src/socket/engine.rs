@@ -386,14 +386,14 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                         }
                     }
                 }
-                out.send(conn, &mut spare);
+                out.send(conn, &mut spare, &mut wq.written);
                 // Batch what else is queued, up to the backlog limit, taking a few at a time.
                 while conn.pending_transmit() + wq.len < WRITE_BACKLOG {
                     if rx.data.try_recv_many(&mut batch, BATCH, &mut spare) == 0 {
                         break;
                     }
                     for out in batch.drain(..) {
-                        out.send(conn, &mut spare);
+                        out.send(conn, &mut spare, &mut wq.written);
                     }
                 }
             }
@@ -582,7 +582,7 @@ async fn linger(
     let work = async {
         loop {
             while let Some(out) = rx.data.try_recv() {
-                out.send(conn, &mut None);
+                out.send(conn, &mut None, &mut wq.written);
                 if conn.pending_transmit() + wq.len >= WRITE_BACKLOG {
                     break;
                 }

@@ -82,12 +82,15 @@ impl Run {
 impl Out {
     /// Queues this for the peer on `conn`: a message, or a run's frames as they are (taken
     /// apart into messages if `conn` does not frame in plaintext). A run's buffer goes to `spare`
-    /// to be given back to the queue ([`PipeQueue::try_recv_many`]).
+    /// to be given back to the queue ([`PipeQueue::try_recv_many`]); a message's bodies, copied
+    /// into the output (or shared with it, then handed back again once written), to `written`,
+    /// for the application to free ([`PipeQueue::give_back`]).
     #[inline]
-    pub(crate) fn send(self, conn: &mut Connection, spare: &mut Option<BytesMut>) {
+    pub(crate) fn send(self, conn: &mut Connection, spare: &mut Option<BytesMut>, written: &mut Vec<Bytes>) {
         match self {
             Out::Msg(m) => {
                 conn.send_message(&m);
+                written.extend(m);
             }
             Out::Run(run) => {
                 if conn.send_encoded(&run.frames) {
@@ -173,7 +176,7 @@ pub(crate) struct Wire {
 
 /// At most this many bodies, and [`GIVE_BACK_OCTETS`], wait in a pipe for the application to
 /// free them; beyond, the connection frees them itself.
-const GIVE_BACK_MAX: usize = 256;
+const GIVE_BACK_MAX: usize = 1024;
 const GIVE_BACK_OCTETS: usize = 1 << 20;
 
 /// What a push leaves to drop after the lock: the message it encoded, and the bodies written
@@ -563,7 +566,7 @@ mod tests {
         }
         let mut spare = None;
         for out in items(&rx) {
-            out.send(&mut a, &mut spare);
+            out.send(&mut a, &mut spare, &mut Vec::new());
         }
         assert_eq!(spare.is_some(), a.frames_in_plaintext(), "a written run's buffer is kept");
         shuttle(&mut a, &mut b, now).expect("traffic");
