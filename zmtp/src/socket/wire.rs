@@ -525,7 +525,7 @@ mod tests {
     #[test]
     fn written_bodies_wait_for_the_next_send_within_bounds() {
         let (tx, rx) = channel(1000);
-        let body = Bytes::from(vec![1u8; 4096]);
+        let body = Bytes::from(vec![1u8; 16]);
         let mut written = vec![body.clone()];
         rx.give_back(&mut written);
         assert!(written.is_empty());
@@ -544,6 +544,10 @@ mod tests {
         assert!(!body.is_unique());
         drop(rx.end());
         assert!(body.is_unique(), "the connection's end took them");
+        let large = Bytes::from(vec![1u8; GIVE_BACK_OCTETS]);
+        let mut written = vec![large.clone(), large.clone()];
+        rx.give_back(&mut written);
+        assert!(large.is_unique(), "beyond the octets: freed by the connection");
     }
 
     /// What the peer decodes from messages sent through a pipe whose sender encoded them: the
