@@ -250,6 +250,8 @@ pub(crate) type Receiver<T> = queue::Chan<Lanes<T>>;
 
 impl<T: Keyed> Sender<T> {
     /// Waits for room in lane `key` and reserves it. `Err` once the receiver is gone. Cancel safe.
+    /// (The connections wait with `poll_send`.)
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) async fn reserve(&self, key: u64) -> Result<queue::Reserved<'_, Lanes<T>>, ()> {
         self.reserve_for(key).await
     }
