@@ -90,6 +90,28 @@ def group_usage(pgid):
     return cpu, rss, pss, len(pids)
 
 
+def group_rss_by_unit(pgid):
+    """Each process's resident size in MiB, by its unit (`--unit NAME` in its command line; `main`
+    without one; several of one name summed): which process the memory is in."""
+    out = {}
+    for pid in group_pids(pgid):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+            name = "main"
+            if b"--unit" in args:
+                i = args.index(b"--unit")
+                if i + 1 < len(args):
+                    name = args[i + 1].decode(errors="replace")
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        out[name] = round(out.get(name, 0) + int(line.split()[1]) / 1024, 1)
+        except (OSError, ValueError):
+            pass
+    return out
+
+
 def group_peak_kib(pgid):
     """Sum over a process group of each process's peak resident size (VmHWM), KiB."""
     peak = 0
@@ -236,6 +258,7 @@ class Run:
         r["reauth_signed_in"] = st.get("signed_in", 0) - before.get("signed_in", 0)
         r["reauth_auth_requests"] = st.get("auth_requests", 0) - before.get("auth_requests", 0)
         r["master_cpu_s"] = round(group_usage(self.master.pid)[0] - cpu0, 1)
+        r["master_rss_by_unit_mib"] = group_rss_by_unit(self.master.pid)
         return r
 
     def go(self):
@@ -282,7 +305,8 @@ class Run:
         storm["master_cpu_s"] = round(cpu1 - cpu0, 1)
         self.out["storm"] = storm
         self.out.update(master_rss_after_storm_mib=round(rss1 / 1024, 1),
-                        master_pss_after_storm_mib=round(pss1 / 1024, 1))
+                        master_pss_after_storm_mib=round(pss1 / 1024, 1),
+                        master_rss_by_unit_after_storm_mib=group_rss_by_unit(self.master.pid))
         self.log(f"storm: {storm}")
         if self.master.poll() is None:
             time.sleep(1)
@@ -309,7 +333,9 @@ class Run:
         # yet), and `--settle` seconds later with nothing sent (ours trims the heap at most every 5 s
         # after a burst, master/src/heaptrim.rs); the peak is each process's VmHWM, summed.
         _, rss_busy, _, _ = group_usage(self.master.pid)
+        self.out["master_rss_by_unit_last_job_mib"] = group_rss_by_unit(self.master.pid)
         time.sleep(self.a.settle)
+        self.out["master_rss_by_unit_end_mib"] = group_rss_by_unit(self.master.pid)
         cpu2, rss2, pss2, np2 = group_usage(self.master.pid)
         scpu, srss, _, _ = group_usage(self.swarm.pid)
         self.out.update(master_rss_last_job_mib=round(rss_busy / 1024, 1), settle_s=self.a.settle,

@@ -222,6 +222,18 @@ enum AfterWindow {
     Handover,
 }
 
+/// The CPU time this process has used (user and system, every thread), in seconds, from
+/// `/proc/self/stat` (clock ticks, 10 ms here); 0 where that file is missing.
+fn process_cpu_s() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    // The fields after the command name's closing parenthesis; utime and stime are the 12th and
+    // 13th of them (fields 14 and 15 of proc(5)).
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 fn spawn_control(role: &'static str, counters: Arc<Counters>, size: usize, after: AfterWindow) {
     std::thread::Builder::new()
         .name("control".into())
@@ -238,10 +250,12 @@ fn spawn_control(role: &'static str, counters: Arc<Counters>, size: usize, after
                         let t0 = Instant::now();
                         let c0 = counters.sum();
                         let a0 = alloc::snapshot();
+                        let cpu0 = process_cpu_s();
                         PHASE.store(1, Release);
                         sleep_until_unix_ns(end);
                         let c1 = counters.sum();
                         let a1 = alloc::snapshot();
+                        let cpu1 = process_cpu_s();
                         let dt = t0.elapsed().as_secs_f64();
                         let msgs = c1.0 - c0.0;
                         let allocs = a1.0 - a0.0;
@@ -255,6 +269,7 @@ fn spawn_control(role: &'static str, counters: Arc<Counters>, size: usize, after
                             "lost": c1.1 - c0.1,
                             "bad": c1.2 - c0.2,
                             "allocs": allocs,
+                            "cpu_s": cpu1 - cpu0,
                             "alloc_bytes": a1.1 - a0.1,
                             "allocs_per_msg": if msgs > 0 { allocs as f64 / msgs as f64 } else { 0.0 },
                             "total_msgs": c1.0,

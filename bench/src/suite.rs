@@ -759,6 +759,9 @@ impl Driver {
                 hub.wait(p, "ready", Duration::from_secs(40))?;
             }
             let (start, end) = self.go_window();
+            // The PUB's system calls per message sent (with the syscalls section).
+            let perf_dur = self.cfg.window.saturating_sub(Duration::from_millis(100));
+            let perf = self.cfg.syscalls.then(|| perf_syscalls(hub.pid(pub_p), start + 50_000_000, perf_dur));
             let go = format!("go {start} {end}");
             hub.say(pub_p, &go);
             for &p in &sub_ps {
@@ -771,7 +774,13 @@ impl Driver {
             }
             let pr = hub.wait(pub_p, "result", Duration::from_secs(3)).unwrap_or(Value::Null);
             hub.finish();
-            Ok(json!({"subs": results, "pub": pr}))
+            let mut out = json!({"subs": results, "pub": pr});
+            if let Some(ps) = perf {
+                let msgs = out["pub"]["msgs"].as_u64().unwrap_or(0);
+                out["pub_syscalls"] =
+                    per_msg(ps.join().ok().flatten(), msgs, self.cfg.window.as_secs_f64(), perf_dur.as_secs_f64());
+            }
+            Ok(out)
         })();
         if let Some(p) = pace_path {
             let _ = std::fs::remove_file(p);
@@ -783,7 +792,9 @@ impl Driver {
                 let mut lost = 0u64;
                 let mut msgs = 0u64;
                 let mut allocs = 0.0;
+                let mut sub_cpu = 0.0;
                 for s in o["subs"].as_array().into_iter().flatten() {
+                    sub_cpu += s["cpu_s"].as_f64().unwrap_or(0.0);
                     rate += s["rate"].as_f64().unwrap_or(0.0);
                     lost += s["lost"].as_u64().unwrap_or(0);
                     msgs += s["msgs"].as_u64().unwrap_or(0);
@@ -796,6 +807,14 @@ impl Driver {
                 v["pub_rate"] = o["pub"]["rate"].clone();
                 v["pub_allocs_per_msg"] = o["pub"]["allocs_per_msg"].clone();
                 v["sub_allocs_per_msg"] = json!(if msgs > 0 { allocs / msgs as f64 } else { 0.0 });
+                v["pub_syscalls_per_msg"] = o["pub_syscalls"].clone();
+                // CPU per message delivered, each side (processes' user + system time over the
+                // window, 10 ms ticks): on 2 cores shared by both sides, what caps the rate.
+                if msgs > 0 {
+                    let pub_cpu = o["pub"]["cpu_s"].as_f64().unwrap_or(0.0);
+                    v["pub_cpu_ns_per_delivery"] = json!(pub_cpu * 1e9 / msgs as f64);
+                    v["sub_cpu_ns_per_delivery"] = json!(sub_cpu * 1e9 / msgs as f64);
+                }
                 let summary = format!(
                     "{:>10.0} msg/s delivered (all subs)  loss {loss:.1}%  pub {:.0} msg/s",
                     rate,

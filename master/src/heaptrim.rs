@@ -16,6 +16,11 @@
 //! received since the last time: during a storm every few seconds, once more just after it,
 //! never while the master is idle.
 //!
+//! The Publisher process trims too ([`Trimmer::after_quiet`]): a publish makes every subscriber's
+//! connection allocate an output buffer for it, which zmtp frees once the connection has been idle
+//! for `zmtp::proto::OUT_IDLE_RELEASE`, scattered between the connections' long-lived state; a
+//! trim a little after the last publish gives those pages back.
+//!
 //! `malloc_trim` is glibc's (the C library every Rust program on a `gnu` target already links,
 //! not an added one); elsewhere [`trim`] does nothing.
 
@@ -46,17 +51,27 @@ pub fn trim() -> bool {
     false
 }
 
-/// When to trim: counts requests, says when a trim is due.
+/// When to trim: counts events (requests received, messages published), says when a trim is due.
 #[derive(Debug)]
 pub struct Trimmer {
     since: u64,
     last: Instant,
+    after: u64,
+    quiet: Duration,
+    last_event: Instant,
 }
 
 impl Trimmer {
-    /// Nothing received yet.
+    /// The request server's: due every [`PERIOD`] while [`AFTER_REQUESTS`] requests came in
+    /// since the last trim, storm or not.
     pub fn new(now: Instant) -> Self {
-        Trimmer { since: 0, last: now }
+        Trimmer::after_quiet(now, AFTER_REQUESTS, Duration::ZERO)
+    }
+
+    /// Due once `after` events came since the last trim, the last of them at least `quiet` ago,
+    /// and at most every [`PERIOD`].
+    pub fn after_quiet(now: Instant, after: u64, quiet: Duration) -> Self {
+        Trimmer { since: 0, last: now, after, quiet, last_event: now }
     }
 
     /// One request received.
@@ -64,9 +79,18 @@ impl Trimmer {
         self.since = self.since.saturating_add(1);
     }
 
+    /// One event (a message published) at `now`.
+    pub fn event_at(&mut self, now: Instant) {
+        self.received();
+        self.last_event = now;
+    }
+
     /// Whether a trim is due at `now` (then counted as done).
     pub fn due(&mut self, now: Instant) -> bool {
-        if self.since < AFTER_REQUESTS || now.saturating_duration_since(self.last) < PERIOD {
+        if self.since < self.after
+            || now.saturating_duration_since(self.last) < PERIOD
+            || now.saturating_duration_since(self.last_event) < self.quiet
+        {
             return false;
         }
         self.since = 0;
@@ -96,5 +120,17 @@ mod tests {
         }
         assert!(!t.due(t0 + PERIOD + PERIOD / 2), "the period runs from the last trim");
         assert!(t.due(t0 + PERIOD * 2));
+    }
+
+    #[test]
+    fn after_quiet_waits_for_the_events_to_stop() {
+        let t0 = Instant::now();
+        let quiet = Duration::from_secs(3);
+        let mut t = Trimmer::after_quiet(t0, 1, quiet);
+        assert!(!t.due(t0 + PERIOD * 10), "nothing happened");
+        t.event_at(t0 + PERIOD * 10);
+        assert!(!t.due(t0 + PERIOD * 10 + quiet / 2), "not quiet yet");
+        assert!(t.due(t0 + PERIOD * 10 + quiet));
+        assert!(!t.due(t0 + PERIOD * 20), "once per burst");
     }
 }

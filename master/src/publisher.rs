@@ -29,7 +29,7 @@
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use salt_proto::{envelope, msgpack, Value};
@@ -198,14 +198,27 @@ pub async fn run_publish_daemon(
         .map_err(|e| UnitError::io("chmod", &pull_path, e))?;
     tracing::info!("Publisher bound {ep} and {pull_ep}");
     tokio::pin!(stop);
+    // Heap trim a little after a publish, once the subscribers' connections freed their output
+    // buffers (heaptrim.rs).
+    let mut trimmer = crate::heaptrim::Trimmer::after_quiet(Instant::now(), 1, zmtp::proto::OUT_IDLE_RELEASE * 2);
+    let mut trim_tick = tokio::time::interval(crate::heaptrim::PERIOD);
+    trim_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
         let msg = tokio::select! {
             () = &mut stop => break Ok(()),
+            _ = trim_tick.tick() => {
+                if trimmer.due(Instant::now()) {
+                    // Off this thread: it runs every minion's connection.
+                    tokio::task::spawn_blocking(crate::heaptrim::trim);
+                }
+                continue;
+            }
             msg = pull.recv() => match msg {
                 Ok(m) => m,
                 Err(e) => break Err(UnitError::zmq("publish_pull recv", e)),
             },
         };
+        trimmer.event_at(Instant::now());
         match wire_messages(msg) {
             Ok(msgs) => {
                 for m in msgs {

@@ -11,6 +11,8 @@
 //! Names are compared case-insensitively. ZeroMQ defines `Socket-Type` and `Identity`; applications
 //! add their own under the `X-` prefix.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::CodecError;
@@ -28,7 +30,16 @@ pub const PEER_ADDRESS: &str = "Peer-Address";
 /// An ordered list of properties.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metadata {
-    props: Vec<(String, Bytes)>,
+    props: Vec<(Cow<'static, str>, Bytes)>,
+}
+
+/// A property's name, not allocated when it is one of the names every connection has (a
+/// connection keeps its peer's list for as long as it lives).
+fn name_of(name: &str) -> Cow<'static, str> {
+    match [SOCKET_TYPE, IDENTITY, PEER_ADDRESS, USER_ID].into_iter().find(|known| *known == name) {
+        Some(known) => Cow::Borrowed(known),
+        None => Cow::Owned(name.to_owned()),
+    }
 }
 
 fn valid_name_char(b: u8) -> bool {
@@ -51,8 +62,13 @@ impl Metadata {
         if u32::try_from(value.len()).is_err() {
             return Err(CodecError::MalformedMetadata("property value too long"));
         }
-        self.props.push((name.to_owned(), value));
+        self.props.push((name_of(name), value));
         Ok(())
+    }
+
+    /// Gives back the room of the list beyond its properties (for a list kept long).
+    pub fn shrink_to_fit(&mut self) {
+        self.props.shrink_to_fit();
     }
 
     /// Removes every property called `name` (case-insensitive).
@@ -67,7 +83,7 @@ impl Metadata {
 
     /// All properties in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Bytes)> {
-        self.props.iter().map(|(n, v)| (n.as_str(), v))
+        self.props.iter().map(|(n, v)| (n.as_ref(), v))
     }
 
     /// Number of properties.
@@ -111,7 +127,7 @@ impl Metadata {
                 return Err(CodecError::MalformedMetadata("invalid property name"));
             }
             // Valid name characters are ASCII.
-            let name = String::from_utf8_lossy(name).into_owned();
+            let name = name_of(&String::from_utf8_lossy(name));
             pos += name_len;
             let size = src.get(pos..pos + 4).ok_or(CodecError::MalformedMetadata("truncated value size"))?;
             let value_len = u32::from_be_bytes([size[0], size[1], size[2], size[3]]) as usize;

@@ -13,11 +13,11 @@ pub mod mechanism;
 mod socket_type;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use connection::{
     message_cost, Config, Connection, Event, HeartbeatConfig, PeerInfo, DEFAULT_MAX_HANDSHAKE_COMMAND,
-    DEFAULT_MAX_MSG_SIZE, FRAME_COST, MAX_QUEUED_EVENTS,
+    DEFAULT_MAX_MSG_SIZE, FRAME_COST, MAX_QUEUED_EVENTS, OUT_IDLE_RELEASE,
 };
 pub use error::{ConnectionError, Incompatibility, Misbehaviour};
 pub use socket_type::SocketType;

@@ -8,7 +8,7 @@ use super::*;
 use crate::proto::mechanism;
 use crate::Message;
 
-fn shuttle(from: &mut Connection, to: &mut Connection, now: Instant) -> Result<(), ConnectionError> {
+pub(crate) fn shuttle(from: &mut Connection, to: &mut Connection, now: Instant) -> Result<(), ConnectionError> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = from.poll_transmit() {
         buf.extend_from_slice(&chunk);
@@ -16,7 +16,7 @@ fn shuttle(from: &mut Connection, to: &mut Connection, now: Instant) -> Result<(
     to.handle_input(&mut buf, now)
 }
 
-fn pair(a: Config, b: Config, now: Instant) -> (Connection, Connection) {
+pub(crate) fn pair(a: Config, b: Config, now: Instant) -> (Connection, Connection) {
     let mut a = Connection::new(a, now);
     let mut b = Connection::new(b, now);
     for _ in 0..4 {
@@ -49,29 +49,48 @@ fn null_handshake_and_traffic() {
 }
 
 #[test]
-fn an_output_buffer_grown_for_a_large_message_is_freed_when_idle() {
+fn an_output_buffer_grown_for_a_large_message_is_freed_once_idle_for_a_while() {
     let now = Instant::now();
     let (mut a, mut b) = pair(Config::new(SocketType::Dealer), Config::new(SocketType::Router), now);
     let small = Message::from(vec![Bytes::from_static(b"ping")]);
     assert!(a.send_message(&small));
     shuttle(&mut a, &mut b, now).expect("small");
-    a.release_idle_output();
-    assert!(!a.output_grown(), "a small message does not grow the buffer");
+    a.output_drained(|| now);
+    assert_eq!(a.poll_timeout(), None, "a small message does not grow the buffer: no release to wait for");
+    assert!(!a.output_grown());
     // A 1,000-octet body is copied into the output buffer (under the by-reference size).
     let large = Message::from(vec![Bytes::from(vec![7u8; 1000])]);
     assert!(a.send_message(&large));
     let chunk = a.poll_transmit().expect("queued");
-    // Not freed while its bytes are being written (still grown once they are).
-    a.release_idle_output();
+    // No wait starts while its bytes are being written.
+    a.output_drained(|| now);
+    assert_eq!(a.poll_timeout(), None, "still being written");
     drop(chunk);
     assert!(a.output_grown(), "grown for the large message");
-    a.release_idle_output();
-    assert!(!a.output_grown(), "freed once idle");
+    // Drained: kept for a while, so that a stream of such messages does not allocate per message.
+    let t1 = now + Duration::from_millis(10);
+    a.output_drained(|| t1);
+    let due = t1 + crate::proto::connection::OUT_IDLE_RELEASE;
+    assert_eq!(a.poll_timeout(), Some(due));
+    a.output_drained(|| panic!("a wait is running: the clock is not read again"));
+    a.handle_timeout(due - Duration::from_millis(1)).expect("early");
+    assert!(a.output_grown(), "kept until the instant");
+    // Used meanwhile: kept, and the wait starts over.
+    assert!(a.send_message(&large));
+    shuttle(&mut a, &mut b, t1).expect("used");
+    a.handle_timeout(due).expect("timers");
+    assert!(a.output_grown(), "used during the wait: kept");
+    let due2 = due + crate::proto::connection::OUT_IDLE_RELEASE;
+    assert_eq!(a.poll_timeout(), Some(due2));
+    // Unused for a whole wait: freed, and no more timer.
+    a.handle_timeout(due2).expect("timers");
+    assert!(!a.output_grown(), "freed once idle for a while");
+    assert_eq!(a.poll_timeout(), None);
     // The connection goes on: the next message is sent whole.
     assert!(a.send_message(&large));
-    shuttle(&mut a, &mut b, now).expect("again");
+    shuttle(&mut a, &mut b, due2).expect("again");
     let events: Vec<Event> = std::iter::from_fn(|| b.poll_event()).collect();
-    assert_eq!(events.iter().filter(|e| matches!(e, Event::Message(m) if *m == large)).count(), 1, "{events:?}");
+    assert_eq!(events.iter().filter(|e| matches!(e, Event::Message(m) if *m == large)).count(), 2, "{events:?}");
 }
 
 #[test]
@@ -290,7 +309,10 @@ fn default_limits_refuse_a_huge_frame_and_a_huge_ready_at_once() {
     );
 }
 
-fn curve_configs(client_type: SocketType, server_type: SocketType) -> (Config, Config, mechanism::CurveKeyPair) {
+pub(crate) fn curve_configs(
+    client_type: SocketType,
+    server_type: SocketType,
+) -> (Config, Config, mechanism::CurveKeyPair) {
     let server_keys = mechanism::CurveKeyPair::generate();
     let client_keys = mechanism::CurveKeyPair::generate();
     let mut c = Config::new(client_type);
@@ -300,7 +322,7 @@ fn curve_configs(client_type: SocketType, server_type: SocketType) -> (Config, C
     (c, s, client_keys)
 }
 
-fn drain(conn: &mut Connection) -> Vec<Event> {
+pub(crate) fn drain(conn: &mut Connection) -> Vec<Event> {
     std::iter::from_fn(|| conn.poll_event()).collect()
 }
 

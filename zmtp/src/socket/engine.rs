@@ -24,9 +24,9 @@ use super::core::{Core, Inbound, Pipe, PipeId, PipeRx};
 use super::error::DisconnectReason;
 use super::pattern::Control;
 use super::session::Session;
+use super::wire::Out;
 use crate::proto::{Config, Connection, ConnectionError, Event, Incompatibility};
 use crate::transport::Stream;
-use crate::Message;
 
 /// Reads start this large; an idle connection keeps no more than this.
 const MIN_READ: usize = 1024;
@@ -195,6 +195,8 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
     let mut read_since_yield = 0usize;
     let mut wq = WriteQueue::default();
     let mut batch = VecDeque::new();
+    // A run's buffer, written, to give back to the pipe with the next take (`wire`).
+    let mut spare = None;
     let mut pending: Option<Inbound> = None;
     // A protocol error ends the connection once what was decoded before it has been handed over
     // and what we queued for the peer (an ERROR command) has been flushed.
@@ -257,6 +259,8 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                             Ok(None) => {}
                             Err(reason) => break 'run reason,
                         }
+                        // From now on the application may frame small messages for us (`wire`).
+                        rx.data.set_encode(conn.frames_in_plaintext());
                         None
                     }
                     Event::Message(msg) => session.inbound(msg),
@@ -312,6 +316,13 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
             }
             break DisconnectReason::Closed;
         }
+        if wq.len == 0 {
+            // Nothing to write: an output buffer grown for a large message is freed if it stays
+            // unused for a while (its deadline is one of `poll_timeout`'s, armed below). Not
+            // asked whether the pipe is empty too (a lock every turn): output taken before the
+            // deadline starts the wait over.
+            conn.output_drained(|| Instant::now().into_std());
+        }
         let deadline = match (conn.poll_timeout().map(Instant::from_std), closed.then(|| core.linger_deadline())) {
             (a, Some(Some(b))) => Some(a.map_or(b, |a| a.min(b))),
             (a, _) => a,
@@ -323,11 +334,6 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
             armed = deadline;
         }
         let take_messages = conn.is_ready() && wq.len < WRITE_BACKLOG;
-        if wq.len == 0 && !take_messages && rx.data.is_empty() {
-            // Nothing to write: an output buffer grown for a large message is not kept. (While
-            // messages are taken, the turn below finds the pipe empty instead of a look here.)
-            conn.release_idle_output();
-        }
         let can_read = pending.is_none() && fatal.is_none();
         let missing = conn.missing(rbuf.buf.len());
         let subscribes = conn.is_ready();
@@ -374,10 +380,8 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                 }
             }
             if take_messages {
-                match rx.data.poll_recv(cx) {
-                    Poll::Ready(msg) => return Poll::Ready(Turn::Message(msg)),
-                    Poll::Pending if wq.len == 0 => conn.release_idle_output(),
-                    Poll::Pending => {}
+                if let Poll::Ready(out) = rx.data.poll_recv(cx) {
+                    return Poll::Ready(Turn::Message(out));
                 }
             }
             if subscribes {
@@ -415,7 +419,7 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                 }
             }
             Turn::Message(None) => break DisconnectReason::Closed,
-            Turn::Message(Some(msg)) => {
+            Turn::Message(Some(out)) => {
                 // The same look as in the turn, for a message that came after it: the peer may
                 // have gone meanwhile (its EOF and the message woke this task together).
                 if can_read {
@@ -423,19 +427,19 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                         let mut read =
                             Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
                         if let Err(reason) = read.done(res, conn, &mut fatal) {
-                            rx.data.put_back(msg);
+                            rx.data.put_back(out);
                             break reason;
                         }
                     }
                 }
-                conn.send_message(&msg);
+                out.send(conn, &mut spare);
                 // Batch what else is queued, up to the backlog limit, taking a few at a time.
                 while conn.pending_transmit() + wq.len < WRITE_BACKLOG {
-                    if rx.data.try_recv_many(&mut batch, BATCH) == 0 {
+                    if rx.data.try_recv_many(&mut batch, BATCH, &mut spare) == 0 {
                         break;
                     }
-                    for m in batch.drain(..) {
-                        conn.send_message(&m);
+                    for out in batch.drain(..) {
+                        out.send(conn, &mut spare);
                     }
                 }
             }
@@ -448,6 +452,8 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
             Turn::Control(None) => break DisconnectReason::Closed,
         }
     };
+    // The pipe may outlive this connection (a connecting endpoint's): the next one says again.
+    rx.data.set_encode(false);
     let _ = writer.shutdown().await;
     reason
 }
@@ -460,12 +466,12 @@ enum Turn {
     Written(std::io::Result<usize>),
     /// The message waiting for room in the inbound queue went in (`Err`: the socket is gone).
     Delivered(Result<(), ()>),
-    /// The timer (handshake, heartbeat, linger) expired.
+    /// The timer (handshake, heartbeat, output buffer, linger) expired.
     Timer,
     /// A read ended: octets read and the room there was.
     Read(std::io::Result<(usize, usize)>),
-    /// A message from the pipe (`None`: the socket's end is gone).
-    Message(Option<Message>),
+    /// What the pipe held next, a message or a run (`None`: the socket's end is gone).
+    Message(Option<Out>),
     /// A subscription from the socket (`None`: the socket's end is gone).
     Control(Option<Control>),
 }
@@ -630,8 +636,8 @@ async fn linger(
 ) {
     let work = async {
         loop {
-            while let Some(m) = rx.data.try_recv() {
-                conn.send_message(&m);
+            while let Some(out) = rx.data.try_recv() {
+                out.send(conn, &mut None);
                 if conn.pending_transmit() + wq.len >= WRITE_BACKLOG {
                     break;
                 }
