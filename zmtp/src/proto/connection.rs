@@ -632,6 +632,22 @@ impl Connection {
         true
     }
 
+    /// Whether messages go out as plaintext frames: ready, with a mechanism that does not encrypt
+    /// (NULL, PLAIN).
+    pub fn frames_in_plaintext(&self) -> bool {
+        self.is_ready() && self.session.is_none()
+    }
+
+    /// Queues messages already encoded as plaintext ZMTP 3 frames (whole messages, in order).
+    /// Returns `false` (and queues nothing) unless [`Connection::frames_in_plaintext`].
+    pub fn send_encoded(&mut self, frames: &[u8]) -> bool {
+        if !self.frames_in_plaintext() {
+            return false;
+        }
+        self.out.extend_from_slice(frames);
+        true
+    }
+
     /// Queues a subscription (or its cancellation): a SUBSCRIBE / CANCEL command toward a ZMTP 3.1
     /// peer, a `0x01` / `0x00`-prefixed message toward 3.0. Returns `false` unless ready.
     pub fn send_subscription(&mut self, topic: &[u8], subscribe: bool) -> bool {

@@ -13,7 +13,7 @@ pub mod mechanism;
 mod socket_type;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use connection::{
     message_cost, Config, Connection, Event, HeartbeatConfig, PeerInfo, DEFAULT_MAX_HANDSHAKE_COMMAND,

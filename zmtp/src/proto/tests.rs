@@ -8,7 +8,7 @@ use super::*;
 use crate::proto::mechanism;
 use crate::Message;
 
-fn shuttle(from: &mut Connection, to: &mut Connection, now: Instant) -> Result<(), ConnectionError> {
+pub(crate) fn shuttle(from: &mut Connection, to: &mut Connection, now: Instant) -> Result<(), ConnectionError> {
     let mut buf = BytesMut::new();
     while let Some(chunk) = from.poll_transmit() {
         buf.extend_from_slice(&chunk);
@@ -16,7 +16,7 @@ fn shuttle(from: &mut Connection, to: &mut Connection, now: Instant) -> Result<(
     to.handle_input(&mut buf, now)
 }
 
-fn pair(a: Config, b: Config, now: Instant) -> (Connection, Connection) {
+pub(crate) fn pair(a: Config, b: Config, now: Instant) -> (Connection, Connection) {
     let mut a = Connection::new(a, now);
     let mut b = Connection::new(b, now);
     for _ in 0..4 {
@@ -309,7 +309,10 @@ fn default_limits_refuse_a_huge_frame_and_a_huge_ready_at_once() {
     );
 }
 
-fn curve_configs(client_type: SocketType, server_type: SocketType) -> (Config, Config, mechanism::CurveKeyPair) {
+pub(crate) fn curve_configs(
+    client_type: SocketType,
+    server_type: SocketType,
+) -> (Config, Config, mechanism::CurveKeyPair) {
     let server_keys = mechanism::CurveKeyPair::generate();
     let client_keys = mechanism::CurveKeyPair::generate();
     let mut c = Config::new(client_type);
@@ -319,7 +322,7 @@ fn curve_configs(client_type: SocketType, server_type: SocketType) -> (Config, C
     (c, s, client_keys)
 }
 
-fn drain(conn: &mut Connection) -> Vec<Event> {
+pub(crate) fn drain(conn: &mut Connection) -> Vec<Event> {
     std::iter::from_fn(|| conn.poll_event()).collect()
 }
 

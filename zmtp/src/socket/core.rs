@@ -183,12 +183,12 @@ impl Core {
     }
 
     /// The queue toward pipe `id`'s peer, to wait for room in.
-    pub(crate) fn pipe_sender(&self, id: PipeId) -> Option<queue::Sender<Message>> {
+    pub(crate) fn pipe_sender(&self, id: PipeId) -> Option<super::wire::PipeTx> {
         self.lock().pipes.get(&id).map(|p| p.tx.clone())
     }
 
     /// Queues `msg` into the slot reserved in pipe `id` (after [`pattern::Wait::Room`]).
-    pub(crate) fn commit(&self, id: PipeId, msg: Message, permit: queue::Permit<'_, Message>) {
+    pub(crate) fn commit(&self, id: PipeId, msg: Message, permit: super::wire::Permit<'_>) {
         let msg = self.lock().commit(id, msg);
         permit.send(msg);
     }

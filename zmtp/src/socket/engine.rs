@@ -189,6 +189,8 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
     let mut read_since_yield = 0usize;
     let mut wq = WriteQueue::default();
     let mut batch = VecDeque::new();
+    // A run's buffer, written, to give back to the pipe with the next take (`wire`).
+    let mut spare = None;
     let mut pending: Option<Inbound> = None;
     // A protocol error ends the connection once what was decoded before it has been handed over
     // and what we queued for the peer (an ERROR command) has been flushed.
@@ -249,6 +251,8 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                             Ok(None) => {}
                             Err(reason) => break 'run reason,
                         }
+                        // From now on the application may frame small messages for us (`wire`).
+                        rx.data.set_encode(conn.frames_in_plaintext());
                         None
                     }
                     Event::Message(msg) => session.inbound(msg),
@@ -360,26 +364,26 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                 }
             }
             msg = rx.data.recv(), if take_messages => {
-                let Some(msg) = msg else { break DisconnectReason::Closed };
+                let Some(out) = msg else { break DisconnectReason::Closed };
                 // The same look as above, for a message that came while this waited: the peer may
                 // have gone meanwhile (its EOF and the message woke this task together).
                 if can_read {
                     if let Some(res) = read_now(reader, &mut rbuf, read_size, missing).await {
                         let mut read = Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
                         if let Err(reason) = read.done(res, conn, &mut fatal) {
-                            rx.data.put_back(msg);
+                            rx.data.put_back(out);
                             break reason;
                         }
                     }
                 }
-                conn.send_message(&msg);
+                out.send(conn, &mut spare);
                 // Batch what else is queued, up to the backlog limit, taking a few at a time.
                 while conn.pending_transmit() + wq.len < WRITE_BACKLOG {
-                    if rx.data.try_recv_many(&mut batch, BATCH) == 0 {
+                    if rx.data.try_recv_many(&mut batch, BATCH, &mut spare) == 0 {
                         break;
                     }
-                    for m in batch.drain(..) {
-                        conn.send_message(&m);
+                    for out in batch.drain(..) {
+                        out.send(conn, &mut spare);
                     }
                 }
             }
@@ -403,6 +407,8 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
             _ = &mut closing, if !closed => closed = true,
         }
     };
+    // The pipe may outlive this connection (a connecting endpoint's): the next one says again.
+    rx.data.set_encode(false);
     let _ = writer.shutdown().await;
     reason
 }
@@ -561,8 +567,8 @@ async fn linger(
 ) {
     let work = async {
         loop {
-            while let Some(m) = rx.data.try_recv() {
-                conn.send_message(&m);
+            while let Some(out) = rx.data.try_recv() {
+                out.send(conn, &mut None);
                 if conn.pending_transmit() + wq.len >= WRITE_BACKLOG {
                     break;
                 }

@@ -135,6 +135,7 @@ impl<T: Keyed> Store for Lanes<T> {
     type Key = u64;
     type Place = usize;
     type Drained = Vec<VecDeque<T>>;
+    type Spent = ();
 
     #[inline(always)]
     fn key(item: &T) -> u64 {

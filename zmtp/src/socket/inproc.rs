@@ -175,10 +175,12 @@ async fn pump(from: &Core, rx: &mut PipeRx, to: &mut Session) -> DisconnectReaso
     loop {
         tokio::select! {
             m = rx.data.recv() => {
-                let Some(msg) = m else { return DisconnectReason::Closed };
-                tokio::select! {
-                    r = to.deliver(msg) => if r.is_err() { return DisconnectReason::Eof },
-                    _ = to_core.closing.cancelled() => return DisconnectReason::Eof,
+                let Some(out) = m else { return DisconnectReason::Closed };
+                for msg in out {
+                    tokio::select! {
+                        r = to.deliver(msg) => if r.is_err() { return DisconnectReason::Eof },
+                        _ = to_core.closing.cancelled() => return DisconnectReason::Eof,
+                    }
                 }
             }
             c = rx.next_control() => {
@@ -198,9 +200,11 @@ async fn pump(from: &Core, rx: &mut PipeRx, to: &mut Session) -> DisconnectReaso
             }
             _ = from.closing.cancelled() => {
                 let drain = async {
-                    while let Some(msg) = rx.data.try_recv() {
-                        if to.deliver(msg).await.is_err() {
-                            return;
+                    while let Some(out) = rx.data.try_recv() {
+                        for msg in out {
+                            if to.deliver(msg).await.is_err() {
+                                return;
+                            }
                         }
                     }
                 };

@@ -23,6 +23,7 @@ mod pattern;
 mod queue;
 mod session;
 mod sync;
+mod wire;
 pub mod zap;
 
 use std::sync::Arc;

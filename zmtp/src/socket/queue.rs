@@ -57,6 +57,9 @@ pub(crate) enum Batch<T> {
 /// for room: one per queue here, one per peer in `fair`.
 pub(crate) struct Slot<T> {
     pub(crate) items: VecDeque<T>,
+    /// Messages beyond one per item: an item may hold several (a run of encoded messages in a
+    /// pipe, `wire`), and the capacity counts messages. 0 for the other stores.
+    pub(crate) packed: usize,
     /// Slots promised to [`Permit`]s not yet used.
     pub(crate) reserved: usize,
     /// Sending tasks waiting for room.
@@ -65,7 +68,7 @@ pub(crate) struct Slot<T> {
 
 impl<T> Slot<T> {
     pub(crate) fn new() -> Slot<T> {
-        Slot { items: VecDeque::new(), reserved: 0, tx_waiters: Vec::new() }
+        Slot { items: VecDeque::new(), packed: 0, reserved: 0, tx_waiters: Vec::new() }
     }
 
     /// Whether it is empty and nobody holds or waits for room in it.
@@ -73,12 +76,18 @@ impl<T> Slot<T> {
         self.items.is_empty() && self.reserved == 0 && self.tx_waiters.is_empty()
     }
 
+    /// Messages queued.
+    #[inline(always)]
+    pub(crate) fn queued(&self) -> usize {
+        self.items.len() + self.packed
+    }
+
     /// After messages were taken: the senders to wake, if the slot is down to the low-water mark
     /// of `capacity` (else none; they are woken by a later receive, which must come: the slot
     /// still holds messages).
     #[inline(always)]
     pub(crate) fn waiters_after_take(&mut self, capacity: usize) -> Vec<Waker> {
-        if self.tx_waiters.is_empty() || self.items.len() + self.reserved > low_water_mark(capacity) {
+        if self.tx_waiters.is_empty() || self.queued() + self.reserved > low_water_mark(capacity) {
             return Vec::new();
         }
         std::mem::take(&mut self.tx_waiters)
@@ -110,6 +119,8 @@ pub(crate) trait Store {
     type Place: Copy;
     /// What the receiver's drop takes away, dropped outside the lock.
     type Drained;
+    /// What [`Store::push`] leaves to drop outside the lock (`wire`: a message it encoded).
+    type Spent;
     /// The key of `item`.
     fn key(item: &Self::Item) -> Self::Key;
     /// Finds (or makes) the slot of `key`.
@@ -117,7 +128,7 @@ pub(crate) trait Store {
     /// The slot at `place`.
     fn slot(&mut self, place: Self::Place) -> &mut Slot<Self::Item>;
     /// Queues `item` in the slot at `place`.
-    fn push(&mut self, place: Self::Place, item: Self::Item);
+    fn push(&mut self, place: Self::Place, item: Self::Item) -> Self::Spent;
     /// The next message; the senders to wake now that there is room into `woken`
     /// ([`Slot::waiters_after_take`] with `capacity`).
     ///
@@ -140,6 +151,7 @@ impl<T> Store for Deque<T> {
     type Key = ();
     type Place = ();
     type Drained = VecDeque<T>;
+    type Spent = ();
 
     #[inline(always)]
     fn key(_: &T) {}
@@ -188,7 +200,7 @@ impl<S: Store> State<S> {
     fn has_room(&mut self, place: S::Place) -> bool {
         let capacity = self.capacity;
         let slot = self.store.slot(place);
-        slot.items.len() + slot.reserved < capacity
+        slot.queued() + slot.reserved < capacity
     }
 
     fn take_rx_waiters(&mut self) -> Vec<Waker> {
@@ -276,8 +288,6 @@ pub(crate) fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
 pub(crate) type Sender<T> = Tx<Deque<T>>;
 /// This queue's receiving end.
 pub(crate) type Receiver<T> = Chan<Deque<T>>;
-/// A slot reserved in this queue.
-pub(crate) type Permit<'a, T> = Reserved<'a, Deque<T>>;
 
 /// The sending end of a channel over any [`Store`]; clone it for more senders.
 pub(crate) struct Tx<S> {
@@ -315,7 +325,19 @@ impl<S: Store> Tx<S> {
     /// Queues `msg` in its slot if there is room.
     #[inline]
     pub(crate) fn try_send(&self, msg: S::Item) -> Result<(), TrySendError<S::Item>> {
-        let key = S::key(&msg);
+        self.try_send_as(S::key(&msg), msg, |m| m)
+    }
+
+    /// Queues `into(msg)` in the slot of `key` if there is room; else gives `msg` back as it was.
+    #[inline(always)]
+    pub(crate) fn try_send_as<M>(
+        &self,
+        key: S::Key,
+        msg: M,
+        into: impl FnOnce(M) -> S::Item,
+    ) -> Result<(), TrySendError<M>> {
+        // Dropped after the lock (declared before the guard).
+        let _spent;
         let waiters = {
             let mut st = self.shared.lock();
             if !st.receiver_alive {
@@ -325,7 +347,7 @@ impl<S: Store> Tx<S> {
             if !st.has_room(place) {
                 return Err(TrySendError::Full(msg));
             }
-            st.store.push(place, msg);
+            _spent = st.store.push(place, into(msg));
             if st.rx_waiters.is_empty() {
                 return Ok(());
             }
@@ -344,7 +366,10 @@ impl<S: Store> Tx<S> {
         key: S::Key,
         max: usize,
         mut next: impl FnMut() -> Option<S::Item>,
-    ) -> Batch<S::Item> {
+    ) -> Batch<S::Item>
+    where
+        S: Store<Spent = ()>,
+    {
         let (stop, waiters) = {
             let mut st = self.shared.lock();
             if !st.receiver_alive {
@@ -377,7 +402,7 @@ impl<S: Store> Tx<S> {
         Ok(Reserved { sender: self, key, used: false })
     }
 
-    fn poll_reserve(&self, key: S::Key, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+    pub(crate) fn poll_reserve(&self, key: S::Key, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
         let mut st = self.shared.lock();
         if !st.receiver_alive {
             return Poll::Ready(Err(()));
@@ -405,13 +430,6 @@ impl<S: Store> Tx<S> {
     }
 }
 
-impl<T> Sender<T> {
-    /// Waits for room and reserves it. `Err` once the receiver is gone. Cancel safe.
-    pub(crate) async fn reserve(&self) -> Result<Permit<'_, T>, ()> {
-        self.reserve_for(()).await
-    }
-}
-
 /// A reserved slot: [`Reserved::send`] queues into it without waiting; dropping it unused frees
 /// it.
 pub(crate) struct Reserved<'a, S: Store> {
@@ -424,6 +442,8 @@ impl<S: Store> Reserved<'_, S> {
     /// Queues `msg` into the reserved slot (dropped if the receiver went away meanwhile).
     pub(crate) fn send(mut self, msg: S::Item) {
         self.used = true;
+        // Dropped after the lock (declared before the guard).
+        let _spent;
         let waiters = {
             let mut st = self.sender.shared.lock();
             let place = st.store.place(self.key);
@@ -431,7 +451,7 @@ impl<S: Store> Reserved<'_, S> {
             if !st.receiver_alive {
                 return;
             }
-            st.store.push(place, msg);
+            _spent = st.store.push(place, msg);
             st.take_rx_waiters()
         };
         wake_all(waiters);
@@ -532,47 +552,24 @@ impl<S: Store> Chan<S> {
     pub(crate) fn with_store<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
         f(&mut self.shared.lock().store)
     }
+
+    /// Runs `f`, which takes messages, on the store and its capacity under the lock; wakes the
+    /// senders it returns after the lock (for a store's own ways of taking).
+    pub(crate) fn take_with<R>(&self, f: impl FnOnce(&mut S, usize) -> (R, Vec<Waker>)) -> R {
+        let (r, waiters) = {
+            let mut st = self.shared.lock();
+            let capacity = st.capacity;
+            f(&mut st.store, capacity)
+        };
+        wake_all(waiters);
+        r
+    }
 }
 
 impl<S: Store> Tx<S> {
     /// Runs `f` on the store under the lock (for what only one store does).
     pub(crate) fn with_store<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
         f(&mut self.shared.lock().store)
-    }
-}
-
-impl<T> Receiver<T> {
-    /// Puts back at the front a message just taken, which could not be sent (its connection had
-    /// gone): it keeps its place for the next connection. It may exceed the capacity by one.
-    pub(crate) fn put_back(&self, msg: T) {
-        self.with_store(|q| q.0.items.push_front(msg));
-    }
-
-    /// Moves up to `max` queued messages to the back of `out` under one lock; returns how many.
-    pub(crate) fn try_recv_many(&self, out: &mut VecDeque<T>, max: usize) -> usize {
-        let (n, waiters) = {
-            let mut st = self.shared.lock();
-            let capacity = st.capacity;
-            let q = &mut st.store.0;
-            let n = q.items.len().min(max);
-            if n == 0 {
-                return 0;
-            }
-            if n == q.items.len() && out.is_empty() {
-                // All of it: swap buffers rather than move items one by one.
-                std::mem::swap(&mut q.items, out);
-            } else {
-                out.extend(q.items.drain(..n));
-            }
-            (n, q.waiters_after_take(capacity))
-        };
-        wake_all(waiters);
-        n
-    }
-
-    /// Whether nothing is queued.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.with_store(|q| q.0.items.is_empty())
     }
 }
 
@@ -590,13 +587,13 @@ mod tests {
         assert_eq!(tx.try_send(3), Ok(()));
         assert_eq!(rx.try_recv(), Some(2));
         assert_eq!(rx.try_recv(), Some(3));
-        assert!(rx.is_empty());
+        assert!(rx.try_recv().is_none());
     }
 
     #[tokio::test]
     async fn reserve_counts_against_capacity() {
         let (tx, rx) = channel(1);
-        let permit = tx.reserve().await.expect("room");
+        let permit = tx.reserve_for(()).await.expect("room");
         assert_eq!(tx.try_send(1), Err(TrySendError::Full(1)));
         drop(permit);
         assert_eq!(tx.try_send(1), Ok(()));
@@ -647,16 +644,16 @@ mod tests {
         assert_eq!(woken(&count), 1);
         assert!(tx.poll_reserve((), &mut cx).is_ready());
 
-        // Many at once: woken when the take crosses the mark.
-        let (tx, rx) = channel::<u32>(10);
-        for i in 0..10 {
-            tx.try_send(i).expect("room");
+        // Many at once (a pipe's queue): woken when the take crosses the mark.
+        let (tx, rx) = crate::socket::wire::channel(10);
+        for i in 0..10u8 {
+            tx.try_send(crate::Message::from(vec![i])).expect("room");
         }
-        assert!(tx.poll_reserve((), &mut cx).is_pending());
+        assert!(tx.poll_reserve(&mut cx).is_pending());
         let mut out = VecDeque::new();
-        assert_eq!(rx.try_recv_many(&mut out, 3), 3);
+        assert_eq!(rx.try_recv_many(&mut out, 3, &mut None), 3);
         assert_eq!(woken(&count), 1);
-        assert_eq!(rx.try_recv_many(&mut out, 3), 3);
+        assert_eq!(rx.try_recv_many(&mut out, 3, &mut None), 3);
         assert_eq!(woken(&count), 2);
 
         // The fair queue's lanes: each lane by its own count.
@@ -696,7 +693,7 @@ mod tests {
         assert_eq!(got, [0, 1, 2, 3, 4]);
         let mut empty = std::iter::empty::<u32>();
         assert_eq!(tx.try_send_batch((), 10, || empty.next()), Batch::Done);
-        assert!(rx.is_empty());
+        assert!(rx.try_recv().is_none());
         drop(rx);
         assert_eq!(tx.try_send_batch((), 10, || panic!("taken after the receiver went")), Batch::Closed);
     }

@@ -161,7 +161,7 @@ mod tests {
         assert_eq!(st.on_subscription(2, b"", true, &o), Ok(None));
         st.send(msg(&[b"apple"]), &o).expect("never blocks");
         st.send(msg(&[b"banana"]), &o).expect("never blocks");
-        let count = |i: usize| std::iter::from_fn(|| rxs[i].data.try_recv()).count();
+        let count = |i: usize| std::iter::from_fn(|| rxs[i].data.try_recv_msg()).count();
         assert_eq!([count(0), count(1), count(2)], [1, 2, 0]);
     }
 

@@ -113,7 +113,7 @@ mod tests {
         }
         let got: Vec<Vec<Vec<u8>>> = rxs
             .iter()
-            .map(|rx| std::iter::from_fn(|| rx.data.try_recv()).map(|m| m.frames()[0].to_vec()).collect())
+            .map(|rx| std::iter::from_fn(|| rx.data.try_recv_msg()).map(|m| m.frames()[0].to_vec()).collect())
             .collect();
         // Drained: fill all three again, then the seventh blocks on the pipe after the last used.
         assert_eq!(got, [vec![vec![0], vec![3]], vec![vec![1], vec![4]], vec![vec![2], vec![5]]]);
@@ -125,9 +125,9 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // A pipe with room is used, whichever it is.
-        rxs[1].data.try_recv().expect("queued");
+        rxs[1].data.try_recv_msg().expect("queued");
         st.send(msg(&[b"y"]), &o).expect("room in pipe 2");
-        assert_eq!(rxs[1].data.try_recv().map(|m| m.frames().len()), Some(1));
+        assert_eq!(rxs[1].data.try_recv_msg().map(|m| m.frames().len()), Some(1));
     }
 
     #[test]

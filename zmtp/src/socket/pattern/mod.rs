@@ -30,6 +30,7 @@ use bytes::Bytes;
 
 use super::options::Options;
 use super::queue;
+use super::wire::{PipeQueue, PipeTx};
 use super::Error;
 use super::Subscriptions;
 use crate::proto::{PeerInfo, SocketType};
@@ -62,7 +63,7 @@ impl super::fair::Keyed for Inbound {
 /// The socket's end of a pipe.
 #[derive(Debug)]
 pub(crate) struct Pipe {
-    pub tx: queue::Sender<Message>,
+    pub tx: PipeTx,
     /// Subscriptions to send (SUB and XSUB only; other types have no control queue).
     pub ctl: Option<queue::Sender<Control>>,
     /// The handshake is done and the connection is up.
@@ -78,7 +79,7 @@ pub(crate) struct Pipe {
 /// The connection's end of a pipe.
 #[derive(Debug)]
 pub(crate) struct PipeRx {
-    pub data: queue::Receiver<Message>,
+    pub data: PipeQueue,
     pub ctl: Option<queue::Receiver<Control>>,
 }
 
@@ -96,7 +97,7 @@ impl PipeRx {
 /// Both ends of a new pipe toward one peer: `sndhwm` messages of data and, if `subscribes`, an
 /// (unbounded: the application's own subscriptions) control queue.
 pub(crate) fn pipe(sndhwm: usize, subscribes: bool) -> (Pipe, PipeRx) {
-    let (tx, data) = queue::channel(sndhwm);
+    let (tx, data) = super::wire::channel(sndhwm);
     let (ctl_tx, ctl) = if subscribes {
         let (tx, rx) = queue::channel(usize::MAX);
         (Some(tx), Some(rx))

@@ -67,8 +67,8 @@ mod tests {
         assert_eq!(d, Delivery::Deliver(msg(&[b"question"])));
         assert!(matches!(st.recv_allowed(), Err(Error::InvalidState)));
         st.send(msg(&[b"answer"]), &o).expect("sent");
-        assert_eq!(rxs[1].data.try_recv(), Some(msg(&[b"hop", b"", b"answer"])));
-        assert!(rxs[0].data.try_recv().is_none());
+        assert_eq!(rxs[1].data.try_recv_msg(), Some(msg(&[b"hop", b"", b"answer"])));
+        assert!(rxs[0].data.try_recv_msg().is_none());
         assert!(st.recv_allowed().is_ok());
     }
 }

@@ -175,8 +175,8 @@ mod tests {
         st.send(msg(&[b"alice", b"hi"]), &o).expect("routed");
         st.send(msg(&[b"preset", b"hi"]), &o).expect("routed");
         st.send(msg(&[b"nobody", b"lost"]), &o).expect("dropped");
-        assert_eq!(rxs[0].data.try_recv(), Some(msg(&[b"hi"])));
-        assert_eq!(rxs[1].data.try_recv(), Some(msg(&[b"hi"])));
+        assert_eq!(rxs[0].data.try_recv_msg(), Some(msg(&[b"hi"])));
+        assert_eq!(rxs[1].data.try_recv_msg(), Some(msg(&[b"hi"])));
         assert_eq!(st.on_inbound(inbound(1, b"alice", &[b"x"]), &o), Delivery::Deliver(msg(&[b"alice", b"x"])));
 
         // Handover: pipe 3 takes "alice"; pipe 1 is gone, and what it had handed over is dropped.
@@ -185,11 +185,11 @@ mod tests {
         assert!(!st.pipes.contains_key(&1));
         assert_eq!(st.on_inbound(inbound(1, b"alice", &[b"x"]), &o), Delivery::Drop);
         st.send(msg(&[b"alice", b"to 3"]), &o).expect("routed");
-        assert_eq!(rxs[2].data.try_recv(), Some(msg(&[b"to 3"])));
+        assert_eq!(rxs[2].data.try_recv_msg(), Some(msg(&[b"to 3"])));
         // Its detach does not take the new holder's route.
         st.detach(1, true, &o);
         st.send(msg(&[b"alice", b"still 3"]), &o).expect("routed");
-        assert_eq!(rxs[2].data.try_recv(), Some(msg(&[b"still 3"])));
+        assert_eq!(rxs[2].data.try_recv_msg(), Some(msg(&[b"still 3"])));
     }
 
     #[test]

@@ -131,6 +131,6 @@ mod tests {
         st.send(msg(&[b"\x01t"]), &o).expect("sent");
         st.send(msg(&[b"data"]), &o).expect("sent");
         assert_eq!(rxs[0].ctl.as_ref().and_then(|c| c.try_recv()), Some(Control::Subscribe(Bytes::from_static(b"t"))));
-        assert_eq!(rxs[0].data.try_recv(), Some(msg(&[b"data"])));
+        assert_eq!(rxs[0].data.try_recv_msg(), Some(msg(&[b"data"])));
     }
 }

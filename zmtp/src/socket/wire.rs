@@ -1,0 +1,536 @@
+//! A pipe's queue, from the application to one connection: messages, and runs of small messages
+//! the application's `send` already framed for the wire.
+//!
+//! On tokio's multi-threaded runtime the application and the connection task run on different
+//! threads. A small message (`Message::from(&[u8])`: one allocation for its body) was allocated by
+//! the application and freed by the connection task once encoded, on another thread: glibc's
+//! `malloc` and `free` were 13–20% of a PUSH sender's samples at 16 B (cross-thread frees contend
+//! on the arena lock, perf, session 6). So while the pipe's connection frames messages in
+//! plaintext (NULL, PLAIN: [`Wire::set_encode`], set by the connection when its handshake ends,
+//! cleared when it ends), a message of at most [`ENCODE_MAX`] framed octets is encoded into a run
+//! at the back of the queue under the lock the send takes anyway, and dropped by the application
+//! on its own thread. The connection takes a run whole and copies its octets to its output; the
+//! run's buffer comes back to the queue as a spare for the next run.
+//!
+//! The rules around it:
+//! - the high-water mark still counts messages (a run counts as many as it holds, `Slot::packed`);
+//! - the order between runs and messages is the order of the sends (a run only grows at the
+//!   back of the queue);
+//! - larger messages stay as they are (bodies written by reference, without a copy);
+//! - a run is plaintext ZMTP 3 frames; a consumer that does not frame in plaintext (a CURVE
+//!   connection that took over the pipe after a reconnect, inproc) takes its messages back out
+//!   of it ([`Run::into_messages`]), so no run is ever written for another framing.
+
+use std::collections::VecDeque;
+use std::task::Waker;
+
+use bytes::BytesMut;
+
+use super::queue::{self, Chan, Slot, Store, TrySendError, Tx};
+use crate::codec::frame::{self, Frame, FrameDecoder};
+use crate::proto::Connection;
+use crate::Message;
+
+/// Messages of at most this many octets framed (headers included) are encoded by the sender.
+/// Larger ones are copied once into the connection's output anyway, or written by reference
+/// (from 2 KiB over tcp).
+pub(crate) const ENCODE_MAX: usize = 512;
+/// A run stops growing at this many octets; the next message starts another.
+const RUN_MAX: usize = 32 * 1024;
+/// A run's first allocation.
+const RUN_START: usize = 1024;
+
+/// What a pipe holds: a message, or a run of messages framed already.
+#[derive(Debug)]
+pub(crate) enum Out {
+    Msg(Message),
+    Run(Run),
+}
+
+/// Messages encoded as plaintext ZMTP 3 frames, in order.
+#[derive(Debug)]
+pub(crate) struct Run {
+    /// The frames.
+    pub frames: BytesMut,
+    /// How many messages they make.
+    pub count: usize,
+}
+
+impl Run {
+    /// The messages back (for a consumer that does not frame in plaintext). The frames were
+    /// encoded here, so they decode; an incomplete tail (none is ever written) would be dropped.
+    pub(crate) fn into_messages(mut self) -> Vec<Message> {
+        let mut out = Vec::with_capacity(self.count);
+        let mut decoder = FrameDecoder::new(u64::MAX);
+        let mut parts = Message::new();
+        let mut empty = true;
+        while let Ok(Some(Frame::Message { more, body })) = decoder.decode(&mut self.frames) {
+            // A message of no frames is sent as one empty frame: it comes back as sent.
+            if !(body.is_empty() && !more && empty) {
+                parts.push_back(body);
+            }
+            empty = false;
+            if !more {
+                out.push(std::mem::take(&mut parts));
+                empty = true;
+            }
+        }
+        out
+    }
+}
+
+impl Out {
+    /// Queues this for the peer on `conn`: a message, or a run's frames as they are (taken
+    /// apart into messages if `conn` does not frame in plaintext). A run's buffer goes to `spare`
+    /// to be given back to the queue ([`PipeQueue::try_recv_many`]).
+    #[inline]
+    pub(crate) fn send(self, conn: &mut Connection, spare: &mut Option<BytesMut>) {
+        match self {
+            Out::Msg(m) => {
+                conn.send_message(&m);
+            }
+            Out::Run(run) => {
+                if conn.send_encoded(&run.frames) {
+                    recycle(run.frames, spare);
+                } else {
+                    for m in run.into_messages() {
+                        conn.send_message(&m);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The messages an [`Out`] holds, in order.
+pub(crate) enum Messages {
+    One(Option<Message>),
+    Many(std::vec::IntoIter<Message>),
+}
+
+impl Iterator for Messages {
+    type Item = Message;
+    fn next(&mut self) -> Option<Message> {
+        match self {
+            Messages::One(m) => m.take(),
+            Messages::Many(it) => it.next(),
+        }
+    }
+}
+
+impl IntoIterator for Out {
+    type Item = Message;
+    type IntoIter = Messages;
+    fn into_iter(self) -> Messages {
+        match self {
+            Out::Msg(m) => Messages::One(Some(m)),
+            Out::Run(run) => Messages::Many(run.into_messages().into_iter()),
+        }
+    }
+}
+
+/// Octets `msg` takes framed, if at most [`ENCODE_MAX`].
+#[inline]
+fn framed_len(msg: &Message) -> Option<usize> {
+    let mut n = 0;
+    for body in msg {
+        n += body.len() + if body.len() > 255 { 9 } else { 2 };
+        if n > ENCODE_MAX {
+            return None;
+        }
+    }
+    // A message of no frames is one empty frame.
+    Some(n.max(2))
+}
+
+/// Appends `msg`'s frames to `dst`.
+#[inline]
+fn encode(dst: &mut BytesMut, msg: &Message) {
+    if msg.is_empty() {
+        frame::encode_header(dst, false, false, 0);
+        return;
+    }
+    let last = msg.len() - 1;
+    for (i, body) in msg.iter().enumerate() {
+        frame::encode_header(dst, i < last, false, body.len());
+        dst.extend_from_slice(body);
+    }
+}
+
+/// The store of a pipe's queue.
+pub(crate) struct Wire {
+    slot: Slot<Out>,
+    /// Whether the connection frames in plaintext now (small messages are encoded here).
+    encode: bool,
+    /// A run's buffer given back by the connection, for the next run.
+    spare: BytesMut,
+}
+
+impl Wire {
+    /// Encodes `msg` (of `len` octets framed) at the back of the queue.
+    #[inline]
+    fn push_encoded(&mut self, msg: &Message, len: usize) {
+        if let Some(Out::Run(run)) = self.slot.items.back_mut() {
+            if run.frames.len() + len <= RUN_MAX {
+                run.frames.reserve(len);
+                encode(&mut run.frames, msg);
+                run.count += 1;
+                self.slot.packed += 1;
+                return;
+            }
+        }
+        let mut frames = std::mem::take(&mut self.spare);
+        frames.reserve(len.max(RUN_START));
+        encode(&mut frames, msg);
+        self.slot.items.push_back(Out::Run(Run { frames, count: 1 }));
+    }
+
+    /// `out` taken from the queue: the messages it held no longer count.
+    #[inline(always)]
+    fn taken(&mut self, out: &Out) {
+        if let Out::Run(run) = out {
+            self.slot.packed -= run.count - 1;
+        }
+    }
+}
+
+impl Store for Wire {
+    type Item = Out;
+    type Key = ();
+    type Place = ();
+    type Drained = VecDeque<Out>;
+    /// A message encoded into a run, to drop outside the lock.
+    type Spent = Option<Message>;
+
+    #[inline(always)]
+    fn key(_: &Out) {}
+
+    #[inline(always)]
+    fn place(&mut self, (): ()) {}
+
+    #[inline(always)]
+    fn slot(&mut self, (): ()) -> &mut Slot<Out> {
+        &mut self.slot
+    }
+
+    #[inline(always)]
+    fn push(&mut self, (): (), item: Out) -> Option<Message> {
+        if let Out::Msg(msg) = &item {
+            if self.encode {
+                if let Some(len) = framed_len(msg) {
+                    self.push_encoded(msg, len);
+                    let Out::Msg(msg) = item else { return None };
+                    return Some(msg);
+                }
+            }
+        }
+        self.slot.items.push_back(item);
+        None
+    }
+
+    #[inline(always)]
+    fn pop(&mut self, capacity: usize, woken: &mut Vec<Waker>) -> Option<Out> {
+        let out = self.slot.items.pop_front()?;
+        self.taken(&out);
+        *woken = self.slot.waiters_after_take(capacity);
+        Some(out)
+    }
+
+    fn released(&mut self, (): ()) {}
+
+    fn drain(&mut self, waiters: &mut Vec<Waker>) -> VecDeque<Out> {
+        waiters.append(&mut self.slot.tx_waiters);
+        self.slot.packed = 0;
+        std::mem::take(&mut self.slot.items)
+    }
+}
+
+/// The socket's end of a pipe's queue.
+#[derive(Clone, Debug)]
+pub(crate) struct PipeTx(Tx<Wire>);
+
+impl PipeTx {
+    /// Queues `msg` if there is room (encoded if small and the connection frames in plaintext).
+    #[inline]
+    pub(crate) fn try_send(&self, msg: Message) -> Result<(), TrySendError<Message>> {
+        self.0.try_send_as((), msg, Out::Msg)
+    }
+
+    /// Registers `cx` to be woken when there is room, unless there is (tests).
+    #[cfg(all(test, not(zmtp_loom)))]
+    pub(crate) fn poll_reserve(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), ()>> {
+        self.0.poll_reserve((), cx)
+    }
+
+    /// Waits for room and reserves it. `Err` once the connection's end is gone. Cancel safe.
+    pub(crate) async fn reserve(&self) -> Result<Permit<'_>, ()> {
+        self.0.reserve_for(()).await.map(Permit)
+    }
+}
+
+/// Room reserved in a pipe's queue.
+pub(crate) struct Permit<'a>(queue::Reserved<'a, Wire>);
+
+impl Permit<'_> {
+    /// Queues `msg` into the reserved room.
+    pub(crate) fn send(self, msg: Message) {
+        self.0.send(Out::Msg(msg));
+    }
+}
+
+/// The connection's end of a pipe's queue.
+#[derive(Debug)]
+pub(crate) struct PipeQueue(Chan<Wire>);
+
+/// A pipe's queue of `capacity` messages (at least one).
+pub(crate) fn channel(capacity: usize) -> (PipeTx, PipeQueue) {
+    let store = Wire { slot: Slot::new(), encode: false, spare: BytesMut::new() };
+    let (tx, rx) = queue::channel_of(store, capacity);
+    (PipeTx(tx), PipeQueue(rx))
+}
+
+impl PipeQueue {
+    /// Whether the application may encode small messages for this connection: set when a
+    /// connection framing in plaintext is ready, cleared when it ends.
+    pub(crate) fn set_encode(&self, encode: bool) {
+        self.0.with_store(|w| w.encode = encode);
+    }
+
+    /// Waits for the next item; `None` once the socket's end is gone and nothing is queued.
+    /// Cancel safe.
+    pub(crate) async fn recv(&self) -> Option<Out> {
+        self.0.recv().await
+    }
+
+    /// The next item, if one is queued.
+    pub(crate) fn try_recv(&self) -> Option<Out> {
+        self.0.try_recv()
+    }
+
+    /// Moves up to `max` queued items to the back of `out` under one lock, and gives back the
+    /// buffer of a run written meanwhile (`spare`, kept for the next run); returns how many.
+    pub(crate) fn try_recv_many(&self, out: &mut VecDeque<Out>, max: usize, spare: &mut Option<BytesMut>) -> usize {
+        self.0.take_with(|w, capacity| {
+            if let Some(buf) = spare.take() {
+                if w.spare.capacity() == 0 {
+                    w.spare = buf;
+                }
+            }
+            let n = w.slot.items.len().min(max);
+            if n == 0 {
+                return (0, Vec::new());
+            }
+            if n == w.slot.items.len() && out.is_empty() {
+                // All of it: swap buffers rather than move items one by one.
+                std::mem::swap(&mut w.slot.items, out);
+                w.slot.packed = 0;
+                return (n, w.slot.waiters_after_take(capacity));
+            }
+            for item in w.slot.items.drain(..n) {
+                if let Out::Run(run) = &item {
+                    w.slot.packed -= run.count - 1;
+                }
+                out.push_back(item);
+            }
+            (n, w.slot.waiters_after_take(capacity))
+        })
+    }
+
+    /// Puts back at the front an item just taken, which could not be sent (its connection had
+    /// gone): it keeps its place for the next connection. It may exceed the capacity.
+    pub(crate) fn put_back(&self, out: Out) {
+        self.0.with_store(|w| {
+            if let Out::Run(run) = &out {
+                w.slot.packed += run.count - 1;
+            }
+            w.slot.items.push_front(out);
+        });
+    }
+
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.with_store(|w| w.slot.items.is_empty())
+    }
+
+    /// The next item if it is a message (tests: pipes whose connection frames nothing).
+    #[cfg(test)]
+    pub(crate) fn try_recv_msg(&self) -> Option<Message> {
+        match self.try_recv()? {
+            Out::Msg(m) => Some(m),
+            Out::Run(_) => None,
+        }
+    }
+}
+
+/// A run's buffer once written, kept to be given back to the queue (small ones only).
+#[inline]
+pub(crate) fn recycle(mut frames: BytesMut, spare: &mut Option<BytesMut>) {
+    if spare.is_none() && frames.capacity() <= 2 * RUN_MAX {
+        frames.clear();
+        *spare = Some(frames);
+    }
+}
+
+#[cfg(all(test, not(zmtp_loom)))]
+mod tests {
+    use std::time::Instant;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::proto::tests::{curve_configs, drain, pair, shuttle};
+    use crate::proto::{Config, Event, SocketType};
+
+    /// Small and large, single and multipart, an empty message and empty frames, a body with a
+    /// long header, in an order that interleaves runs and messages.
+    fn mixed() -> Vec<Message> {
+        vec![
+            Message::from(&b"one"[..]),
+            Message::from(["two", "", "parts"]),
+            Message::new(),
+            Message::from(vec![7u8; 300]),
+            Message::from(vec![8u8; 4000]),
+            Message::from(&b"after a large one"[..]),
+            Message::from(vec![Bytes::from(vec![1u8; 200]), Bytes::from(vec![2u8; 400])]),
+            Message::from(&b"last"[..]),
+        ]
+    }
+
+    fn items(q: &PipeQueue) -> Vec<Out> {
+        std::iter::from_fn(|| q.try_recv()).collect()
+    }
+
+    /// The high-water mark counts messages, not runs; what a run holds comes out in order with
+    /// the messages around it; taking a run frees room for all it held.
+    #[test]
+    fn runs_count_as_their_messages_and_keep_the_order() {
+        let (tx, rx) = channel(5);
+        rx.set_encode(true);
+        for i in 0..5u8 {
+            tx.try_send(Message::from(vec![i])).expect("room");
+        }
+        assert!(matches!(tx.try_send(Message::from(&b"6"[..])), Err(TrySendError::Full(_))));
+        let taken = items(&rx);
+        assert!(matches!(taken.as_slice(), [Out::Run(Run { count: 5, .. })]), "{taken:?}");
+        for i in 0..5u8 {
+            tx.try_send(Message::from(vec![i])).expect("room again");
+        }
+        let _ = items(&rx);
+
+        let (tx, rx) = channel(100);
+        rx.set_encode(true);
+        for m in mixed() {
+            tx.try_send(m).expect("room");
+        }
+        let taken = items(&rx);
+        let kinds: Vec<_> = taken
+            .iter()
+            .map(|o| match o {
+                Out::Msg(_) => 0,
+                Out::Run(r) => r.count,
+            })
+            .collect();
+        // Three small ones in a run, the one of 606 octets framed and the 4000 as they are.
+        assert_eq!(kinds, [4, 0, 1, 0, 1]);
+        let back: Vec<Message> = taken.into_iter().flatten().collect();
+        assert_eq!(back, mixed());
+
+        // Not encoded unless the connection said so.
+        let (tx, rx) = channel(100);
+        tx.try_send(Message::from(&b"x"[..])).expect("room");
+        assert!(matches!(items(&rx).as_slice(), [Out::Msg(_)]));
+    }
+
+    /// A run put back (its connection had gone) keeps its place and its count.
+    #[test]
+    fn a_run_put_back_counts_again() {
+        let (tx, rx) = channel(4);
+        rx.set_encode(true);
+        for i in 0..3u8 {
+            tx.try_send(Message::from(vec![i])).expect("room");
+        }
+        let run = rx.try_recv().expect("queued");
+        tx.try_send(Message::from(&b"3"[..])).expect("room");
+        rx.put_back(run);
+        assert!(matches!(tx.try_send(Message::from(&b"4"[..])), Err(TrySendError::Full(_))));
+        let back: Vec<Message> = items(&rx).into_iter().flatten().collect();
+        assert_eq!(back.len(), 4);
+        assert_eq!(back[3], Message::from(&b"3"[..]));
+    }
+
+    /// What the peer decodes from messages sent through a pipe whose sender encoded them: the
+    /// same as from the messages sent one by one, over a NULL connection (the run written as
+    /// it is) and over a CURVE one (a reconnect to a CURVE peer: the run taken apart and each
+    /// message sealed).
+    fn through_a_pipe(client: Config, server: Config) {
+        let now = Instant::now();
+        let (mut a, mut b) = pair(client.clone(), server.clone(), now);
+        let (mut ref_a, mut ref_b) = pair(client, server, now);
+        assert!(a.is_ready() && b.is_ready());
+        drain(&mut b);
+        drain(&mut ref_b);
+        let (tx, rx) = channel(100);
+        // Encoded as for a plaintext connection, whatever takes them.
+        rx.set_encode(true);
+        for m in mixed() {
+            tx.try_send(m.clone()).expect("room");
+            assert!(ref_a.send_message(&m));
+        }
+        let mut spare = None;
+        for out in items(&rx) {
+            out.send(&mut a, &mut spare);
+        }
+        assert_eq!(spare.is_some(), a.frames_in_plaintext(), "a written run's buffer is kept");
+        shuttle(&mut a, &mut b, now).expect("traffic");
+        shuttle(&mut ref_a, &mut ref_b, now).expect("reference");
+        let got = drain(&mut b);
+        let want = drain(&mut ref_b);
+        assert_eq!(got.len(), mixed().len());
+        assert_eq!(got, want);
+        assert!(got.iter().all(|e| matches!(e, Event::Message(_))));
+    }
+
+    #[test]
+    fn runs_reach_a_null_peer_and_a_curve_peer_as_sent() {
+        through_a_pipe(Config::new(SocketType::Push), Config::new(SocketType::Pull));
+        let (c, s, _) = curve_configs(SocketType::Push, SocketType::Pull);
+        through_a_pipe(c, s);
+    }
+}
+
+/// Model check (`scripts/loom.sh`): a sender waiting for room in a pipe whose messages sit in a
+/// run is woken once the connection takes the run (the room counts messages, so it frees all
+/// the run held at once).
+#[cfg(all(test, zmtp_loom))]
+mod loom_models {
+    use loom::future::block_on;
+    use loom::thread;
+
+    use super::*;
+
+    #[test]
+    fn taking_a_run_wakes_a_waiting_sender() {
+        loom::model(|| {
+            let (tx, rx) = channel(2);
+            rx.set_encode(true);
+            tx.try_send(Message::from(&b"a"[..])).expect("room");
+            tx.try_send(Message::from(&b"b"[..])).expect("room");
+            let sender = thread::spawn(move || match block_on(tx.reserve()) {
+                Ok(permit) => {
+                    permit.send(Message::from(&b"c"[..]));
+                    true
+                }
+                Err(()) => false,
+            });
+            let mut got = 0;
+            while got < 3 {
+                match block_on(rx.recv()) {
+                    Some(out) => got += out.into_iter().count(),
+                    None => break,
+                }
+            }
+            assert_eq!(got, 3);
+            assert!(sender.join().expect("sender"));
+        });
+    }
+}
