@@ -117,6 +117,13 @@ impl Core {
         self.tasks.close();
     }
 
+    /// Whether [`Core::close`] has begun: one atomic load (the token's own check takes a lock).
+    /// Set before the token is cancelled, so a task woken by the token sees it.
+    #[inline]
+    pub(crate) fn close_started(&self) -> bool {
+        self.closed_at.get().is_some()
+    }
+
     /// Resolves when a task whose messages are still queued (`pending`, asked once the socket is
     /// closed, not before: the application may queue more while the task waits) must stop: at
     /// once after close if nothing is queued, else when the linger time since the close has

@@ -1,24 +1,30 @@
 //! The connection driver: runs one [`Connection`] over one stream, between the pipe's queues and
 //! the socket's inbound queue.
 //!
-//! One task per connection. Reading, writing, the outgoing queue and the timers are branches of
-//! one `select!`, so a peer that does not read never stops us from reading, and a full inbound
-//! queue stops reading (back-pressure to the peer) without stopping writes or heartbeats.
+//! One task per connection. Each turn of its loop polls, in a fixed order, the close, the write,
+//! the message waiting for room in the inbound queue, the timer, the read, the pipe and the
+//! subscriptions, and handles the first that is ready (`Turn`); so a peer that does not read
+//! never stops us from reading, and a full inbound queue stops reading (back-pressure to the
+//! peer) without stopping writes or heartbeats.
 //! Outgoing messages are batched: while the socket has a backlog, many messages go out in one
 //! vectored write; when idle, a message goes out at once.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
 use super::core::{Core, Inbound, Pipe, PipeId, PipeRx};
 use super::error::DisconnectReason;
 use super::pattern::Control;
 use super::session::Session;
+use super::wire::Out;
 use crate::proto::{Config, Connection, ConnectionError, Event, Incompatibility};
 use crate::transport::Stream;
 
@@ -198,6 +204,8 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
     // Long-lived futures, so that the loop does not register a timer and a waiter on every turn.
     let closing = core.closing.cancelled();
     tokio::pin!(closing);
+    // The waker `closing` was last polled with (it keeps it).
+    let mut closing_waker: Option<Waker> = None;
     let mut closed = false;
     let timer = tokio::time::sleep_until(Instant::now());
     tokio::pin!(timer);
@@ -302,15 +310,17 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
         if closed && (session.handshook() || rx.data.is_empty()) {
             // Closed: send what is queued for this peer, up to the linger time. Closed before the
             // handshake finished, the loop goes on while messages wait for this peer, until the
-            // handshake (then this) or the linger time (the timer branch below).
+            // handshake (then this) or the linger time (the timer below).
             if session.handshook() {
                 Box::pin(linger(core, writer, &mut wq, conn, rx)).await;
             }
             break DisconnectReason::Closed;
         }
-        if wq.len == 0 && rx.data.is_empty() {
+        if wq.len == 0 {
             // Nothing to write: an output buffer grown for a large message is freed if it stays
-            // unused for a while (its deadline is one of `poll_timeout`'s, armed below).
+            // unused for a while (its deadline is one of `poll_timeout`'s, armed below). Not
+            // asked whether the pipe is empty too (a lock every turn): output taken before the
+            // deadline starts the wait over.
             conn.output_drained(|| Instant::now().into_std());
         }
         let deadline = match (conn.poll_timeout().map(Instant::from_std), closed.then(|| core.linger_deadline())) {
@@ -326,50 +336,96 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
         let take_messages = conn.is_ready() && wq.len < WRITE_BACKLOG;
         let can_read = pending.is_none() && fatal.is_none();
         let missing = conn.missing(rbuf.buf.len());
+        let subscribes = conn.is_ready();
 
-        // A peer that has gone (EOF, reset) is noticed before messages are taken from the pipe:
-        // written into the dead connection they would be lost, while left in the pipe they go to
-        // the next one (a connecting endpoint's pipe outlives its connections). Found with 1,000
-        // peers whose server was killed: about 10% of what they sent next was lost, as their tasks
-        // ran only after the new messages were queued and took them before reading the EOF. The
-        // read is polled once: without a syscall unless the socket is readable.
-        if can_read && take_messages && !rx.data.is_empty() {
-            if let Some(res) = read_now(reader, &mut rbuf, read_size, missing).await {
+        // One turn: the first of these that is ready, in this order (none rebuilt per turn, no
+        // random order as `select!` has). The close first (one atomic load). The write side
+        // next, so that what was queued goes out before more is read or taken. A peer that has
+        // gone (EOF, reset) is noticed before messages are taken from the pipe: written into the
+        // dead connection they would be lost, while left in the pipe they go to the next one (a
+        // connecting endpoint's pipe outlives its connections). Found with 1,000 peers whose
+        // server was killed: about 10% of what they sent next was lost, as their tasks ran only
+        // after the new messages were queued and took them before reading the EOF. A read costs
+        // no syscall unless the socket is readable.
+        let turn = std::future::poll_fn(|cx| {
+            if !closed {
+                if core.close_started() {
+                    return Poll::Ready(Turn::Closing);
+                }
+                // The token's future is polled only to register (once per waker: a connection
+                // is polled with one waker, `driver::BothWaker`); the close is seen above.
+                if !closing_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    if closing.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Turn::Closing);
+                    }
+                    closing_waker = Some(cx.waker().clone());
+                }
+            }
+            if wq.len > 0 {
+                if let Poll::Ready(res) = poll_write_some(writer, &wq, cx) {
+                    return Poll::Ready(Turn::Written(res));
+                }
+            }
+            if pending.is_some() {
+                if let Poll::Ready(res) = core.inbound_tx.poll_send(&mut pending, cx) {
+                    return Poll::Ready(Turn::Delivered(res));
+                }
+            }
+            if armed.is_some() && fatal.is_none() && timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Turn::Timer);
+            }
+            if can_read {
+                if let Poll::Ready(res) = poll_read_some(reader, &mut rbuf, read_size, missing, cx) {
+                    return Poll::Ready(Turn::Read(res));
+                }
+            }
+            if take_messages {
+                if let Poll::Ready(out) = rx.data.poll_recv(cx) {
+                    return Poll::Ready(Turn::Message(out));
+                }
+            }
+            if subscribes {
+                if let Some(ctl) = &rx.ctl {
+                    if let Poll::Ready(ctl) = ctl.poll_recv(cx) {
+                        return Poll::Ready(Turn::Control(ctl));
+                    }
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+
+        match turn {
+            Turn::Closing => closed = true,
+            Turn::Written(Ok(n)) => wq.advance(n),
+            Turn::Written(Err(e)) => break DisconnectReason::Io(e.to_string()),
+            Turn::Delivered(Ok(())) => {}
+            Turn::Delivered(Err(())) => break DisconnectReason::Closed,
+            Turn::Timer => {
+                armed = None;
+                let now = Instant::now();
+                if closed && core.linger_deadline().is_some_and(|d| now >= d) {
+                    break DisconnectReason::Closed;
+                }
+                if let Err(e) = conn.handle_timeout(now.into_std()) {
+                    fatal = Some(DisconnectReason::Protocol(e));
+                }
+            }
+            Turn::Read(res) => {
                 let mut read =
                     Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
                 if let Err(reason) = read.done(res, conn, &mut fatal) {
                     break reason;
                 }
-                continue;
             }
-        }
-
-        tokio::select! {
-            permit = core.inbound_tx.reserve(pipe_id), if pending.is_some() => {
-                match permit {
-                    Ok(permit) => if let Some(i) = pending.take() { permit.send(i) },
-                    Err(_) => break DisconnectReason::Closed,
-                }
-            }
-            res = write_some(writer, &wq), if wq.len > 0 => {
-                match res {
-                    Ok(n) => wq.advance(n),
-                    Err(e) => break DisconnectReason::Io(e.to_string()),
-                }
-            }
-            res = read_some(reader, &mut rbuf, read_size, missing), if can_read => {
-                let mut read = Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
-                if let Err(reason) = read.done(res, conn, &mut fatal) {
-                    break reason;
-                }
-            }
-            msg = rx.data.recv(), if take_messages => {
-                let Some(out) = msg else { break DisconnectReason::Closed };
-                // The same look as above, for a message that came while this waited: the peer may
+            Turn::Message(None) => break DisconnectReason::Closed,
+            Turn::Message(Some(out)) => {
+                // The same look as in the turn, for a message that came after it: the peer may
                 // have gone meanwhile (its EOF and the message woke this task together).
                 if can_read {
                     if let Some(res) = read_now(reader, &mut rbuf, read_size, missing).await {
-                        let mut read = Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
+                        let mut read =
+                            Reading { rbuf: &mut rbuf, read_size: &mut read_size, since_yield: &mut read_since_yield };
                         if let Err(reason) = read.done(res, conn, &mut fatal) {
                             rx.data.put_back(out);
                             break reason;
@@ -387,30 +443,37 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                     }
                 }
             }
-            ctl = rx.next_control(), if conn.is_ready() => {
-                match ctl {
-                    Some(Control::Subscribe(t)) => { conn.send_subscription(&t, true); }
-                    Some(Control::Cancel(t)) => { conn.send_subscription(&t, false); }
-                    None => break DisconnectReason::Closed,
-                }
+            Turn::Control(Some(Control::Subscribe(t))) => {
+                conn.send_subscription(&t, true);
             }
-            _ = &mut timer, if armed.is_some() && fatal.is_none() => {
-                armed = None;
-                let now = Instant::now();
-                if closed && core.linger_deadline().is_some_and(|d| now >= d) {
-                    break DisconnectReason::Closed;
-                }
-                if let Err(e) = conn.handle_timeout(now.into_std()) {
-                    fatal = Some(DisconnectReason::Protocol(e));
-                }
+            Turn::Control(Some(Control::Cancel(t))) => {
+                conn.send_subscription(&t, false);
             }
-            _ = &mut closing, if !closed => closed = true,
+            Turn::Control(None) => break DisconnectReason::Closed,
         }
     };
     // The pipe may outlive this connection (a connecting endpoint's): the next one says again.
     rx.data.set_encode(false);
     let _ = writer.shutdown().await;
     reason
+}
+
+/// What one turn of the connection's loop found ready (the first, in `drive`'s order).
+enum Turn {
+    /// The socket is closing.
+    Closing,
+    /// A vectored write ended.
+    Written(std::io::Result<usize>),
+    /// The message waiting for room in the inbound queue went in (`Err`: the socket is gone).
+    Delivered(Result<(), ()>),
+    /// The timer (handshake, heartbeat, output buffer, linger) expired.
+    Timer,
+    /// A read ended: octets read and the room there was.
+    Read(std::io::Result<(usize, usize)>),
+    /// What the pipe held next, a message or a run (`None`: the socket's end is gone).
+    Message(Option<Out>),
+    /// A subscription from the socket (`None`: the socket's end is gone).
+    Control(Option<Control>),
 }
 
 /// The read buffer. Received frames are slices of it (no copy), so a full buffer cannot be reused
@@ -503,44 +566,50 @@ async fn read_now(
     read_size: usize,
     missing: usize,
 ) -> Option<std::io::Result<(usize, usize)>> {
-    let read = read_some(reader, rbuf, read_size, missing);
-    tokio::pin!(read);
-    match std::future::poll_fn(|cx| std::task::Poll::Ready(std::future::Future::poll(read.as_mut(), cx))).await {
-        std::task::Poll::Ready(res) => Some(res),
-        std::task::Poll::Pending => None,
-    }
+    std::future::poll_fn(|cx| match poll_read_some(reader, rbuf, read_size, missing, cx) {
+        Poll::Ready(res) => Poll::Ready(Some(res)),
+        Poll::Pending => Poll::Ready(None),
+    })
+    .await
 }
 
-/// Reads into `rbuf` with room for at least a quarter of `read_size`; returns the octets read and
+/// Reads into `rbuf` with room for at least a quarter of `read_size`; gives the octets read and
 /// the room there was, so the caller can tell a full read.
-async fn read_some(
+fn poll_read_some(
     reader: &mut crate::transport::ReadHalf,
     rbuf: &mut ReadBuffer,
     read_size: usize,
     missing: usize,
-) -> std::io::Result<(usize, usize)> {
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<(usize, usize)>> {
     rbuf.make_room(read_size, missing);
     let room = rbuf.buf.capacity() - rbuf.buf.len();
-    let n = reader.read_buf(&mut rbuf.buf).await?;
-    Ok((n, room))
+    let n = std::task::ready!(tokio_util::io::poll_read_buf(Pin::new(&mut **reader), cx, &mut rbuf.buf))?;
+    Poll::Ready(Ok((n, room)))
 }
 
-/// Writes what the queue holds, with one vectored write. The slices are gathered at each poll,
-/// so that the future holds only its two references (it is part of every connection's future).
+/// Writes what the queue holds, with one vectored write. The slices are gathered at each poll.
+fn poll_write_some(
+    writer: &mut crate::transport::WriteHalf,
+    wq: &WriteQueue,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    // Most writes have a few chunks (one batch buffer, maybe large bodies): keep those on the
+    // stack.
+    let slices: smallvec::SmallVec<[IoSlice<'_>; 8]> =
+        wq.chunks.iter().take(MAX_IOV).map(|c| IoSlice::new(c)).collect();
+    match std::task::ready!(Pin::new(&mut **writer).poll_write_vectored(cx, &slices)) {
+        Ok(0) => Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
+        other => Poll::Ready(other),
+    }
+}
+
+/// [`poll_write_some`] as a future, holding only its two references (the rare ends' loops).
 fn write_some<'a>(
     writer: &'a mut crate::transport::WriteHalf,
     wq: &'a WriteQueue,
 ) -> impl std::future::Future<Output = std::io::Result<usize>> + 'a {
-    std::future::poll_fn(move |cx| {
-        // Most writes have a few chunks (one batch buffer, maybe large bodies): keep those on the
-        // stack.
-        let slices: smallvec::SmallVec<[IoSlice<'_>; 8]> =
-            wq.chunks.iter().take(MAX_IOV).map(|c| IoSlice::new(c)).collect();
-        match std::task::ready!(std::pin::Pin::new(&mut **writer).poll_write_vectored(cx, &slices)) {
-            Ok(0) => std::task::Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
-            other => std::task::Poll::Ready(other),
-        }
-    })
+    std::future::poll_fn(move |cx| poll_write_some(writer, wq, cx))
 }
 
 /// Sends what is queued (an ERROR command, say) before closing, without waiting long.

@@ -395,6 +395,33 @@ impl<S: Store> Tx<S> {
         stop
     }
 
+    /// Queues the message `item` holds into its slot if there is room (taking it out of `item`),
+    /// or registers `cx` to be woken when there may be. `Err` once the receiver is gone (`item`
+    /// keeps the message). What a reservation and its use do, under one lock.
+    pub(crate) fn poll_send(&self, item: &mut Option<S::Item>, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        let Some(key) = item.as_ref().map(S::key) else { return Poll::Ready(Ok(())) };
+        let waiters = {
+            let mut st = self.shared.lock();
+            if !st.receiver_alive {
+                return Poll::Ready(Err(()));
+            }
+            let place = st.store.place(key);
+            if !st.has_room(place) {
+                register(&mut st.store.slot(place).tx_waiters, cx.waker());
+                return Poll::Pending;
+            }
+            if let Some(msg) = item.take() {
+                st.store.push(place, msg);
+            }
+            if st.rx_waiters.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            st.take_rx_waiters()
+        };
+        wake_all(waiters);
+        Poll::Ready(Ok(()))
+    }
+
     /// Waits for room in the slot of `key` and reserves it. `Err` once the receiver is gone.
     /// Cancel safe.
     pub(crate) async fn reserve_for(&self, key: S::Key) -> Result<Reserved<'_, S>, ()> {
@@ -669,6 +696,49 @@ mod tests {
         }
         // Lane 1 down to 2 of 4 (lane 2's message taken in turn on the way).
         assert_eq!(taken, [Keyed(1, 0), Keyed(2, 0), Keyed(1, 1)]);
+    }
+
+    /// `poll_send` (a connection's message that waited for room): queued at once with room,
+    /// waiting in its own lane (woken at the low-water mark) without, a waiting receiver woken
+    /// once it is in, and given back once the receiver is gone.
+    #[test]
+    fn poll_send_waits_in_its_lane_and_gives_the_message_back_when_closed() {
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (tx, rx) = crate::socket::fair::channel::<Keyed>(2);
+        assert!(rx.poll_recv(&mut cx).is_pending());
+        let mut item = Some(Keyed(1, 0));
+        assert_eq!(tx.poll_send(&mut item, &mut cx), Poll::Ready(Ok(())));
+        assert_eq!(item, None);
+        assert_eq!(woken(&count), 1, "the waiting receiver");
+        // Nothing to send: nothing happens.
+        assert_eq!(tx.poll_send(&mut item, &mut cx), Poll::Ready(Ok(())));
+        tx.try_send(Keyed(1, 1)).expect("room");
+        let mut item = Some(Keyed(1, 2));
+        assert!(tx.poll_send(&mut item, &mut cx).is_pending());
+        assert_eq!(item, Some(Keyed(1, 2)), "kept while it waits");
+        // Another lane has room of its own.
+        let mut other = Some(Keyed(2, 0));
+        assert_eq!(tx.poll_send(&mut other, &mut cx), Poll::Ready(Ok(())));
+        assert_eq!(woken(&count), 1);
+        // Lane 1 taken down to its low-water mark (1 of 2): the waiting sender is woken.
+        let mut taken = Vec::new();
+        while woken(&count) == 1 {
+            taken.push(rx.try_recv().expect("queued"));
+        }
+        assert_eq!(taken, [Keyed(1, 0)]);
+        assert_eq!(tx.poll_send(&mut item, &mut cx), Poll::Ready(Ok(())));
+        assert_eq!(item, None);
+        let mut rest = Vec::new();
+        while let Some(m) = rx.try_recv() {
+            rest.push(m);
+        }
+        assert_eq!(rest, [Keyed(2, 0), Keyed(1, 1), Keyed(1, 2)]);
+        drop(rx);
+        let mut item = Some(Keyed(1, 3));
+        assert_eq!(tx.poll_send(&mut item, &mut cx), Poll::Ready(Err(())));
+        assert_eq!(item, Some(Keyed(1, 3)), "given back");
     }
 
     /// A batch goes in under one lock up to `max` or the first item without room (given back,

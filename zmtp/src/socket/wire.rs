@@ -302,6 +302,12 @@ impl PipeQueue {
         self.0.recv().await
     }
 
+    /// Takes the next item, or registers `cx` to be woken when one comes; `None` once the
+    /// socket's end is gone and nothing is queued.
+    pub(crate) fn poll_recv(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Out>> {
+        self.0.poll_recv(cx)
+    }
+
     /// The next item, if one is queued.
     pub(crate) fn try_recv(&self) -> Option<Out> {
         self.0.try_recv()
