@@ -83,14 +83,16 @@ impl Out {
     /// Queues this for the peer on `conn`: a message, or a run's frames as they are (taken
     /// apart into messages if `conn` does not frame in plaintext). A run's buffer goes to `spare`
     /// to be given back to the queue ([`PipeQueue::try_recv_many`]); a message's bodies, copied
-    /// into the output (or shared with it, then handed back again once written), to `written`,
-    /// for the application to free ([`PipeQueue::give_back`]).
+    /// into the output (or shared with it, then handed back again once written), to `written`
+    /// if given, for the application to free ([`PipeQueue::give_back`]).
     #[inline]
-    pub(crate) fn send(self, conn: &mut Connection, spare: &mut Option<BytesMut>, written: &mut Vec<Bytes>) {
+    pub(crate) fn send(self, conn: &mut Connection, spare: &mut Option<BytesMut>, written: Option<&mut Vec<Bytes>>) {
         match self {
             Out::Msg(m) => {
                 conn.send_message(&m);
-                written.extend(m);
+                if let Some(written) = written {
+                    written.extend(m);
+                }
             }
             Out::Run(run) => {
                 if conn.send_encoded(&run.frames) {
@@ -576,7 +578,7 @@ mod tests {
         }
         let mut spare = None;
         for out in items(&rx) {
-            out.send(&mut a, &mut spare, &mut Vec::new());
+            out.send(&mut a, &mut spare, None);
         }
         assert_eq!(spare.is_some(), a.frames_in_plaintext(), "a written run's buffer is kept");
         shuttle(&mut a, &mut b, now).expect("traffic");
