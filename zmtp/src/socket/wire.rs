@@ -44,6 +44,13 @@ const RUN_START: usize = 1024;
 #[derive(Debug)]
 pub(crate) enum Out {
     Msg(Message),
+    /// A message fanned out to several pipes (a PUB's), never encoded by the sender: its bodies
+    /// are shared, so it would be encoded once per subscriber, one after the other on the
+    /// application's thread, each pipe's run allocated anew (PUB to 100 SUBs, 256 B: 4.1
+    /// allocations per message published on the current-thread runtime and 5.1-5.6 on the
+    /// multi-threaded one, against 2.9-3.1 and 2.3-2.5 with its connections encoding it, each on
+    /// its own).
+    Shared(Message),
     Run(Run),
 }
 
@@ -86,7 +93,7 @@ impl Out {
     #[inline]
     pub(crate) fn send(self, conn: &mut Connection, spare: &mut Option<BytesMut>) {
         match self {
-            Out::Msg(m) => {
+            Out::Msg(m) | Out::Shared(m) => {
                 conn.send_message(&m);
             }
             Out::Run(run) => {
@@ -123,7 +130,7 @@ impl IntoIterator for Out {
     type IntoIter = Messages;
     fn into_iter(self) -> Messages {
         match self {
-            Out::Msg(m) => Messages::One(Some(m)),
+            Out::Msg(m) | Out::Shared(m) => Messages::One(Some(m)),
             Out::Run(run) => Messages::Many(run.into_messages().into_iter()),
         }
     }
@@ -216,14 +223,7 @@ impl Store for Wire {
     #[inline(always)]
     fn push(&mut self, (): (), item: Out) -> Option<Message> {
         if let Out::Msg(msg) = &item {
-            // Only a message the sender alone holds (empty frames aside): one whose bodies are
-            // shared (a PUB's, fanned out to several pipes) would be encoded once per subscriber,
-            // one after the other on the application's thread, each pipe's run allocated anew
-            // (PUB to 100 SUBs, 256 B: 4.1 allocations per message published on the
-            // current-thread runtime and 5.1-5.6 on the multi-threaded one, against 2.9-3.1 and
-            // 2.3-2.5 with the connections encoding it, each on its own). A static body is not
-            // "unique" either: it has nothing to free on another thread.
-            if self.encode && msg.iter().all(|b| b.is_empty() || b.is_unique()) {
+            if self.encode {
                 if let Some(len) = framed_len(msg) {
                     self.push_encoded(msg, len);
                     let Out::Msg(msg) = item else { return None };
@@ -261,6 +261,13 @@ impl PipeTx {
     #[inline]
     pub(crate) fn try_send(&self, msg: Message) -> Result<(), TrySendError<Message>> {
         self.0.try_send_as((), msg, Out::Msg)
+    }
+
+    /// Queues `msg`, one of several pipes' copies (fan-out), if there is room; never encoded here
+    /// ([`Out::Shared`]).
+    #[inline]
+    pub(crate) fn try_send_shared(&self, msg: Message) -> Result<(), TrySendError<Message>> {
+        self.0.try_send_as((), msg, Out::Shared)
     }
 
     /// Registers `cx` to be woken when there is room, unless there is (tests).
@@ -369,7 +376,7 @@ impl PipeQueue {
     #[cfg(test)]
     pub(crate) fn try_recv_msg(&self) -> Option<Message> {
         match self.try_recv()? {
-            Out::Msg(m) => Some(m),
+            Out::Msg(m) | Out::Shared(m) => Some(m),
             Out::Run(_) => None,
         }
     }
@@ -399,7 +406,7 @@ mod tests {
     fn mixed() -> Vec<Message> {
         vec![
             Message::from(&b"one"[..]),
-            Message::from(vec![Bytes::copy_from_slice(b"two"), Bytes::new(), Bytes::copy_from_slice(b"parts")]),
+            Message::from(["two", "", "parts"]),
             Message::new(),
             Message::from(vec![7u8; 300]),
             Message::from(vec![8u8; 4000]),
@@ -439,7 +446,7 @@ mod tests {
         let kinds: Vec<_> = taken
             .iter()
             .map(|o| match o {
-                Out::Msg(_) => 0,
+                Out::Msg(_) | Out::Shared(_) => 0,
                 Out::Run(r) => r.count,
             })
             .collect();
@@ -448,16 +455,12 @@ mod tests {
         let back: Vec<Message> = taken.into_iter().flatten().collect();
         assert_eq!(back, mixed());
 
-        // A message whose body is shared (fanned out to several pipes) is left to the
-        // connection; one held by the sender alone is encoded.
+        // A fanned-out message is left to the connection.
         let (tx, rx) = channel(100);
         rx.set_encode(true);
-        let body = Bytes::copy_from_slice(b"fanned out");
-        let kept = body.clone();
-        tx.try_send(Message::from(vec![body])).expect("room");
-        drop(kept);
+        tx.try_send_shared(Message::from(&b"fanned out"[..])).expect("room");
         tx.try_send(Message::from(&b"alone"[..])).expect("room");
-        assert!(matches!(items(&rx).as_slice(), [Out::Msg(_), Out::Run(Run { count: 1, .. })]));
+        assert!(matches!(items(&rx).as_slice(), [Out::Shared(_), Out::Run(Run { count: 1, .. })]));
 
         // Not encoded unless the connection said so.
         let (tx, rx) = channel(100);
