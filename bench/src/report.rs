@@ -579,6 +579,34 @@ fn tables(o: &mut String, cfg: &Config, records: &[Value]) {
             }
         }
         let _ = writeln!(o);
+        // What caps the rate when both sides share the machine's cores: CPU per delivery.
+        if fan.iter().any(|r| r["pub_cpu_ns_per_delivery"].is_number()) {
+            let _ = writeln!(
+                o,
+                "CPU per delivered message, ns: the PUB process / all SUB processes (user + system time over the window, 10 ms ticks; medians). Lower is better.\n"
+            );
+            header(o, "case", "");
+            for mode in &cfg.pubsub_modes {
+                for &subs in &cfg.fanout_subs {
+                    let f = |r: &Value| r["kind"] == "fanout" && r["subs"] == subs && r["mode"] == mode.as_str();
+                    let _ = write!(o, "| PUB → {subs} SUB ({mode}) |");
+                    for &i in &impls {
+                        let p = stat_of(records, i, "pub_cpu_ns_per_delivery", f);
+                        let q = stat_of(records, i, "sub_cpu_ns_per_delivery", f);
+                        match (p, q) {
+                            (Some(p), Some(q)) => {
+                                let _ = write!(o, " {:.0} / {:.0} |", p.med, q.med);
+                            }
+                            _ => {
+                                let _ = write!(o, " — |");
+                            }
+                        }
+                    }
+                    let _ = writeln!(o);
+                }
+            }
+            let _ = writeln!(o);
+        }
     }
 
     // Connections

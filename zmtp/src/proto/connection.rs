@@ -218,7 +218,8 @@ pub struct Connection {
     state: State,
     decoder: FrameDecoder,
     out: BytesMut,
-    chunks: VecDeque<Bytes>,
+    /// Chunks split off the output, each marked if it is a message's body written by reference.
+    chunks: VecDeque<(Bytes, bool)>,
     events: VecDeque<Event>,
     partial: Message,
     partial_size: u64,
@@ -623,8 +624,8 @@ impl Connection {
             }
             frame::encode_header(&mut self.out, i < last, false, body.len());
             if by_reference {
-                self.chunks.push_back(self.out.split().freeze());
-                self.chunks.push_back(body.clone());
+                self.chunks.push_back((self.out.split().freeze(), false));
+                self.chunks.push_back((body.clone(), true));
             } else {
                 self.out.extend_from_slice(body);
             }
@@ -673,6 +674,13 @@ impl Connection {
     /// The next bytes to write, in order; `None` when nothing is pending. A PONG owed to the peer
     /// goes out after what was queued before it (between messages, never inside one).
     pub fn poll_transmit(&mut self) -> Option<Bytes> {
+        self.poll_transmit_marked().map(|(chunk, _)| chunk)
+    }
+
+    /// As [`Connection::poll_transmit`], each chunk marked `true` if it is the body of a message
+    /// passed to [`Connection::send_message`], written by reference (the sender's memory, which a
+    /// driver may hand back to the sender to free once written).
+    pub fn poll_transmit_marked(&mut self) -> Option<(Bytes, bool)> {
         if let Some(chunk) = self.chunks.pop_front() {
             return Some(chunk);
         }
@@ -685,7 +693,7 @@ impl Connection {
             None
         } else {
             self.out_used = true;
-            Some(self.out.split().freeze())
+            Some((self.out.split().freeze(), false))
         }
     }
 
@@ -738,7 +746,7 @@ impl Connection {
         // context; boxed under CURVE.
         let boxed = if self.session.is_some() { mechanism::MESSAGE_OVERHEAD } else { 0 };
         let pong = self.pong.map_or(0, |p| 2 + 5 + usize::from(p.len) + boxed);
-        self.out.len() + pong + self.chunks.iter().map(Bytes::len).sum::<usize>()
+        self.out.len() + pong + self.chunks.iter().map(|(c, _)| c.len()).sum::<usize>()
     }
 
     /// The next thing the peer said. After an error, what was decoded before it is still here.

@@ -88,7 +88,11 @@ fn config(core: &Core, accepted: bool, stream: &Stream) -> Result<Config, Connec
 /// The pending writes: chunks from the connection, written with vectored IO.
 #[derive(Default)]
 struct WriteQueue {
-    chunks: VecDeque<Bytes>,
+    /// Each marked if it is a message's body, written by reference (`poll_transmit_marked`).
+    chunks: VecDeque<(Bytes, bool)>,
+    /// Message bodies done with (written, or copied into the output), to hand back to the
+    /// application to free (`wire::PipeQueue::give_back`).
+    written: Vec<Bytes>,
     len: usize,
 }
 
@@ -102,8 +106,8 @@ impl WriteQueue {
 
     /// Takes what the connection has to send.
     fn fill(&mut self, conn: &mut Connection) {
-        while let Some(c) = conn.poll_transmit() {
-            self.len += c.len();
+        while let Some(c) = conn.poll_transmit_marked() {
+            self.len += c.0.len();
             self.chunks.push_back(c);
         }
     }
@@ -111,10 +115,12 @@ impl WriteQueue {
     fn advance(&mut self, mut n: usize) {
         self.len -= n;
         while n > 0 {
-            let Some(front) = self.chunks.front_mut() else { return };
+            let Some((front, _)) = self.chunks.front_mut() else { return };
             if n >= front.len() {
                 n -= front.len();
-                self.chunks.pop_front();
+                if let Some((chunk, true)) = self.chunks.pop_front() {
+                    self.written.push(chunk);
+                }
             } else {
                 front.advance(n);
                 n = 0;
@@ -397,7 +403,11 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
 
         match turn {
             Turn::Closing => closed = true,
-            Turn::Written(Ok(n)) => wq.advance(n),
+            Turn::Written(Ok(n)) => {
+                wq.advance(n);
+                // The bodies done with go back to the application's thread to be freed.
+                rx.data.give_back(&mut wq.written);
+            }
             Turn::Written(Err(e)) => break DisconnectReason::Io(e.to_string()),
             Turn::Delivered(Ok(())) => {}
             Turn::Delivered(Err(())) => break DisconnectReason::Closed,
@@ -432,14 +442,14 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                         }
                     }
                 }
-                out.send(conn, &mut spare);
+                out.send(conn, &mut spare, &mut wq.written);
                 // Batch what else is queued, up to the backlog limit, taking a few at a time.
                 while conn.pending_transmit() + wq.len < WRITE_BACKLOG {
                     if rx.data.try_recv_many(&mut batch, BATCH, &mut spare) == 0 {
                         break;
                     }
                     for out in batch.drain(..) {
-                        out.send(conn, &mut spare);
+                        out.send(conn, &mut spare, &mut wq.written);
                     }
                 }
             }
@@ -453,7 +463,8 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
         }
     };
     // The pipe may outlive this connection (a connecting endpoint's): the next one says again.
-    rx.data.set_encode(false);
+    // What was handed back for the application to free and not taken yet is freed here.
+    drop(rx.data.end());
     let _ = writer.shutdown().await;
     reason
 }
@@ -597,7 +608,7 @@ fn poll_write_some(
     // Most writes have a few chunks (one batch buffer, maybe large bodies): keep those on the
     // stack.
     let slices: smallvec::SmallVec<[IoSlice<'_>; 8]> =
-        wq.chunks.iter().take(MAX_IOV).map(|c| IoSlice::new(c)).collect();
+        wq.chunks.iter().take(MAX_IOV).map(|(c, _)| IoSlice::new(c)).collect();
     match std::task::ready!(Pin::new(&mut **writer).poll_write_vectored(cx, &slices)) {
         Ok(0) => Poll::Ready(Err(std::io::ErrorKind::WriteZero.into())),
         other => Poll::Ready(other),
@@ -618,7 +629,10 @@ async fn flush_best_effort(writer: &mut crate::transport::WriteHalf, wq: &mut Wr
     let _ = tokio::time::timeout(std::time::Duration::from_millis(100), async {
         while wq.len > 0 {
             match write_some(writer, wq).await {
-                Ok(n) => wq.advance(n),
+                Ok(n) => {
+                    wq.advance(n);
+                    wq.written.clear();
+                }
                 Err(_) => return,
             }
         }
@@ -637,7 +651,7 @@ async fn linger(
     let work = async {
         loop {
             while let Some(out) = rx.data.try_recv() {
-                out.send(conn, &mut None);
+                out.send(conn, &mut None, &mut wq.written);
                 if conn.pending_transmit() + wq.len >= WRITE_BACKLOG {
                     break;
                 }
@@ -647,7 +661,10 @@ async fn linger(
                 return;
             }
             match write_some(writer, wq).await {
-                Ok(n) => wq.advance(n),
+                Ok(n) => {
+                    wq.advance(n);
+                    wq.written.clear();
+                }
                 Err(_) => return,
             }
         }
