@@ -50,17 +50,20 @@ impl Strategy for Fanout {
         let invert = o.invert_matching;
         let topic = msg.first().map_or(&[][..], |f| &f[..]);
         // Full or closed: that subscriber misses the message, as with libzmq. The last subscriber
-        // gets the message itself, the others a clone sharing its frames.
+        // gets the message itself, the others a clone sharing its frames; shared, it is encoded
+        // by each connection, not once per subscriber here (`Out::Shared`).
         let mut previous = None;
+        let mut fanned = false;
         for pipe in pipes.values() {
             if pipe.ready && pipe.subscriptions.matches(topic) != invert {
                 if let Some(p) = previous.replace(pipe) {
-                    let _ = p.tx.try_send(msg.clone());
+                    fanned = true;
+                    let _ = p.tx.try_send_shared(msg.clone());
                 }
             }
         }
         if let Some(p) = previous {
-            let _ = p.tx.try_send(msg);
+            let _ = if fanned { p.tx.try_send_shared(msg) } else { p.tx.try_send(msg) };
         }
         Ok(())
     }
