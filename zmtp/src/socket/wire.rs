@@ -188,14 +188,6 @@ pub(crate) struct Wire {
 const GIVE_BACK_MAX: usize = 1024;
 const GIVE_BACK_OCTETS: usize = 1 << 20;
 
-/// What a push leaves to drop after the lock: the message it encoded, and the bodies written
-/// that the connection handed back.
-#[derive(Default)]
-pub(crate) struct Spent {
-    _msg: Option<Message>,
-    _written: Vec<Bytes>,
-}
-
 impl Wire {
     /// Encodes `msg` (of `len` octets framed) at the back of the queue.
     #[inline]
@@ -215,6 +207,18 @@ impl Wire {
         self.slot.items.push_back(Out::Run(Run { frames, count: 1 }));
     }
 
+    /// `spent`, with the bodies handed back if there are (taken: the application frees them).
+    #[inline(always)]
+    fn with_written(&mut self, spent: Option<Message>) -> Option<Message> {
+        if self.written.is_empty() {
+            return spent;
+        }
+        self.written_len = 0;
+        let mut written = std::mem::take(&mut self.written);
+        written.extend(spent.into_iter().flatten());
+        Some(Message::from(written))
+    }
+
     /// `out` taken from the queue: the messages it held no longer count.
     #[inline(always)]
     fn taken(&mut self, out: &Out) {
@@ -229,7 +233,10 @@ impl Store for Wire {
     type Key = ();
     type Place = ();
     type Drained = VecDeque<Out>;
-    type Spent = Spent;
+    /// What to drop after the lock: the message encoded, and the bodies handed back (carried as
+    /// the frames of one `Message`: the common case, nothing handed back, costs what it did before
+    /// they were; a struct of both cost about 70 instructions a message in moves and drop glue).
+    type Spent = Option<Message>;
 
     #[inline(always)]
     fn key(_: &Out) {}
@@ -243,25 +250,21 @@ impl Store for Wire {
     }
 
     #[inline(always)]
-    fn push(&mut self, (): (), item: Out) -> Spent {
-        let mut spent = Spent::default();
-        if !self.written.is_empty() {
-            spent._written = std::mem::take(&mut self.written);
-            self.written_len = 0;
-        }
+    fn push(&mut self, (): (), item: Out) -> Option<Message> {
+        let mut spent = None;
         if let Out::Msg(msg) = &item {
             if self.encode {
                 if let Some(len) = framed_len(msg) {
                     self.push_encoded(msg, len);
                     if let Out::Msg(msg) = item {
-                        spent._msg = Some(msg);
+                        spent = Some(msg);
                     }
-                    return spent;
+                    return self.with_written(spent);
                 }
             }
         }
         self.slot.items.push_back(item);
-        spent
+        self.with_written(spent)
     }
 
     #[inline(always)]
