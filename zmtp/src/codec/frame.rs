@@ -40,6 +40,16 @@ pub enum Frame {
     Command(Bytes),
 }
 
+/// Octets of the header [`encode_header`] writes for a body of `len` octets.
+#[inline]
+pub fn header_len(len: usize) -> usize {
+    if len > 255 {
+        MAX_HEADER
+    } else {
+        2
+    }
+}
+
 /// Appends a frame header for a body of `len` octets to `dst`.
 pub fn encode_header(dst: &mut BytesMut, more: bool, command: bool, len: usize) {
     let mut flags = 0;

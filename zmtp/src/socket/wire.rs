@@ -146,7 +146,7 @@ impl IntoIterator for Out {
 fn framed_len(msg: &Message) -> Option<usize> {
     let mut n = 0;
     for body in msg {
-        n += body.len() + if body.len() > 255 { 9 } else { 2 };
+        n += frame::header_len(body.len()) + body.len();
         if n > ENCODE_MAX {
             return None;
         }
@@ -413,10 +413,9 @@ impl PipeQueue {
                 w.slot.packed = 0;
                 return (n, w.slot.waiters_after_take(capacity));
             }
-            for item in w.slot.items.drain(..n) {
-                if let Out::Run(run) = &item {
-                    w.slot.packed -= run.count - 1;
-                }
+            for _ in 0..n {
+                let Some(item) = w.slot.items.pop_front() else { break };
+                w.taken(&item);
                 out.push_back(item);
             }
             (n, w.slot.waiters_after_take(capacity))
