@@ -289,8 +289,14 @@ impl Core {
     /// What a connection hands over for a message from its peer: `None` if the socket type does
     /// not receive messages (PUB, PUSH).
     #[inline]
-    pub(crate) fn inbound(&self, pipe: PipeId, routing_id: &Bytes, msg: Message) -> Option<Inbound> {
-        self.traits.receives.then(|| Inbound { pipe, routing_id: routing_id.clone(), msg })
+    pub(crate) fn inbound(&self, pipe: PipeId, routing_id: &Bytes, mut msg: Message) -> Option<Inbound> {
+        if !self.traits.receives {
+            return None;
+        }
+        if self.traits.prefixes_routing_id {
+            msg.push_front(routing_id.clone());
+        }
+        Some(Inbound { pipe, msg })
     }
 
     /// Queues an inbound message without waiting. `Err(Some(i))`: the queue is full, try again

@@ -52,7 +52,9 @@ pub(crate) struct Inbound {
     /// Its pipe; [`STALE`] once taken from the lane of a pipe removed from the socket, for a type
     /// that drops such messages ([`Traits::drops_stale`]).
     pub pipe: PipeId,
-    pub routing_id: Bytes,
+    /// The message, its peer's routing id in front for a type that prefixes it
+    /// ([`Traits::prefixes_routing_id`]). (The id is not carried beside it: a field every type
+    /// paid for, cloned, moved and dropped with every message, for ROUTER's sake.)
     pub msg: Message,
 }
 
@@ -149,6 +151,9 @@ pub(crate) struct Traits {
     /// go to the peer that took its routing id over). The inbound queue marks such messages
     /// ([`STALE`]) as they are taken, so that the filter needs no lock to tell.
     pub drops_stale: bool,
+    /// What it receives starts with its peer's routing id (ROUTER), put there as the
+    /// connection hands the message over.
+    pub prefixes_routing_id: bool,
 }
 
 impl Traits {
@@ -161,6 +166,7 @@ impl Traits {
             subscribes: false,
             drains_on_send: false,
             drops_stale: false,
+            prefixes_routing_id: false,
         };
 }
 
@@ -525,7 +531,7 @@ pub(crate) mod testing {
         frames.iter().map(|f| Bytes::copy_from_slice(f)).collect::<Vec<_>>().into()
     }
 
-    pub(crate) fn inbound(pipe: PipeId, routing_id: &[u8], frames: &[&[u8]]) -> Inbound {
-        Inbound { pipe, routing_id: Bytes::copy_from_slice(routing_id), msg: msg(frames) }
+    pub(crate) fn inbound(pipe: PipeId, frames: &[&[u8]]) -> Inbound {
+        Inbound { pipe, msg: msg(frames) }
     }
 }

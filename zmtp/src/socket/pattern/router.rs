@@ -59,7 +59,7 @@ impl Router {
 
 impl Strategy for Router {
     fn traits(&self) -> Traits {
-        Traits { filters_inbound: true, drops_stale: true, ..Traits::PLAIN }
+        Traits { filters_inbound: true, drops_stale: true, prefixes_routing_id: true, ..Traits::PLAIN }
     }
 
     /// Routes by the first frame. A message that is only a routing id is dropped, as libzmq does.
@@ -159,14 +159,14 @@ impl Strategy for Router {
     }
 }
 
-/// ROUTER's rule for what it receives: the peer's routing id in front; what a pipe removed from
-/// the socket had delivered ([`STALE`]: its peer went, or another took its routing id over) is
-/// dropped, so that a reply cannot go to the wrong peer.
-fn filter(mut inbound: Inbound) -> Delivery {
+/// ROUTER's rule for what it receives (its peer's routing id is in front already:
+/// `prefixes_routing_id`): what a pipe removed from the socket had delivered ([`STALE`]: its
+/// peer went, or another took its routing id over) is dropped, so that a reply cannot go to the
+/// wrong peer.
+fn filter(inbound: Inbound) -> Delivery {
     if inbound.pipe == STALE {
         return Delivery::Drop;
     }
-    inbound.msg.push_front(inbound.routing_id);
     Delivery::Deliver(inbound.msg)
 }
 
@@ -197,15 +197,15 @@ mod tests {
         st.send(msg(&[b"nobody", b"lost"]), &o).expect("dropped");
         assert_eq!(rxs[0].data.try_recv_msg(), Some(msg(&[b"hi"])));
         assert_eq!(rxs[1].data.try_recv_msg(), Some(msg(&[b"hi"])));
-        assert_eq!(st.on_inbound(inbound(1, b"alice", &[b"x"]), &o), Delivery::Deliver(msg(&[b"alice", b"x"])));
+        assert_eq!(st.on_inbound(inbound(1, &[b"alice", b"x"]), &o), Delivery::Deliver(msg(&[b"alice", b"x"])));
 
         // Handover: pipe 3 takes "alice"; pipe 1 is gone (the socket marks what it delivered
         // stale), and a stale message is dropped.
         let o = Options::default().router_handover(true);
         assert_eq!(st.ready(3, &peer(SocketType::Dealer, b"alice"), &o).map(|r| r.replaced), Ok(Some(1)));
         assert!(!st.pipes.contains_key(&1));
-        assert_eq!(st.on_inbound(inbound(STALE, b"alice", &[b"x"]), &o), Delivery::Drop);
-        assert_eq!(st.pattern.stateless_filter().map(|f| f(inbound(STALE, b"alice", &[b"x"]))), Some(Delivery::Drop));
+        assert_eq!(st.on_inbound(inbound(STALE, &[b"alice", b"x"]), &o), Delivery::Drop);
+        assert_eq!(st.pattern.stateless_filter().map(|f| f(inbound(STALE, &[b"alice", b"x"]))), Some(Delivery::Drop));
         st.send(msg(&[b"alice", b"to 3"]), &o).expect("routed");
         assert_eq!(rxs[2].data.try_recv_msg(), Some(msg(&[b"to 3"])));
         // Its detach does not take the new holder's route.
