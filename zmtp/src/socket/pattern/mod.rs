@@ -158,16 +158,15 @@ pub(crate) struct Traits {
 
 impl Traits {
     /// A type that takes messages as they come and sends without state.
-    pub(crate) const PLAIN: Traits =
-        Traits {
-            receives: true,
-            filters_inbound: false,
-            checks_recv: false,
-            subscribes: false,
-            drains_on_send: false,
-            drops_stale: false,
-            prefixes_routing_id: false,
-        };
+    pub(crate) const PLAIN: Traits = Traits {
+        receives: true,
+        filters_inbound: false,
+        checks_recv: false,
+        subscribes: false,
+        drains_on_send: false,
+        drops_stale: false,
+        prefixes_routing_id: false,
+    };
 }
 
 /// Why a peer whose handshake succeeded is refused.
