@@ -787,6 +787,8 @@ mod tests {
         fn key(&self) -> u64 {
             self.0
         }
+
+        fn mark_stale(&mut self) {}
     }
 
     #[tokio::test]

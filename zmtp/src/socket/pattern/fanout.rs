@@ -39,7 +39,7 @@ fn subscription_message(pipe: PipeId, topic: &[u8], subscribe: bool) -> Inbound 
     let mut frame = Vec::with_capacity(1 + topic.len());
     frame.push(u8::from(subscribe));
     frame.extend_from_slice(topic);
-    Inbound { pipe, routing_id: Bytes::new(), msg: Message::from(frame) }
+    Inbound { pipe, msg: Message::from(frame) }
 }
 
 impl Strategy for Fanout {
