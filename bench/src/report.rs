@@ -46,6 +46,14 @@ fn stat_of(records: &[Value], imp: Impl, key: &str, f: impl Fn(&Value) -> bool) 
     stat(collect(records, |r| r["impl"] == imp.name() && f(r)).filter_map(|r| r[key].as_f64()).collect())
 }
 
+/// CPU time per message of one end of a throughput run (`role`: "recv" or "send"), in ns: its
+/// process's user + system time in the window (every thread) ÷ the messages it counted.
+fn cpu_ns(r: &Value, role: &str) -> Option<f64> {
+    let end = &r["detail"][role];
+    let msgs = end["msgs"].as_f64().filter(|&n| n > 0.0)?;
+    Some(end["cpu_s"].as_f64()? * 1e9 / msgs)
+}
+
 pub fn fmt_rate(x: f64) -> String {
     if x >= 1e6 {
         format!("{:.2} M", x / 1e6)
@@ -645,6 +653,44 @@ fn tables(o: &mut String, cfg: &Config, records: &[Value]) {
             _ => {
                 let _ = writeln!(o, " — | — |");
             }
+        }
+        let _ = writeln!(o);
+    }
+
+    // CPU per message
+    if rows.iter().any(|row| collect(records, |r| row_match(r, row) && cpu_ns(r, "recv").is_some()).next().is_some()) {
+        let _ =
+            writeln!(o, "### CPU per message (each process's user + system time in the window ÷ its messages, ns)\n");
+        let _ = writeln!(
+            o,
+            "Receiver / sender, every thread of the process (libzmq's I/O thread, a runtime's workers). Both \
+             processes share the machine's cores, so where they keep them busy the rate is about the cores \
+             ÷ (receiver + sender): a figure that load and the VM's wake-ups distort less than the rate.\n"
+        );
+        let _ = write!(o, "| case |");
+        for i in &impls {
+            let _ = write!(o, " {} |", i.label());
+        }
+        let _ = writeln!(o);
+        let _ = write!(o, "|---|");
+        for _ in &impls {
+            let _ = write!(o, "---:|");
+        }
+        let _ = writeln!(o);
+        for row in &rows {
+            let f = |r: &Value| row_match(r, row);
+            let _ = write!(o, "| {} |", row_label(row));
+            for &i in &impls {
+                let of = |role| {
+                    stat(collect(records, |r| r["impl"] == i.name() && f(r)).filter_map(|r| cpu_ns(r, role)).collect())
+                };
+                let (a, b) = (of("recv"), of("send"));
+                let _ = match (a, b) {
+                    (Some(a), Some(b)) => write!(o, " {:.0} / {:.0} |", a.med, b.med),
+                    _ => write!(o, " — |"),
+                };
+            }
+            let _ = writeln!(o);
         }
         let _ = writeln!(o);
     }

@@ -24,6 +24,8 @@ use super::queue::{self, Slot, Store};
 /// What a lane is chosen by.
 pub(crate) trait Keyed {
     fn key(&self) -> u64;
+    /// Taken from a lane marked stale ([`Sender::close_lane`], [`Sender::disown_lane`]).
+    fn mark_stale(&mut self);
 }
 
 /// Pipe ids are small sequential integers: one multiplication spreads them over the table.
@@ -59,6 +61,9 @@ struct Lane<T> {
     slot: Slot<T>,
     /// The pipe is gone: remove the lane once it is empty.
     closed: bool,
+    /// What is taken from it is marked stale (its pipe was removed from a socket that drops what
+    /// such a pipe delivered: ROUTER).
+    stale: bool,
 }
 
 /// The lanes: `queue`'s [`Store`] for fair queueing.
@@ -154,7 +159,7 @@ impl<T: Keyed> Store for Lanes<T> {
                 let slot = match self.free.pop() {
                     Some(slot) => slot,
                     None => {
-                        self.slots.push(Lane { key, live: false, slot: Slot::new(), closed: false });
+                        self.slots.push(Lane { key, live: false, slot: Slot::new(), closed: false, stale: false });
                         self.slots.len() - 1
                     }
                 };
@@ -162,6 +167,7 @@ impl<T: Keyed> Store for Lanes<T> {
                 lane.key = key;
                 lane.live = true;
                 lane.closed = false;
+                lane.stale = false;
                 self.index.insert(key, slot);
                 slot
             }
@@ -194,8 +200,11 @@ impl<T: Keyed> Store for Lanes<T> {
     #[inline(always)]
     fn pop(&mut self, capacity: usize, woken: &mut Vec<Waker>) -> Option<T> {
         let &slot = self.ring.front()?;
-        let lane = &mut self.slots[slot].slot;
-        let item = lane.items.pop_front()?;
+        let Lane { slot: lane, stale, .. } = &mut self.slots[slot];
+        let mut item = lane.items.pop_front()?;
+        if *stale {
+            item.mark_stale();
+        }
         *woken = lane.waiters_after_take(capacity);
         if lane.items.is_empty() {
             self.ring.pop_front();
@@ -257,12 +266,26 @@ impl<T: Keyed> Sender<T> {
         self.reserve_for(key).await
     }
 
-    /// The pipe behind lane `key` is gone: the lane goes once its messages are taken.
-    pub(crate) fn close_lane(&self, key: u64) {
+    /// The pipe behind lane `key` is gone: the lane goes once its messages are taken. If
+    /// `stale`, they are marked stale as they are taken ([`Keyed::mark_stale`]).
+    pub(crate) fn close_lane(&self, key: u64, stale: bool) {
         self.with_store(|lanes| {
             let Some(&slot) = lanes.index.get(&key) else { return };
-            lanes.slots[slot].closed = true;
+            let lane = &mut lanes.slots[slot];
+            lane.closed = true;
+            lane.stale |= stale;
             lanes.remove_if_done(slot);
+        });
+    }
+
+    /// The pipe behind lane `key` was removed while its connection may still deliver (ROUTER
+    /// handover): what is taken from the lane from now on is marked stale. The lane is made if
+    /// there is none, so that it holds the mark for what comes later; it goes with the
+    /// connection's [`Sender::close_lane`], which must come after this.
+    pub(crate) fn disown_lane(&self, key: u64) {
+        self.with_store(|lanes| {
+            let slot = lanes.place(key);
+            lanes.slots[slot].stale = true;
         });
     }
 }
@@ -290,9 +313,16 @@ mod test_item {
     #[derive(Debug, PartialEq, Eq)]
     pub(super) struct M(pub u64, pub u32);
 
+    /// A stale one's sequence number.
+    pub(super) const STALE: u32 = u32::MAX;
+
     impl super::Keyed for M {
         fn key(&self) -> u64 {
             self.0
+        }
+
+        fn mark_stale(&mut self) {
+            self.1 = STALE;
         }
     }
 }
@@ -334,7 +364,7 @@ mod tests {
         let (tx, rx) = channel(8);
         for peer in 0..1000 {
             tx.try_send(M(peer, 0)).expect("room");
-            tx.close_lane(peer);
+            tx.close_lane(peer, false);
             assert_eq!(rx.try_recv(), Some(M(peer, 0)));
         }
         assert_eq!(rx.lanes(), 0);
@@ -342,8 +372,33 @@ mod tests {
         tx.try_send(M(7, 0)).expect("room");
         assert_eq!(rx.try_recv(), Some(M(7, 0)));
         assert_eq!(rx.lanes(), 1);
-        tx.close_lane(7);
+        tx.close_lane(7, false);
         assert_eq!(rx.lanes(), 0);
+    }
+
+    /// What is taken from a lane closed or disowned as stale is marked, including what its peer
+    /// pushes after a disown; a lane made again for the same key later is not.
+    #[test]
+    fn stale_lanes_mark_what_is_taken() {
+        use super::test_item::STALE;
+        let (tx, rx) = channel(8);
+        tx.try_send(M(1, 0)).expect("room");
+        tx.try_send(M(2, 0)).expect("room");
+        tx.close_lane(1, true);
+        tx.close_lane(2, false);
+        assert_eq!(rx.try_recv(), Some(M(1, STALE)));
+        assert_eq!(rx.try_recv(), Some(M(2, 0)));
+        assert_eq!(rx.lanes(), 0);
+        // Disowned before it ever pushed: its lane is made, and holds the mark.
+        tx.disown_lane(3);
+        tx.try_send(M(3, 0)).expect("room");
+        tx.try_send(M(4, 0)).expect("room");
+        assert_eq!(rx.try_recv(), Some(M(3, STALE)));
+        assert_eq!(rx.try_recv(), Some(M(4, 0)));
+        tx.close_lane(3, false);
+        assert_eq!(rx.lanes(), 1);
+        tx.try_send(M(3, 1)).expect("room");
+        assert_eq!(rx.try_recv(), Some(M(3, 1)), "a new lane for the key");
     }
 
     #[test]
@@ -380,8 +435,8 @@ mod tests {
         // Each of these once indexed a lane the receiver's drop had taken away.
         permit.send(M(1, 1));
         drop(unused);
-        tx.close_lane(1);
-        tx.close_lane(2);
+        tx.close_lane(1, false);
+        tx.close_lane(2, false);
         assert_eq!(tx.try_send(M(3, 0)), Err(TrySendError::Closed(M(3, 0))));
         assert!(tx.reserve(3).await.is_err());
     }

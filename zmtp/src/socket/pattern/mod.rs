@@ -49,16 +49,32 @@ pub(crate) enum Control {
 /// A message from a peer, tagged with where it came from.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Inbound {
+    /// Its pipe; [`STALE`] once taken from the lane of a pipe removed from the socket, for a type
+    /// that drops such messages ([`Traits::drops_stale`]).
     pub pipe: PipeId,
-    pub routing_id: Bytes,
+    /// The message, its peer's routing id in front for a type that prefixes it
+    /// ([`Traits::prefixes_routing_id`]). (The id is not carried beside it: a field every type
+    /// paid for, cloned, moved and dropped with every message, for ROUTER's sake.)
     pub msg: Message,
 }
+
+/// Pipe ids start at 1: this one marks an [`Inbound`] whose pipe had been removed.
+pub(crate) const STALE: PipeId = 0;
 
 impl super::fair::Keyed for Inbound {
     fn key(&self) -> u64 {
         self.pipe
     }
+
+    #[inline(always)]
+    fn mark_stale(&mut self) {
+        self.pipe = STALE;
+    }
 }
+
+/// A type's rule for inbound messages when it needs none of the socket's state: applied
+/// without the socket's lock ([`Strategy::stateless_filter`]).
+pub(crate) type StatelessFilter = fn(Inbound) -> Delivery;
 
 /// The socket's end of a pipe.
 #[derive(Debug)]
@@ -131,12 +147,26 @@ pub(crate) struct Traits {
     pub subscribes: bool,
     /// A new send first discards what is still queued inbound (REQ: replies to older requests).
     pub drains_on_send: bool,
+    /// What a pipe delivered is dropped once the pipe is removed (ROUTER: a reply to it could
+    /// go to the peer that took its routing id over). The inbound queue marks such messages
+    /// ([`STALE`]) as they are taken, so that the filter needs no lock to tell.
+    pub drops_stale: bool,
+    /// What it receives starts with its peer's routing id (ROUTER), put there as the
+    /// connection hands the message over.
+    pub prefixes_routing_id: bool,
 }
 
 impl Traits {
     /// A type that takes messages as they come and sends without state.
-    pub(crate) const PLAIN: Traits =
-        Traits { receives: true, filters_inbound: false, checks_recv: false, subscribes: false, drains_on_send: false };
+    pub(crate) const PLAIN: Traits = Traits {
+        receives: true,
+        filters_inbound: false,
+        checks_recv: false,
+        subscribes: false,
+        drains_on_send: false,
+        drops_stale: false,
+        prefixes_routing_id: false,
+    };
 }
 
 /// Why a peer whose handshake succeeded is refused.
@@ -157,6 +187,9 @@ pub(crate) struct Ready {
     pub routing_id: Bytes,
     /// A message for the peer before any other (PROBE_ROUTER's empty message, XPUB's welcome).
     pub greeting: Option<Message>,
+    /// The pipe it took the place of (ROUTER_HANDOVER), removed from the socket while its
+    /// connection may still deliver.
+    pub replaced: Option<PipeId>,
 }
 
 /// What the socket waits for when a message cannot be queued yet.
@@ -220,12 +253,25 @@ trait Strategy {
         Delivery::Deliver(inbound.msg)
     }
 
-    /// The routing id of pipe `id`, whose handshake just ended, or why it is refused.
-    fn admit(&mut self, pipes: &mut Pipes, id: PipeId, peer: &PeerInfo, _o: &Options) -> Result<Bytes, Refused> {
+    /// [`Strategy::on_inbound`] as a function of the message alone, if the type's rule needs no
+    /// state: the socket then applies it without its lock.
+    fn stateless_filter(&self) -> Option<StatelessFilter> {
+        None
+    }
+
+    /// The routing id of pipe `id`, whose handshake just ended, and the pipe it replaces if any
+    /// (removed here); or why it is refused.
+    fn admit(
+        &mut self,
+        pipes: &mut Pipes,
+        id: PipeId,
+        peer: &PeerInfo,
+        _o: &Options,
+    ) -> Result<(Bytes, Option<PipeId>), Refused> {
         let _ = (pipes, id);
         // A copy: the peer's value points into the connection's first read buffer, which would
         // otherwise stay allocated for the life of the connection.
-        Ok(Bytes::copy_from_slice(&peer.routing_id))
+        Ok((Bytes::copy_from_slice(&peer.routing_id), None))
     }
 
     /// Pipe `pipe` is ready: what it must be told first.
@@ -331,6 +377,10 @@ impl Pattern {
     pub(crate) fn traits(&self) -> Traits {
         dispatch!(self, s => s.traits())
     }
+
+    pub(crate) fn stateless_filter(&self) -> Option<StatelessFilter> {
+        dispatch!(self, s => s.stateless_filter())
+    }
 }
 
 /// Everything behind the socket lock: the pipes and the strategy's state.
@@ -392,12 +442,12 @@ impl State {
         }
         let pipes = &mut self.pipes;
         dispatch!(&mut self.pattern, s => {
-            let routing_id = s.admit(pipes, id, peer, o)?;
+            let (routing_id, replaced) = s.admit(pipes, id, peer, o)?;
             let pipe = pipes.get_mut(&id).ok_or(Refused::Gone)?;
             pipe.ready = true;
             pipe.routing_id = routing_id.clone();
             let greeting = s.on_ready(pipe, o);
-            Ok(Ready { routing_id, greeting })
+            Ok(Ready { routing_id, greeting, replaced })
         })
     }
 
@@ -480,7 +530,7 @@ pub(crate) mod testing {
         frames.iter().map(|f| Bytes::copy_from_slice(f)).collect::<Vec<_>>().into()
     }
 
-    pub(crate) fn inbound(pipe: PipeId, routing_id: &[u8], frames: &[&[u8]]) -> Inbound {
-        Inbound { pipe, routing_id: Bytes::copy_from_slice(routing_id), msg: msg(frames) }
+    pub(crate) fn inbound(pipe: PipeId, frames: &[&[u8]]) -> Inbound {
+        Inbound { pipe, msg: msg(frames) }
     }
 }

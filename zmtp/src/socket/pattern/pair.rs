@@ -34,11 +34,17 @@ impl Strategy for Pair {
         self.lb.commit(id, msg)
     }
 
-    fn admit(&mut self, pipes: &mut Pipes, id: PipeId, peer: &PeerInfo, _o: &Options) -> Result<Bytes, Refused> {
+    fn admit(
+        &mut self,
+        pipes: &mut Pipes,
+        id: PipeId,
+        peer: &PeerInfo,
+        _o: &Options,
+    ) -> Result<(Bytes, Option<PipeId>), Refused> {
         if pipes.iter().any(|(&other, p)| other != id && p.ready) {
             return Err(Refused::PairHasPeer);
         }
-        Ok(Bytes::copy_from_slice(&peer.routing_id))
+        Ok((Bytes::copy_from_slice(&peer.routing_id), None))
     }
 
     fn on_ready(&mut self, _pipe: &Pipe, _o: &Options) -> Option<Message> {

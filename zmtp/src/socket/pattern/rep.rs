@@ -62,8 +62,8 @@ mod tests {
         let (mut st, rxs) = state(SocketType::Rep, &o, 2);
         assert!(st.recv_allowed().is_ok());
         assert!(matches!(st.send(msg(&[b"early"]), &o), Err(Unsent::Failed(Error::InvalidState, _))));
-        assert_eq!(st.on_inbound(inbound(2, b"", &[b"no delimiter"]), &o), Delivery::Drop);
-        let d = st.on_inbound(inbound(2, b"", &[b"hop", b"", b"question"]), &o);
+        assert_eq!(st.on_inbound(inbound(2, &[b"no delimiter"]), &o), Delivery::Drop);
+        let d = st.on_inbound(inbound(2, &[b"hop", b"", b"question"]), &o);
         assert_eq!(d, Delivery::Deliver(msg(&[b"question"])));
         assert!(matches!(st.recv_allowed(), Err(Error::InvalidState)));
         st.send(msg(&[b"answer"]), &o).expect("sent");

@@ -107,9 +107,9 @@ mod tests {
         assert_eq!(rxs[0].data.try_recv_msg(), Some(msg(&[b"", b"q1"])));
         assert!(matches!(st.send(msg(&[b"q2"]), &o), Err(Unsent::Failed(Error::InvalidState, _))));
         // Not from the peer asked, no delimiter: dropped; then the reply.
-        assert_eq!(st.on_inbound(inbound(2, b"", &[b"", b"a"]), &o), Delivery::Drop);
-        assert_eq!(st.on_inbound(inbound(1, b"", &[b"a"]), &o), Delivery::Drop);
-        assert_eq!(st.on_inbound(inbound(1, b"", &[b"", b"a"]), &o), Delivery::Deliver(msg(&[b"a"])));
+        assert_eq!(st.on_inbound(inbound(2, &[b"", b"a"]), &o), Delivery::Drop);
+        assert_eq!(st.on_inbound(inbound(1, &[b"a"]), &o), Delivery::Drop);
+        assert_eq!(st.on_inbound(inbound(1, &[b"", b"a"]), &o), Delivery::Deliver(msg(&[b"a"])));
         // The next request goes to the next peer.
         st.send(msg(&[b"q2"]), &o).expect("sent");
         assert_eq!(rxs[1].data.try_recv_msg(), Some(msg(&[b"", b"q2"])));
@@ -124,7 +124,7 @@ mod tests {
         let id = |n: u32| n.to_be_bytes();
         assert_eq!(rxs[0].data.try_recv_msg(), Some(msg(&[&id(1), b"", b"q1"])));
         assert_eq!(rxs[0].data.try_recv_msg(), Some(msg(&[&id(2), b"", b"q2"])));
-        assert_eq!(st.on_inbound(inbound(1, b"", &[&id(1), b"", b"old"]), &o), Delivery::Drop);
-        assert_eq!(st.on_inbound(inbound(1, b"", &[&id(2), b"", b"new"]), &o), Delivery::Deliver(msg(&[b"new"])));
+        assert_eq!(st.on_inbound(inbound(1, &[&id(1), b"", b"old"]), &o), Delivery::Drop);
+        assert_eq!(st.on_inbound(inbound(1, &[&id(2), b"", b"new"]), &o), Delivery::Deliver(msg(&[b"new"])));
     }
 }

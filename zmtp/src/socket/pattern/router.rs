@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use super::{Delivery, Inbound, Pipe, PipeId, Pipes, Refused, Strategy, Traits, Unsent, Wait};
+use super::{Delivery, Inbound, Pipe, PipeId, Pipes, Refused, StatelessFilter, Strategy, Traits, Unsent, Wait, STALE};
 use crate::proto::PeerInfo;
 use crate::socket::options::Options;
 use crate::socket::queue::TrySendError;
@@ -59,7 +59,7 @@ impl Router {
 
 impl Strategy for Router {
     fn traits(&self) -> Traits {
-        Traits { filters_inbound: true, ..Traits::PLAIN }
+        Traits { filters_inbound: true, drops_stale: true, prefixes_routing_id: true, ..Traits::PLAIN }
     }
 
     /// Routes by the first frame. A message that is only a routing id is dropped, as libzmq does.
@@ -103,20 +103,25 @@ impl Strategy for Router {
         msg
     }
 
-    /// Prefixes the peer's routing id; drops what a connection sent before another took its id
-    /// over (ROUTER_HANDOVER removes the old pipe), so that replies cannot go to the wrong peer.
-    fn on_inbound(&mut self, pipes: &Pipes, mut inbound: Inbound, _o: &Options) -> Delivery {
-        if !pipes.contains_key(&inbound.pipe) {
-            return Delivery::Drop;
-        }
-        inbound.msg.push_front(inbound.routing_id);
-        Delivery::Deliver(inbound.msg)
+    fn on_inbound(&mut self, _pipes: &Pipes, inbound: Inbound, _o: &Options) -> Delivery {
+        filter(inbound)
     }
 
-    fn admit(&mut self, pipes: &mut Pipes, id: PipeId, peer: &PeerInfo, o: &Options) -> Result<Bytes, Refused> {
+    fn stateless_filter(&self) -> Option<StatelessFilter> {
+        Some(filter)
+    }
+
+    fn admit(
+        &mut self,
+        pipes: &mut Pipes,
+        id: PipeId,
+        peer: &PeerInfo,
+        o: &Options,
+    ) -> Result<(Bytes, Option<PipeId>), Refused> {
         let preset = pipes.get(&id).and_then(|p| p.preset_routing_id.clone());
         // A copy: the peer's value points into the connection's first read buffer.
         let wanted = preset.unwrap_or_else(|| Bytes::copy_from_slice(&peer.routing_id));
+        let mut replaced = None;
         let routing_id = if wanted.is_empty() {
             self.generate_routing_id()
         } else if let Some(&holder) = self.routes.get(&wanted).filter(|&&h| h != id) {
@@ -124,15 +129,16 @@ impl Strategy for Router {
                 return Err(Refused::RoutingIdInUse);
             }
             // Handover: the old connection is ended, as libzmq does. Dropping its pipe closes the
-            // queues its task reads, so the task stops; what it already handed over is filtered
-            // out on receipt (its pipe is gone).
+            // queues its task reads, so the task stops; what it handed over, or still does, is
+            // stale (the socket has its lane marked: `replaced`) and dropped on receipt.
             pipes.remove(&holder);
+            replaced = Some(holder);
             wanted
         } else {
             wanted
         };
         self.routes.insert(routing_id.clone(), id);
-        Ok(routing_id)
+        Ok((routing_id, replaced))
     }
 
     fn on_ready(&mut self, _pipe: &Pipe, o: &Options) -> Option<Message> {
@@ -153,6 +159,17 @@ impl Strategy for Router {
     }
 }
 
+/// ROUTER's rule for what it receives (its peer's routing id is in front already:
+/// `prefixes_routing_id`): what a pipe removed from the socket had delivered ([`STALE`]: its
+/// peer went, or another took its routing id over) is dropped, so that a reply cannot go to the
+/// wrong peer.
+fn filter(inbound: Inbound) -> Delivery {
+    if inbound.pipe == STALE {
+        return Delivery::Drop;
+    }
+    Delivery::Deliver(inbound.msg)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{inbound, msg, peer, state};
@@ -166,7 +183,10 @@ mod tests {
         let (mut st, rxs) = state(SocketType::Router, &o, 4);
         st.pipes.get_mut(&2).expect("pipe").preset_routing_id = Some(Bytes::from_static(b"preset"));
         let ready = |st: &mut super::super::State, id| st.ready(id, &peer(SocketType::Dealer, b"alice"), &o);
-        assert_eq!(ready(&mut st, 1), Ok(Ready { routing_id: Bytes::from_static(b"alice"), greeting: None }));
+        assert_eq!(
+            ready(&mut st, 1),
+            Ok(Ready { routing_id: Bytes::from_static(b"alice"), greeting: None, replaced: None })
+        );
         assert_eq!(ready(&mut st, 2).map(|r| r.routing_id), Ok(Bytes::from_static(b"preset")));
         assert_eq!(ready(&mut st, 3), Err(Refused::RoutingIdInUse));
         let generated = st.ready(4, &peer(SocketType::Dealer, b""), &o).expect("ready").routing_id;
@@ -177,13 +197,15 @@ mod tests {
         st.send(msg(&[b"nobody", b"lost"]), &o).expect("dropped");
         assert_eq!(rxs[0].data.try_recv_msg(), Some(msg(&[b"hi"])));
         assert_eq!(rxs[1].data.try_recv_msg(), Some(msg(&[b"hi"])));
-        assert_eq!(st.on_inbound(inbound(1, b"alice", &[b"x"]), &o), Delivery::Deliver(msg(&[b"alice", b"x"])));
+        assert_eq!(st.on_inbound(inbound(1, &[b"alice", b"x"]), &o), Delivery::Deliver(msg(&[b"alice", b"x"])));
 
-        // Handover: pipe 3 takes "alice"; pipe 1 is gone, and what it had handed over is dropped.
+        // Handover: pipe 3 takes "alice"; pipe 1 is gone (the socket marks what it delivered
+        // stale), and a stale message is dropped.
         let o = Options::default().router_handover(true);
-        assert!(st.ready(3, &peer(SocketType::Dealer, b"alice"), &o).is_ok());
+        assert_eq!(st.ready(3, &peer(SocketType::Dealer, b"alice"), &o).map(|r| r.replaced), Ok(Some(1)));
         assert!(!st.pipes.contains_key(&1));
-        assert_eq!(st.on_inbound(inbound(1, b"alice", &[b"x"]), &o), Delivery::Drop);
+        assert_eq!(st.on_inbound(inbound(STALE, &[b"alice", b"x"]), &o), Delivery::Drop);
+        assert_eq!(st.pattern.stateless_filter().map(|f| f(inbound(STALE, &[b"alice", b"x"]))), Some(Delivery::Drop));
         st.send(msg(&[b"alice", b"to 3"]), &o).expect("routed");
         assert_eq!(rxs[2].data.try_recv_msg(), Some(msg(&[b"to 3"])));
         // Its detach does not take the new holder's route.

@@ -117,9 +117,9 @@ mod tests {
         st.subscribe(b"a", false, &o).expect("last reference");
         assert_eq!(ctl(&mut rxs[0]), [Control::Cancel(Bytes::from_static(b"a"))]);
 
-        assert_eq!(st.on_inbound(inbound(1, b"", &[b"b"]), &o), Delivery::Drop);
+        assert_eq!(st.on_inbound(inbound(1, &[b"b"]), &o), Delivery::Drop);
         st.subscribe(b"b", true, &o).expect("SUB subscribes");
-        assert_eq!(st.on_inbound(inbound(1, b"", &[b"bee"]), &o), Delivery::Deliver(msg(&[b"bee"])));
+        assert_eq!(st.on_inbound(inbound(1, &[b"bee"]), &o), Delivery::Deliver(msg(&[b"bee"])));
         assert!(matches!(st.send(msg(&[b"x"]), &o), Err(Unsent::Failed(Error::NotSupported(_), _))));
     }
 
