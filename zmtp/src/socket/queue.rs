@@ -336,6 +336,18 @@ impl<S: Store> Tx<S> {
         msg: M,
         into: impl FnOnce(M) -> S::Item,
     ) -> Result<(), TrySendError<M>> {
+        self.try_send_with(key, msg, |store, place, msg| store.push(place, into(msg)))
+    }
+
+    /// Lets `push` queue `msg` (its own way, under the lock) in the slot of `key` if there is
+    /// room; else gives `msg` back as it was. What `push` returns is dropped after the lock.
+    #[inline(always)]
+    pub(crate) fn try_send_with<M>(
+        &self,
+        key: S::Key,
+        msg: M,
+        push: impl FnOnce(&mut S, S::Place, M) -> S::Spent,
+    ) -> Result<(), TrySendError<M>> {
         // Dropped after the lock (declared before the guard).
         let _spent;
         let waiters = {
@@ -347,7 +359,7 @@ impl<S: Store> Tx<S> {
             if !st.has_room(place) {
                 return Err(TrySendError::Full(msg));
             }
-            _spent = st.store.push(place, into(msg));
+            _spent = push(&mut st.store, place, msg);
             if st.rx_waiters.is_empty() {
                 return Ok(());
             }

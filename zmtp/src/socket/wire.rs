@@ -169,6 +169,28 @@ fn encode(dst: &mut BytesMut, msg: &Message) {
     }
 }
 
+/// A small message framed once, to be copied into the runs of several pipes (a PUB's fan-out):
+/// each subscriber's copy is then a copy of octets into a buffer only its connection touches,
+/// not a clone of the message's bodies (a reference count shared by every subscriber's
+/// connection, on every thread, and a body freed by whichever drops it last) encoded again by
+/// each connection.
+#[derive(Debug, Default)]
+pub(crate) struct Framed {
+    frames: BytesMut,
+}
+
+impl Framed {
+    /// Frames `msg`, if it takes at most [`ENCODE_MAX`] octets framed; `false` (and nothing
+    /// framed) if it takes more.
+    pub(crate) fn set(&mut self, msg: &Message) -> bool {
+        self.frames.clear();
+        let Some(len) = framed_len(msg) else { return false };
+        self.frames.reserve(len);
+        encode(&mut self.frames, msg);
+        true
+    }
+}
+
 /// The store of a pipe's queue.
 pub(crate) struct Wire {
     slot: Slot<Out>,
@@ -189,14 +211,14 @@ const GIVE_BACK_MAX: usize = 1024;
 const GIVE_BACK_OCTETS: usize = 1 << 20;
 
 impl Wire {
-    /// Encodes `msg` (of `len` octets framed) at the back of the queue.
+    /// Appends one message of `len` octets framed, written by `write`, at the back of the queue.
     #[inline]
-    fn push_encoded(&mut self, msg: &Message, len: usize) {
+    fn push_encoded(&mut self, len: usize, write: impl FnOnce(&mut BytesMut)) {
         let mut start = RUN_START;
         if let Some(Out::Run(run)) = self.slot.items.back_mut() {
             if run.frames.len() + len <= RUN_MAX {
                 run.frames.reserve(len);
-                encode(&mut run.frames, msg);
+                write(&mut run.frames);
                 run.count += 1;
                 self.slot.packed += 1;
                 return;
@@ -209,8 +231,20 @@ impl Wire {
         }
         let mut frames = std::mem::take(&mut self.spare);
         frames.reserve(len.max(start));
-        encode(&mut frames, msg);
+        write(&mut frames);
         self.slot.items.push_back(Out::Run(Run { frames, count: 1 }));
+    }
+
+    /// Queues a fanned-out message: its frames copied into the run if the connection frames in
+    /// plaintext, else a clone of the message ([`Out::Shared`]).
+    #[inline]
+    fn push_framed(&mut self, framed: &Framed, msg: &Message) -> Option<Message> {
+        if self.encode {
+            self.push_encoded(framed.frames.len(), |dst| dst.extend_from_slice(&framed.frames));
+        } else {
+            self.slot.items.push_back(Out::Shared(msg.clone()));
+        }
+        self.with_written(None)
     }
 
     /// `spent`, with the bodies handed back if there are (taken: the application frees them).
@@ -261,7 +295,7 @@ impl Store for Wire {
         if let Out::Msg(msg) = &item {
             if self.encode {
                 if let Some(len) = framed_len(msg) {
-                    self.push_encoded(msg, len);
+                    self.push_encoded(len, |dst| encode(dst, msg));
                     if let Out::Msg(msg) = item {
                         spent = Some(msg);
                     }
@@ -306,6 +340,14 @@ impl PipeTx {
     #[inline]
     pub(crate) fn try_send_shared(&self, msg: Message) -> Result<(), TrySendError<Message>> {
         self.0.try_send_as((), msg, Out::Shared)
+    }
+
+    /// Queues `msg`, one of several pipes' copies (fan-out) framed once as `framed`, if there
+    /// is room: `framed`'s octets are copied into the run, or (a connection that does not frame
+    /// in plaintext) a clone of `msg` is queued.
+    #[inline]
+    pub(crate) fn try_send_framed(&self, framed: &Framed, msg: &Message) -> Result<(), TrySendError<()>> {
+        self.0.try_send_with((), (), |w, (), ()| w.push_framed(framed, msg))
     }
 
     /// Registers `cx` to be woken when there is room, unless there is (tests).
@@ -533,6 +575,30 @@ mod tests {
         tx.try_send_shared(Message::from(&b"fanned out"[..])).expect("room");
         tx.try_send(Message::from(&b"alone"[..])).expect("room");
         assert!(matches!(items(&rx).as_slice(), [Out::Shared(_), Out::Run(Run { count: 1, .. })]));
+
+        // A small fanned-out message framed once: its octets join the run, counted as one
+        // message each, in order with what is sent around them; a large one is not framed.
+        let mut framed = Framed::default();
+        let fanned = Message::from(["fanned", "out"]);
+        assert!(framed.set(&fanned));
+        assert!(!Framed::default().set(&Message::from(vec![0u8; ENCODE_MAX])));
+        let (tx, rx) = channel(3);
+        rx.set_encode(true);
+        tx.try_send_framed(&framed, &fanned).expect("room");
+        tx.try_send(Message::from(&b"alone"[..])).expect("room");
+        tx.try_send_framed(&framed, &fanned).expect("room");
+        assert!(matches!(tx.try_send_framed(&framed, &fanned), Err(TrySendError::Full(()))));
+        let taken = items(&rx);
+        assert!(matches!(taken.as_slice(), [Out::Run(Run { count: 3, .. })]), "{taken:?}");
+        let back: Vec<Message> = taken.into_iter().flatten().collect();
+        assert_eq!(back, [fanned.clone(), Message::from(&b"alone"[..]), fanned.clone()]);
+        // To a connection that does not frame in plaintext, a clone of the message.
+        let (tx, rx) = channel(3);
+        tx.try_send_framed(&framed, &fanned).expect("room");
+        let taken = items(&rx);
+        assert!(matches!(taken.as_slice(), [Out::Shared(m)] if *m == fanned), "{taken:?}");
+        drop(rx);
+        assert!(matches!(tx.try_send_framed(&framed, &fanned), Err(TrySendError::Closed(()))));
 
         // Not encoded unless the connection said so.
         let (tx, rx) = channel(100);

@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use super::{Inbound, Pipe, PipeId, Pipes, Strategy, SubscriptionLimit, Traits, Unsent};
 use crate::socket::options::Options;
+use crate::socket::wire::Framed;
 use crate::socket::Subscriptions;
 use crate::Message;
 
@@ -23,11 +24,13 @@ pub(crate) struct Fanout {
     all: Subscriptions,
     /// XPUB_MANUAL: where the application's `subscribe` applies.
     last_pipe: Option<PipeId>,
+    /// A small message fanned out, framed once for every subscriber (its buffer kept).
+    framed: Framed,
 }
 
 impl Fanout {
     pub(crate) fn new(xpub: bool) -> Fanout {
-        Fanout { xpub, all: Subscriptions::new(), last_pipe: None }
+        Fanout { xpub, all: Subscriptions::new(), last_pipe: None, framed: Framed::default() }
     }
 }
 
@@ -49,21 +52,37 @@ impl Strategy for Fanout {
     fn route(&mut self, pipes: &mut Pipes, msg: Message, o: &Options) -> Result<(), Unsent> {
         let invert = o.invert_matching;
         let topic = msg.first().map_or(&[][..], |f| &f[..]);
-        // Full or closed: that subscriber misses the message, as with libzmq. The last subscriber
-        // gets the message itself, the others a clone sharing its frames; shared, it is encoded
-        // by each connection, not once per subscriber here (`Out::Shared`).
+        // Full or closed: that subscriber misses the message, as with libzmq. A lone subscriber
+        // gets the message itself. Several: a small message is framed once here and its octets
+        // copied into each subscriber's queue (`Framed`); a larger one goes to the last
+        // subscriber itself and to the others as clones sharing its frames, each encoded by its
+        // connection (`Out::Shared`).
         let mut previous = None;
-        let mut fanned = false;
+        let mut framed = None;
         for pipe in pipes.values() {
             if pipe.ready && pipe.subscriptions.matches(topic) != invert {
                 if let Some(p) = previous.replace(pipe) {
-                    fanned = true;
-                    let _ = p.tx.try_send_shared(msg.clone());
+                    let small = *framed.get_or_insert_with(|| self.framed.set(&msg));
+                    if small {
+                        let _ = p.tx.try_send_framed(&self.framed, &msg);
+                    } else {
+                        let _ = p.tx.try_send_shared(msg.clone());
+                    }
                 }
             }
         }
         if let Some(p) = previous {
-            let _ = if fanned { p.tx.try_send_shared(msg) } else { p.tx.try_send(msg) };
+            match framed {
+                None => {
+                    let _ = p.tx.try_send(msg);
+                }
+                Some(true) => {
+                    let _ = p.tx.try_send_framed(&self.framed, &msg);
+                }
+                Some(false) => {
+                    let _ = p.tx.try_send_shared(msg);
+                }
+            }
         }
         Ok(())
     }
