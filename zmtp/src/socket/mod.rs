@@ -332,13 +332,9 @@ impl Socket {
     /// tokio's injection queue to a sleeping worker, which woke the other worker too (tokio's
     /// search): of a PULL's futex calls (16 B tcp, 2 workers, perf), 21% were this wake-up and
     /// 14% the second worker's. On a current-thread runtime the task runs on this thread anyway.
-    #[inline]
+    #[inline(always)]
     fn take_inbound(&self) -> Option<Inbound> {
-        let (msg, senders) = self.inbound.take();
-        if !senders.is_empty() {
-            self.wake_senders(senders);
-        }
-        msg
+        self.inbound.try_recv_waking(|senders| self.wake_senders(senders))
     }
 
     #[cold]

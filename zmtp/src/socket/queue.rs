@@ -544,22 +544,30 @@ impl<S: Store> Drop for Chan<S> {
 impl<S: Store> Chan<S> {
     /// The next message if one is queued.
     pub(crate) fn try_recv(&self) -> Option<S::Item> {
-        let (msg, waiters) = self.take();
-        wake_all(waiters);
-        msg
-    }
-
-    /// The next message if one is queued, and the senders to wake (its slot is down to the
-    /// low-water mark): for a caller that wakes them its own way.
-    #[inline]
-    pub(crate) fn take(&self) -> (Option<S::Item>, Vec<Waker>) {
         let mut waiters = Vec::new();
         let msg = {
             let mut st = self.shared.lock();
             let capacity = st.capacity;
             st.store.pop(capacity, &mut waiters)
         };
-        (msg, waiters)
+        wake_all(waiters);
+        msg
+    }
+
+    /// As [`Chan::try_recv`], but the senders due (their slot is down to the low-water mark) go
+    /// to `wake`, for a caller that wakes them its own way.
+    #[inline(always)]
+    pub(crate) fn try_recv_waking(&self, wake: impl FnOnce(Vec<Waker>)) -> Option<S::Item> {
+        let mut waiters = Vec::new();
+        let msg = {
+            let mut st = self.shared.lock();
+            let capacity = st.capacity;
+            st.store.pop(capacity, &mut waiters)
+        };
+        if !waiters.is_empty() {
+            wake(waiters);
+        }
+        msg
     }
 
     /// Waits for the next message; `None` once every sender is gone and nothing is queued.
@@ -666,10 +674,10 @@ mod tests {
         count.0.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// `take` hands the sender due at the low-water mark to its caller instead of waking it
-    /// (`Socket::take_inbound` wakes it through the connection it drives); `try_recv` wakes it.
+    /// `try_recv_waking` hands the sender due at the low-water mark to its caller instead of
+    /// waking it (`Socket::take_inbound` wakes it through the connection it drives).
     #[test]
-    fn take_returns_the_sender_to_wake_without_waking_it() {
+    fn try_recv_waking_hands_over_the_sender_to_wake() {
         let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
         let waker = Waker::from(count.clone());
         let mut cx = Context::from_waker(&waker);
@@ -678,10 +686,11 @@ mod tests {
             tx.try_send(Keyed(1, i)).expect("room");
         }
         assert!(tx.poll_reserve(1, &mut cx).is_pending());
-        let (first, senders) = rx.take();
-        assert_eq!((first, senders.len()), (Some(Keyed(1, 0)), 0), "above the mark");
-        let (second, senders) = rx.take();
-        assert_eq!((second, senders.len()), (Some(Keyed(1, 1)), 1), "at the mark");
+        let mut senders = Vec::new();
+        assert_eq!(rx.try_recv_waking(|w| senders = w), Some(Keyed(1, 0)));
+        assert!(senders.is_empty(), "above the mark");
+        assert_eq!(rx.try_recv_waking(|w| senders = w), Some(Keyed(1, 1)));
+        assert_eq!(senders.len(), 1, "at the mark");
         assert_eq!(woken(&count), 0, "handed over, not woken");
         wake_all(senders);
         assert_eq!(woken(&count), 1);
