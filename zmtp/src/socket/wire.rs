@@ -196,12 +196,8 @@ pub(crate) struct Wire {
     slot: Slot<Out>,
     /// Whether the connection frames in plaintext now (small messages are encoded here).
     encode: bool,
-    /// Runs' buffers given back by the connection, for the next runs. Two: on the
-    /// multi-threaded runtime the application often starts a run while the connection still
-    /// holds the last one's buffer (it gives it back with its next take); with one spare that
-    /// was a `malloc` on the application's thread and a `free` on the connection's (PUB to 100
-    /// SUBs, 256 B: about 2 allocations per publish).
-    spare: [BytesMut; 2],
+    /// A run's buffer given back by the connection, for the next run.
+    spare: BytesMut,
     /// Bodies the connection wrote by reference, handed back for the application's next send
     /// to free on its own thread ([`PipeQueue::give_back`]).
     written: Vec<Bytes>,
@@ -227,10 +223,7 @@ impl Wire {
                 return;
             }
         }
-        let mut frames = std::mem::take(&mut self.spare[0]);
-        if frames.capacity() == 0 {
-            frames = std::mem::take(&mut self.spare[1]);
-        }
+        let mut frames = std::mem::take(&mut self.spare);
         frames.reserve(len.max(RUN_START));
         write(&mut frames);
         self.slot.items.push_back(Out::Run(Run { frames, count: 1 }));
@@ -379,8 +372,7 @@ pub(crate) struct PipeQueue(Chan<Wire>);
 
 /// A pipe's queue of `capacity` messages (at least one).
 pub(crate) fn channel(capacity: usize) -> (PipeTx, PipeQueue) {
-    let store =
-        Wire { slot: Slot::new(), encode: false, spare: Default::default(), written: Vec::new(), written_len: 0 };
+    let store = Wire { slot: Slot::new(), encode: false, spare: BytesMut::new(), written: Vec::new(), written_len: 0 };
     let (tx, rx) = queue::channel_of(store, capacity);
     (PipeTx(tx), PipeQueue(rx))
 }
@@ -449,8 +441,8 @@ impl PipeQueue {
     pub(crate) fn try_recv_many(&self, out: &mut VecDeque<Out>, max: usize, spare: &mut Option<BytesMut>) -> usize {
         self.0.take_with(|w, capacity| {
             if let Some(buf) = spare.take() {
-                if let Some(free) = w.spare.iter_mut().find(|s| s.capacity() == 0) {
-                    *free = buf;
+                if w.spare.capacity() == 0 {
+                    w.spare = buf;
                 }
             }
             let n = w.slot.items.len().min(max);
