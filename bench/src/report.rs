@@ -54,6 +54,14 @@ fn cpu_ns(r: &Value, role: &str) -> Option<f64> {
     Some(end["cpu_s"].as_f64()? * 1e9 / msgs)
 }
 
+/// The share of that time spent in the kernel (system time), in %; runs before it was recorded
+/// have none.
+fn sys_pct(r: &Value, role: &str) -> Option<f64> {
+    let end = &r["detail"][role];
+    let cpu = end["cpu_s"].as_f64().filter(|&c| c > 0.0)?;
+    Some(end["sys_s"].as_f64()? * 100.0 / cpu)
+}
+
 pub fn fmt_rate(x: f64) -> String {
     if x >= 1e6 {
         format!("{:.2} M", x / 1e6)
@@ -663,7 +671,8 @@ fn tables(o: &mut String, cfg: &Config, records: &[Value]) {
             writeln!(o, "### CPU per message (each process's user + system time in the window ÷ its messages, ns)\n");
         let _ = writeln!(
             o,
-            "Receiver / sender, every thread of the process (libzmq's I/O thread, a runtime's workers). Both \
+            "Receiver / sender, every thread of the process (libzmq's I/O thread, a runtime's workers), and \
+             the share of it in the kernel (system time: system calls, context switches, wake-ups). Both \
              processes share the machine's cores, so where they keep them busy the rate is about the cores \
              ÷ (receiver + sender): a figure that load and the VM's wake-ups distort less than the rate.\n"
         );
@@ -685,8 +694,14 @@ fn tables(o: &mut String, cfg: &Config, records: &[Value]) {
                     stat(collect(records, |r| r["impl"] == i.name() && f(r)).filter_map(|r| cpu_ns(r, role)).collect())
                 };
                 let (a, b) = (of("recv"), of("send"));
-                let _ = match (a, b) {
-                    (Some(a), Some(b)) => write!(o, " {:.0} / {:.0} |", a.med, b.med),
+                let sys = |role| {
+                    stat(collect(records, |r| r["impl"] == i.name() && f(r)).filter_map(|r| sys_pct(r, role)).collect())
+                };
+                let _ = match (a, b, sys("recv"), sys("send")) {
+                    (Some(a), Some(b), Some(sa), Some(sb)) => {
+                        write!(o, " {:.0} / {:.0} (sys {:.0}% / {:.0}%) |", a.med, b.med, sa.med, sb.med)
+                    }
+                    (Some(a), Some(b), ..) => write!(o, " {:.0} / {:.0} |", a.med, b.med),
                     _ => write!(o, " — |"),
                 };
             }

@@ -222,16 +222,16 @@ enum AfterWindow {
     Handover,
 }
 
-/// The CPU time this process has used (user and system, every thread), in seconds, from
+/// The CPU time this process has used (every thread), in seconds: user and system, from
 /// `/proc/self/stat` (clock ticks, 10 ms here); 0 where that file is missing.
-fn process_cpu_s() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+fn process_cpu_s() -> (f64, f64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return (0.0, 0.0) };
     // The fields after the command name's closing parenthesis; utime and stime are the 12th and
     // 13th of them (fields 14 and 15 of proc(5)).
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return 0.0 };
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return (0.0, 0.0) };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    (ticks(11) + ticks(12)) as f64 / 100.0
+    (ticks(11) as f64 / 100.0, ticks(12) as f64 / 100.0)
 }
 
 fn spawn_control(role: &'static str, counters: Arc<Counters>, size: usize, after: AfterWindow) {
@@ -269,7 +269,8 @@ fn spawn_control(role: &'static str, counters: Arc<Counters>, size: usize, after
                             "lost": c1.1 - c0.1,
                             "bad": c1.2 - c0.2,
                             "allocs": allocs,
-                            "cpu_s": cpu1 - cpu0,
+                            "cpu_s": (cpu1.0 + cpu1.1) - (cpu0.0 + cpu0.1),
+                            "sys_s": cpu1.1 - cpu0.1,
                             "alloc_bytes": a1.1 - a0.1,
                             "allocs_per_msg": if msgs > 0 { allocs as f64 / msgs as f64 } else { 0.0 },
                             "total_msgs": c1.0,
@@ -700,8 +701,13 @@ pub async fn pair<S: BenchSocket>(role: RoleArgs, count: u64) -> R<()> {
     if role.pattern == Pattern::PubSub {
         return Err("pair: pushpull or dealerrouter (a PUB drops until its SUB has subscribed)".into());
     }
+    // Under `--curve` the binding end is the server, the connecting end the client.
+    let curve = crate::curve::side().is_some();
     let mut rx = S::open(role.pattern.receiver_kind()).await?;
     rx.bind(&role.endpoint).await?;
+    if curve {
+        crate::curve::set(Some(crate::curve::Side::Client));
+    }
     let mut tx = S::open(role.pattern.sender_kind()).await?;
     tx.connect(&role.endpoint).await?;
     let body = vec![0x5a; role.size];

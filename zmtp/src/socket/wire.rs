@@ -214,6 +214,7 @@ impl Wire {
     /// Appends one message of `len` octets framed, written by `write`, at the back of the queue.
     #[inline]
     fn push_encoded(&mut self, len: usize, write: impl FnOnce(&mut BytesMut)) {
+        let mut start = RUN_START;
         if let Some(Out::Run(run)) = self.slot.items.back_mut() {
             if run.frames.len() + len <= RUN_MAX {
                 run.frames.reserve(len);
@@ -222,9 +223,14 @@ impl Wire {
                 self.slot.packed += 1;
                 return;
             }
+            // The run before is full: the application streams, and this one will fill too. Made
+            // whole at once, not grown from RUN_START by doubling: five `realloc`s per run, each
+            // copying what it held (PUSH→PULL 256 B, callgrind: about 4,600 per 120,000 messages,
+            // when only one spare comes back per take).
+            start = RUN_MAX;
         }
         let mut frames = std::mem::take(&mut self.spare);
-        frames.reserve(len.max(RUN_START));
+        frames.reserve(len.max(start));
         write(&mut frames);
         self.slot.items.push_back(Out::Run(Run { frames, count: 1 }));
     }
@@ -598,6 +604,35 @@ mod tests {
         let (tx, rx) = channel(100);
         tx.try_send(Message::from(&b"x"[..])).expect("room");
         assert!(matches!(items(&rx).as_slice(), [Out::Msg(_)]));
+    }
+
+    /// A run starts small; the one after a full run is made whole at once (no growing by
+    /// `realloc` while the application streams).
+    #[test]
+    fn a_run_after_a_full_one_is_made_whole() {
+        let (tx, rx) = channel(10_000);
+        rx.set_encode(true);
+        let body = vec![5u8; 250];
+        tx.try_send(Message::from(body.clone())).expect("room");
+        let first_capacity = rx.0.with_store(|w| match w.slot.items.back() {
+            Some(Out::Run(run)) => run.frames.capacity(),
+            other => panic!("{other:?}"),
+        });
+        assert!(first_capacity < RUN_MAX, "{first_capacity}");
+        let mut sent = 1;
+        while rx.0.with_store(|w| w.slot.items.len()) < 2 {
+            tx.try_send(Message::from(body.clone())).expect("room");
+            sent += 1;
+        }
+        let (full, next) = rx.0.with_store(|w| match (w.slot.items.front(), w.slot.items.back()) {
+            (Some(Out::Run(a)), Some(Out::Run(b))) => (a.frames.len(), b.frames.capacity()),
+            other => panic!("{other:?}"),
+        });
+        assert!(full > RUN_MAX - 252 && full <= RUN_MAX, "{full}");
+        assert!(next >= RUN_MAX, "{next}");
+        let back: Vec<Message> = items(&rx).into_iter().flatten().collect();
+        assert_eq!(back.len(), sent);
+        assert!(back.iter().all(|m| m.frames()[0][..] == body[..]));
     }
 
     /// A run put back (its connection had gone) keeps its place and its count.
