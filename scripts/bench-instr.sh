@@ -9,6 +9,7 @@
 #   scripts/bench-instr.sh --impls zmtp,zmtp@0456f73        ours against ours at another revision
 #   scripts/bench-instr.sh --cases pushpull:16:ipc,dealerrouter:16:tcp --n1 20000 --n2 120000 --runs 3
 #   scripts/bench-instr.sh --keep DIR                       keep each N2 profile (callgrind_annotate)
+#   scripts/bench-instr.sh --curve --impls zmtp,libzmq      both ends CURVE (the receiver the server)
 #
 # A `zmtp@REV` is built as for the suite (scripts/bench.sh --build-only; see bench/README.md).
 # tcp uses 127.0.0.1:$ZBENCH_PORT (default 5600); ipc a file under ${TMPDIR:-/tmp}.
@@ -20,6 +21,7 @@ n1=20000
 n2=120000
 runs=3
 keep=""
+curve=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --impls) impls="$2"; shift 2 ;;
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
         --n2) n2="$2"; shift 2 ;;
         --runs) runs="$2"; shift 2 ;;
         --keep) keep="$2"; mkdir -p "$keep"; shift 2 ;;
+        --curve) curve=(--curve); shift ;;
         *) echo "bench-instr.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -48,7 +51,7 @@ instr() { # exe impl pattern size transport count
     esac
     out="$scratch/cg.out"
     valgrind --tool=callgrind --callgrind-out-file="$out" "$1" pair --impl "$2" --pattern "$3" --size "$4" \
-        --endpoint "$ep" --count "$6" >/dev/null 2>"$scratch/vg.log" \
+        --endpoint "$ep" --count "$6" ${curve[@]+"${curve[@]}"} >/dev/null 2>"$scratch/vg.log" \
         || { echo "bench-instr.sh: $1 pair failed:" >&2; tail -5 "$scratch/vg.log" >&2; exit 1; }
     rm -f "$scratch/pair.ipc"
     awk '/^(summary|totals):/ {print $2; exit}' "$out"

@@ -12,7 +12,9 @@ for crate in zmtp salt-proto minion master salt-cli; do
   fi
 done
 # Name every target: with --example alone cargo builds only the example, not the binaries.
-RUSTFLAGS='-C target-feature=+crt-static' cargo build -q --release --target "$target" \
+# crt-static through --config, not RUSTFLAGS: RUSTFLAGS would replace .cargo/config.toml's flags
+# (the portable Poly1305 backend, checked below) where --config is joined to them.
+cargo build -q --release --target "$target" --config "target.$target.rustflags=['-C', 'target-feature=+crt-static']" \
   -p minion --bin salt-minion-rs -p master --bin salt-master-rs -p zmtp --example hwserver \
   -p salt-cli --bin salt-rs --bin salt-key-rs --bin salt-run-rs
 out=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
@@ -22,6 +24,14 @@ for bin in "$out/$target/release/salt-minion-rs" "$out/$target/release/salt-mast
   [ -f "$bin" ] || { echo "static-check: $bin was not built" >&2; exit 1; }
   if ! ldd "$bin" 2>&1 | grep -qE 'statically linked|not a dynamic executable'; then
     echo "static-check: $bin is not statically linked: $(ldd "$bin" 2>&1)" >&2
+    exit 1
+  fi
+  # CURVE keys Poly1305 for every message: the portable backend, not the AVX2 one (.cargo/config.toml).
+  # (The release profile keeps symbols: a binary without them is not evidence.)
+  syms=$(nm "$bin" 2>/dev/null | wc -l)
+  avx2=$(nm -C "$bin" 2>/dev/null | grep -c 'poly1305::backend::avx2' || true)
+  if [ "$syms" -lt 1000 ] || [ "$avx2" -gt 0 ]; then
+    echo "static-check: $bin has poly1305's AVX2 backend, or no symbols to tell ($syms; .cargo/config.toml's flags not applied?)" >&2
     exit 1
   fi
 done

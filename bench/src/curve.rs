@@ -5,7 +5,7 @@
 //! The keys are fixed (derived from constant secrets) so that every role process of a run agrees
 //! on them without passing secrets around; they protect nothing but benchmark traffic.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Which end of the CURVE handshake this role process is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -14,16 +14,27 @@ pub enum Side {
     Client,
 }
 
-static SIDE: OnceLock<Option<Side>> = OnceLock::new();
+/// 0: NULL, 1: server, 2: client. Read when a socket is opened.
+static SIDE: AtomicU8 = AtomicU8::new(0);
 
-/// Set once by `main` from `--curve` and `--bind`.
+/// Set by `main` from `--curve` and `--bind`; `pair` (both ends in one process) sets it again
+/// before opening each end.
 pub fn set(side: Option<Side>) {
-    let _ = SIDE.set(side);
+    let v = match side {
+        None => 0,
+        Some(Side::Server) => 1,
+        Some(Side::Client) => 2,
+    };
+    SIDE.store(v, Ordering::Relaxed);
 }
 
 /// `None`: NULL mechanism (the default).
 pub fn side() -> Option<Side> {
-    SIDE.get().copied().flatten()
+    match SIDE.load(Ordering::Relaxed) {
+        1 => Some(Side::Server),
+        2 => Some(Side::Client),
+        _ => None,
+    }
 }
 
 pub const SERVER_SECRET: [u8; 32] = [0x5e; 32];

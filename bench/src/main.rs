@@ -116,8 +116,8 @@ fn run(cmd: &str, a: &Args) -> R<()> {
     }
     let imp: Impl = a.str_or("impl", "zmtp").parse()?;
     let count = a.num("count", 100_000u64)?;
-    // The REP of the latency case always binds.
-    let binds = a.flag("bind") || cmd == "rep";
+    // The REP of the latency case always binds; so does `pair`, its receiving end first.
+    let binds = a.flag("bind") || cmd == "rep" || cmd == "pair";
     if a.flag("curve") && !impls::Caps::OF_THIS_BUILD.curve {
         return Err("this build's zmtp has no CURVE (built for an older revision)".into());
     }

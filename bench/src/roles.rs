@@ -701,8 +701,13 @@ pub async fn pair<S: BenchSocket>(role: RoleArgs, count: u64) -> R<()> {
     if role.pattern == Pattern::PubSub {
         return Err("pair: pushpull or dealerrouter (a PUB drops until its SUB has subscribed)".into());
     }
+    // Under `--curve` the binding end is the server, the connecting end the client.
+    let curve = crate::curve::side().is_some();
     let mut rx = S::open(role.pattern.receiver_kind()).await?;
     rx.bind(&role.endpoint).await?;
+    if curve {
+        crate::curve::set(Some(crate::curve::Side::Client));
+    }
     let mut tx = S::open(role.pattern.sender_kind()).await?;
     tx.connect(&role.endpoint).await?;
     let body = vec![0x5a; role.size];

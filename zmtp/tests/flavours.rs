@@ -258,3 +258,38 @@ fn bodies_written_by_reference_are_freed_by_the_sender() {
     let freed = freed_on.lock().expect("lock");
     assert_eq!(freed.len(), N, "every body freed once");
 }
+
+/// A PULL whose receive high-water mark its peer keeps reaching: each receive that takes the
+/// lane down to the low-water mark makes the connection, waiting for room, due; on the
+/// multi-threaded runtime the application's task then drives the connection itself instead of
+/// waking its task (`Socket::take_inbound`). Every message arrives, in order, on both flavours
+/// and transports: a wake-up lost in that hand-off leaves the connection waiting with its peer's
+/// messages unread (the timeout below).
+#[test]
+fn receives_at_the_low_water_mark_keep_the_connection_going() {
+    const N: u32 = 20_000;
+    for (flavour, rt) in runtimes() {
+        rt.block_on(async {
+            for ep in endpoints("lwm") {
+                let pull = Socket::with_options(SocketType::Pull, Options::default().rcvhwm(8));
+                let bound = pull.bind(&ep).await.expect("bind");
+                let push = Socket::new(SocketType::Push);
+                push.connect(&bound).await.expect("connect");
+                let sender = tokio::spawn(async move {
+                    for i in 0..N {
+                        push.send(&i.to_be_bytes()[..]).await.expect("send");
+                    }
+                    push
+                });
+                for i in 0..N {
+                    let got = tokio::time::timeout(T, pull.recv())
+                        .await
+                        .unwrap_or_else(|_| panic!("{flavour} {ep}: message {i} never came"))
+                        .expect("recv");
+                    assert_eq!(got, Message::from(&i.to_be_bytes()[..]), "{flavour} {ep}");
+                }
+                drop(tokio::time::timeout(T, sender).await.expect("sender ends").expect("sender"));
+            }
+        });
+    }
+}

@@ -162,7 +162,9 @@ impl Driven {
     /// The application's send on a socket whose sends alternate with receives (REQ, REP): runs
     /// `send` (which queues the message if it can, without waiting) and then polls the
     /// connection, holding the connection's future, so that the message goes out from the
-    /// application's task without waking the connection's.
+    /// application's task without waking the connection's. Also a receive that makes room for a
+    /// connection waiting at the receive high-water mark (`Socket::take_inbound`): `send` wakes
+    /// it, and the poll does what it was woken for.
     pub(crate) fn send_through<R>(&self, send: impl FnOnce() -> R) -> R {
         self.holding(send).0
     }

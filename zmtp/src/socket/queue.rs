@@ -544,14 +544,22 @@ impl<S: Store> Drop for Chan<S> {
 impl<S: Store> Chan<S> {
     /// The next message if one is queued.
     pub(crate) fn try_recv(&self) -> Option<S::Item> {
+        let (msg, waiters) = self.take();
+        wake_all(waiters);
+        msg
+    }
+
+    /// The next message if one is queued, and the senders to wake (its slot is down to the
+    /// low-water mark): for a caller that wakes them its own way.
+    #[inline]
+    pub(crate) fn take(&self) -> (Option<S::Item>, Vec<Waker>) {
         let mut waiters = Vec::new();
         let msg = {
             let mut st = self.shared.lock();
             let capacity = st.capacity;
             st.store.pop(capacity, &mut waiters)
         };
-        wake_all(waiters);
-        msg
+        (msg, waiters)
     }
 
     /// Waits for the next message; `None` once every sender is gone and nothing is queued.
@@ -656,6 +664,28 @@ mod tests {
 
     fn woken(count: &Arc<Count>) -> usize {
         count.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `take` hands the sender due at the low-water mark to its caller instead of waking it
+    /// (`Socket::take_inbound` wakes it through the connection it drives); `try_recv` wakes it.
+    #[test]
+    fn take_returns_the_sender_to_wake_without_waking_it() {
+        let count = Arc::new(Count(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let (tx, rx) = crate::socket::fair::channel::<Keyed>(4);
+        for i in 0..4 {
+            tx.try_send(Keyed(1, i)).expect("room");
+        }
+        assert!(tx.poll_reserve(1, &mut cx).is_pending());
+        let (first, senders) = rx.take();
+        assert_eq!((first, senders.len()), (Some(Keyed(1, 0)), 0), "above the mark");
+        let (second, senders) = rx.take();
+        assert_eq!((second, senders.len()), (Some(Keyed(1, 1)), 1), "at the mark");
+        assert_eq!(woken(&count), 0, "handed over, not woken");
+        wake_all(senders);
+        assert_eq!(woken(&count), 1);
+        assert!(tx.poll_reserve(1, &mut cx).is_ready());
     }
 
     /// A sender waiting for room in a full queue is woken once the receiver has taken it down to

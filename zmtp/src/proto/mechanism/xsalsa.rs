@@ -17,10 +17,14 @@
 #![cfg_attr(fuzzing, allow(dead_code))]
 
 use poly1305::universal_hash::KeyInit as _;
-use salsa20::cipher::{KeyIvInit as _, StreamCipher as _};
+use salsa20::cipher::generic_array::GenericArray;
+use salsa20::cipher::{KeyIvInit as _, StreamCipherCore as _};
 use zeroize::Zeroizing;
 
 use super::crypto::TAG;
+
+/// Salsa20/20's block function with its counter (the `salsa20` crate's core).
+type SalsaCore = salsa20::SalsaCore<salsa20::cipher::consts::U10>;
 
 /// HSalsa20 (20 rounds) of `key` and `input`, from the `salsa20` crate.
 fn hsalsa(key: &[u8; 32], input: &[u8; 16]) -> Zeroizing<[u8; 32]> {
@@ -44,23 +48,42 @@ impl MessageKey {
         MessageKey { subkey: hsalsa(key, prefix) }
     }
 
-    /// The keystream of short nonce `n`, and Poly1305 keyed with its first 32 octets (NaCl's
-    /// secretbox); the cipher is left at octet 32, where the message's keystream starts.
-    fn start(&self, n: u64) -> (salsa20::Salsa20, poly1305::Poly1305) {
-        let mut cipher = salsa20::Salsa20::new((&*self.subkey).into(), (&n.to_be_bytes()).into());
-        let mut poly_key = Zeroizing::new([0u8; 32]);
-        cipher.apply_keystream(&mut poly_key[..]);
-        let mac = poly1305::Poly1305::new((&*poly_key).into());
-        (cipher, mac)
+    /// The Salsa20 keystream of short nonce `n` at its first block, which it returns: the
+    /// first 32 octets key Poly1305 (NaCl's secretbox), the other 32 cover the message's first
+    /// 32 octets. The core is left at the second block, where the rest of the message starts.
+    /// The block-level core, not the buffering `Salsa20` wrapper: a box needs no keystream state
+    /// beyond itself, and the wrapper (its buffer moved around, the key block applied through it)
+    /// cost about 155 instructions a box, 5% of a 16 B message at both ends (callgrind).
+    fn start(&self, n: u64) -> (SalsaCore, Zeroizing<[u8; 64]>) {
+        let mut core = SalsaCore::new((&*self.subkey).into(), (&n.to_be_bytes()).into());
+        let mut first = Zeroizing::new([0u8; 64]);
+        core.write_keystream_block(GenericArray::from_mut_slice(&mut first[..]));
+        (core, first)
+    }
+
+    /// Applies the keystream that `start` began to `buf`, the whole message.
+    fn apply(core: SalsaCore, first: &[u8; 64], buf: &mut [u8]) {
+        let (head, rest) = buf.split_at_mut(buf.len().min(32));
+        for (b, k) in head.iter_mut().zip(&first[32..]) {
+            *b ^= k;
+        }
+        if !rest.is_empty() {
+            core.apply_keystream_partial(rest.into());
+        }
+    }
+
+    /// Poly1305 of `buf` (the ciphertext) under the key in `first`.
+    fn tag(first: &[u8; 64], buf: &[u8]) -> [u8; TAG] {
+        poly1305::Poly1305::new(GenericArray::from_slice(&first[..32])).compute_unpadded(buf).into()
     }
 
     /// Encrypts `buf` in place under short nonce `n`; returns the tag.
     pub(crate) fn seal(&self, n: u64, buf: &mut [u8]) -> [u8; TAG] {
         #[cfg(not(fuzzing))]
         {
-            let (mut cipher, mac) = self.start(n);
-            cipher.apply_keystream(buf);
-            mac.compute_unpadded(buf).into()
+            let (core, first) = self.start(n);
+            MessageKey::apply(core, &first, buf);
+            MessageKey::tag(&first, buf)
         }
         #[cfg(fuzzing)]
         {
@@ -78,12 +101,11 @@ impl MessageKey {
         #[cfg(not(fuzzing))]
         {
             use subtle::ConstantTimeEq as _;
-            let (mut cipher, mac) = self.start(n);
-            let expected: [u8; TAG] = mac.compute_unpadded(buf).into();
-            if !bool::from(expected.ct_eq(tag)) {
+            let (core, first) = self.start(n);
+            if !bool::from(MessageKey::tag(&first, buf).ct_eq(tag)) {
                 return false;
             }
-            cipher.apply_keystream(buf);
+            MessageKey::apply(core, &first, buf);
             true
         }
         #[cfg(fuzzing)]
