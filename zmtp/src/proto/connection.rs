@@ -649,6 +649,20 @@ impl Connection {
         true
     }
 
+    /// As [`Connection::send_encoded`], written by reference: a chunk of its own after what is
+    /// queued, not copied into the output. Returns `false` (and drops nothing it was not given)
+    /// unless [`Connection::frames_in_plaintext`]; the caller checks that first.
+    pub fn send_encoded_by_reference(&mut self, frames: Bytes) -> bool {
+        if !self.frames_in_plaintext() {
+            return false;
+        }
+        if !self.out.is_empty() {
+            self.chunks.push_back((self.out.split().freeze(), false));
+        }
+        self.chunks.push_back((frames, false));
+        true
+    }
+
     /// Queues a subscription (or its cancellation): a SUBSCRIBE / CANCEL command toward a ZMTP 3.1
     /// peer, a `0x01` / `0x00`-prefixed message toward 3.0. Returns `false` unless ready.
     pub fn send_subscription(&mut self, topic: &[u8], subscribe: bool) -> bool {
