@@ -1,6 +1,7 @@
 //! Fair queueing (RFC 28 and 30): a socket that receives from several peers takes one message
 //! from each in turn, so a peer pipelining many requests does not make the others wait behind all
-//! of them. Each scenario: a "chatty" client queues CHATTY messages, then a "quiet" client sends
+//! of them. Each scenario: a "chatty" client queues CHATTY messages, ten times the server's
+//! RCVHWM (the rest wait in the client, back-pressured per peer), then a "quiet" client sends
 //! one; once both have arrived, the server receives. Its quiet message must come within the first
 //! few — with one shared queue it came after every chatty one. The same scenario runs against a
 //! libzmq server as the reference, and over inproc between our own sockets.
@@ -10,9 +11,11 @@
 use std::time::Duration;
 
 use interop_tests::{frames, msg_frames, within, Transport, Z};
-use zmtp::{Message, Socket, SocketType};
+use zmtp::{Message, Options, Socket, SocketType};
 
 const CHATTY: usize = 500;
+/// The server's RCVHWM, per peer: the chatty client pipelines far past it.
+const SERVER_RCVHWM: usize = CHATTY / 10;
 /// The quiet message's position may be a little late if it arrived while the server had begun;
 /// one shared queue puts it at CHATTY.
 const AT_MOST: usize = 10;
@@ -120,7 +123,7 @@ async fn quiet_position(server: Server, endpoint: &str, kind: Kind) -> usize {
 }
 
 async fn ours_over(kind: Kind, transport: &str) -> usize {
-    let server = Socket::new(kind.ours());
+    let server = Socket::with_options(kind.ours(), Options::default().rcvhwm(SERVER_RCVHWM));
     let endpoint = match transport {
         "tcp" => "tcp://127.0.0.1:*".to_owned(),
         "ipc" => interop_tests::ipc_endpoint("fair"),
@@ -132,6 +135,7 @@ async fn ours_over(kind: Kind, transport: &str) -> usize {
 
 async fn libzmq_over(kind: Kind, transport: Transport) -> usize {
     let z = Z::new(kind.libzmq());
+    z.with(|s| s.set_rcvhwm(SERVER_RCVHWM as i32)).expect("ZMQ_RCVHWM");
     let bound = z.bind(transport, "fair-zmq");
     quiet_position(Server::Libzmq(z), &bound, kind).await
 }
