@@ -544,14 +544,7 @@ impl<S: Store> Drop for Chan<S> {
 impl<S: Store> Chan<S> {
     /// The next message if one is queued.
     pub(crate) fn try_recv(&self) -> Option<S::Item> {
-        let mut waiters = Vec::new();
-        let msg = {
-            let mut st = self.shared.lock();
-            let capacity = st.capacity;
-            st.store.pop(capacity, &mut waiters)
-        };
-        wake_all(waiters);
-        msg
+        self.try_recv_waking(wake_all)
     }
 
     /// As [`Chan::try_recv`], but the senders due (their slot is down to the low-water mark) go
