@@ -51,6 +51,7 @@ pub fn header_len(len: usize) -> usize {
 }
 
 /// Appends a frame header for a body of `len` octets to `dst`.
+#[inline]
 pub fn encode_header(dst: &mut BytesMut, more: bool, command: bool, len: usize) {
     let mut flags = 0;
     if more {
@@ -59,12 +60,13 @@ pub fn encode_header(dst: &mut BytesMut, more: bool, command: bool, len: usize) 
     if command {
         flags |= FLAG_COMMAND;
     }
-    if len > 255 {
-        dst.put_u8(flags | FLAG_LONG);
-        dst.put_u64(len as u64);
-    } else {
-        dst.put_u8(flags);
-        dst.put_u8(len as u8);
+    match u8::try_from(len) {
+        // One put, one capacity check (a header per small message sent).
+        Ok(short) => dst.put_slice(&[flags, short]),
+        Err(_) => {
+            dst.put_u8(flags | FLAG_LONG);
+            dst.put_u64(len as u64);
+        }
     }
 }
 

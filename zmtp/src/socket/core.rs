@@ -149,6 +149,7 @@ impl Core {
         Some(*self.closed_at.get()? + self.options.linger?)
     }
 
+    #[inline]
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave State half-updated in a way that matters
         // more than losing the socket; recover the guard rather than propagate the poison.

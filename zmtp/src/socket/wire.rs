@@ -103,21 +103,19 @@ impl Out {
                     written.extend(m);
                 }
             }
-            Out::Run(run) => {
-                if run.frames.len() >= RUN_BY_REFERENCE && conn.frames_in_plaintext() {
-                    // A large run is written as it is: copying it into the output cost a copy
-                    // of every octet (PUSH→PULL 256 B: about 250 instructions a message,
-                    // callgrind, which counts a `rep movsb` per octet). Its buffer is not given
-                    // back: the next run after a full one is allocated whole anyway.
-                    conn.send_encoded_by_reference(run.frames.freeze());
-                } else if conn.send_encoded(&run.frames) {
-                    recycle(run.frames, spare);
-                } else {
-                    for m in run.into_messages() {
+            // A large run is written as it is: copying it into the output cost a copy of every
+            // octet (PUSH→PULL 256 B: about 250 instructions a message, callgrind, which counts
+            // a `rep movsb` per octet). Its buffer is not given back: the next run after a full
+            // one is allocated whole anyway.
+            Out::Run(Run { frames, count }) => match conn.send_encoded(frames, RUN_BY_REFERENCE) {
+                Ok(Some(copied)) => recycle(copied, spare),
+                Ok(None) => {}
+                Err(frames) => {
+                    for m in (Run { frames, count }).into_messages() {
                         conn.send_message(&m);
                     }
                 }
-            }
+            },
         }
     }
 }
