@@ -289,7 +289,7 @@ impl Core {
 
     /// What a connection hands over for a message from its peer: `None` if the socket type does
     /// not receive messages (PUB, PUSH).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn inbound(&self, pipe: PipeId, routing_id: &Bytes, mut msg: Message) -> Option<Inbound> {
         if !self.traits.receives {
             return None;
