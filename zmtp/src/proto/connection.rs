@@ -547,13 +547,19 @@ impl Connection {
         if cost > budget {
             return Err(CodecError::TooLarge { size: body.len() as u64, limit: budget }.into());
         }
-        self.partial_size += cost;
-        self.partial.push_back(body);
-        if more {
-            return Ok(());
-        }
-        self.partial_size = 0;
-        let mut msg = std::mem::take(&mut self.partial);
+        let mut msg = if !more && self.partial.is_empty() {
+            // A message of one frame (the usual): made from its body, not pushed into `partial`
+            // and taken out again (PULL 16 B, callgrind: about 20 instructions a message).
+            Message::from(body)
+        } else {
+            self.partial_size += cost;
+            self.partial.push_back(body);
+            if more {
+                return Ok(());
+            }
+            self.partial_size = 0;
+            std::mem::take(&mut self.partial)
+        };
         msg.set_properties(self.properties.clone());
         if self.socket_type.receives_subscriptions() {
             if let Some(first) = msg.first() {
