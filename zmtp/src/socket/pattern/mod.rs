@@ -73,8 +73,10 @@ impl super::fair::Keyed for Inbound {
 }
 
 /// A type's rule for inbound messages when it needs none of the socket's state: applied
-/// without the socket's lock ([`Strategy::stateless_filter`]).
-pub(crate) type StatelessFilter = fn(Inbound) -> Delivery;
+/// without the socket's lock ([`Strategy::stateless_filter`]); whether the application gets the
+/// message. It looks at the message rather than taking it: a message passed in and out of the
+/// rule was copied twice more (DEALER→ROUTER 16 B, callgrind: about 40 instructions a message).
+pub(crate) type StatelessFilter = fn(&Inbound) -> bool;
 
 /// The socket's end of a pipe.
 #[derive(Debug)]

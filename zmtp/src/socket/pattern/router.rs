@@ -104,11 +104,15 @@ impl Strategy for Router {
     }
 
     fn on_inbound(&mut self, _pipes: &Pipes, inbound: Inbound, _o: &Options) -> Delivery {
-        filter(inbound)
+        if keeps(&inbound) {
+            Delivery::Deliver(inbound.msg)
+        } else {
+            Delivery::Drop
+        }
     }
 
     fn stateless_filter(&self) -> Option<StatelessFilter> {
-        Some(filter)
+        Some(keeps)
     }
 
     fn admit(
@@ -163,11 +167,8 @@ impl Strategy for Router {
 /// `prefixes_routing_id`): what a pipe removed from the socket had delivered ([`STALE`]: its
 /// peer went, or another took its routing id over) is dropped, so that a reply cannot go to the
 /// wrong peer.
-fn filter(inbound: Inbound) -> Delivery {
-    if inbound.pipe == STALE {
-        return Delivery::Drop;
-    }
-    Delivery::Deliver(inbound.msg)
+fn keeps(inbound: &Inbound) -> bool {
+    inbound.pipe != STALE
 }
 
 #[cfg(test)]
@@ -205,7 +206,7 @@ mod tests {
         assert_eq!(st.ready(3, &peer(SocketType::Dealer, b"alice"), &o).map(|r| r.replaced), Ok(Some(1)));
         assert!(!st.pipes.contains_key(&1));
         assert_eq!(st.on_inbound(inbound(STALE, &[b"alice", b"x"]), &o), Delivery::Drop);
-        assert_eq!(st.pattern.stateless_filter().map(|f| f(inbound(STALE, &[b"alice", b"x"]))), Some(Delivery::Drop));
+        assert_eq!(st.pattern.stateless_filter().map(|keeps| keeps(&inbound(STALE, &[b"alice", b"x"]))), Some(false));
         st.send(msg(&[b"alice", b"to 3"]), &o).expect("routed");
         assert_eq!(rxs[2].data.try_recv_msg(), Some(msg(&[b"to 3"])));
         // Its detach does not take the new holder's route.
