@@ -10,6 +10,8 @@
 //! reconnects, and each connection a task of its own. They stop when the socket is closed or
 //! dropped, after sending what is queued for up to the linger time.
 
+#[cfg(unix)]
+mod bell;
 mod core;
 mod driver;
 mod engine;

@@ -211,6 +211,10 @@ pub(crate) struct Wire {
     written: Vec<Bytes>,
     /// Their octets.
     written_len: usize,
+    /// The doorbell an application outside the runtime's tasks rings instead of waking the
+    /// connection (`bell`).
+    #[cfg(unix)]
+    bell: super::bell::Want,
 }
 
 /// At most this many bodies, and [`GIVE_BACK_OCTETS`], wait in a pipe for the application to
@@ -330,6 +334,12 @@ impl Store for Wire {
         self.slot.packed = 0;
         std::mem::take(&mut self.slot.items)
     }
+
+    #[cfg(unix)]
+    #[inline]
+    fn bell(&mut self) -> Option<std::sync::Arc<queue::Ring>> {
+        self.bell.ring_for_sender()
+    }
 }
 
 /// The socket's end of a pipe's queue.
@@ -386,7 +396,15 @@ pub(crate) struct PipeQueue(Chan<Wire>);
 
 /// A pipe's queue of `capacity` messages (at least one).
 pub(crate) fn channel(capacity: usize) -> (PipeTx, PipeQueue) {
-    let store = Wire { slot: Slot::new(), encode: false, spare: BytesMut::new(), written: Vec::new(), written_len: 0 };
+    let store = Wire {
+        slot: Slot::new(),
+        encode: false,
+        spare: BytesMut::new(),
+        written: Vec::new(),
+        written_len: 0,
+        #[cfg(unix)]
+        bell: super::bell::Want::No,
+    };
     let (tx, rx) = queue::channel_of(store, capacity);
     (PipeTx(tx), PipeQueue(rx))
 }
@@ -404,8 +422,24 @@ impl PipeQueue {
         self.0.with_store(|w| {
             w.encode = false;
             w.written_len = 0;
+            #[cfg(unix)]
+            {
+                w.bell = super::bell::Want::No;
+            }
             std::mem::take(&mut w.written)
         })
+    }
+
+    /// The connection polls `ring`'s bell on every turn from now on (`Some`), or no longer
+    /// (`None`: from then on the application wakes it through its waker).
+    #[cfg(unix)]
+    pub(crate) fn set_bell(&self, ring: Option<std::sync::Arc<queue::Ring>>) {
+        self.0.with_store(|w| {
+            w.bell = match ring {
+                Some(ring) => super::bell::Want::Ready(ring),
+                None => super::bell::Want::No,
+            }
+        });
     }
 
     /// Hands the bodies in `written` (written by reference, done with) back to the application,
@@ -452,8 +486,23 @@ impl PipeQueue {
 
     /// Moves up to `max` queued items to the back of `out` under one lock, and gives back the
     /// buffer of a run written meanwhile (`spare`, kept for the next run); returns how many.
-    pub(crate) fn try_recv_many(&self, out: &mut VecDeque<Out>, max: usize, spare: &mut Option<BytesMut>) -> usize {
+    /// `bell_asked` is set if the application asked for a doorbell (`bell`) and has none.
+    pub(crate) fn try_recv_many(
+        &self,
+        out: &mut VecDeque<Out>,
+        max: usize,
+        spare: &mut Option<BytesMut>,
+        bell_asked: &mut bool,
+    ) -> usize {
         self.0.take_with(|w, capacity| {
+            #[cfg(unix)]
+            {
+                *bell_asked = matches!(w.bell, super::bell::Want::Asked);
+            }
+            #[cfg(not(unix))]
+            {
+                *bell_asked = false;
+            }
             if let Some(buf) = spare.take() {
                 if w.spare.capacity() == 0 {
                     w.spare = buf;
