@@ -477,9 +477,11 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                     // Asked for by an application outside the runtime's tasks: it rings this from
                     // now on instead of waking us through tokio's injection queue (`bell`). Only
                     // for a socket's one connection: two descriptors and a registration (about
-                    // 0.4 KiB) per connection would be too much for a ROUTER's thousands.
+                    // 0.4 KiB) per connection would be too much for a ROUTER's thousands. Not
+                    // for REQ and REP either: their application polls the connection itself after
+                    // each send, so a ring would only wake the task for nothing.
                     bell_decided = true;
-                    if core.single_connection().is_some() {
+                    if !core.sends_through() && core.single_connection().is_some() {
                         match super::bell::Bell::new() {
                             Ok((b, ring)) => {
                                 rx.data.set_bell(Some(ring));

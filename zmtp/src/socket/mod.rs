@@ -179,7 +179,7 @@ impl Socket {
     /// would poll the connection anyway.
     #[inline]
     fn start_send_through(&self, msg: Message) -> Result<(), Unsent> {
-        if matches!(self.core.socket_type, SocketType::Req | SocketType::Rep) {
+        if self.core.sends_through() {
             if let Some(driven) = self.core.single_connection() {
                 return driven.send_through(|| self.start_send(msg));
             }
