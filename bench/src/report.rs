@@ -839,7 +839,7 @@ fn row_tail_high(o: &mut String, cfg: &Config, stats: &BTreeMap<Impl, Stat>, tar
 type CurveCase = (String, bool, Box<dyn Fn(&Value) -> bool>);
 
 /// The CURVE section's rows.
-fn curve_cases(cfg: &Config) -> Vec<CurveCase> {
+fn curve_cases(cfg: &Config, records: &[Value]) -> Vec<CurveCase> {
     let mut v: Vec<CurveCase> = Vec::new();
     for &size in &cfg.curve_sizes {
         v.push((
@@ -854,6 +854,21 @@ fn curve_cases(cfg: &Config) -> Vec<CurveCase> {
             true,
             Box::new(move |r: &Value| r["kind"] == "curve_latency" && r["size"] == size),
         ));
+    }
+    // The same with ours spinning before it sleeps (`recv_spin`), if the run has such records:
+    // ours from those, the peers from their plain runs.
+    let spun = collect(records, |r| r["kind"] == "spin_curve_latency");
+    if let Some(us) = spun.filter_map(|r| r["recv_spin_us"].as_u64()).next() {
+        for &size in &cfg.curve_lat_sizes {
+            v.push((
+                format!("CURVE REQ/REP {} tcp p50, ours with recv_spin {us} µs", fmt_size(size as u64)),
+                true,
+                Box::new(move |r: &Value| {
+                    let kind = if r["impl"] == Impl::Zmtp.name() { "spin_curve_latency" } else { "curve_latency" };
+                    r["kind"] == kind && r["size"] == size
+                }),
+            ));
+        }
     }
     v
 }
@@ -878,7 +893,7 @@ fn curve_markdown(cfg: &Config, records: &[Value]) -> String {
     }
     let _ = writeln!(o, " best peer | ours / best | target |");
     let _ = writeln!(o, "|---|{}---|---|---|", "---:|".repeat(impls.len()));
-    for (label, latency, f) in curve_cases(cfg) {
+    for (label, latency, f) in curve_cases(cfg, records) {
         let key = if latency { "p50_us" } else { "rate" };
         let _ = write!(o, "| {label} |");
         let mut stats = BTreeMap::new();
@@ -972,7 +987,7 @@ pub fn bars(cfg: &Config, records: &[Value]) -> Vec<Bar> {
             out.push(Bar { label: "memory per connection (best/ours)".into(), adv: b.1 / u.med, target: 1.0 });
         }
     }
-    for (label, latency, f) in curve_cases(cfg) {
+    for (label, latency, f) in curve_cases(cfg, records) {
         let key = if latency { "p50_us" } else { "rate" };
         let stats: BTreeMap<Impl, Stat> =
             cfg.impls.iter().filter_map(|&i| stat_of(records, i, key, &f).map(|s| (i, s))).collect();

@@ -966,6 +966,9 @@ pub fn run(a: &Args) -> R<()> {
         let curve_impls: Vec<Impl> = cfg.impls.iter().copied().filter(|&i| crate::curve::supported(i)).collect();
         let n_curve = runs(&curve_impls, &cfg.rts).len();
         total += (cfg.curve_sizes.len() + cfg.curve_lat_sizes.len()) * n_curve * cfg.reps;
+        if cfg.lat_spin_us > 0 && curve_impls.contains(&Impl::Zmtp) {
+            total += cfg.curve_lat_sizes.len() * cfg.rts.len() * cfg.reps;
+        }
     }
     let sys_cases: Vec<usize> = if cfg.quick { vec![16, 4096] } else { vec![16, 256, 4096, 65536] };
     if cfg.syscalls {
@@ -1078,6 +1081,12 @@ pub fn run(a: &Args) -> R<()> {
                 for (imp, rt) in rotated(&impls, &d.cfg.rts, rep) {
                     d.rt = rt;
                     d.latency(imp, size, "tcp", rep, false);
+                    // Ours again with `recv_spin`, as in the plaintext latency section.
+                    if imp == Impl::Zmtp && d.cfg.lat_spin_us > 0 {
+                        d.spin_us = d.cfg.lat_spin_us;
+                        d.latency(imp, size, "tcp", rep, false);
+                        d.spin_us = 0;
+                    }
                 }
             }
         }
