@@ -83,10 +83,12 @@ impl std::hash::Hash for Message {
 
 impl Message {
     /// A message with no frames.
+    #[inline]
     pub fn new() -> Message {
         Message::of(Frames::new())
     }
 
+    #[inline]
     fn of(frames: Frames) -> Message {
         Message { frames, properties: None }
     }
@@ -98,6 +100,7 @@ impl Message {
 
     /// The properties of the peer this message came from (libzmq's `zmq_msg_gets`); `None` for a
     /// message we made, or one received over inproc (which has no handshake, as in libzmq).
+    #[inline]
     pub fn properties(&self) -> Option<&Properties> {
         self.properties.as_ref()
     }
@@ -115,6 +118,7 @@ impl Message {
     }
 
     /// Appends a frame.
+    #[inline]
     pub fn push_back(&mut self, frame: impl Into<Bytes>) {
         self.frames.push(frame.into());
     }
@@ -144,16 +148,19 @@ impl Message {
     }
 
     /// The first frame.
+    #[inline]
     pub fn first(&self) -> Option<&Bytes> {
         self.frames.first()
     }
 
     /// Number of frames.
+    #[inline]
     pub fn len(&self) -> usize {
         self.frames.len()
     }
 
     /// Whether the message has no frames.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.frames.is_empty()
     }
@@ -164,11 +171,13 @@ impl Message {
     }
 
     /// The frames in order.
+    #[inline]
     pub fn frames(&self) -> &[Bytes] {
         &self.frames
     }
 
     /// Iterates over the frames.
+    #[inline]
     pub fn iter(&self) -> std::slice::Iter<'_, Bytes> {
         self.frames.iter()
     }
@@ -207,6 +216,7 @@ impl std::fmt::Debug for Message {
 impl IntoIterator for Message {
     type Item = Bytes;
     type IntoIter = smallvec::IntoIter<[Bytes; 2]>;
+    #[inline]
     fn into_iter(self) -> Self::IntoIter {
         self.frames.into_iter()
     }
@@ -215,6 +225,7 @@ impl IntoIterator for Message {
 impl<'a> IntoIterator for &'a Message {
     type Item = &'a Bytes;
     type IntoIter = std::slice::Iter<'a, Bytes>;
+    #[inline]
     fn into_iter(self) -> Self::IntoIter {
         self.frames.iter()
     }
@@ -227,6 +238,7 @@ impl From<Vec<Bytes>> for Message {
 }
 
 impl From<Bytes> for Message {
+    #[inline]
     fn from(frame: Bytes) -> Message {
         let mut frames = Frames::new();
         frames.push(frame);

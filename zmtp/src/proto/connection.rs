@@ -318,6 +318,7 @@ impl Connection {
 
     /// Whether [`Connection::handle_input`] stopped with bytes left because too many events were
     /// queued; call it again once they are taken.
+    #[inline]
     pub fn input_paused(&self) -> bool {
         self.paused
     }
@@ -639,28 +640,24 @@ impl Connection {
         self.is_ready() && self.session.is_none()
     }
 
-    /// Queues messages already encoded as plaintext ZMTP 3 frames (whole messages, in order).
-    /// Returns `false` (and queues nothing) unless [`Connection::frames_in_plaintext`].
-    pub fn send_encoded(&mut self, frames: &[u8]) -> bool {
+    /// Queues messages already encoded as plaintext ZMTP 3 frames (whole messages, in order):
+    /// copied into the output, or, from `by_reference` octets, a chunk of their own after what is
+    /// queued (not copied). `Ok` with the buffer if it was copied (the caller may use it again),
+    /// `Ok(None)` if it was taken by reference; `Err` gives the frames back, nothing queued,
+    /// unless [`Connection::frames_in_plaintext`].
+    pub fn send_encoded(&mut self, frames: BytesMut, by_reference: usize) -> Result<Option<BytesMut>, BytesMut> {
         if !self.frames_in_plaintext() {
-            return false;
+            return Err(frames);
         }
-        self.out.extend_from_slice(frames);
-        true
-    }
-
-    /// As [`Connection::send_encoded`], written by reference: a chunk of its own after what is
-    /// queued, not copied into the output. Returns `false` (and drops nothing it was not given)
-    /// unless [`Connection::frames_in_plaintext`]; the caller checks that first.
-    pub fn send_encoded_by_reference(&mut self, frames: Bytes) -> bool {
-        if !self.frames_in_plaintext() {
-            return false;
+        if frames.len() < by_reference {
+            self.out.extend_from_slice(&frames);
+            return Ok(Some(frames));
         }
         if !self.out.is_empty() {
             self.chunks.push_back((self.out.split().freeze(), false));
         }
-        self.chunks.push_back((frames, false));
-        true
+        self.chunks.push_back((frames.freeze(), false));
+        Ok(None)
     }
 
     /// Queues a subscription (or its cancellation): a SUBSCRIBE / CANCEL command toward a ZMTP 3.1
@@ -778,11 +775,13 @@ impl Connection {
     }
 
     /// The next thing the peer said. After an error, what was decoded before it is still here.
+    #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// How many events [`Connection::poll_event`] has queued.
+    #[inline]
     pub fn queued_events(&self) -> usize {
         self.events.len()
     }

@@ -149,6 +149,7 @@ impl Core {
         Some(*self.closed_at.get()? + self.options.linger?)
     }
 
+    #[inline]
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave State half-updated in a way that matters
         // more than losing the socket; recover the guard rather than propagate the poison.
@@ -288,7 +289,7 @@ impl Core {
 
     /// What a connection hands over for a message from its peer: `None` if the socket type does
     /// not receive messages (PUB, PUSH).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn inbound(&self, pipe: PipeId, routing_id: &Bytes, mut msg: Message) -> Option<Inbound> {
         if !self.traits.receives {
             return None;
