@@ -116,6 +116,17 @@ impl WriteQueue {
         }
     }
 
+    /// Frees the queue's room if it is empty (after the handshake: an idle connection keeps
+    /// none).
+    fn shed(&mut self) {
+        if self.chunks.is_empty() {
+            self.chunks = VecDeque::new();
+        }
+        if self.written.is_empty() {
+            self.written = Vec::new();
+        }
+    }
+
     fn advance(&mut self, mut n: usize) {
         self.len -= n;
         while n > 0 {
@@ -282,6 +293,10 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                         }
                         // From now on the application may frame small messages for us (`wire`).
                         rx.data.set_encode(conn.frames_in_plaintext());
+                        // What the handshake grew and an idle connection does not need.
+                        conn.shed_handshake_room();
+                        wq.shed();
+                        rbuf.release();
                         None
                     }
                     Event::Message(msg) => session.inbound(msg),
@@ -535,9 +550,19 @@ struct ReadBuffer {
     buf: BytesMut,
     /// The buffer before this one, empty, kept while reads are large.
     spare: Option<BytesMut>,
+    /// Freed ([`ReadBuffer::release`]): the next read goes to the stack first.
+    released: bool,
 }
 
 impl ReadBuffer {
+    /// Frees the buffer if nothing is buffered in it (after the handshake: an idle connection
+    /// keeps no read buffer, [`poll_read_some`]).
+    fn release(&mut self) {
+        if self.buf.is_empty() {
+            *self = ReadBuffer { released: true, ..ReadBuffer::default() };
+        }
+    }
+
     /// Makes room after what is buffered: at least a quarter of `read_size`, and what the frame
     /// being received still needs (`missing`), in steps of at most 1 MiB or what is buffered
     /// already: a large frame grows the buffer geometrically (linear copying overall), and never
@@ -625,6 +650,10 @@ async fn read_now(
 
 /// Reads into `rbuf` with room for at least a quarter of `read_size`; gives the octets read and
 /// the room there was, so the caller can tell a full read.
+///
+/// A connection without a read buffer (freed after the handshake, so that an idle connection
+/// holds none) reads into the stack first: the buffer is allocated only once octets come, and
+/// they are copied into it (at most [`MIN_READ`], once).
 fn poll_read_some(
     reader: &mut crate::transport::ReadHalf,
     rbuf: &mut ReadBuffer,
@@ -632,6 +661,18 @@ fn poll_read_some(
     missing: usize,
     cx: &mut Context<'_>,
 ) -> Poll<std::io::Result<(usize, usize)>> {
+    if rbuf.released {
+        let mut stack = [0u8; MIN_READ];
+        let mut first = tokio::io::ReadBuf::new(&mut stack);
+        std::task::ready!(Pin::new(&mut **reader).poll_read(cx, &mut first))?;
+        let n = first.filled().len();
+        if n > 0 {
+            rbuf.released = false;
+            rbuf.make_room(read_size, missing);
+            rbuf.buf.extend_from_slice(first.filled());
+        }
+        return Poll::Ready(Ok((n, MIN_READ)));
+    }
     rbuf.make_room(read_size, missing);
     let room = rbuf.buf.capacity() - rbuf.buf.len();
     let n = std::task::ready!(tokio_util::io::poll_read_buf(Pin::new(&mut **reader), cx, &mut rbuf.buf))?;
