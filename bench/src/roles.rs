@@ -234,6 +234,32 @@ fn process_cpu_s() -> (f64, f64) {
     (ticks(11) as f64 / 100.0, ticks(12) as f64 / 100.0)
 }
 
+/// This process's threads, summed: voluntary and involuntary context switches (`/proc/self/task/
+/// */status`: each voluntary one is a sleep, waiting for something) and the time they spent
+/// runnable but waiting for a CPU (`schedstat`'s second field, ns). Zeros where the files are
+/// missing.
+fn process_switches() -> (u64, u64, u64) {
+    let mut t = (0, 0, 0);
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return t };
+    for task in dir.flatten() {
+        let p = task.path();
+        if let Ok(status) = std::fs::read_to_string(p.join("status")) {
+            for l in status.lines() {
+                let n = |v: &str| v.trim().parse::<u64>().unwrap_or(0);
+                if let Some(v) = l.strip_prefix("voluntary_ctxt_switches:") {
+                    t.0 += n(v);
+                } else if let Some(v) = l.strip_prefix("nonvoluntary_ctxt_switches:") {
+                    t.1 += n(v);
+                }
+            }
+        }
+        if let Ok(ss) = std::fs::read_to_string(p.join("schedstat")) {
+            t.2 += ss.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    t
+}
+
 fn spawn_control(role: &'static str, counters: Arc<Counters>, size: usize, after: AfterWindow) {
     std::thread::Builder::new()
         .name("control".into())
@@ -251,11 +277,13 @@ fn spawn_control(role: &'static str, counters: Arc<Counters>, size: usize, after
                         let c0 = counters.sum();
                         let a0 = alloc::snapshot();
                         let cpu0 = process_cpu_s();
+                        let sw0 = process_switches();
                         PHASE.store(1, Release);
                         sleep_until_unix_ns(end);
                         let c1 = counters.sum();
                         let a1 = alloc::snapshot();
                         let cpu1 = process_cpu_s();
+                        let sw1 = process_switches();
                         let dt = t0.elapsed().as_secs_f64();
                         let msgs = c1.0 - c0.0;
                         let allocs = a1.0 - a0.0;
@@ -271,6 +299,9 @@ fn spawn_control(role: &'static str, counters: Arc<Counters>, size: usize, after
                             "allocs": allocs,
                             "cpu_s": (cpu1.0 + cpu1.1) - (cpu0.0 + cpu0.1),
                             "sys_s": cpu1.1 - cpu0.1,
+                            "vcsw": sw1.0.saturating_sub(sw0.0),
+                            "nvcsw": sw1.1.saturating_sub(sw0.1),
+                            "runq_wait_ns": sw1.2.saturating_sub(sw0.2),
                             "alloc_bytes": a1.1 - a0.1,
                             "allocs_per_msg": if msgs > 0 { allocs as f64 / msgs as f64 } else { 0.0 },
                             "total_msgs": c1.0,

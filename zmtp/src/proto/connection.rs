@@ -766,6 +766,20 @@ impl Connection {
         self.out.len() + pong + self.chunks.iter().map(|(c, _)| c.len()).sum::<usize>()
     }
 
+    /// For the driver, once it has taken the [`Event::Ready`]: frees the room the handshake grew
+    /// and the established connection may never use, if nothing waits in it: the event queue
+    /// (four events, 352 octets) and the output buffer ([`OUT_KEPT`]). An idle connection keeps
+    /// neither; a busy one allocates each again once, with its first message or command.
+    pub fn shed_handshake_room(&mut self) {
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        if self.out.is_empty() && self.chunks.is_empty() && self.pong.is_none() {
+            self.out = BytesMut::new();
+            self.chunks = VecDeque::new();
+        }
+    }
+
     /// The next thing the peer said. After an error, what was decoded before it is still here.
     #[inline]
     pub fn poll_event(&mut self) -> Option<Event> {

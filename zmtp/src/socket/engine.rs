@@ -116,6 +116,17 @@ impl WriteQueue {
         }
     }
 
+    /// Frees the queue's room if it is empty (after the handshake: an idle connection keeps
+    /// none).
+    fn shed(&mut self) {
+        if self.chunks.is_empty() {
+            self.chunks = VecDeque::new();
+        }
+        if self.written.is_empty() {
+            self.written = Vec::new();
+        }
+    }
+
     fn advance(&mut self, mut n: usize) {
         self.len -= n;
         while n > 0 {
@@ -210,6 +221,12 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
         ..WriteQueue::default()
     };
     let mut batch = VecDeque::new();
+    // The pipe's doorbell, once the application asked for one (`bell`; multi-threaded runtime).
+    #[cfg(unix)]
+    let mut bell: Option<super::bell::Bell> = None;
+    let mut bell_asked = false;
+    // Whether this connection has decided about a bell (one try: made, or not for this socket).
+    let mut bell_decided = false;
     // A run's buffer, written, to give back to the pipe with the next take (`wire`).
     let mut spare = None;
     let mut pending: Option<Inbound> = None;
@@ -276,6 +293,10 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                         }
                         // From now on the application may frame small messages for us (`wire`).
                         rx.data.set_encode(conn.frames_in_plaintext());
+                        // What the handshake grew and an idle connection does not need.
+                        conn.shed_handshake_room();
+                        wq.shed();
+                        rbuf.release();
                         None
                     }
                     Event::Message(msg) => session.inbound(msg),
@@ -394,6 +415,11 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                     return Poll::Ready(Turn::Read(res));
                 }
             }
+            // Before the pipe, so that a ring and the message it rang for are seen in one turn.
+            #[cfg(unix)]
+            if let Some(bell) = &bell {
+                bell.poll_drain(cx);
+            }
             if take_messages {
                 if let Poll::Ready(out) = rx.data.poll_recv(cx) {
                     return Poll::Ready(Turn::Message(out));
@@ -454,11 +480,30 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                 out.send(conn, &mut spare, wq.hand_back.then_some(&mut wq.written));
                 // Batch what else is queued, up to the backlog limit, taking a few at a time.
                 while conn.pending_transmit() + wq.len < WRITE_BACKLOG {
-                    if rx.data.try_recv_many(&mut batch, BATCH, &mut spare) == 0 {
+                    if rx.data.try_recv_many(&mut batch, BATCH, &mut spare, &mut bell_asked) == 0 {
                         break;
                     }
                     for out in batch.drain(..) {
                         out.send(conn, &mut spare, wq.hand_back.then_some(&mut wq.written));
+                    }
+                }
+                #[cfg(unix)]
+                if bell_asked && !bell_decided && wq.hand_back {
+                    // Asked for by an application outside the runtime's tasks: it rings this from
+                    // now on instead of waking us through tokio's injection queue (`bell`). Only
+                    // for a socket's one connection: two descriptors and a registration (about
+                    // 0.4 KiB) per connection would be too much for a ROUTER's thousands. Not
+                    // for REQ and REP either: their application polls the connection itself after
+                    // each send, so a ring would only wake the task for nothing.
+                    bell_decided = true;
+                    if !core.sends_through() && core.single_connection().is_some() {
+                        match super::bell::Bell::new() {
+                            Ok((b, ring)) => {
+                                rx.data.set_bell(Some(ring));
+                                bell = Some(b);
+                            }
+                            Err(e) => tracing::debug!(error = %e, "no doorbell: woken through the waker"),
+                        }
                     }
                 }
             }
@@ -505,9 +550,19 @@ struct ReadBuffer {
     buf: BytesMut,
     /// The buffer before this one, empty, kept while reads are large.
     spare: Option<BytesMut>,
+    /// Freed ([`ReadBuffer::release`]): the next read goes to the stack first.
+    released: bool,
 }
 
 impl ReadBuffer {
+    /// Frees the buffer if nothing is buffered in it (after the handshake: an idle connection
+    /// keeps no read buffer, [`poll_read_some`]).
+    fn release(&mut self) {
+        if self.buf.is_empty() {
+            *self = ReadBuffer { released: true, ..ReadBuffer::default() };
+        }
+    }
+
     /// Makes room after what is buffered: at least a quarter of `read_size`, and what the frame
     /// being received still needs (`missing`), in steps of at most 1 MiB or what is buffered
     /// already: a large frame grows the buffer geometrically (linear copying overall), and never
@@ -595,6 +650,10 @@ async fn read_now(
 
 /// Reads into `rbuf` with room for at least a quarter of `read_size`; gives the octets read and
 /// the room there was, so the caller can tell a full read.
+///
+/// A connection without a read buffer (freed after the handshake, so that an idle connection
+/// holds none) reads into the stack first: the buffer is allocated only once octets come, and
+/// they are copied into it (at most [`MIN_READ`], once).
 fn poll_read_some(
     reader: &mut crate::transport::ReadHalf,
     rbuf: &mut ReadBuffer,
@@ -602,6 +661,18 @@ fn poll_read_some(
     missing: usize,
     cx: &mut Context<'_>,
 ) -> Poll<std::io::Result<(usize, usize)>> {
+    if rbuf.released {
+        let mut stack = [0u8; MIN_READ];
+        let mut first = tokio::io::ReadBuf::new(&mut stack);
+        std::task::ready!(Pin::new(&mut **reader).poll_read(cx, &mut first))?;
+        let n = first.filled().len();
+        if n > 0 {
+            rbuf.released = false;
+            rbuf.make_room(read_size, missing);
+            rbuf.buf.extend_from_slice(first.filled());
+        }
+        return Poll::Ready(Ok((n, MIN_READ)));
+    }
     rbuf.make_room(read_size, missing);
     let room = rbuf.buf.capacity() - rbuf.buf.len();
     let n = std::task::ready!(tokio_util::io::poll_read_buf(Pin::new(&mut **reader), cx, &mut rbuf.buf))?;
