@@ -11,6 +11,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
+use zmtp::socket::{Monitor, MonitorEvent};
 use zmtp::{Message, Options, Socket, SocketType};
 
 const T: Duration = Duration::from_secs(5);
@@ -292,4 +293,88 @@ fn receives_at_the_low_water_mark_keep_the_connection_going() {
             }
         });
     }
+}
+
+/// An application that sends from outside the runtime's tasks (`block_on`, as `#[tokio::main]`
+/// does) wakes its connection through the pipe's doorbell on the multi-threaded runtime (see
+/// `socket/bell.rs`), through the waker on the current-thread one. Bursts of 1 to 40 messages,
+/// each sent once the one before has all arrived: the connection has emptied the pipe and waits
+/// on it (and on the bell), so the first message of every burst must wake it. A lost wake-up
+/// leaves a burst in the pipe (the timeout below). Over ipc, the receiver is then replaced: the
+/// pipe outlives the first connection (its bell taken out with it) and the next connection is
+/// woken the same way.
+#[test]
+fn sends_from_outside_the_tasks_wake_the_connection_after_every_pause() {
+    for (flavour, rt) in runtimes() {
+        rt.block_on(async {
+            for ep in endpoints("bell") {
+                let push = Socket::new(SocketType::Push);
+                let mut events = push.monitor();
+                let mut bound = String::new();
+                let rounds = if ep.starts_with("ipc") { 2 } else { 1 };
+                for round in 0..rounds {
+                    if round > 0 {
+                        // The old connection gone first: a message sent into it while it closes
+                        // would be lost (as with libzmq), which is not what this test is about.
+                        until(&mut events, |e| matches!(e, MonitorEvent::Disconnected { .. })).await;
+                    }
+                    let pull = Socket::new(SocketType::Pull);
+                    bound = pull.bind(if round == 0 { &ep } else { &bound }).await.expect("bind");
+                    if round == 0 {
+                        push.connect(&bound).await.expect("connect");
+                    } else {
+                        until(&mut events, |e| matches!(e, MonitorEvent::HandshakeSucceeded { .. })).await;
+                    }
+                    let got = Arc::new(AtomicUsize::new(0));
+                    let receiver = {
+                        let got = got.clone();
+                        tokio::spawn(async move {
+                            let mut next = 0u32;
+                            while let Ok(m) = pull.recv().await {
+                                assert_eq!(m, Message::from(&next.to_be_bytes()[..]), "in order");
+                                next += 1;
+                                got.store(next as usize, Ordering::SeqCst);
+                            }
+                        })
+                    };
+                    let mut sent = 0u32;
+                    for burst in 0..200u32 {
+                        for _ in 0..=burst % 40 {
+                            push.send(&sent.to_be_bytes()[..]).await.expect("send");
+                            sent += 1;
+                        }
+                        let want = sent as usize;
+                        tokio::time::timeout(T, async {
+                            while got.load(Ordering::SeqCst) < want {
+                                tokio::time::sleep(Duration::from_millis(1)).await;
+                            }
+                        })
+                        .await
+                        .unwrap_or_else(|_| {
+                            panic!(
+                                "{flavour} {ep} round {round}: burst {burst} stuck at {} of {want}",
+                                got.load(Ordering::SeqCst)
+                            )
+                        });
+                    }
+                    receiver.abort();
+                    let _ = receiver.await;
+                }
+            }
+        });
+    }
+}
+
+/// Waits (bounded) for the first event that `want` accepts.
+async fn until(events: &mut Monitor, want: impl Fn(&MonitorEvent) -> bool) {
+    tokio::time::timeout(T, async {
+        while let Some(e) = events.recv().await {
+            if want(&e) {
+                return;
+            }
+        }
+        panic!("monitor ended");
+    })
+    .await
+    .expect("the event comes");
 }

@@ -105,6 +105,13 @@ impl Core {
         });
     }
 
+    /// REQ and REP: their sends alternate with receives, and with one connection go out from the
+    /// application's task, which polls the connection itself (`Socket::start_send_through`).
+    #[inline]
+    pub(crate) fn sends_through(&self) -> bool {
+        matches!(self.socket_type, SocketType::Req | SocketType::Rep)
+    }
+
     /// The connection task, if the socket has exactly one.
     pub(crate) fn single_connection(&self) -> Option<std::sync::Arc<Driven>> {
         let list = self.connections.lock().unwrap_or_else(|e| e.into_inner());

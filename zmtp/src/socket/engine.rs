@@ -221,6 +221,12 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
         ..WriteQueue::default()
     };
     let mut batch = VecDeque::new();
+    // The pipe's doorbell, once the application asked for one (`bell`; multi-threaded runtime).
+    #[cfg(unix)]
+    let mut bell: Option<super::bell::Bell> = None;
+    let mut bell_asked = false;
+    // Whether this connection has decided about a bell (one try: made, or not for this socket).
+    let mut bell_decided = false;
     // A run's buffer, written, to give back to the pipe with the next take (`wire`).
     let mut spare = None;
     let mut pending: Option<Inbound> = None;
@@ -409,6 +415,11 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                     return Poll::Ready(Turn::Read(res));
                 }
             }
+            // Before the pipe, so that a ring and the message it rang for are seen in one turn.
+            #[cfg(unix)]
+            if let Some(bell) = &bell {
+                bell.poll_drain(cx);
+            }
             if take_messages {
                 if let Poll::Ready(out) = rx.data.poll_recv(cx) {
                     return Poll::Ready(Turn::Message(out));
@@ -469,11 +480,30 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                 out.send(conn, &mut spare, wq.hand_back.then_some(&mut wq.written));
                 // Batch what else is queued, up to the backlog limit, taking a few at a time.
                 while conn.pending_transmit() + wq.len < WRITE_BACKLOG {
-                    if rx.data.try_recv_many(&mut batch, BATCH, &mut spare) == 0 {
+                    if rx.data.try_recv_many(&mut batch, BATCH, &mut spare, &mut bell_asked) == 0 {
                         break;
                     }
                     for out in batch.drain(..) {
                         out.send(conn, &mut spare, wq.hand_back.then_some(&mut wq.written));
+                    }
+                }
+                #[cfg(unix)]
+                if bell_asked && !bell_decided && wq.hand_back {
+                    // Asked for by an application outside the runtime's tasks: it rings this from
+                    // now on instead of waking us through tokio's injection queue (`bell`). Only
+                    // for a socket's one connection: two descriptors and a registration (about
+                    // 0.4 KiB) per connection would be too much for a ROUTER's thousands. Not
+                    // for REQ and REP either: their application polls the connection itself after
+                    // each send, so a ring would only wake the task for nothing.
+                    bell_decided = true;
+                    if !core.sends_through() && core.single_connection().is_some() {
+                        match super::bell::Bell::new() {
+                            Ok((b, ring)) => {
+                                rx.data.set_bell(Some(ring));
+                                bell = Some(b);
+                            }
+                            Err(e) => tracing::debug!(error = %e, "no doorbell: woken through the waker"),
+                        }
                     }
                 }
             }

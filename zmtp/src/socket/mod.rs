@@ -10,6 +10,8 @@
 //! reconnects, and each connection a task of its own. They stop when the socket is closed or
 //! dropped, after sending what is queued for up to the linger time.
 
+#[cfg(unix)]
+mod bell;
 mod core;
 mod driver;
 mod engine;
@@ -177,7 +179,7 @@ impl Socket {
     /// would poll the connection anyway.
     #[inline]
     fn start_send_through(&self, msg: Message) -> Result<(), Unsent> {
-        if matches!(self.core.socket_type, SocketType::Req | SocketType::Rep) {
+        if self.core.sends_through() {
             if let Some(driven) = self.core.single_connection() {
                 return driven.send_through(|| self.start_send(msg));
             }

@@ -141,6 +141,40 @@ pub(crate) trait Store {
     fn released(&mut self, place: Self::Place);
     /// The receiver is gone: every queued message, and every waiting sender's waker.
     fn drain(&mut self, waiters: &mut Vec<Waker>) -> Self::Drained;
+    /// After an application's send found the receiver waiting, under the lock: a bell to ring
+    /// instead of waking it (`wire`: a pipe's doorbell, see `bell`), or `None` to wake it.
+    #[inline(always)]
+    fn bell(&mut self) -> Option<Arc<Ring>> {
+        None
+    }
+}
+
+#[cfg(unix)]
+pub(crate) use super::bell::Ring;
+
+/// No doorbells where there are no unix sockets.
+#[cfg(not(unix))]
+pub(crate) enum Ring {}
+
+#[cfg(not(unix))]
+impl Ring {
+    fn ring(&self) {
+        match *self {}
+    }
+}
+
+/// Wakes the receivers a send found waiting, or rings the bell that stands in for them (their
+/// wakers then only dropped: the one receiver that rings it looks at the queue when it polls
+/// the bell).
+#[inline]
+fn wake_or_ring(waiters: Vec<Waker>, bell: Option<Arc<Ring>>) {
+    match bell {
+        Some(bell) => {
+            drop(waiters);
+            bell.ring();
+        }
+        None => wake_all(waiters),
+    }
 }
 
 /// This module's store: one queue.
@@ -363,9 +397,9 @@ impl<S: Store> Tx<S> {
             if st.rx_waiters.is_empty() {
                 return Ok(());
             }
-            st.take_rx_waiters()
+            (st.take_rx_waiters(), st.store.bell())
         };
-        wake_all(waiters);
+        wake_or_ring(waiters.0, waiters.1);
         Ok(())
     }
 
@@ -491,9 +525,12 @@ impl<S: Store> Reserved<'_, S> {
                 return;
             }
             _spent = st.store.push(place, msg);
-            st.take_rx_waiters()
+            if st.rx_waiters.is_empty() {
+                return;
+            }
+            (st.take_rx_waiters(), st.store.bell())
         };
-        wake_all(waiters);
+        wake_or_ring(waiters.0, waiters.1);
     }
 }
 
@@ -722,9 +759,9 @@ mod tests {
         }
         assert!(tx.poll_reserve(&mut cx).is_pending());
         let mut out = VecDeque::new();
-        assert_eq!(rx.try_recv_many(&mut out, 3, &mut None), 3);
+        assert_eq!(rx.try_recv_many(&mut out, 3, &mut None, &mut false), 3);
         assert_eq!(woken(&count), 1);
-        assert_eq!(rx.try_recv_many(&mut out, 3, &mut None), 3);
+        assert_eq!(rx.try_recv_many(&mut out, 3, &mut None, &mut false), 3);
         assert_eq!(woken(&count), 2);
 
         // The fair queue's lanes: each lane by its own count.

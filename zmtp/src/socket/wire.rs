@@ -218,6 +218,10 @@ pub(crate) struct Wire {
     written: Vec<Bytes>,
     /// Their octets.
     written_len: usize,
+    /// The doorbell an application outside the runtime's tasks rings instead of waking the
+    /// connection (`bell`).
+    #[cfg(unix)]
+    bell: super::bell::Want,
 }
 
 /// At most this many bodies, and [`GIVE_BACK_OCTETS`], wait in a pipe for the application to
@@ -351,6 +355,12 @@ impl Store for Wire {
         self.slot.packed = 0;
         std::mem::take(&mut self.slot.items)
     }
+
+    #[cfg(unix)]
+    #[inline]
+    fn bell(&mut self) -> Option<std::sync::Arc<queue::Ring>> {
+        self.bell.ring_for_sender()
+    }
 }
 
 /// The socket's end of a pipe's queue.
@@ -414,6 +424,8 @@ pub(crate) fn channel(capacity: usize) -> (PipeTx, PipeQueue) {
         last_run: 0,
         written: Vec::new(),
         written_len: 0,
+        #[cfg(unix)]
+        bell: super::bell::Want::No,
     };
     let (tx, rx) = queue::channel_of(store, capacity);
     (PipeTx(tx), PipeQueue(rx))
@@ -432,8 +444,24 @@ impl PipeQueue {
         self.0.with_store(|w| {
             w.encode = false;
             w.written_len = 0;
+            #[cfg(unix)]
+            {
+                w.bell = super::bell::Want::No;
+            }
             std::mem::take(&mut w.written)
         })
+    }
+
+    /// The connection polls `ring`'s bell on every turn from now on (`Some`), or no longer
+    /// (`None`: from then on the application wakes it through its waker).
+    #[cfg(unix)]
+    pub(crate) fn set_bell(&self, ring: Option<std::sync::Arc<queue::Ring>>) {
+        self.0.with_store(|w| {
+            w.bell = match ring {
+                Some(ring) => super::bell::Want::Ready(ring),
+                None => super::bell::Want::No,
+            }
+        });
     }
 
     /// Hands the bodies in `written` (written by reference, done with) back to the application,
@@ -480,8 +508,23 @@ impl PipeQueue {
 
     /// Moves up to `max` queued items to the back of `out` under one lock, and gives back the
     /// buffer of a run written meanwhile (`spare`, kept for the next run); returns how many.
-    pub(crate) fn try_recv_many(&self, out: &mut VecDeque<Out>, max: usize, spare: &mut Option<BytesMut>) -> usize {
+    /// `bell_asked` is set if the application asked for a doorbell (`bell`) and has none.
+    pub(crate) fn try_recv_many(
+        &self,
+        out: &mut VecDeque<Out>,
+        max: usize,
+        spare: &mut Option<BytesMut>,
+        bell_asked: &mut bool,
+    ) -> usize {
         self.0.take_with(|w, capacity| {
+            #[cfg(unix)]
+            {
+                *bell_asked = matches!(w.bell, super::bell::Want::Asked);
+            }
+            #[cfg(not(unix))]
+            {
+                *bell_asked = false;
+            }
             if let Some(buf) = spare.take() {
                 if w.spare.capacity() == 0 {
                     w.spare = buf;

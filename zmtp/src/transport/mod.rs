@@ -6,6 +6,8 @@
 //! never a SIGPIPE, even in a process that has not ignored the signal.
 
 mod nosigpipe;
+/// `send` flags that keep a write to a gone peer from raising SIGPIPE (where they exist).
+pub(crate) use nosigpipe::FLAGS as NOSIGNAL;
 
 use std::io;
 use std::net::SocketAddr;

@@ -22,7 +22,7 @@ use tokio::io::{AsyncWrite, Interest};
     target_os = "netbsd",
     target_os = "openbsd"
 ))]
-const FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+pub(crate) const FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 #[cfg(not(any(
     target_os = "linux",
     target_os = "android",
@@ -30,7 +30,7 @@ const FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
     target_os = "netbsd",
     target_os = "openbsd"
 )))]
-const FLAGS: libc::c_int = 0;
+pub(crate) const FLAGS: libc::c_int = 0;
 
 /// The write half of a tcp or ipc stream, as tokio splits it, with the one thing `Writer` needs
 /// from it: a non-blocking `sendmsg` under tokio's readiness.
