@@ -132,6 +132,8 @@ struct Proc {
     child: Child,
     stdin: Option<ChildStdin>,
     name: String,
+    /// The thread forwarding its stdout lines; it ends at the pipe's end.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The role processes of one run, and their stdout lines.
@@ -178,7 +180,7 @@ impl Hub {
         let idx = self.procs.len();
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let tx = self.tx.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if tx.send((idx, line)).is_err() {
@@ -187,7 +189,7 @@ impl Hub {
             }
         });
         let stdin = child.stdin.take();
-        self.procs.push(Proc { child, stdin, name: role.to_string() });
+        self.procs.push(Proc { child, stdin, name: role.to_string(), reader: Some(reader) });
         Ok(idx)
     }
 
@@ -232,7 +234,12 @@ impl Hub {
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     // A role that died will never answer.
                     if let Ok(Some(st)) = self.procs[idx].child.try_wait() {
-                        // Drain what it printed before dying.
+                        // Drain what it printed before dying: its reader thread may not have
+                        // forwarded its last lines yet (a loaded machine), so wait for the pipe's
+                        // end first.
+                        if let Some(reader) = self.procs[idx].reader.take() {
+                            let _ = reader.join();
+                        }
                         while let Ok((i, line)) = self.rx.try_recv() {
                             if let Ok(v) = serde_json::from_str::<Value>(&line) {
                                 if i == idx && v["event"] == event {

@@ -163,11 +163,17 @@ impl Ring {
     }
 }
 
-/// Wakes the receivers a send found waiting, or rings the bell that stands in for them (their
-/// wakers then only dropped: the one receiver that rings it looks at the queue when it polls
-/// the bell).
-#[inline]
-fn wake_or_ring(waiters: Vec<Waker>, bell: Option<Arc<Ring>>) {
+/// After an application's send, holding the lock `st`: wakes the receivers it found waiting,
+/// after the lock, or rings the bell that stands in for them (their wakers then only dropped:
+/// the one receiver that rings it looks at the queue when it polls the bell). Out of line: kept
+/// in, it made the send's fast path larger (current-thread PUSH→PULL 16 B: +28 instructions a
+/// message, callgrind, from inlining that changed).
+#[cold]
+#[inline(never)]
+fn wake_receivers<S: Store>(mut st: MutexGuard<'_, State<S>>) {
+    let waiters = st.take_rx_waiters();
+    let bell = st.store.bell();
+    drop(st);
     match bell {
         Some(bell) => {
             drop(waiters);
@@ -384,22 +390,18 @@ impl<S: Store> Tx<S> {
     ) -> Result<(), TrySendError<M>> {
         // Dropped after the lock (declared before the guard).
         let _spent;
-        let waiters = {
-            let mut st = self.shared.lock();
-            if !st.receiver_alive {
-                return Err(TrySendError::Closed(msg));
-            }
-            let place = st.store.place(key);
-            if !st.has_room(place) {
-                return Err(TrySendError::Full(msg));
-            }
-            _spent = push(&mut st.store, place, msg);
-            if st.rx_waiters.is_empty() {
-                return Ok(());
-            }
-            (st.take_rx_waiters(), st.store.bell())
-        };
-        wake_or_ring(waiters.0, waiters.1);
+        let mut st = self.shared.lock();
+        if !st.receiver_alive {
+            return Err(TrySendError::Closed(msg));
+        }
+        let place = st.store.place(key);
+        if !st.has_room(place) {
+            return Err(TrySendError::Full(msg));
+        }
+        _spent = push(&mut st.store, place, msg);
+        if !st.rx_waiters.is_empty() {
+            wake_receivers(st);
+        }
         Ok(())
     }
 
@@ -517,20 +519,16 @@ impl<S: Store> Reserved<'_, S> {
         self.used = true;
         // Dropped after the lock (declared before the guard).
         let _spent;
-        let waiters = {
-            let mut st = self.sender.shared.lock();
-            let place = st.store.place(self.key);
-            st.store.slot(place).reserved -= 1;
-            if !st.receiver_alive {
-                return;
-            }
-            _spent = st.store.push(place, msg);
-            if st.rx_waiters.is_empty() {
-                return;
-            }
-            (st.take_rx_waiters(), st.store.bell())
-        };
-        wake_or_ring(waiters.0, waiters.1);
+        let mut st = self.sender.shared.lock();
+        let place = st.store.place(self.key);
+        st.store.slot(place).reserved -= 1;
+        if !st.receiver_alive {
+            return;
+        }
+        _spent = st.store.push(place, msg);
+        if !st.rx_waiters.is_empty() {
+            wake_receivers(st);
+        }
     }
 }
 
