@@ -732,8 +732,12 @@ impl PipeQueue {
             {
                 *bell_asked = false;
             }
-            if let Some(buf) = spare.take() {
-                if w.spare.capacity() == 0 {
+            // Kept by the connection if the queue has one: a pipe that stages (`Staged`) wants
+            // it back for its next staged run (dropped here, each was freed on this thread and
+            // allocated again on the application's: glibc's arena lock, half of a PUSH 16 B
+            // sender's futex calls).
+            if w.spare.capacity() == 0 {
+                if let Some(buf) = spare.take() {
                     w.spare = buf;
                 }
             }
