@@ -49,6 +49,10 @@ const HEADER_AREA: usize = 512;
 /// request server.
 const OUT_KEPT: usize = 256;
 
+/// A fresh output buffer is made at most this large at once ([`Connection::grow_out`]); a larger
+/// output grows it.
+const OUT_FRESH_MAX: usize = 512 * 1024;
+
 /// How long a grown output buffer is kept unused before it is freed. Not freed at every drain: a
 /// connection that sends a message of a few hundred octets at a time (a paced fan-out, a request
 /// and reply stream) drains between any two of them, and freeing then made every message allocate
@@ -245,6 +249,14 @@ pub struct Connection {
     out_release_at: Option<Instant>,
     /// Output was taken since `out_release_at` was set.
     out_used: bool,
+    /// The output buffer before `out`, kept while its chunks are being written, to be taken back
+    /// once they are ([`Connection::out_room`]).
+    out_spare: Option<BytesMut>,
+    /// The size a fresh output buffer is made ([`Connection::grow_out`]).
+    out_size: u32,
+    /// `out` was made by [`Connection::grow_out`] (not the small first one): kept as the spare
+    /// when the next one is made.
+    out_made: bool,
 }
 
 /// A PING's context, kept without holding on to the read buffer it arrived in.
@@ -285,6 +297,9 @@ impl Connection {
             properties: None,
             out_release_at: None,
             out_used: false,
+            out_spare: None,
+            out_size: 0,
+            out_made: false,
         }
     }
 
@@ -605,6 +620,7 @@ impl Connection {
         if !self.is_ready() {
             return false;
         }
+        self.out_room(self.output_for(msg));
         if let Some(session) = &mut self.session {
             if msg.is_empty() {
                 session.seal_frame(&mut self.out, false, false, b"");
@@ -656,6 +672,7 @@ impl Connection {
             return Err(frames);
         }
         if frames.len() < by_reference {
+            self.out_room(frames.len());
             self.out.extend_from_slice(&frames);
             return Ok(Some(frames));
         }
@@ -714,6 +731,66 @@ impl Connection {
         }
     }
 
+    /// Octets `msg` adds to the output at most: its frames copied, a header for each body
+    /// written by reference, boxed under CURVE.
+    #[inline]
+    fn output_for(&self, msg: &Message) -> usize {
+        let boxed = if self.session.is_some() { mechanism::MESSAGE_OVERHEAD } else { 0 };
+        let mut n = frame::MAX_HEADER + boxed;
+        for body in msg {
+            n += frame::MAX_HEADER + boxed;
+            if self.session.is_some() || body.len() < self.zero_copy_threshold {
+                n += body.len();
+            }
+        }
+        n
+    }
+
+    /// Makes room for `additional` octets in the output.
+    #[inline]
+    fn out_room(&mut self, additional: usize) {
+        if self.out.capacity() - self.out.len() < additional {
+            self.grow_out(additional);
+        }
+    }
+
+    /// The output buffer is full. Taken back whole if its chunks were written. Else, when it holds
+    /// nothing (all of it taken as chunks still being written), the buffer before it (the spare)
+    /// is taken back if its own chunks were written; if they were not, the buffers are too small
+    /// for what is in flight, and a fresh one is made twice as large (up to [`OUT_FRESH_MAX`]).
+    /// The full one becomes the spare. So a connection streaming output alternates between two
+    /// buffers as large as what it has in flight. Before, each output taken was a fresh buffer
+    /// grown by doubling (`realloc`: each step copied what it held, and pages fresh from the
+    /// kernel were faulted in) and freed once written; with glibc's allocator, the heap's top was
+    /// given back to the kernel and taken again every few writes.
+    #[inline(never)]
+    fn grow_out(&mut self, additional: usize) {
+        if self.out.try_reclaim(additional) {
+            return;
+        }
+        let size = usize::try_from(self.out_size).unwrap_or(OUT_FRESH_MAX).max(HEADER_AREA);
+        if !self.out.is_empty() {
+            // Output waiting in it: grows as a vector does (a message larger than the buffer, or
+            // more output before it is taken than the buffer holds).
+            self.out.reserve(additional.max(size));
+            self.out_size = u32::try_from(self.out.capacity().min(OUT_FRESH_MAX)).unwrap_or(u32::MAX);
+            return;
+        }
+        let mut spare = self.out_spare.take();
+        let next = if spare.as_mut().is_some_and(|s| s.try_reclaim(additional.max(size))) {
+            spare.unwrap_or_default()
+        } else {
+            // A spare still being written (or too small) is dropped: freed once written.
+            let size = if spare.is_some() { (size * 2).min(OUT_FRESH_MAX) } else { size };
+            self.out_size = u32::try_from(size).unwrap_or(u32::MAX);
+            BytesMut::with_capacity(additional.max(size))
+        };
+        let old = std::mem::replace(&mut self.out, next);
+        if std::mem::replace(&mut self.out_made, true) {
+            self.out_spare = Some(old);
+        }
+    }
+
     /// For the driver, whenever the connection has nothing left to write: if the output buffer
     /// grew past [`OUT_KEPT`], starts the [`OUT_IDLE_RELEASE`] wait after which
     /// [`Connection::handle_timeout`] frees it unless output was taken meanwhile (then the wait
@@ -723,7 +800,7 @@ impl Connection {
             && matches!(self.state, State::Ready { .. })
             && self.out.is_empty()
             && self.chunks.is_empty()
-            && self.out.try_reclaim(OUT_KEPT + 1)
+            && self.out_grown()
         {
             self.out_release_at = Some(now() + OUT_IDLE_RELEASE);
             self.out_used = false;
@@ -742,19 +819,27 @@ impl Connection {
             return;
         }
         if self.out_used {
-            if self.out.try_reclaim(OUT_KEPT + 1) {
+            if self.out_grown() {
                 self.out_release_at = Some(now + OUT_IDLE_RELEASE);
                 self.out_used = false;
             }
-        } else if self.out.try_reclaim(OUT_KEPT + 1) {
+        } else if self.out_grown() {
             self.out = BytesMut::new();
+            self.out_spare = None;
+            self.out_made = false;
         }
     }
 
-    /// Whether the output buffer's allocation is larger than [`OUT_KEPT`] (tests).
+    /// Whether the output buffer holds more than [`OUT_KEPT`] and none of it is being written (a
+    /// spare is freed with it).
+    fn out_grown(&mut self) -> bool {
+        self.out.try_reclaim(OUT_KEPT + 1)
+    }
+
+    /// Whether the output holds more than [`OUT_KEPT`] (tests).
     #[cfg(test)]
     pub(crate) fn output_grown(&mut self) -> bool {
-        self.out.try_reclaim(OUT_KEPT + 1)
+        self.out_grown()
     }
 
     /// Octets waiting in [`Connection::poll_transmit`], a PONG owed included.
@@ -776,6 +861,8 @@ impl Connection {
         }
         if self.out.is_empty() && self.chunks.is_empty() && self.pong.is_none() {
             self.out = BytesMut::new();
+            self.out_spare = None;
+            self.out_made = false;
             self.chunks = VecDeque::new();
         }
     }

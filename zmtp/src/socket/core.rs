@@ -123,6 +123,12 @@ impl Core {
 
     /// Starts closing: tasks stop, after sending what is queued for up to the linger time.
     pub(crate) fn close(&self) {
+        // What is staged goes into the queues, where the connections' linger finds it; nothing
+        // is staged after this.
+        for pipe in self.lock().pipes.values_mut() {
+            pipe.tx.publish(&mut pipe.staged);
+            pipe.staged.close();
+        }
         self.closed_at.get_or_init(tokio::time::Instant::now);
         self.closing.cancel();
         self.tasks.close();
@@ -172,7 +178,14 @@ impl Core {
 
     /// Attaches the socket's end of a pipe, so that the strategy may route to it.
     pub(crate) fn attach(&self, id: PipeId, pipe: Pipe) {
-        self.lock().pipes.insert(id, pipe);
+        let mut state = self.lock();
+        // Staging is for a lone pipe: what the others staged goes into their queues first, so
+        // that it comes before what is routed to them from now on.
+        for other in state.pipes.values_mut() {
+            other.tx.publish(&mut other.staged);
+        }
+        state.pipes.insert(id, pipe);
+        drop(state);
         self.pipes_changed.notify_waiters();
     }
 
@@ -199,6 +212,20 @@ impl Core {
             return msg;
         }
         self.lock().unframe(msg, &self.options)
+    }
+
+    /// The connection of pipe `id`, having found its queue empty: takes what the socket staged
+    /// for it (`wire::Staged`), or, with nothing staged and `wait` set, marks it waiting, so
+    /// that the next send wakes it. `spare`: a written run's buffer, for the next staged run.
+    pub(crate) fn take_staged(
+        &self,
+        id: PipeId,
+        spare: &mut Option<bytes::BytesMut>,
+        wait: bool,
+    ) -> Option<super::wire::Out> {
+        let mut state = self.lock();
+        let pipe = state.pipes.get_mut(&id)?;
+        pipe.tx.take_staged(&mut pipe.staged, spare, wait)
     }
 
     /// The queue toward pipe `id`'s peer, to wait for room in.

@@ -97,9 +97,10 @@ pub struct Options {
     pub recv_spin: Duration,
     /// XPUB: a message sent to every new subscriber (ZMQ_XPUB_WELCOME_MSG).
     pub xpub_welcome_msg: Option<Bytes>,
-    /// Kernel send buffer size for TCP connections (ZMQ_SNDBUF).
+    /// Kernel send buffer size (ZMQ_SNDBUF); unset, the OS default over tcp and
+    /// [`crate::transport::IPC_SNDBUF`] over ipc.
     pub sndbuf: Option<usize>,
-    /// Kernel receive buffer size for TCP connections (ZMQ_RCVBUF).
+    /// Kernel receive buffer size (ZMQ_RCVBUF), over tcp and ipc; unset, the OS default.
     pub rcvbuf: Option<usize>,
     /// Listen backlog for bound TCP endpoints (ZMQ_BACKLOG; default 1024 here).
     pub backlog: Option<u32>,

@@ -405,6 +405,22 @@ impl<S: Store> Tx<S> {
         Ok(())
     }
 
+    /// Runs `push` on the store under the lock whatever the room (the caller keeps within the
+    /// capacity its own way: `wire::Staged`), and wakes the receivers as a send does (or rings
+    /// their bell). `None` (nothing run) once the receiver is gone.
+    #[inline]
+    pub(crate) fn push_waking<R>(&self, push: impl FnOnce(&mut S) -> R) -> Option<R> {
+        let mut st = self.shared.lock();
+        if !st.receiver_alive {
+            return None;
+        }
+        let r = push(&mut st.store);
+        if !st.rx_waiters.is_empty() {
+            wake_receivers(st);
+        }
+        Some(r)
+    }
+
     /// Queues what `next` gives, all for the slot of `key`, under one lock: until `next` gives
     /// `None`, `max` are queued, or one finds no room (given back: [`Batch::Full`]). A connection
     /// hands over what it decoded from one read this way; `next` runs under the lock, so it must
@@ -605,22 +621,34 @@ impl<S: Store> Chan<S> {
     }
 
     /// Takes the next message, or registers `cx` to be woken when one comes.
+    #[inline]
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        self.poll_recv_noting(cx, |_| ()).0
+    }
+
+    /// [`Chan::poll_recv`], with what `note` reads of the store under the same lock when nothing
+    /// is queued (`None` when something was taken or every sender is gone).
+    #[inline]
+    pub(crate) fn poll_recv_noting<N>(
+        &self,
+        cx: &mut Context<'_>,
+        note: impl FnOnce(&S) -> N,
+    ) -> (Poll<Option<S::Item>>, Option<N>) {
         let mut waiters = Vec::new();
         let msg = {
             let mut st = self.shared.lock();
             let capacity = st.capacity;
             match st.store.pop(capacity, &mut waiters) {
                 Some(msg) => msg,
-                None if st.senders == 0 => return Poll::Ready(None),
+                None if st.senders == 0 => return (Poll::Ready(None), None),
                 None => {
                     register(&mut st.rx_waiters, cx.waker());
-                    return Poll::Pending;
+                    return (Poll::Pending, Some(note(&st.store)));
                 }
             }
         };
         wake_all(waiters);
-        Poll::Ready(Some(msg))
+        (Poll::Ready(Some(msg)), None)
     }
 
     /// Withdraws `waker` from the receivers waiting for a message (it is about to look itself).

@@ -222,6 +222,11 @@ pub(crate) struct Wire {
     /// connection (`bell`).
     #[cfg(unix)]
     bell: super::bell::Want,
+    /// The socket may stage messages for this pipe on its side ([`Staged`]): set under this lock
+    /// by the push that lets it, before any is staged; never cleared (a staged run may wait for
+    /// the pipe's next connection). Its connection then looks at the socket's side too before
+    /// it waits.
+    staging: bool,
 }
 
 /// At most this many bodies, and [`GIVE_BACK_OCTETS`], wait in a pipe for the application to
@@ -299,6 +304,25 @@ impl Wire {
         Some(Message::from(written))
     }
 
+    /// Queues a run staged on the socket's side ([`Staged`]) at the back, and notes what the
+    /// stage needs to know: how many are queued or reserved, and whether the connection frames
+    /// in plaintext (staging is allowed from now on if so).
+    #[inline]
+    fn push_staged(&mut self, run: Option<Run>) -> Look {
+        if let Some(run) = run {
+            self.slot.packed += run.count - 1;
+            self.slot.items.push_back(Out::Run(run));
+        }
+        self.look()
+    }
+
+    /// What [`Staged`] needs to know after a push.
+    #[inline(always)]
+    fn look(&mut self) -> Look {
+        self.staging |= self.encode;
+        Look { held: self.slot.queued() + self.slot.reserved, encode: self.encode }
+    }
+
     /// `out` taken from the queue: the messages it held no longer count.
     #[inline(always)]
     fn taken(&mut self, out: &Out) {
@@ -363,6 +387,120 @@ impl Store for Wire {
     }
 }
 
+/// What [`Wire::look`] tells a [`Staged`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Look {
+    /// Messages queued or reserved.
+    held: usize,
+    /// Whether the connection frames in plaintext.
+    encode: bool,
+}
+
+/// Small messages a PUSH's or DEALER's only pipe holds on the socket's side, under the socket's
+/// lock (which every send takes anyway), while the pipe's connection is busy: each such send then
+/// takes one lock, not two. The connection takes them (`Core::take_staged`) when it finds its
+/// queue empty, before it waits; having found nothing there either, it marks itself waiting
+/// (under the socket's lock too), and the next send goes into the queue and wakes it, so that a
+/// message sent and not followed is never left behind. What is staged comes after everything
+/// queued: the connection takes it only while the queue is empty, and any other push into the
+/// queue puts it in first ([`PipeTx::try_send_staging`], [`PipeTx::publish`]).
+///
+/// The high-water mark: at most the capacity less what was queued or reserved at the last push
+/// (`room`) is staged; the connection only ever takes from the queue, so what is queued plus what
+/// is staged stays within the capacity. A run is staged only while the connection frames in
+/// plaintext (seen at the last push).
+#[derive(Debug)]
+pub(crate) struct Staged {
+    /// The pipe's capacity.
+    capacity: usize,
+    /// Made once a push saw the connection framing in plaintext: a pipe that never stages keeps
+    /// a pointer, not the run and its counts (a ROUTER's thousands of idle pipes).
+    stage: Option<Box<Stage>>,
+}
+
+/// What a [`Staged`] that stages holds.
+#[derive(Debug, Default)]
+struct Stage {
+    run: Option<Run>,
+    /// How many more may be staged.
+    room: usize,
+    /// The connection framed in plaintext at the last push.
+    encode: bool,
+    /// The connection found the queue and this empty and waits.
+    waiting: bool,
+    /// No more staging (the socket is closing).
+    closed: bool,
+    /// A written run's buffer, given back by the connection, for the next run.
+    spare: BytesMut,
+    /// Octets of the last run: the next one starts that large.
+    last_run: usize,
+}
+
+impl Staged {
+    pub(crate) fn new(capacity: usize) -> Staged {
+        Staged { capacity, stage: None }
+    }
+
+    /// Stages `msg` if it may be (given back if not: the caller queues it, after what is
+    /// staged). Returns the message, encoded, to drop.
+    #[inline]
+    pub(crate) fn stage(&mut self, msg: Message) -> Result<Message, Message> {
+        let Some(st) = self.stage.as_deref_mut() else { return Err(msg) };
+        if st.waiting || st.room == 0 || !st.encode || st.closed {
+            return Err(msg);
+        }
+        let Some(len) = framed_len(&msg) else { return Err(msg) };
+        match &mut st.run {
+            Some(run) if run.frames.len() + len <= RUN_MAX => {
+                run.frames.reserve(len);
+                encode(&mut run.frames, &msg);
+                run.count += 1;
+                st.last_run = run.frames.len();
+            }
+            Some(_) => return Err(msg),
+            None => {
+                let mut frames = std::mem::take(&mut st.spare);
+                frames.reserve(len.max(st.last_run.clamp(RUN_START, RUN_MAX)));
+                encode(&mut frames, &msg);
+                st.last_run = frames.len();
+                st.run = Some(Run { frames, count: 1 });
+            }
+        }
+        st.room -= 1;
+        Ok(msg)
+    }
+
+    /// The run staged, taken.
+    #[inline]
+    fn take_run(&mut self) -> Option<Run> {
+        self.stage.as_mut()?.run.take()
+    }
+
+    /// After a push into the queue (the connection, if it waited, is woken).
+    #[inline]
+    fn looked(&mut self, look: Look) {
+        if self.stage.is_none() {
+            if !look.encode {
+                return;
+            }
+            self.stage = Some(Box::default());
+        }
+        if let Some(st) = self.stage.as_deref_mut() {
+            let staged = st.run.as_ref().map_or(0, |r| r.count);
+            st.room = self.capacity.saturating_sub(look.held + staged);
+            st.encode = look.encode;
+            st.waiting = false;
+        }
+    }
+
+    /// No more staging: the socket is closing (what is staged was published).
+    pub(crate) fn close(&mut self) {
+        if let Some(st) = self.stage.as_deref_mut() {
+            st.closed = true;
+        }
+    }
+}
+
 /// The socket's end of a pipe's queue.
 #[derive(Clone, Debug)]
 pub(crate) struct PipeTx(Tx<Wire>);
@@ -372,6 +510,63 @@ impl PipeTx {
     #[inline]
     pub(crate) fn try_send(&self, msg: Message) -> Result<(), TrySendError<Message>> {
         self.0.try_send_with((), msg, |w, (), msg| w.push_message(msg))
+    }
+
+    /// [`PipeTx::try_send`] for a pipe that stages (`staged`): what is staged goes into the
+    /// queue first, then `msg`; `staged` notes what it needs to stage the next ones (see
+    /// [`Staged`]).
+    #[inline]
+    pub(crate) fn try_send_staging(&self, msg: Message, staged: &mut Staged) -> Result<(), TrySendError<Message>> {
+        if let Some(run) = staged.take_run() {
+            if let Some(look) = self.0.push_waking(|w| w.push_staged(Some(run))) {
+                staged.looked(look);
+            }
+        }
+        let mut look = None;
+        self.0.try_send_with((), msg, |w, (), msg| {
+            let spent = w.push_message(msg);
+            look = Some(w.look());
+            spent
+        })?;
+        if let Some(look) = look {
+            staged.looked(look);
+        }
+        Ok(())
+    }
+
+    /// Queues what `staged` holds (the socket is closing, or another pipe came: no more staging
+    /// for now), waking the connection if it waits.
+    pub(crate) fn publish(&self, staged: &mut Staged) {
+        if let Some(run) = staged.take_run() {
+            if let Some(look) = self.0.push_waking(|w| w.push_staged(Some(run))) {
+                staged.looked(look);
+            }
+        }
+    }
+
+    /// The connection's side, under the socket's lock, once it found the queue empty: takes what
+    /// is staged if the queue is still empty (else `None`: what was put in the queue meanwhile
+    /// comes first, and its push woke the connection). With nothing staged and `wait` set, the
+    /// connection is about to wait: the next send goes into the queue and wakes it. `spare`, a
+    /// written run's buffer, is kept for the next staged run.
+    pub(crate) fn take_staged(&self, staged: &mut Staged, spare: &mut Option<BytesMut>, wait: bool) -> Option<Out> {
+        let st = staged.stage.as_deref_mut()?;
+        if st.spare.capacity() == 0 {
+            if let Some(buf) = spare.take() {
+                st.spare = buf;
+            }
+        }
+        let Some(run) = st.run.take() else {
+            st.waiting |= wait;
+            return None;
+        };
+        if !self.0.with_store(|w| w.slot.items.is_empty()) {
+            st.run = Some(run);
+            return None;
+        }
+        st.room += run.count;
+        st.waiting = false;
+        Some(Out::Run(run))
     }
 
     /// Queues `msg`, one of several pipes' copies (fan-out), if there is room; never encoded here
@@ -426,6 +621,7 @@ pub(crate) fn channel(capacity: usize) -> (PipeTx, PipeQueue) {
         written_len: 0,
         #[cfg(unix)]
         bell: super::bell::Want::No,
+        staging: false,
     };
     let (tx, rx) = queue::channel_of(store, capacity);
     (PipeTx(tx), PipeQueue(rx))
@@ -469,22 +665,29 @@ impl PipeQueue {
     /// a `free` across threads, contending on glibc's arena lock with the application's
     /// `malloc` (PUSH 4 KiB over tcp on the multi-threaded runtime: 80% of the sender's futex
     /// calls, perf). Only while messages are queued (the application is sending: it will take
-    /// them soon), and up to [`GIVE_BACK_MAX`] bodies and [`GIVE_BACK_OCTETS`]; else they are
-    /// freed here. `written` is empty after.
+    /// them soon), and up to [`GIVE_BACK_MAX`] bodies and [`GIVE_BACK_OCTETS`]: the first ones
+    /// that fit go back, the rest are freed here (one write can be larger than the limit: a
+    /// vectored write of 256 slices over ipc, with its 1 MiB send buffer, took 2 MiB of 16 KiB
+    /// bodies, and all of them were freed here). `written` is empty after.
     pub(crate) fn give_back(&self, written: &mut Vec<Bytes>) {
         if written.is_empty() {
             return;
         }
-        let octets: usize = written.iter().map(Bytes::len).sum();
         self.0.with_store(|w| {
-            if w.slot.items.is_empty()
-                || w.written.len() + written.len() > GIVE_BACK_MAX
-                || w.written_len + octets > GIVE_BACK_OCTETS
-            {
+            if w.slot.items.is_empty() {
                 return;
             }
-            w.written.append(written);
-            w.written_len += octets;
+            let mut room = GIVE_BACK_OCTETS.saturating_sub(w.written_len);
+            let mut n = 0;
+            for body in written.iter().take(GIVE_BACK_MAX.saturating_sub(w.written.len())) {
+                if body.len() > room {
+                    break;
+                }
+                room -= body.len();
+                n += 1;
+            }
+            w.written_len = GIVE_BACK_OCTETS - room;
+            w.written.extend(written.drain(..n));
         });
         written.clear();
     }
@@ -495,10 +698,14 @@ impl PipeQueue {
         self.0.recv().await
     }
 
-    /// Takes the next item, or registers `cx` to be woken when one comes; `None` once the
-    /// socket's end is gone and nothing is queued.
-    pub(crate) fn poll_recv(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Out>> {
-        self.0.poll_recv(cx)
+    /// Takes the next item, or registers `cx` to be woken when one comes (`None` once the
+    /// socket's end is gone and nothing is queued); and, when nothing is queued, whether the
+    /// socket may have staged messages for this pipe on its side ([`Staged`]: the connection
+    /// looks there before it waits).
+    #[inline]
+    pub(crate) fn poll_recv_staging(&self, cx: &mut std::task::Context<'_>) -> (std::task::Poll<Option<Out>>, bool) {
+        let (poll, staging) = self.0.poll_recv_noting(cx, |w| w.staging);
+        (poll, staging.unwrap_or(false))
     }
 
     /// The next item, if one is queued.
@@ -760,8 +967,8 @@ mod tests {
         assert_eq!(back[3], Message::from(&b"3"[..]));
     }
 
-    /// Written bodies are handed back only while messages are queued, up to the bound; the
-    /// next send takes them (to free after its lock); the connection's end takes the rest.
+    /// Written bodies are handed back only while messages are queued, up to the bounds (the
+    /// first ones that fit); the next send takes them (to free after its lock); the connection's end takes the rest.
     #[test]
     fn written_bodies_wait_for_the_next_send_within_bounds() {
         let (tx, rx) = channel(1000);
@@ -784,10 +991,17 @@ mod tests {
         assert!(!body.is_unique());
         drop(rx.end());
         assert!(body.is_unique(), "the connection's end took them");
-        let large = Bytes::from(vec![1u8; GIVE_BACK_OCTETS]);
-        let mut written = vec![large.clone(), large.clone()];
+        // One write's bodies beyond the octets: the first ones that fit go back, the rest are
+        // freed by the connection.
+        let first = Bytes::from(vec![1u8; GIVE_BACK_OCTETS / 2 + 1]);
+        let second = Bytes::from(vec![2u8; GIVE_BACK_OCTETS / 2 + 1]);
+        let mut written = vec![first.clone(), second.clone()];
         rx.give_back(&mut written);
-        assert!(large.is_unique(), "beyond the octets: freed by the connection");
+        assert!(written.is_empty());
+        assert!(!first.is_unique(), "within the octets: kept for the application");
+        assert!(second.is_unique(), "beyond the octets: freed by the connection");
+        tx.try_send(Message::from(&b"last"[..])).expect("room");
+        assert!(first.is_unique(), "the send took it");
     }
 
     /// What the peer decodes from messages sent through a pipe whose sender encoded them: the

@@ -91,7 +91,8 @@ pub struct TcpKeepalive {
 pub struct StreamOptions {
     /// Enable TCP keepalive with these settings.
     pub tcp_keepalive: Option<TcpKeepalive>,
-    /// Kernel send buffer size (ZMQ_SNDBUF); `None` leaves the OS default.
+    /// Kernel send buffer size (ZMQ_SNDBUF); `None` leaves the OS default over tcp (which grows
+    /// the buffer with the connection's traffic) and sets [`IPC_SNDBUF`] over ipc.
     pub sndbuf: Option<usize>,
     /// Kernel receive buffer size (ZMQ_RCVBUF).
     pub rcvbuf: Option<usize>,
@@ -154,19 +155,40 @@ fn tcp_stream(s: TcpStream, opts: &StreamOptions) -> io::Result<Stream> {
     Ok(Stream { read: Box::new(r), write: Box::new(nosigpipe::Writer::new(w)), peer, peer_address })
 }
 
+/// The send buffer of an ipc stream, unless set (`StreamOptions::sndbuf`). A unix stream socket's
+/// buffer does not grow with its traffic as tcp's does (tcp_wmem, up to 4 MiB), and its writer is
+/// woken only once what is in flight falls to a quarter of it: with the default (212,992 octets
+/// here, `net.core.wmem_default`) a streaming sender slept every 40-60 messages of 4 KiB and its
+/// reader as often, and both ends' threads handed each other the work in lock-step. The kernel
+/// doubles the value asked for and caps it at `net.core.wmem_max` (on a stock kernel, 208 KiB:
+/// then this changes nothing). What it bounds is memory the kernel holds for a reader that does
+/// not keep up, beside the up to `SNDHWM` messages the pipe holds.
+pub const IPC_SNDBUF: usize = 1 << 20;
+
 #[cfg(unix)]
-fn unix_stream(s: UnixStream, path: &std::path::Path) -> Stream {
+fn unix_stream(s: UnixStream, path: &std::path::Path, opts: &StreamOptions) -> io::Result<Stream> {
+    let sock = socket2::SockRef::from(&s);
+    match opts.sndbuf {
+        Some(n) => sock.set_send_buffer_size(n)?,
+        // Best effort: a kernel that refuses it leaves its own default.
+        None => {
+            let _ = sock.set_send_buffer_size(IPC_SNDBUF);
+        }
+    }
+    if let Some(n) = opts.rcvbuf {
+        sock.set_recv_buffer_size(n)?;
+    }
     let peer_address = match s.peer_cred() {
         Ok(c) => format!("localhost:{}:{}:{}", c.uid(), c.gid(), c.pid().unwrap_or(0)),
         Err(_) => String::new(),
     };
     let (r, w) = s.into_split();
-    Stream {
+    Ok(Stream {
         read: Box::new(r),
         write: Box::new(nosigpipe::Writer::new(w)),
         peer: format!("ipc://{}", path.display()),
         peer_address,
-    }
+    })
 }
 
 #[cfg(unix)]
@@ -248,7 +270,7 @@ impl Listener {
             #[cfg(unix)]
             Listener::Ipc(l, path) => {
                 let (s, _) = l.accept().await?;
-                Ok(unix_stream(s, path))
+                unix_stream(s, path, opts)
             }
         }
     }
@@ -286,7 +308,7 @@ pub async fn connect(endpoint: &Endpoint, opts: &StreamOptions) -> io::Result<St
         Endpoint::Ipc(path) => {
             let std_stream = std::os::unix::net::UnixStream::connect_addr(&unix_addr(path)?)?;
             std_stream.set_nonblocking(true)?;
-            Ok(unix_stream(UnixStream::from_std(std_stream)?, path))
+            unix_stream(UnixStream::from_std(std_stream)?, path, opts)
         }
         #[cfg(not(unix))]
         Endpoint::Ipc(_) => Err(io::Error::new(io::ErrorKind::Unsupported, "ipc needs Unix")),

@@ -30,7 +30,7 @@ use bytes::Bytes;
 
 use super::options::Options;
 use super::queue;
-use super::wire::{PipeQueue, PipeTx};
+use super::wire::{PipeQueue, PipeTx, Staged};
 use super::Error;
 use super::Subscriptions;
 use crate::proto::{PeerInfo, SocketType};
@@ -82,6 +82,9 @@ pub(crate) type StatelessFilter = fn(&Inbound) -> bool;
 #[derive(Debug)]
 pub(crate) struct Pipe {
     pub tx: PipeTx,
+    /// Small messages staged on the socket's side while the connection is busy (PUSH and
+    /// DEALER with one pipe: `wire::Staged`).
+    pub staged: Staged,
     /// Subscriptions to send (SUB and XSUB only; other types have no control queue).
     pub ctl: Option<queue::Sender<Control>>,
     /// The handshake is done and the connection is up.
@@ -124,6 +127,7 @@ pub(crate) fn pipe(sndhwm: usize, subscribes: bool) -> (Pipe, PipeRx) {
     };
     let pipe = Pipe {
         tx,
+        staged: Staged::new(sndhwm.max(1)),
         ctl: ctl_tx,
         ready: false,
         routing_id: Bytes::new(),
