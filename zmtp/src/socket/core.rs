@@ -179,10 +179,13 @@ impl Core {
     /// Attaches the socket's end of a pipe, so that the strategy may route to it.
     pub(crate) fn attach(&self, id: PipeId, pipe: Pipe) {
         let mut state = self.lock();
-        // Staging is for a lone pipe: what the others staged goes into their queues first, so
-        // that it comes before what is routed to them from now on.
-        for other in state.pipes.values_mut() {
-            other.tx.publish(&mut other.staged);
+        // Staging is for a lone pipe: what it staged goes into its queue first, so that it comes
+        // before what is routed to it from now on. With more pipes nothing is staged (not a walk
+        // over a ROUTER's thousands of pipes per attach).
+        if state.pipes.len() == 1 {
+            for other in state.pipes.values_mut() {
+                other.tx.publish(&mut other.staged);
+            }
         }
         state.pipes.insert(id, pipe);
         drop(state);
