@@ -308,11 +308,9 @@ impl Wire {
     /// stage needs to know: how many are queued or reserved, and whether the connection frames
     /// in plaintext (staging is allowed from now on if so).
     #[inline]
-    fn push_staged(&mut self, run: Option<Run>) -> Look {
-        if let Some(run) = run {
-            self.slot.packed += run.count - 1;
-            self.slot.items.push_back(Out::Run(run));
-        }
+    fn push_staged(&mut self, run: Run) -> Look {
+        self.slot.packed += run.count - 1;
+        self.slot.items.push_back(Out::Run(run));
         self.look()
     }
 
@@ -517,11 +515,7 @@ impl PipeTx {
     /// [`Staged`]).
     #[inline]
     pub(crate) fn try_send_staging(&self, msg: Message, staged: &mut Staged) -> Result<(), TrySendError<Message>> {
-        if let Some(run) = staged.take_run() {
-            if let Some(look) = self.0.push_waking(|w| w.push_staged(Some(run))) {
-                staged.looked(look);
-            }
-        }
+        self.publish(staged);
         let mut look = None;
         self.0.try_send_with((), msg, |w, (), msg| {
             let spent = w.push_message(msg);
@@ -534,11 +528,12 @@ impl PipeTx {
         Ok(())
     }
 
-    /// Queues what `staged` holds (the socket is closing, or another pipe came: no more staging
-    /// for now), waking the connection if it waits.
+    /// Queues what `staged` holds, waking the connection if it waits: before a message that is
+    /// not staged goes into the queue, at close, and when another pipe comes.
+    #[inline]
     pub(crate) fn publish(&self, staged: &mut Staged) {
         if let Some(run) = staged.take_run() {
-            if let Some(look) = self.0.push_waking(|w| w.push_staged(Some(run))) {
+            if let Some(look) = self.0.push_waking(|w| w.push_staged(run)) {
                 staged.looked(look);
             }
         }
