@@ -1,14 +1,17 @@
 //! [`Message`]: a multipart ZeroMQ message, a list of [`Bytes`] frames.
 //!
 //! Frames are reference-counted: a received frame points into the connection's read buffer, and a
-//! message sent to many peers shares its bodies instead of copying them.
+//! message sent to many peers shares its bodies instead of copying them. A message copied from a
+//! small slice (`Message::from(&[u8])`, up to [`INLINE_MAX`] octets) keeps its body inside itself
+//! instead, as libzmq does, and makes it a frame only if asked for one.
 //!
 //! A message received over tcp or ipc also carries its peer's [`Properties`] (libzmq's
 //! `zmq_msg_gets`): one list per connection, made when its handshake ends and shared by every
 //! message from it (a reference count, not a copy).
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::num::NonZeroU8;
+use std::sync::{Arc, OnceLock};
 
 use bytes::{Bytes, BytesMut};
 use smallvec::SmallVec;
@@ -63,13 +66,112 @@ const ROUTING_ID: &str = "Routing-Id";
 /// the [`Properties`] of a received one do not count.
 #[derive(Clone, Default)]
 pub struct Message {
-    frames: Frames,
+    body: Body,
     properties: Option<Properties>,
+}
+
+/// Bodies copied from a slice of at most this many octets are kept inside the message
+/// ([`Inline`]), as libzmq keeps its "very small messages" (up to 33 octets): as many as fit
+/// beside the frame made on demand in the room [`Body`] takes anyway (checked by a test).
+pub(crate) const INLINE_MAX: usize = 39;
+
+/// What a message holds: its frames, or one small body copied in.
+#[derive(Clone)]
+enum Body {
+    Frames(Frames),
+    Inline(Inline),
+}
+
+impl Body {
+    /// The frames (an inline body made a frame).
+    #[inline]
+    fn into_frames(self) -> Frames {
+        match self {
+            Body::Frames(frames) => frames,
+            Body::Inline(inline) => {
+                let mut frames = Frames::new();
+                frames.push(inline.into_frame());
+                frames
+            }
+        }
+    }
+}
+
+impl Default for Body {
+    #[inline]
+    fn default() -> Body {
+        Body::Frames(Frames::new())
+    }
+}
+
+/// One body of 1 to [`INLINE_MAX`] octets, copied from a slice into the message itself: no
+/// allocation and no reference count to take and drop. A message sent from
+/// `Message::from(&[u8])` is framed straight from it (`wire::encode`, `Connection::send_message`)
+/// and never needs a [`Bytes`]: a PUSH sending 16 B on the multi-threaded runtime made and
+/// dropped a shared chunk's reference count for each body (two locked read-modify-writes and
+/// about 150 instructions a message on the application's thread, callgrind). An accessor that
+/// hands out `&Bytes` ([`Message::frames`], [`Message::first`], ...) makes the frame once, on
+/// first use.
+///
+/// `repr(C)`, `len` last: its niche (never 0) tells the two forms of [`Body`] apart, past the
+/// octets [`Frames`] takes, so that a [`Body`] is as large as frames and a tag.
+#[derive(Clone)]
+#[repr(C)]
+struct Inline {
+    /// The body as a frame, made by the first accessor that lends one.
+    frame: OnceLock<Bytes>,
+    octets: [u8; INLINE_MAX],
+    len: NonZeroU8,
+}
+
+impl Inline {
+    #[inline]
+    fn new(body: &[u8]) -> Option<Inline> {
+        if body.len() > INLINE_MAX {
+            return None;
+        }
+        let len = NonZeroU8::new(u8::try_from(body.len()).ok()?)?;
+        let mut octets = [0; INLINE_MAX];
+        octets[..body.len()].copy_from_slice(body);
+        Some(Inline { frame: OnceLock::new(), octets, len })
+    }
+
+    #[inline]
+    fn octets(&self) -> &[u8] {
+        &self.octets[..usize::from(self.len.get())]
+    }
+
+    /// The body as a frame.
+    fn frame(&self) -> &Bytes {
+        self.frame.get_or_init(|| copy_body(self.octets()))
+    }
+
+    fn into_frame(self) -> Bytes {
+        let Inline { frame, octets, len } = self;
+        frame.into_inner().unwrap_or_else(|| copy_body(&octets[..usize::from(len.get())]))
+    }
+}
+
+/// The bodies of a message as slices, in order, without making a frame of an inline one.
+pub(crate) enum Bodies<'a> {
+    Frames(std::slice::Iter<'a, Bytes>),
+    Inline(Option<&'a [u8]>),
+}
+
+impl<'a> Iterator for Bodies<'a> {
+    type Item = &'a [u8];
+    #[inline]
+    fn next(&mut self) -> Option<&'a [u8]> {
+        match self {
+            Bodies::Frames(it) => it.next().map(|b| &b[..]),
+            Bodies::Inline(body) => body.take(),
+        }
+    }
 }
 
 impl PartialEq for Message {
     fn eq(&self, other: &Message) -> bool {
-        self.frames == other.frames
+        self.len() == other.len() && self.bodies().eq(other.bodies())
     }
 }
 
@@ -77,7 +179,10 @@ impl Eq for Message {}
 
 impl std::hash::Hash for Message {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.frames.hash(state);
+        state.write_usize(self.len());
+        for body in self.bodies() {
+            body.hash(state);
+        }
     }
 }
 
@@ -90,7 +195,68 @@ impl Message {
 
     #[inline]
     fn of(frames: Frames) -> Message {
-        Message { frames, properties: None }
+        Message { body: Body::Frames(frames), properties: None }
+    }
+
+    /// A message of one body copied from `body`: kept inline if small ([`Inline`]).
+    #[inline]
+    fn copied(body: &[u8]) -> Message {
+        match Inline::new(body) {
+            Some(inline) => Message { body: Body::Inline(inline), properties: None },
+            None => Message::from(copy_body(body)),
+        }
+    }
+
+    /// The frames, an inline body made a frame first, to change them.
+    #[inline]
+    fn frames_mut(&mut self) -> &mut Frames {
+        if let Body::Inline(_) = self.body {
+            self.body = Body::Frames(std::mem::take(&mut self.body).into_frames());
+        }
+        match &mut self.body {
+            Body::Frames(frames) => frames,
+            // Made frames just above.
+            Body::Inline(_) => unreachable!("an inline body was made a frame"),
+        }
+    }
+
+    /// The frames (an inline body made a frame on first use).
+    #[inline]
+    fn frames_ref(&self) -> &[Bytes] {
+        match &self.body {
+            Body::Frames(frames) => frames,
+            Body::Inline(inline) => std::slice::from_ref(inline.frame()),
+        }
+    }
+
+    /// The frames, taken (an inline body made a frame).
+    #[inline]
+    fn into_frames_inner(self) -> Frames {
+        self.body.into_frames()
+    }
+
+    /// The bodies as slices, in order (an inline one without making it a frame).
+    #[inline]
+    pub(crate) fn bodies(&self) -> Bodies<'_> {
+        match &self.body {
+            Body::Frames(frames) => Bodies::Frames(frames.iter()),
+            Body::Inline(inline) => Bodies::Inline(Some(inline.octets())),
+        }
+    }
+
+    /// The first body as a slice (an inline one without making it a frame).
+    #[inline]
+    pub(crate) fn first_body(&self) -> Option<&[u8]> {
+        self.bodies().next()
+    }
+
+    /// The only body, if the message holds it inline ([`Inline`]).
+    #[inline]
+    pub(crate) fn inline_body(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::Inline(inline) => Some(inline.octets()),
+            Body::Frames(_) => None,
+        }
     }
 
     /// A message with room for `n` frames.
@@ -120,89 +286,95 @@ impl Message {
     /// Appends a frame.
     #[inline]
     pub fn push_back(&mut self, frame: impl Into<Bytes>) {
-        self.frames.push(frame.into());
+        self.frames_mut().push(frame.into());
     }
 
     /// Prepends a frame (an envelope part such as a routing id or a delimiter).
     pub fn push_front(&mut self, frame: impl Into<Bytes>) {
-        self.frames.insert(0, frame.into());
+        self.frames_mut().insert(0, frame.into());
     }
 
     /// Removes and returns the first frame.
     pub fn pop_front(&mut self) -> Option<Bytes> {
-        if self.frames.is_empty() {
+        let frames = self.frames_mut();
+        if frames.is_empty() {
             None
         } else {
-            Some(self.frames.remove(0))
+            Some(frames.remove(0))
         }
     }
 
     /// Removes and returns the last frame.
     pub fn pop_back(&mut self) -> Option<Bytes> {
-        self.frames.pop()
+        self.frames_mut().pop()
     }
 
     /// The frame at `i`.
     pub fn get(&self, i: usize) -> Option<&Bytes> {
-        self.frames.get(i)
+        self.frames_ref().get(i)
     }
 
     /// The first frame.
     #[inline]
     pub fn first(&self) -> Option<&Bytes> {
-        self.frames.first()
+        self.frames_ref().first()
     }
 
     /// Number of frames.
     #[inline]
     pub fn len(&self) -> usize {
-        self.frames.len()
+        match &self.body {
+            Body::Frames(frames) => frames.len(),
+            Body::Inline(_) => 1,
+        }
     }
 
     /// Whether the message has no frames.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
+        self.len() == 0
     }
 
     /// Total octets of all frame bodies.
     pub fn total_len(&self) -> usize {
-        self.frames.iter().map(Bytes::len).sum()
+        self.bodies().map(<[u8]>::len).sum()
     }
 
     /// The frames in order.
     #[inline]
     pub fn frames(&self) -> &[Bytes] {
-        &self.frames
+        self.frames_ref()
     }
 
     /// Iterates over the frames.
     #[inline]
     pub fn iter(&self) -> std::slice::Iter<'_, Bytes> {
-        self.frames.iter()
+        self.frames_ref().iter()
     }
 
     /// Splits the message after its first `n` frames: `self` keeps the head, the tail is returned.
     pub fn split_off(&mut self, n: usize) -> Message {
-        let n = n.min(self.frames.len());
-        Message { frames: self.frames.drain(n..).collect(), properties: self.properties.clone() }
+        let properties = self.properties.clone();
+        let frames = self.frames_mut();
+        let n = n.min(frames.len());
+        Message { body: Body::Frames(frames.drain(n..).collect()), properties }
     }
 
     /// Appends all frames of `other`.
     pub fn extend(&mut self, other: Message) {
-        self.frames.extend(other.frames);
+        self.frames_mut().extend(other.into_frames_inner());
     }
 
     /// The frames as a vector.
     pub fn into_frames(self) -> Vec<Bytes> {
-        self.frames.into_vec()
+        self.into_frames_inner().into_vec()
     }
 }
 
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut l = f.debug_list();
-        for frame in &self.frames {
+        for frame in self.frames_ref() {
             if frame.len() <= 64 {
                 l.entry(frame);
             } else {
@@ -218,7 +390,7 @@ impl IntoIterator for Message {
     type IntoIter = smallvec::IntoIter<[Bytes; 2]>;
     #[inline]
     fn into_iter(self) -> Self::IntoIter {
-        self.frames.into_iter()
+        self.into_frames_inner().into_iter()
     }
 }
 
@@ -227,7 +399,7 @@ impl<'a> IntoIterator for &'a Message {
     type IntoIter = std::slice::Iter<'a, Bytes>;
     #[inline]
     fn into_iter(self) -> Self::IntoIter {
-        self.frames.iter()
+        self.frames_ref().iter()
     }
 }
 
@@ -259,8 +431,8 @@ impl From<String> for Message {
 }
 
 /// Bodies copied from a slice of at most this many octets share a per-thread buffer
-/// ([`copy_body`]); libzmq keeps such bodies inside the message itself (its "very small
-/// messages", up to 33 octets).
+/// ([`copy_body`]) when they are frames (those of at most [`INLINE_MAX`] are kept inside the
+/// message until a frame is asked for).
 pub(crate) const SMALL_BODY: usize = 64;
 /// The per-thread buffer small bodies are copied into: a new one is allocated only when it is
 /// full and some of its bodies are still alive. A body kept alive keeps its buffer allocated, as
@@ -295,14 +467,16 @@ pub(crate) fn copy_body(body: &[u8]) -> Bytes {
 }
 
 impl From<&str> for Message {
+    #[inline]
     fn from(frame: &str) -> Message {
-        Message::from(copy_body(frame.as_bytes()))
+        Message::copied(frame.as_bytes())
     }
 }
 
 impl From<&[u8]> for Message {
+    #[inline]
     fn from(frame: &[u8]) -> Message {
-        Message::from(copy_body(frame))
+        Message::copied(frame)
     }
 }
 
@@ -327,6 +501,70 @@ impl FromIterator<Bytes> for Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small body copied from a slice is kept inside the message: the same message as its frame
+    /// form in every accessor (equal, same hash, same frames, same debug output), made a frame
+    /// when one is asked for or when the message is changed; larger or empty ones are frames.
+    #[test]
+    fn small_bodies_are_kept_inline_and_behave_as_frames() {
+        use std::hash::{BuildHasher, RandomState};
+        let hasher = RandomState::new();
+        for body in [&b"a"[..], &[7; 16], &[9; INLINE_MAX]] {
+            let inline = Message::from(body);
+            assert_eq!(inline.inline_body(), Some(body));
+            let framed = Message::from(Bytes::copy_from_slice(body));
+            assert_eq!(framed.inline_body(), None);
+            assert_eq!(inline, framed);
+            assert_eq!(hasher.hash_one(&inline), hasher.hash_one(&framed));
+            assert_eq!(format!("{inline:?}"), format!("{framed:?}"));
+            assert_eq!((inline.len(), inline.total_len(), inline.is_empty()), (1, body.len(), false));
+            assert_eq!(inline.first_body(), Some(body));
+            assert_eq!(inline.bodies().collect::<Vec<_>>(), [body]);
+            // Lent as a frame: the same frame each time, the body still inline.
+            assert_eq!(&inline.frames()[0][..], body);
+            assert_eq!(inline.first().map(|f| f.as_ptr()), inline.get(0).map(|f| f.as_ptr()));
+            assert_eq!(inline.iter().count(), 1);
+            assert_eq!(inline.inline_body(), Some(body));
+            assert_eq!(inline.clone().into_frames(), [Bytes::copy_from_slice(body)]);
+            assert_eq!(inline.clone().into_iter().collect::<Vec<_>>(), [Bytes::copy_from_slice(body)]);
+            // Changed: made a frame first, order kept.
+            let mut m = inline.clone();
+            m.push_back(Bytes::from_static(b"back"));
+            m.push_front(Bytes::from_static(b"front"));
+            let expected = [Bytes::from_static(b"front"), Bytes::copy_from_slice(body), Bytes::from_static(b"back")];
+            assert_eq!(m, Message::from(expected));
+            assert_eq!(m.inline_body(), None);
+            let mut m = inline.clone();
+            assert_eq!(m.pop_front().as_deref(), Some(body));
+            assert!(m.is_empty());
+            let mut m = inline.clone();
+            assert_eq!(m.pop_back().as_deref(), Some(body));
+            let mut m = inline.clone();
+            assert!(m.split_off(1).is_empty());
+            assert_eq!(m, framed);
+            let mut m = inline.clone();
+            let tail = m.split_off(0);
+            assert!(m.is_empty());
+            assert_eq!(tail, framed);
+            let mut m = Message::from(Bytes::from_static(b"head"));
+            m.extend(inline);
+            assert_eq!(m.bodies().collect::<Vec<_>>(), [&b"head"[..], body]);
+        }
+        assert_eq!(Message::from("hi").inline_body(), Some(&b"hi"[..]));
+        assert_eq!(Message::from(&[1; INLINE_MAX + 1][..]).inline_body(), None);
+        assert_eq!(Message::from(&b""[..]).inline_body(), None);
+        assert_eq!(Message::from(&b""[..]).len(), 1, "an empty body is one empty frame");
+        assert_ne!(Message::from("ab"), Message::from(["a", "b"]));
+        assert_ne!(Message::from("ab"), Message::new());
+    }
+
+    /// An inline body takes no more room than the tag that tells it from frames (a message is
+    /// moved into and out of every send's futures and results).
+    #[test]
+    fn an_inline_body_takes_the_room_of_a_tag() {
+        assert_eq!(std::mem::size_of::<Body>(), std::mem::size_of::<Frames>() + std::mem::size_of::<usize>());
+        assert_eq!(std::mem::size_of::<Message>(), std::mem::size_of::<Body>() + std::mem::size_of::<usize>());
+    }
 
     /// Small bodies are copies in one buffer, used again from its start once every body in it is
     /// gone and never while one is alive; larger ones are allocations of their own.

@@ -626,13 +626,20 @@ impl Connection {
                 session.seal_frame(&mut self.out, false, false, b"");
             }
             let last = msg.len().saturating_sub(1);
-            for (i, body) in msg.iter().enumerate() {
+            for (i, body) in msg.bodies().enumerate() {
                 session.seal_frame(&mut self.out, i < last, false, body);
             }
             return true;
         }
         if msg.is_empty() {
             frame::encode_header(&mut self.out, false, false, 0);
+            return true;
+        }
+        if let Some(body) = msg.inline_body() {
+            // One small body kept inside the message: copied, never written by reference.
+            self.out.reserve(frame::MAX_HEADER + body.len());
+            frame::encode_header(&mut self.out, false, false, body.len());
+            self.out.extend_from_slice(body);
             return true;
         }
         let last = msg.len() - 1;
@@ -737,7 +744,7 @@ impl Connection {
     fn output_for(&self, msg: &Message) -> usize {
         let boxed = if self.session.is_some() { mechanism::MESSAGE_OVERHEAD } else { 0 };
         let mut n = frame::MAX_HEADER + boxed;
-        for body in msg {
+        for body in msg.bodies() {
             n += frame::MAX_HEADER + boxed;
             if self.session.is_some() || body.len() < self.zero_copy_threshold {
                 n += body.len();

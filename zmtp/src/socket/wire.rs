@@ -99,7 +99,8 @@ impl Out {
         match self {
             Out::Msg(m) | Out::Shared(m) => {
                 conn.send_message(&m);
-                if let Some(written) = written {
+                // An inline body (`Message::from(&[u8])`, small) was copied: nothing to free.
+                if let (Some(written), None) = (written, m.inline_body()) {
                     written.extend(m);
                 }
             }
@@ -151,7 +152,7 @@ impl IntoIterator for Out {
 #[inline]
 fn framed_len(msg: &Message) -> Option<usize> {
     let mut n = 0;
-    for body in msg {
+    for body in msg.bodies() {
         n += frame::header_len(body.len()) + body.len();
         if n > ENCODE_MAX {
             return None;
@@ -169,7 +170,7 @@ fn encode(dst: &mut BytesMut, msg: &Message) {
         return;
     }
     let last = msg.len() - 1;
-    for (i, body) in msg.iter().enumerate() {
+    for (i, body) in msg.bodies().enumerate() {
         frame::encode_header(dst, i < last, false, body.len());
         dst.extend_from_slice(body);
     }

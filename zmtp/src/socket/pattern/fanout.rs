@@ -51,7 +51,7 @@ impl Strategy for Fanout {
     #[inline]
     fn route(&mut self, pipes: &mut Pipes, msg: Message, o: &Options) -> Result<(), Unsent> {
         let invert = o.invert_matching;
-        let topic = msg.first().map_or(&[][..], |f| &f[..]);
+        let topic = msg.first_body().unwrap_or_default();
         // Full or closed: that subscriber misses the message, as with libzmq. A lone subscriber
         // gets the message itself. Several: a small message is framed once here and its octets
         // copied into each subscriber's queue (`Framed`); a larger one goes to the last
