@@ -731,19 +731,27 @@ impl Connection {
         }
     }
 
-    /// Octets `msg` adds to the output at most: its frames copied, a header for each body
-    /// written by reference, boxed under CURVE.
+    /// Octets `msg` copies into the output at most: its frames copied, boxed under CURVE, with a
+    /// header for each body written by reference among them. 0 if every body is written by
+    /// reference: their headers are split off one by one from a small area of their own
+    /// ([`HEADER_AREA`], in [`Connection::send_message`]), never from the two output buffers.
     #[inline]
     fn output_for(&self, msg: &Message) -> usize {
         let boxed = if self.session.is_some() { mechanism::MESSAGE_OVERHEAD } else { 0 };
         let mut n = frame::MAX_HEADER + boxed;
+        let mut copied = self.session.is_some() || msg.is_empty();
         for body in msg {
             n += frame::MAX_HEADER + boxed;
             if self.session.is_some() || body.len() < self.zero_copy_threshold {
                 n += body.len();
+                copied = true;
             }
         }
-        n
+        if copied {
+            n
+        } else {
+            0
+        }
     }
 
     /// Makes room for `additional` octets in the output.
@@ -777,10 +785,15 @@ impl Connection {
             return;
         }
         let mut spare = self.out_spare.take();
-        let next = if spare.as_mut().is_some_and(|s| s.try_reclaim(additional.max(size))) {
+        // Taken back at the size it has once written: asking it for the next fresh size instead
+        // (larger than it after a doubling) failed for every spare after the first doubling, so
+        // one spare still in flight doubled the buffers on every turn up to OUT_FRESH_MAX (the
+        // headers of 4 KiB bodies written by reference over tcp ended in 512 KiB buffers).
+        let next = if spare.as_mut().is_some_and(|s| s.try_reclaim(additional)) {
             spare.unwrap_or_default()
         } else {
-            // A spare still being written (or too small) is dropped: freed once written.
+            // A spare still being written (or too small for this output) is dropped: freed once
+            // written.
             let size = if spare.is_some() { (size * 2).min(OUT_FRESH_MAX) } else { size };
             self.out_size = u32::try_from(size).unwrap_or(u32::MAX);
             BytesMut::with_capacity(additional.max(size))
