@@ -38,6 +38,13 @@ const WRITE_BACKLOG: usize = 256 * 1024;
 /// Yield to the other tasks after reading this much in one go, so that the application consumes
 /// (and frees) what was received before more is read into fresh buffers.
 const YIELD_AFTER: usize = MAX_READ;
+/// Read buffers kept as spares while reads are large ([`ReadBuffer`]): enough to cover what a
+/// multi-threaded application holds while it catches up (a lane of 1,000 4 KiB messages is 16
+/// reads of 256 KiB), so that the buffers are reused, not freed and allocated again (glibc gave
+/// freed ones back to the kernel, and each read then faulted its pages in anew).
+const READ_SPARES: usize = 16;
+/// The spares are let go once no read came for about this long.
+const READ_IDLE_RELEASE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Messages taken from the pipe, or handed to the application's queue, per lock while batching.
 const BATCH: usize = 64;
 /// Slices per vectored write.
@@ -366,6 +373,10 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
             (a, Some(Some(b))) => Some(a.map_or(b, |a| a.min(b))),
             (a, _) => a,
         };
+        let deadline = match (deadline, rbuf.check_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if deadline != armed {
             if let Some(d) = deadline {
                 timer.as_mut().reset(d);
@@ -464,6 +475,7 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                 if closed && core.linger_deadline().is_some_and(|d| now >= d) {
                     break DisconnectReason::Closed;
                 }
+                rbuf.on_timer(now);
                 if let Err(e) = conn.handle_timeout(now.into_std()) {
                     fatal = Some(DisconnectReason::Protocol(e));
                 }
@@ -560,12 +572,18 @@ enum Turn {
 /// The read buffer. Received frames are slices of it (no copy), so a full buffer cannot be reused
 /// until the application has dropped them; instead of allocating a fresh buffer for every read of a
 /// bulk transfer (with glibc, a heap grown and trimmed per read, every page faulted in anew), the
-/// previous buffer is kept as a spare and taken back once its frames are gone.
+/// buffers before are kept as spares (up to [`READ_SPARES`]) and taken back once their frames are
+/// gone.
 #[derive(Default)]
 struct ReadBuffer {
     buf: BytesMut,
-    /// The buffer before this one, empty, kept while reads are large.
-    spare: Option<BytesMut>,
+    /// The buffers before this one, oldest first, emptied, kept while reads are large.
+    spares: VecDeque<BytesMut>,
+    /// While there are spares: when to look whether a read came meanwhile (if none did, they
+    /// are let go).
+    check_at: Option<Instant>,
+    /// A read came since the last look.
+    read_since: bool,
     /// Freed ([`ReadBuffer::release`]): the next read goes to the stack first.
     released: bool,
 }
@@ -593,8 +611,11 @@ impl ReadBuffer {
         // new buffer with room for a whole read.
         let need = self.buf.len() + room;
         let mut next = BytesMut::new();
-        if let Some(mut spare) = self.spare.take() {
-            if spare.try_reclaim(need) {
+        // The newest first: the one most recently written is likeliest still in the caches (on a
+        // current-thread runtime the application frees each read before the next, and the same
+        // two buffers take turns, as with one spare).
+        if let Some(i) = self.spares.iter_mut().rposition(|spare| spare.try_reclaim(need)) {
+            if let Some(spare) = self.spares.remove(i) {
                 next = spare;
             }
         }
@@ -606,7 +627,34 @@ impl ReadBuffer {
         let mut old = std::mem::replace(&mut self.buf, next);
         old.clear();
         if read_size > MIN_READ {
-            self.spare = Some(old);
+            if self.spares.len() == READ_SPARES {
+                self.spares.pop_front();
+            }
+            self.spares.push_back(old);
+            if self.check_at.is_none() {
+                self.check_at = Some(Instant::now() + READ_IDLE_RELEASE);
+            }
+        }
+    }
+
+    /// Lets the spares go (reads became small, or none came for a while).
+    fn drop_spares(&mut self) {
+        self.spares = VecDeque::new();
+        self.check_at = None;
+    }
+
+    /// The timer fired: at `check_at`, lets the spares go if no read came since the last look
+    /// (the peer stopped streaming: the spares would otherwise stay with an idle connection),
+    /// else looks again later. A buffer is a spare only after it was in use, so the spares never
+    /// hold more than the reads in flight did at their peak; this bounds for how long.
+    fn on_timer(&mut self, now: Instant) {
+        if self.check_at.is_some_and(|at| now >= at) {
+            if self.read_since {
+                self.read_since = false;
+                self.check_at = Some(now + READ_IDLE_RELEASE);
+            } else {
+                self.drop_spares();
+            }
         }
     }
 }
@@ -634,12 +682,13 @@ impl Reading<'_> {
             Err(e) => return Err(DisconnectReason::Io(e.to_string())),
         };
         *self.since_yield += n;
+        self.rbuf.read_since = true;
         if n == room {
             *self.read_size = (*self.read_size * 2).min(MAX_READ);
         } else if n < *self.read_size / 8 {
             *self.read_size = (*self.read_size / 2).max(MIN_READ);
             if *self.read_size == MIN_READ {
-                self.rbuf.spare = None;
+                self.rbuf.drop_spares();
             }
         }
         if let Err(e) = conn.handle_input(&mut self.rbuf.buf, Instant::now().into_std()) {
@@ -798,6 +847,68 @@ mod tests {
         assert_eq!(rb.buf.as_ptr(), first);
         assert_eq!(&rb.buf[..], &[2u8; 3]);
         drop(more);
+    }
+
+    /// Fills `rb`'s buffer and slices all of it off as frames (kept by the caller).
+    fn fill(rb: &mut ReadBuffer) -> Bytes {
+        let room = rb.buf.capacity() - rb.buf.len();
+        rb.buf.extend_from_slice(&vec![3u8; room]);
+        let n = rb.buf.len();
+        rb.buf.split_to(n).freeze()
+    }
+
+    #[test]
+    fn read_buffers_in_flight_are_kept_and_one_freed_is_taken_back() {
+        let mut rb = ReadBuffer::default();
+        rb.make_room(MAX_READ, 0);
+        // (The default buffer, which holds no allocation, went to the spares.)
+        rb.spares.clear();
+        // Four reads whose frames the application still holds: four buffers.
+        let mut held = Vec::new();
+        let mut addrs = Vec::new();
+        for _ in 0..4 {
+            addrs.push(rb.buf.as_ptr());
+            held.push(fill(&mut rb));
+            rb.make_room(MAX_READ, 0);
+        }
+        assert!(!addrs.contains(&rb.buf.as_ptr()));
+        assert_eq!(rb.spares.len(), 4);
+        // The application drops the second read's frames first: that buffer is taken back,
+        // though others are still held.
+        drop(held.remove(1));
+        let _fifth = fill(&mut rb);
+        rb.make_room(MAX_READ, 0);
+        assert_eq!(rb.buf.as_ptr(), addrs[1]);
+        // Never more than READ_SPARES are kept, however many reads are in flight.
+        for _ in 0..2 * READ_SPARES {
+            held.push(fill(&mut rb));
+            rb.make_room(MAX_READ, 0);
+        }
+        assert_eq!(rb.spares.len(), READ_SPARES);
+    }
+
+    #[test]
+    fn the_spares_are_let_go_once_reads_stop() {
+        let mut rb = ReadBuffer::default();
+        rb.make_room(MAX_READ, 0);
+        drop(fill(&mut rb));
+        rb.make_room(MAX_READ, 0);
+        assert!(!rb.spares.is_empty());
+        let n = rb.spares.len();
+        let at = rb.check_at.expect("a look is due while there are spares");
+        // A read came meanwhile: kept, looked at again later.
+        rb.read_since = true;
+        rb.on_timer(at);
+        assert_eq!(rb.spares.len(), n);
+        let again = rb.check_at.expect("looked at again");
+        assert!(again > at);
+        // Too early: nothing happens.
+        rb.on_timer(at);
+        assert_eq!(rb.spares.len(), n);
+        // No read since: let go, and no more looks.
+        rb.on_timer(again);
+        assert!(rb.spares.is_empty());
+        assert!(rb.check_at.is_none());
     }
 
     #[test]
