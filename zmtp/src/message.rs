@@ -244,8 +244,9 @@ impl Message {
         }
     }
 
-    /// The first body as a slice (an inline one without making it a frame).
+    /// The first body as a slice (an inline one without making it a frame): PUB's topic match.
     #[inline]
+    #[cfg_attr(not(feature = "sockets"), allow(dead_code))]
     pub(crate) fn first_body(&self) -> Option<&[u8]> {
         self.bodies().next()
     }
