@@ -635,17 +635,12 @@ impl Connection {
             frame::encode_header(&mut self.out, false, false, 0);
             return true;
         }
-        if let Some(body) = msg.inline_body() {
-            // One small body kept inside the message: copied, never written by reference.
-            self.out.reserve(frame::MAX_HEADER + body.len());
-            frame::encode_header(&mut self.out, false, false, body.len());
-            self.out.extend_from_slice(body);
-            return true;
-        }
         let last = msg.len() - 1;
-        for (i, body) in msg.iter().enumerate() {
-            let by_reference = body.len() >= self.zero_copy_threshold;
-            if by_reference && self.out.capacity() - self.out.len() < frame::MAX_HEADER {
+        // Bodies as slices: a small one kept inside the message (`Message::from(&[u8])`) is
+        // copied without being made a frame; only a body written by reference is taken as one.
+        for (i, body) in msg.bodies().enumerate() {
+            let by_reference = if body.len() >= self.zero_copy_threshold { msg.get(i) } else { None };
+            if by_reference.is_some() && self.out.capacity() - self.out.len() < frame::MAX_HEADER {
                 // Headers of bodies written by reference are split off one by one: give them a
                 // shared area instead of an allocation each.
                 self.out.reserve(HEADER_AREA);
@@ -653,11 +648,12 @@ impl Connection {
                 self.out.reserve(frame::MAX_HEADER);
             }
             frame::encode_header(&mut self.out, i < last, false, body.len());
-            if by_reference {
-                self.chunks.push_back((self.out.split().freeze(), false));
-                self.chunks.push_back((body.clone(), true));
-            } else {
-                self.out.extend_from_slice(body);
+            match by_reference {
+                Some(whole) => {
+                    self.chunks.push_back((self.out.split().freeze(), false));
+                    self.chunks.push_back((whole.clone(), true));
+                }
+                None => self.out.extend_from_slice(body),
             }
         }
         true
