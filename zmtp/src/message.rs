@@ -449,7 +449,10 @@ thread_local! {
 /// a `free` (PUSH→PULL 16 B, callgrind: about 150 instructions a message less, both ends); once
 /// every body in the buffer is gone, the buffer is used again from its start.
 pub(crate) fn copy_body(body: &[u8]) -> Bytes {
-    if body.is_empty() || body.len() > SMALL_BODY {
+    if body.len() > SMALL_BODY {
+        return copy_chunked(body);
+    }
+    if body.is_empty() {
         return Bytes::copy_from_slice(body);
     }
     SMALL_BODIES
@@ -464,6 +467,73 @@ pub(crate) fn copy_body(body: &[u8]) -> Bytes {
         .ok()
         .flatten()
         // The thread is ending (its buffer is gone), or this runs inside a copy (cannot be).
+        .unwrap_or_else(|| Bytes::copy_from_slice(body))
+}
+
+/// Bodies copied from a slice of [`CHUNKED_MIN`] to [`BODY_CHUNK`] octets go into this thread's
+/// chunks ([`copy_chunked`]).
+pub(crate) const CHUNKED_MIN: usize = 512;
+/// The size of one chunk of copied bodies, and the largest body copied into one.
+pub(crate) const BODY_CHUNK: usize = 64 * 1024;
+/// Chunks a thread keeps at most (8 MiB): beyond them, bodies are allocations of their own.
+pub(crate) const MAX_BODY_CHUNKS: usize = 128;
+
+/// One thread's chunks of copied bodies: the one being filled, and the filled ones, oldest
+/// first (bodies mostly go in the order they were made).
+#[derive(Default)]
+struct BodyChunks {
+    current: Option<BytesMut>,
+    filled: std::collections::VecDeque<BytesMut>,
+}
+
+impl BodyChunks {
+    /// A copy of `body` in a chunk, or `None` if every chunk (up to [`MAX_BODY_CHUNKS`]) still
+    /// holds a live body.
+    fn copy(&mut self, body: &[u8]) -> Option<Bytes> {
+        let fits = |c: &mut BytesMut| c.capacity() - c.len() >= body.len() || c.try_reclaim(BODY_CHUNK);
+        if !self.current.as_mut().is_some_and(fits) {
+            let oldest_free = self.filled.front_mut().is_some_and(|c| c.try_reclaim(BODY_CHUNK));
+            let next = if oldest_free {
+                self.filled.pop_front()?
+            } else if self.filled.len() + 1 < MAX_BODY_CHUNKS {
+                BytesMut::with_capacity(BODY_CHUNK)
+            } else {
+                // The oldest is kept alive (bodies not freed in order): the next one next time.
+                self.filled.rotate_left(1);
+                return None;
+            };
+            if let Some(full) = self.current.replace(next) {
+                self.filled.push_back(full);
+            }
+        }
+        let chunk = self.current.as_mut()?;
+        chunk.extend_from_slice(body);
+        Some(chunk.split().freeze())
+    }
+}
+
+thread_local! {
+    static BODY_CHUNKS: RefCell<BodyChunks> = RefCell::new(BodyChunks::default());
+}
+
+/// A copy of a body of [`CHUNKED_MIN`] to [`BODY_CHUNK`] octets, in one of this thread's chunks
+/// of 64 KiB, used again from its start once every body in it is gone; other sizes, and bodies
+/// that find every chunk busy, are allocations of their own. Why: a sender's bodies stay alive
+/// until written (up to SNDHWM of them queued, 256 KiB more in flight) and are freed in runs after
+/// each write; freed one by one to glibc, such a run that borders the heap's top made the top
+/// pass glibc's trim threshold (128 KiB), glibc gave it back to the kernel, and the next bodies
+/// faulted their pages in again (a sender's page faults 0.05-0.47 a message at 4 KiB). A chunk
+/// stays allocated while the thread lives: at most [`MAX_BODY_CHUNKS`] of them, and a body kept
+/// alive keeps its chunk (at most 64 KiB per body kept, as a received frame keeps its read
+/// buffer).
+fn copy_chunked(body: &[u8]) -> Bytes {
+    if body.len() < CHUNKED_MIN || body.len() > BODY_CHUNK {
+        return Bytes::copy_from_slice(body);
+    }
+    BODY_CHUNKS
+        .try_with(|cell| cell.try_borrow_mut().ok()?.copy(body))
+        .ok()
+        .flatten()
         .unwrap_or_else(|| Bytes::copy_from_slice(body))
 }
 
@@ -598,6 +668,55 @@ mod tests {
             let large = copy_body(&[7; SMALL_BODY + 1]);
             assert!(large.is_unique(), "an allocation of its own");
             assert!(copy_body(&[]).is_empty());
+        })
+        .join()
+        .expect("test thread");
+    }
+
+    /// Bodies of 512 B to 64 KiB copied from a slice share this thread's 64 KiB chunks: one after
+    /// the other, a chunk used again from its start once every body in it is gone and never while
+    /// one is alive, at most MAX_BODY_CHUNKS chunks (bodies beyond them are allocations of their
+    /// own, until chunks are free again); other sizes are allocations of their own.
+    #[test]
+    fn copied_bodies_share_chunks_reused_once_they_are_gone() {
+        // A thread of its own: no chunk yet.
+        std::thread::spawn(|| {
+            const N: usize = 4096;
+            let body = |i: usize| Message::from(&[i as u8; N][..]).frames()[0].clone();
+            let first = body(1);
+            let start = first.as_ptr();
+            let second = body(2);
+            assert_eq!(second.as_ptr(), start.wrapping_add(N), "next to the first");
+            assert!(!second.is_unique(), "in a chunk");
+            drop((first, second));
+            let per_chunk = BODY_CHUNK / N;
+            let reused = (0..per_chunk).any(|i| {
+                let b = body(i);
+                assert_eq!(&b[..], &[i as u8; N]);
+                b.as_ptr() == start
+            });
+            assert!(reused, "the chunk was used again from its start");
+
+            let kept = body(7);
+            let kept_at = kept.as_ptr();
+            for i in 0..3 * per_chunk {
+                let b = body(i);
+                assert_ne!(b.as_ptr(), kept_at, "a kept body is never overwritten");
+            }
+            assert_eq!(&kept[..], &[7; N]);
+
+            // Every chunk busy: the next body is an allocation of its own; once bodies are gone,
+            // chunks again.
+            let live: Vec<Bytes> = (0..MAX_BODY_CHUNKS * per_chunk).map(body).collect();
+            assert!(body(3).is_unique(), "beyond the chunks: an allocation of its own");
+            drop((live, kept));
+            assert!((0..2 * per_chunk).all(|i| !body(i).is_unique()), "chunks used again");
+
+            for n in [CHUNKED_MIN - 1, BODY_CHUNK + 1] {
+                assert!(copy_body(&vec![5; n]).is_unique(), "{n} octets: an allocation of its own");
+            }
+            let whole = copy_body(&vec![6; BODY_CHUNK]);
+            assert!(!whole.is_unique(), "a chunk's worth: in a chunk");
         })
         .join()
         .expect("test thread");
