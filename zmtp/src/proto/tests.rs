@@ -16,6 +16,28 @@ pub(crate) fn shuttle(from: &mut Connection, to: &mut Connection, now: Instant) 
     to.handle_input(&mut buf, now)
 }
 
+/// [`shuttle`], then every event `to` decodes from it, decoding on while it pauses at
+/// [`MAX_QUEUED_EVENTS`].
+pub(crate) fn shuttle_all(
+    from: &mut Connection,
+    to: &mut Connection,
+    now: Instant,
+) -> Result<Vec<Event>, ConnectionError> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = from.poll_transmit() {
+        buf.extend_from_slice(&chunk);
+    }
+    let mut events = Vec::new();
+    to.handle_input(&mut buf, now)?;
+    loop {
+        events.extend(std::iter::from_fn(|| to.poll_event()));
+        if !to.input_paused() {
+            return Ok(events);
+        }
+        to.handle_input(&mut buf, now)?;
+    }
+}
+
 pub(crate) fn pair(a: Config, b: Config, now: Instant) -> (Connection, Connection) {
     let mut a = Connection::new(a, now);
     let mut b = Connection::new(b, now);
@@ -248,6 +270,10 @@ fn decoding_pauses_with_max_queued_events() {
             queued += 1;
         }
         assert!(queued <= MAX_QUEUED_EVENTS, "{queued} events queued at once");
+        // What is queued at once stays in the L1 cache (each message is written into the queue
+        // and read back out).
+        let held = queued * std::mem::size_of::<Event>();
+        assert!(held <= 8 << 10, "{queued} events of {} octets queued at once", std::mem::size_of::<Event>());
         got += queued;
         if !conn.input_paused() {
             break;

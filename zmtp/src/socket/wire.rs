@@ -798,7 +798,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::proto::tests::{curve_configs, drain, pair, shuttle};
+    use crate::proto::tests::{curve_configs, drain, pair, shuttle_all};
     use crate::proto::{Config, Event, SocketType};
 
     /// Small and large, single and multipart, an empty message and empty frames, a body with a
@@ -1032,10 +1032,8 @@ mod tests {
             out.send(&mut a, &mut spare, None);
         }
         assert_eq!(spare.is_some(), a.frames_in_plaintext(), "a written run's buffer is kept");
-        shuttle(&mut a, &mut b, now).expect("traffic");
-        shuttle(&mut ref_a, &mut ref_b, now).expect("reference");
-        let got = drain(&mut b);
-        let want = drain(&mut ref_b);
+        let got = shuttle_all(&mut a, &mut b, now).expect("traffic");
+        let want = shuttle_all(&mut ref_a, &mut ref_b, now).expect("reference");
         assert_eq!(got.len(), sent.len());
         assert_eq!(got, want);
         assert!(got.iter().all(|e| matches!(e, Event::Message(_))));
