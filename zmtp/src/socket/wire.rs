@@ -688,6 +688,14 @@ impl PipeQueue {
         written.clear();
     }
 
+    /// Wakes the senders waiting for room now, before the queue is down to its low-water mark
+    /// (the engine's `EARLY_WAKE`: large bodies written). A woken sender finds room (messages
+    /// were taken since it waited) or waits again.
+    pub(crate) fn wake_senders(&self) {
+        let waiters = self.0.with_store(|w| std::mem::take(&mut w.slot.tx_waiters));
+        queue::wake_all(waiters);
+    }
+
     /// Waits for the next item; `None` once the socket's end is gone and nothing is queued.
     /// Cancel safe.
     pub(crate) async fn recv(&self) -> Option<Out> {
@@ -1002,6 +1010,34 @@ mod tests {
         assert!(second.is_unique(), "beyond the octets: freed by the connection");
         tx.try_send(Message::from(&b"last"[..])).expect("room");
         assert!(first.is_unique(), "the send took it");
+    }
+
+    /// A sender waiting for room is woken at the low-water mark, or earlier when the connection
+    /// asks (`wake_senders`, after writing large bodies); never with nothing waiting.
+    #[test]
+    fn a_waiting_sender_is_woken_early_when_asked() {
+        struct Count(std::sync::atomic::AtomicUsize);
+        impl std::task::Wake for Count {
+            fn wake(self: std::sync::Arc<Self>) {
+                self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        let count = std::sync::Arc::new(Count(0.into()));
+        let waker = std::task::Waker::from(count.clone());
+        let woken = || count.0.load(std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = channel(10);
+        for i in 0..10u8 {
+            tx.try_send(Message::from(vec![i; 100])).expect("room");
+        }
+        let mut cx = std::task::Context::from_waker(&waker);
+        assert!(tx.poll_reserve(&mut cx).is_pending());
+        assert!(rx.try_recv().is_some());
+        assert_eq!(woken(), 0, "above the low-water mark: not woken by a take");
+        rx.wake_senders();
+        assert_eq!(woken(), 1, "woken when asked");
+        assert!(tx.poll_reserve(&mut cx).is_ready(), "and finds room");
+        rx.wake_senders();
+        assert_eq!(woken(), 1, "nothing waiting: nobody woken");
     }
 
     /// What the peer decodes from messages sent through a pipe whose sender encoded them: the
