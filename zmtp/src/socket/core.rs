@@ -26,9 +26,11 @@ use super::Error;
 use crate::proto::{PeerInfo, SocketType};
 use crate::Message;
 
-/// How many times a connection yields its CPU to the send holding the socket's lock before it
-/// sleeps on the lock ([`Core::lock_yielding`]). 1, 2, 4 and 8 measured alike (one run each).
-const TAKE_YIELDS: usize = 4;
+/// How many times a connection tries the socket's lock, spinning, before it yields its CPU to
+/// the send holding it, and how many times it yields before it sleeps on the lock
+/// ([`Core::lock_yielding`]).
+const TAKE_SPINS: usize = 256;
+const TAKE_YIELDS: usize = 2;
 
 /// The shared core of one socket.
 #[derive(Debug)]
@@ -174,8 +176,9 @@ impl Core {
     }
 
     /// The lock, for a connection taking what a send staged ([`Core::take_staged`]): found held,
-    /// the connection's thread yields its CPU (`sched_yield`) and tries again, up to
-    /// [`TAKE_YIELDS`] times, before it sleeps on the lock.
+    /// the connection tries again, spinning, up to [`TAKE_SPINS`] times (a send running on the
+    /// other CPU lets go within that), then yields its CPU (`sched_yield`) up to [`TAKE_YIELDS`]
+    /// times, before it sleeps on the lock.
     ///
     /// Why: with both ends of a stream on a 2-core machine, the application that stages is often
     /// preempted in the middle of a send, holding this lock, by the very worker that then wants
@@ -184,11 +187,21 @@ impl Core {
     /// worker's own wake as it lets go of a lock taken contended) and two context switches, and
     /// the worker, woken, took a short run, wrote it, found nothing more and waited to be rung:
     /// one ring and one small write per cycle. Yielding lets the preempted send finish on that
-    /// CPU instead, and the worker then takes a long run. PUSH→PULL 16 B tcp, 2 workers,
-    /// `block_on` sender (zbench pairs, 3 alternating, load 7–8): sender `futex` calls 0.014–0.019
-    /// → 0.002 a message, writes 0.0054–0.0073 → 0.0004–0.0009, rings 0.005–0.007 → 0.0003–0.0006,
-    /// CPU 188–221 → 97–124 ns a message.
+    /// CPU instead, and the worker then takes a long run. Yielding at once, without the spin,
+    /// gave the CPU away also when the holder was running elsewhere, and the pipeline stalled
+    /// (both processes together used 0.74–1.12 cores instead of 1.17–1.71). PUSH→PULL and
+    /// DEALER→ROUTER 16 B tcp, 2 workers, `block_on` sender (zbench pairs, 3 rounds, load 3–5,
+    /// lock as before → this): sender `futex` calls 0.011–0.024 → 0.002 a message, `sendmsg`
+    /// 0.004–0.009 → 0.0003–0.0009; PUSH→PULL 2.2–3.3 → 4.3–6.5 M msg/s, sender 227–250 →
+    /// 112–116 ns a message; DEALER→ROUTER 2.9–3.1 → 4.1–4.9 M, sender 154–215 → 93–122 ns.
     fn lock_yielding(&self) -> MutexGuard<'_, State> {
+        for _ in 0..TAKE_SPINS {
+            match self.state.try_lock() {
+                Ok(state) => return state,
+                Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => std::hint::spin_loop(),
+            }
+        }
         for _ in 0..TAKE_YIELDS {
             match self.state.try_lock() {
                 Ok(state) => return state,
