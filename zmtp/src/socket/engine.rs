@@ -245,6 +245,8 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
     let mut rbuf = ReadBuffer::default();
     let mut read_size = MIN_READ;
     let mut read_since_yield = 0usize;
+    // The sender was woken early (`EARLY_WAKE`) on a current-thread runtime: yield to it.
+    let mut yield_for_sender = false;
     let mut wq = WriteQueue {
         hand_back: tokio::runtime::Handle::current().runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread,
         ..WriteQueue::default()
@@ -361,8 +363,9 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                 fatal = Some(DisconnectReason::Protocol(e));
             }
         }
-        if read_since_yield >= YIELD_AFTER {
+        if read_since_yield >= YIELD_AFTER || yield_for_sender {
             read_since_yield = 0;
+            yield_for_sender = false;
             tokio::task::yield_now().await;
         }
         if wq.has_room() {
@@ -489,7 +492,10 @@ async fn drive(session: &mut Session, conn: &mut Connection, stream: &mut Stream
                 rx.data.give_back(&mut wq.written);
                 if wq.bodies_written >= EARLY_WAKE {
                     wq.bodies_written = 0;
-                    rx.data.wake_senders();
+                    // On a current-thread runtime the woken sender runs only once this task
+                    // yields: without it, while the peer read as fast as we wrote, this task took
+                    // the whole queue before the sender could refill it.
+                    yield_for_sender |= rx.data.wake_senders() && !wq.hand_back;
                 }
             }
             Turn::Written(Err(e)) => break DisconnectReason::Io(e.to_string()),

@@ -691,9 +691,12 @@ impl PipeQueue {
     /// Wakes the senders waiting for room now, before the queue is down to its low-water mark
     /// (the engine's `EARLY_WAKE`: large bodies written). A woken sender finds room (messages
     /// were taken since it waited) or waits again.
-    pub(crate) fn wake_senders(&self) {
+    /// Whether one was waiting.
+    pub(crate) fn wake_senders(&self) -> bool {
         let waiters = self.0.with_store(|w| std::mem::take(&mut w.slot.tx_waiters));
+        let any = !waiters.is_empty();
         queue::wake_all(waiters);
+        any
     }
 
     /// Waits for the next item; `None` once the socket's end is gone and nothing is queued.
@@ -1033,10 +1036,10 @@ mod tests {
         assert!(tx.poll_reserve(&mut cx).is_pending());
         assert!(rx.try_recv().is_some());
         assert_eq!(woken(), 0, "above the low-water mark: not woken by a take");
-        rx.wake_senders();
+        assert!(rx.wake_senders());
         assert_eq!(woken(), 1, "woken when asked");
         assert!(tx.poll_reserve(&mut cx).is_ready(), "and finds room");
-        rx.wake_senders();
+        assert!(!rx.wake_senders());
         assert_eq!(woken(), 1, "nothing waiting: nobody woken");
     }
 
