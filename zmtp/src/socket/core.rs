@@ -195,17 +195,11 @@ impl Core {
     /// 0.004–0.009 → 0.0003–0.0009; PUSH→PULL 2.2–3.3 → 4.3–6.5 M msg/s, sender 227–250 →
     /// 112–116 ns a message; DEALER→ROUTER 2.9–3.1 → 4.1–4.9 M, sender 154–215 → 93–122 ns.
     fn lock_yielding(&self) -> MutexGuard<'_, State> {
-        for _ in 0..TAKE_SPINS {
+        for attempt in 0..TAKE_SPINS + TAKE_YIELDS {
             match self.state.try_lock() {
                 Ok(state) => return state,
                 Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => std::hint::spin_loop(),
-            }
-        }
-        for _ in 0..TAKE_YIELDS {
-            match self.state.try_lock() {
-                Ok(state) => return state,
-                Err(std::sync::TryLockError::Poisoned(e)) => return e.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) if attempt < TAKE_SPINS => std::hint::spin_loop(),
                 Err(std::sync::TryLockError::WouldBlock) => std::thread::yield_now(),
             }
         }
