@@ -233,7 +233,7 @@ const BURST: usize = 2000;
 async fn read_conflated(rx: &Under) {
     let who = rx.who();
     let mut seen = Vec::new();
-    within("the last message", async {
+    within(&format!("{who}: the last message"), async {
         loop {
             let m = rx.recv().await;
             let n: usize = String::from_utf8_lossy(&m[0]).parse().expect("a number");
